@@ -1,0 +1,118 @@
+"""What the assets need from the outside world, as abstract Dagster resources.
+
+``resources/`` implements each contract per environment (local folder or Kubernetes); the assets only
+see these types, so the same asset code runs on a laptop and in a cluster.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mlops_assets.model import PipelineModel
+    from mlops_assets.spec import PipelineSpec
+
+
+class ArtifactStore(dg.ConfigurableResource, ABC):
+    """Immutable data snapshots, reports and inference logs, addressed by ``/``-separated keys."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def write_table(self, key: str, table: pa.Table) -> int:
+        """Write parquet; return the bytes written."""
+
+    @abstractmethod
+    def read_table(self, key: str) -> pa.Table: ...
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where a process outside Dagster (trainer, endpoint) finds ``key``."""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One version of a registered model and the tags that trace it."""
+
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class ModelRegistry(dg.ConfigurableResource, ABC):
+    """Model versions and the ``champion``/``challenger`` aliases."""
+
+    @abstractmethod
+    def tracking_uri(self) -> str: ...
+
+    @abstractmethod
+    def by_alias(self, name: str, alias: str) -> RegisteredModel | None: ...
+
+    @abstractmethod
+    def get(self, name: str, version: str) -> RegisteredModel: ...
+
+    @abstractmethod
+    def load(self, name: str, version: str) -> PipelineModel: ...
+
+    @abstractmethod
+    def promote(self, name: str, version: str, approved_by: str) -> RegisteredModel | None:
+        """Point ``champion`` at ``version``, record who approved it; return the previous champion."""
+
+    @abstractmethod
+    def record(self, name: str, version: str, tags: dict[str, str], run_metrics: dict[str, float]) -> None:
+        """Attach tags to the version and metrics to its training run."""
+
+    @abstractmethod
+    def log_artifacts(self, run_id: str, files: dict[str, bytes], folder: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything the training process needs; plain values so it crosses a process or pod boundary."""
+
+    spec_path: str
+    train_uri: str
+    tracking_uri: str
+    artifact_root: str
+    tags: dict[str, str]
+
+
+class Trainer(dg.ConfigurableResource, ABC):
+    """Runs ``mlops_assets.training`` somewhere (a local subprocess, a GPU pod) through Dagster Pipes."""
+
+    @abstractmethod
+    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> dict[str, Any]:
+        """Return the result the training process reported (see ``training.TrainingResult``)."""
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """A running endpoint: where it answers and which model it serves."""
+
+    url: str
+    model_version: str
+    log_prefix: str
+    reference_key: str
+
+
+class EndpointDeployer(dg.ConfigurableResource, ABC):
+    """Starts the scoring server for a pipeline, or makes a running one load the new champion."""
+
+    @abstractmethod
+    def deploy(self, spec: PipelineSpec, model: RegisteredModel, log_prefix: str) -> str:
+        """Return the endpoint's URL once it answers with ``model``."""

@@ -1,0 +1,54 @@
+"""The deployable model: the fitted feature transformer, the estimator and the label encoding, as one object.
+
+It is what MLflow stores (wrapped by ``pyfunc.PipelineModelWrapper``) and what the endpoint calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlops_assets.features import Columns, FeatureTransformer
+
+
+@dataclass
+class Prediction:
+    """Model output for a batch: ``labels`` as the caller knows them, and ``proba`` for classifiers."""
+
+    labels: np.ndarray
+    proba: np.ndarray | None
+
+
+@dataclass
+class PipelineModel:
+    task: str
+    input_columns: list[str]
+    transformer: FeatureTransformer
+    estimator: Any
+    classes: list[Any] | None  # label of each class index, classification only
+
+    def predict(self, columns: Columns) -> Prediction:
+        features = self.transformer.transform(columns)
+        if self.classes is None:
+            return Prediction(labels=np.asarray(self.estimator.predict(features), dtype=float), proba=None)
+        proba = np.asarray(self.estimator.predict_proba(features), dtype=float)
+        return Prediction(labels=np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba=proba)
+
+    def encode_target(self, y: np.ndarray) -> np.ndarray:
+        """Class indices for classification targets, floats for regression."""
+        if self.classes is None:
+            return np.asarray(y, dtype=float)
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index[v] for v in np.asarray(y).tolist()])
+
+
+def fit_pipeline_model(spec, train: Columns, estimator: Any) -> PipelineModel:
+    """Fit transformer and estimator on the training split; classes are the sorted target values."""
+    y = np.asarray(train[spec.target])
+    classes = None if spec.task == "regression" else sorted(set(y.tolist()))
+    transformer = FeatureTransformer.from_spec(spec).fit(train)
+    model = PipelineModel(spec.task, spec.input_columns, transformer, estimator, classes)
+    estimator.fit(transformer.transform(train), model.encode_target(y))
+    return model

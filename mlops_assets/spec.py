@@ -1,0 +1,355 @@
+"""The pipeline spec: one YAML file describes a model's lifecycle; these models are its only definition.
+
+Field descriptions here are the spec reference: ``mlops-assets spec-reference`` renders them into the
+README, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from mlops_assets.errors import SpecError
+from mlops_assets.estimators import locate
+from mlops_assets.expressions import Expression
+from mlops_assets.metrics import METRICS, default_metrics
+
+Task = Literal["binary", "multiclass", "regression"]
+Dtype = Literal["float", "int", "str", "bool"]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec section: unknown keys are errors that list the allowed ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                allowed = ", ".join(cls.model_fields)
+                raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {allowed}")
+        return data
+
+
+def _existing_files(pattern: str, info: ValidationInfo) -> str:
+    base = Path((info.context or {}).get("base_dir", "."))
+    if not glob.glob(str(base / pattern)):
+        raise ValueError(f"no file matches {pattern!r} (relative to {base})")
+    return pattern
+
+
+class LabelsSource(SpecModel):
+    path: str = Field(description="CSV/parquet file, glob or folder of label batches, relative to the spec.")
+    id_column: str = Field(description="Column present in both the data and the labels, used to join them.")
+
+    @field_validator("path")
+    @classmethod
+    def _location_exists(cls, value: str, info: ValidationInfo) -> str:
+        """Label batches may not have arrived yet, but the folder they land in must exist."""
+        base = Path((info.context or {}).get("base_dir", "."))
+        location = base / value
+        if glob.has_magic(value):
+            location = location.parent
+        if not location.exists():
+            raise ValueError(f"{value!r} does not exist (relative to {base})")
+        return value
+
+
+class Source(SpecModel):
+    path: str = Field(description="CSV or parquet file or glob, relative to the spec file.")
+    labels: LabelsSource | None = Field(
+        default=None, description="Optional label batches joined to the data by an id column."
+    )
+
+    _validate_path = field_validator("path")(_existing_files)
+
+
+class Column(SpecModel):
+    dtype: Dtype = Field(description="float, int, str or bool; values are coerced, failures quarantined.")
+    nullable: bool = Field(default=False, description="Whether missing values are allowed.")
+    ge: float | None = Field(default=None, description="Minimum allowed value (inclusive).")
+    gt: float | None = Field(default=None, description="Minimum allowed value (exclusive).")
+    le: float | None = Field(default=None, description="Maximum allowed value (inclusive).")
+    lt: float | None = Field(default=None, description="Maximum allowed value (exclusive).")
+    isin: list[Any] | None = Field(default=None, description="Allowed values.")
+    notin: list[Any] | None = Field(default=None, description="Forbidden values.")
+    str_matches: str | None = Field(default=None, description="Regular expression every value must match.")
+
+
+class Schema(SpecModel):
+    columns: dict[str, Column] = Field(description="Every expected column, the target included.")
+    unknown_columns: Literal["reject", "drop", "keep"] = Field(
+        default="reject", description="What to do with columns the schema does not list."
+    )
+    max_quarantine_share: float = Field(
+        default=0.05, ge=0, le=1, description="Largest share of rows that may fail validation."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _not_empty(cls, value: dict[str, Column]) -> dict[str, Column]:
+        if not value:
+            raise ValueError("list at least the target and one feature column")
+        return value
+
+
+class Split(SpecModel):
+    holdout: float = Field(default=0.2, gt=0, lt=1, description="Share of rows kept out of training.")
+    seed: int = Field(default=42, description="Seed of the deterministic split.")
+
+
+class Transform(SpecModel):
+    kind: Literal["standard", "minmax", "onehot", "ordinal"] = Field(
+        description="standard/minmax scale numbers; onehot/ordinal encode categories."
+    )
+    columns: list[str] = Field(min_length=1, description="Columns (schema or derived) the transform reads.")
+    categories: dict[str, list[Any]] | None = Field(
+        default=None, description="ordinal only: the ordered categories per column (default: sorted)."
+    )
+
+
+class Features(SpecModel):
+    derived: dict[str, str] = Field(
+        default_factory=dict,
+        description="New numeric columns by expression over other columns, e.g. `ratio: a / b`.",
+    )
+    transforms: list[Transform] | None = Field(
+        default=None,
+        description="Transforms; columns not named pass through. Default: standard-scale numbers, "
+        "one-hot strings.",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Schema columns that are not features (ids, timestamps)."
+    )
+
+
+class TorchModel(SpecModel):
+    hidden_layers: list[int] = Field(default=[64, 32], description="Width of each hidden layer of the MLP.")
+    epochs: int = Field(default=30, ge=1, description="Passes over the training set.")
+    batch_size: int = Field(default=64, ge=1, description="Rows per gradient step.")
+    learning_rate: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto picks CUDA if present.")
+    seed: int = Field(default=0, description="Seed for weights and batch order.")
+
+
+class Model(SpecModel):
+    estimator: str | None = Field(
+        default=None, description="Import path of a scikit-learn compatible estimator class."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
+    torch: TorchModel | None = Field(default=None, description="Train a torch MLP instead of an estimator.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Model:
+        if (self.estimator is None) == (self.torch is None):
+            raise ValueError("set exactly one of 'estimator' or 'torch'")
+        if self.torch is not None and self.params:
+            raise ValueError("'params' belongs to 'estimator'; torch settings go under 'torch'")
+        return self
+
+    @field_validator("estimator")
+    @classmethod
+    def _importable(cls, value: str | None) -> str | None:
+        if value is not None:
+            locate(value)
+        return value
+
+
+class Gate(SpecModel):
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Absolute bound per metric: a minimum where higher is better, else a maximum.",
+    )
+    min_gain: dict[str, float] = Field(
+        default_factory=dict,
+        description="Least improvement over the champion per metric, in its better direction "
+        "(negative allows a small regression).",
+    )
+
+
+class Evaluation(SpecModel):
+    metrics: list[str] | None = Field(default=None, description="Metrics to report (default per task).")
+    gate: Gate = Field(default_factory=Gate, description="Conditions the challenger must meet to deploy.")
+
+
+class Deployment(SpecModel):
+    strategy: Literal["replace"] = Field(
+        default="replace", description="replace: move `champion` to the gated challenger atomically."
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
+    port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
+
+
+class Monitoring(SpecModel):
+    window: int = Field(default=500, ge=1, description="Newest logged requests compared to the reference.")
+    min_rows: int = Field(default=50, ge=1, description="Fewer logged requests than this: no verdict yet.")
+    bins: int = Field(default=10, ge=2, le=100, description="Quantile bins fixed on the reference (PSI).")
+    psi_threshold: float = Field(default=0.2, gt=0, description="PSI above which a feature has drifted.")
+    ks_alpha: float = Field(
+        default=0.05, gt=0, lt=1, description="Family-wise level of the Bonferroni-corrected KS tests."
+    )
+
+
+class PipelineSpec(SpecModel):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Pipeline name: asset group and key prefix.")
+    description: str = Field(default="", description="Free text shown in the Dagster UI.")
+    task: Task = Field(description="binary, multiclass or regression.")
+    target: str = Field(description="Column to predict; must be in the schema.")
+    id_column: str | None = Field(default=None, description="Row id column (never a feature).")
+    source: Source = Field(description="Where the training data comes from.")
+    schema_: Schema = Field(alias="schema", description="Columns, types and checks (pandera).")
+    split: Split = Field(default_factory=Split, description="Train/holdout split.")
+    features: Features = Field(default_factory=Features, description="Feature engineering.")
+    model: Model = Field(description="What to train.")
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="Metrics and the deploy gate.")
+    deployment: Deployment = Field(default_factory=Deployment, description="How the model is rolled out.")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Drift detection on traffic.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = [f.alias or name for name, f in cls.model_fields.items()]
+            unknown = sorted(set(data) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineSpec:
+        columns = self.schema_.columns
+        if self.target not in columns:
+            raise ValueError(f"target {self.target!r} is not a schema column")
+        if self.id_column is not None and self.id_column not in columns:
+            raise ValueError(f"id_column {self.id_column!r} is not a schema column")
+        if self.source.labels is not None and self.source.labels.id_column not in columns:
+            raise ValueError(
+                f"source.labels.id_column {self.source.labels.id_column!r} is not a schema column"
+            )
+        known = set(columns) - self.non_features
+        for name, source in self.features.derived.items():
+            try:
+                missing = Expression.parse(source).columns - known
+            except ValueError as exc:
+                raise ValueError(f"features.derived.{name}: {exc}") from None
+            if missing:
+                raise ValueError(f"features.derived.{name}: {sorted(missing)} are not feature columns")
+            known.add(name)
+        for i, transform in enumerate(self.features.transforms or []):
+            unknown = [c for c in transform.columns if c not in known or c in self.non_features]
+            if unknown:
+                raise ValueError(f"features.transforms.{i}.columns: {unknown} are not feature columns")
+        for column in self.feature_columns:
+            if column in columns and columns[column].dtype == "str" and column not in self.encoded_columns:
+                raise ValueError(f"feature {column!r} is a string: give it an onehot or ordinal transform")
+        allowed = METRICS_BY_TASK[self.task]
+        for field, names in (
+            ("evaluation.metrics", self.metrics),
+            ("evaluation.gate.thresholds", list(self.evaluation.gate.thresholds)),
+            ("evaluation.gate.min_gain", list(self.evaluation.gate.min_gain)),
+        ):
+            bad = [m for m in names if m not in allowed]
+            if bad:
+                raise ValueError(f"{field}: {bad} not available for task {self.task!r}; allowed: {allowed}")
+        return self
+
+    @property
+    def non_features(self) -> set[str]:
+        return {self.target, *([self.id_column] if self.id_column else []), *self.features.exclude}
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Input columns of the model in a fixed order: schema columns, then derived ones."""
+        base = [c for c in self.schema_.columns if c not in self.non_features]
+        return base + list(self.features.derived)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns a scoring request must carry (the schema's features, before derivation)."""
+        return [c for c in self.schema_.columns if c not in self.non_features]
+
+    @property
+    def encoded_columns(self) -> set[str]:
+        if self.features.transforms is None:
+            return {c for c, col in self.schema_.columns.items() if col.dtype == "str"}
+        return {c for t in self.features.transforms if t.kind in ("onehot", "ordinal") for c in t.columns}
+
+    @property
+    def metrics(self) -> list[str]:
+        return self.evaluation.metrics or default_metrics(self.task)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def spec_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+METRICS_BY_TASK = {task: [m for m, info in METRICS.items() if task in info.tasks] for task in Task.__args__}
+
+
+def load_spec(path: str | Path) -> tuple[PipelineSpec, Path]:
+    """Read and validate one spec; return it with its folder, against which its paths resolve."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(str(path), ["file does not exist"]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise SpecError(str(path), ["the top level must be a mapping of fields"])
+    try:
+        spec = PipelineSpec.model_validate(raw, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        raise SpecError(str(path), [_describe(err) for err in exc.errors()]) from None
+    return spec, path.parent.resolve()
+
+
+def load_specs(folder: str | Path) -> list[tuple[PipelineSpec, Path]]:
+    """Every ``*.yaml``/``*.yml`` spec in ``folder``; all problems of all files are reported together."""
+    specs, problems = [], []
+    for path in sorted(Path(folder).glob("*.y*ml")):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SpecError(str(folder), problems)
+    names = [spec.name for spec, _ in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SpecError(str(folder), [f"pipeline name(s) used twice: {duplicates}"])
+    return specs
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join("schema" if part == "schema_" else str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "required field is missing"
+    return f"{loc}: {message}"
