@@ -75,54 +75,6 @@ class FeatureTransformer:
 
     @property
     def output_names(self) -> list[str]:
-        if self.kind == "onehot":
-            return [f"{self.column}={c}" for c in self.categories or []]
-        return [self.column]
-
-
-@dataclass
-class FeatureTransformer:
-    """Derived columns, then one step per feature column, in the spec's column order.
-
-    Numeric columns: missing values are filled with the training mean, then scaled as declared.
-    Categorical columns: categories are learnt in ``fit`` (or given, for ordinal); an unseen category
-    encodes as all zeros (onehot) or -1 (ordinal) instead of failing the request.
-    """
-
-    derived: dict[str, str]
-    steps: list[_Step]
-    _expressions: dict[str, Expression] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._expressions = {name: Expression.parse(src) for name, src in self.derived.items()}
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"derived": self.derived, "steps": self.steps}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.derived, self.steps = state["derived"], state["steps"]
-        self.__post_init__()
-
-    @classmethod
-    def from_spec(cls, spec) -> FeatureTransformer:
-        kinds: dict[str, tuple[str, list[Any] | None]] = {}
-        for transform in spec.features.transforms or _default_transforms(spec):
-            for column in transform.columns:
-                given = (transform.categories or {}).get(column)
-                kinds[column] = (transform.kind, given)
-        steps = [_Step(column, *kinds.get(column, ("passthrough", None))) for column in spec.feature_columns]
-        return cls(derived=dict(spec.features.derived), steps=steps)
-
-    @property
-    def input_columns(self) -> list[str]:
-        derived = set(self.derived)
-        needed = {c for e in self._expressions.values() for c in e.columns} - derived
-        return [s.column for s in self.steps if s.column not in derived] + sorted(
-            needed - {s.column for s in self.steps}
-        )
-
-    @property
-    def output_names(self) -> list[str]:
         return [name for step in self.steps for name in step.output_names]
 
     def fit(self, columns: Columns) -> FeatureTransformer:
