@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mlops_assets.model import PipelineModel
-    from mlops_assets.spec import PipelineSpec
+    from mlops_assets.training import TrainingRequest
 
 
 class ArtifactStore(dg.ConfigurableResource, ABC):
@@ -61,6 +61,10 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
     def tracking_uri(self) -> str: ...
 
     @abstractmethod
+    def experiment(self, name: str) -> str:
+        """Id of the pipeline's experiment, created on first use."""
+
+    @abstractmethod
     def by_alias(self, name: str, alias: str) -> RegisteredModel | None: ...
 
     @abstractmethod
@@ -81,17 +85,6 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
     def log_artifacts(self, run_id: str, files: dict[str, bytes], folder: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class TrainingRequest:
-    """Everything the training process needs; plain values so it crosses a process or pod boundary."""
-
-    spec_path: str
-    train_uri: str
-    tracking_uri: str
-    artifact_root: str
-    tags: dict[str, str]
-
-
 class Trainer(dg.ConfigurableResource, ABC):
     """Runs ``mlops_assets.training`` somewhere (a local subprocess, a GPU pod) through Dagster Pipes."""
 
@@ -100,19 +93,9 @@ class Trainer(dg.ConfigurableResource, ABC):
         """Return the result the training process reported (see ``training.TrainingResult``)."""
 
 
-@dataclass(frozen=True)
-class EndpointState:
-    """A running endpoint: where it answers and which model it serves."""
-
-    url: str
-    model_version: str
-    log_prefix: str
-    reference_key: str
-
-
 class EndpointDeployer(dg.ConfigurableResource, ABC):
     """Starts the scoring server for a pipeline, or makes a running one load the new champion."""
 
     @abstractmethod
-    def deploy(self, spec: PipelineSpec, model: RegisteredModel, log_prefix: str) -> str:
-        """Return the endpoint's URL once it answers with ``model``."""
+    def deploy(self, spec_path: str, model: RegisteredModel, log_uri: str) -> str:
+        """Return the endpoint's URL once it answers with ``model``; raise if it does not."""

@@ -103,9 +103,7 @@ class FeatureTransformer:
             x = values[step.column]
             if step.kind == "onehot":
                 cats = np.asarray(_as_categories(x), dtype=object)
-                blocks.append(
-                    (cats[:, None] == np.asarray(step.categories, dtype=object)[None, :]).astype(float)
-                )
+                blocks.append((cats[:, None] == np.asarray(step.categories, dtype=object)[None, :]).astype(float))
             elif step.kind == "ordinal":
                 index = {c: i for i, c in enumerate(step.categories or [])}
                 blocks.append(np.array([index.get(v, -1) for v in _as_categories(x)], dtype=float)[:, None])
@@ -126,16 +124,10 @@ def _default_transforms(spec) -> list:
     from mlops_assets.spec import Transform
 
     numeric = [
-        c
-        for c in spec.feature_columns
-        if spec.schema_.columns.get(c) is None or spec.schema_.columns[c].dtype != "str"
+        c for c in spec.feature_columns if spec.schema_.columns.get(c) is None or spec.schema_.columns[c].dtype != "str"
     ]
     strings = [c for c in spec.feature_columns if c not in numeric]
-    return [
-        Transform(kind=kind, columns=cols)
-        for kind, cols in (("standard", numeric), ("onehot", strings))
-        if cols
-    ]
+    return [Transform(kind=kind, columns=cols) for kind, cols in (("standard", numeric), ("onehot", strings)) if cols]
 
 
 def _as_float(x: Any) -> np.ndarray:
@@ -147,7 +139,4 @@ def _as_float(x: Any) -> np.ndarray:
 
 def _as_categories(x: Any) -> Sequence[Any]:
     """Categories compare as strings, so a JSON ``1`` and a CSV ``"1"`` are the same category."""
-    return [
-        None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-        for v in np.asarray(x).tolist()
-    ]
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in np.asarray(x).tolist()]

@@ -36,6 +36,15 @@ class PipelineModel:
         proba = np.asarray(self.estimator.predict_proba(features), dtype=float)
         return Prediction(labels=np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba=proba)
 
+    def evaluate(self, frame, target: str, metric_names: list[str]) -> dict[str, float]:
+        """The named metrics on ``frame``, which carries the ``target`` column."""
+        from mlops_assets.metrics import compute_metrics
+
+        prediction = self.predict(frame)
+        y = self.encode_target(np.asarray(frame[target]))
+        labels = prediction.labels if self.classes is None else self.encode_target(prediction.labels)
+        return compute_metrics(metric_names, y, labels, prediction.proba)
+
     def encode_target(self, y: np.ndarray) -> np.ndarray:
         """Class indices for classification targets, floats for regression."""
         if self.classes is None:

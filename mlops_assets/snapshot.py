@@ -57,9 +57,7 @@ def read_source(spec, base_dir: Path) -> SourceRead:
     label_frame, label_files = read_files(labels.path, base_dir)
     key = labels.id_column
     if label_frame.empty:
-        return SourceRead(
-            frame.iloc[:0].assign(**{spec.target: pd.Series(dtype=object)}), files, len(frame), []
-        )
+        return SourceRead(frame.iloc[:0].assign(**{spec.target: pd.Series(dtype=object)}), files, len(frame), [])
     for name, part in (("data", frame), ("labels", label_frame)):
         if key not in part.columns:
             raise DataError(f"{spec.name}: the {name} have no id column {key!r}")

@@ -132,8 +132,7 @@ class Features(SpecModel):
     )
     transforms: list[Transform] | None = Field(
         default=None,
-        description="Transforms; columns not named pass through. Default: standard-scale numbers, "
-        "one-hot strings.",
+        description="Transforms; columns not named pass through. Default: standard-scale numbers, one-hot strings.",
     )
     exclude: list[str] = Field(
         default_factory=list, description="Schema columns that are not features (ids, timestamps)."
@@ -150,9 +149,7 @@ class TorchModel(SpecModel):
 
 
 class Model(SpecModel):
-    estimator: str | None = Field(
-        default=None, description="Import path of a scikit-learn compatible estimator class."
-    )
+    estimator: str | None = Field(default=None, description="Import path of a scikit-learn compatible estimator class.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
     torch: TorchModel | None = Field(default=None, description="Train a torch MLP instead of an estimator.")
 
@@ -231,9 +228,7 @@ class PipelineSpec(SpecModel):
             allowed = [f.alias or name for name, f in cls.model_fields.items()]
             unknown = sorted(set(data) - set(allowed))
             if unknown:
-                raise ValueError(
-                    f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
-                )
+                raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
         return data
 
     @model_validator(mode="after")
@@ -244,9 +239,7 @@ class PipelineSpec(SpecModel):
         if self.id_column is not None and self.id_column not in columns:
             raise ValueError(f"id_column {self.id_column!r} is not a schema column")
         if self.source.labels is not None and self.source.labels.id_column not in columns:
-            raise ValueError(
-                f"source.labels.id_column {self.source.labels.id_column!r} is not a schema column"
-            )
+            raise ValueError(f"source.labels.id_column {self.source.labels.id_column!r} is not a schema column")
         known = set(columns) - self.non_features
         for name, source in self.features.derived.items():
             try:
@@ -312,8 +305,8 @@ class PipelineSpec(SpecModel):
 METRICS_BY_TASK = {task: [m for m, info in METRICS.items() if task in info.tasks] for task in Task.__args__}
 
 
-def load_spec(path: str | Path) -> tuple[PipelineSpec, Path]:
-    """Read and validate one spec; return it with its folder, against which its paths resolve."""
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Read and validate one spec; its relative paths resolve against its folder."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -327,15 +320,16 @@ def load_spec(path: str | Path) -> tuple[PipelineSpec, Path]:
         spec = PipelineSpec.model_validate(raw, context={"base_dir": path.parent})
     except ValidationError as exc:
         raise SpecError(str(path), [_describe(err) for err in exc.errors()]) from None
-    return spec, path.parent.resolve()
+    return spec
 
 
 def load_specs(folder: str | Path) -> list[tuple[PipelineSpec, Path]]:
-    """Every ``*.yaml``/``*.yml`` spec in ``folder``; all problems of all files are reported together."""
+    """Every ``*.yaml``/``*.yml`` spec in ``folder`` with its resolved path; all problems of all files are
+    reported together."""
     specs, problems = [], []
     for path in sorted(Path(folder).glob("*.y*ml")):
         try:
-            specs.append(load_spec(path))
+            specs.append((load_spec(path), path.resolve()))
         except SpecError as exc:
             problems.append(str(exc))
     if problems:

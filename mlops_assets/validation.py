@@ -35,14 +35,8 @@ def build_schema(spec, with_checks: bool = True):
             ("str_matches", column.str_matches),
         )
         checks = [getattr(pa.Check, check)(value) for check, value in bounds if value is not None]
-        dtype = (
-            "Int64"
-            if column.dtype == "int" and column.nullable
-            else _PANDAS_DTYPES.get(column.dtype, "int64")
-        )
-        columns[name] = pa.Column(
-            dtype, checks=checks if with_checks else [], nullable=column.nullable, coerce=True
-        )
+        dtype = "Int64" if column.dtype == "int" and column.nullable else _PANDAS_DTYPES.get(column.dtype, "int64")
+        columns[name] = pa.Column(dtype, checks=checks if with_checks else [], nullable=column.nullable, coerce=True)
     strict = {"reject": True, "drop": "filter", "keep": False}[spec.schema_.unknown_columns]
     return pa.DataFrameSchema(columns, strict=strict)
 
@@ -78,17 +72,11 @@ def _row_failures(spec, schema, frame: pd.DataFrame) -> pd.Series:
     table_level = cases[cases["index"].isna()]
     if not table_level.empty:
         problems = "; ".join(
-            sorted(
-                {_describe_table_failure(r.check, r.column, r.failure_case) for r in table_level.itertuples()}
-            )
+            sorted({_describe_table_failure(r.check, r.column, r.failure_case) for r in table_level.itertuples()})
         )
         raise DataError(f"{spec.name}: the data does not fit the schema as a whole ({problems})")
     reasons = (
-        cases["column"].astype(str)
-        + ": "
-        + cases["check"].astype(str)
-        + " got "
-        + cases["failure_case"].astype(str)
+        cases["column"].astype(str) + ": " + cases["check"].astype(str) + " got " + cases["failure_case"].astype(str)
     )
     return pd.Series(reasons.to_numpy(), index=cases["index"].astype(int).to_numpy())
 

@@ -1,0 +1,11 @@
+"""The Dagster code location: every spec under ``MLOPS_PIPELINES`` (default ``pipelines/``).
+
+``dagster dev -w workspace.yaml`` and ``dagster asset materialize -f definitions.py`` load this file. It
+imports neither torch nor mlflow: the assets load them when they run.
+"""
+
+from mlops_assets.definitions import build_definitions
+from mlops_assets.layout import LocalLayout
+from resources import local_resources
+
+defs = build_definitions(resources=local_resources(LocalLayout.from_env()))

@@ -1,0 +1,158 @@
+"""``mlops-assets``: check specs, serve a model, replay traffic, show what is deployed.
+
+User mistakes (a bad spec, a bad file) print one message and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mlops_assets.endpoint_state import running_url, stop
+from mlops_assets.errors import MlopsError
+from mlops_assets.layout import LocalLayout
+from mlops_assets.spec import load_spec, load_specs
+
+
+def _validate(args: argparse.Namespace) -> int:
+    for path in args.paths:
+        specs = load_specs(path) if Path(path).is_dir() else [(load_spec(path), Path(path))]
+        for spec, spec_path in specs:
+            from mlops_assets.training import make_estimator
+
+            make_estimator(spec, str(spec_path))  # imports the estimator and checks its parameters
+            print(f"ok: {spec_path} (pipeline {spec.name}, {len(spec.feature_columns)} features)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    import uvicorn
+
+    from mlops_assets.inference_log import InferenceLogWriter, log_schema
+    from mlops_assets.server import champion_loader, create_app
+
+    spec = load_spec(args.spec)
+    dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
+    tracking_uri = args.tracking_uri or LocalLayout.from_env().tracking_uri
+    log_dir = Path(args.log_dir or LocalLayout.from_env().data / spec.name / "inference_log")
+    writer = InferenceLogWriter(log_dir, log_schema(dtypes, spec.task))
+    app = create_app(
+        spec.name,
+        dtypes,
+        champion_loader(spec.name, tracking_uri),
+        writer,
+        admin_token=os.environ.get("MLOPS_ADMIN_TOKEN"),
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    url = f"http://{args.host}:{sock.getsockname()[1]}"
+    if args.state_file:
+        Path(args.state_file).write_text(json.dumps({"pid": os.getpid(), "url": url}))
+    print(f"serving {spec.name} (champion) at {url}, logging to {log_dir}", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from mlops_assets.traffic import replay
+
+    spec = load_spec(args.spec)
+    url = running_url(LocalLayout.from_env().endpoints, spec.name)
+    if url is None:
+        raise MlopsError(f"no endpoint is running for {spec.name}: materialize {spec.name}/deployed_endpoint first")
+    shifts = dict(item.split("=", 1) for item in args.shift)
+    sent = replay(
+        spec,
+        Path(args.spec).parent,
+        url,
+        rows=args.rows,
+        batch=args.batch,
+        shifts={k: float(v) for k, v in shifts.items()},
+        seed=args.seed,
+    )
+    print(f"sent {sent} rows to {url}" + (f" with {args.shift}" if args.shift else ""))
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    for spec, _ in load_specs(args.pipelines):
+        if stop(LocalLayout.from_env().endpoints, spec.name):
+            print(f"stopped the {spec.name} endpoint")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mlops_assets.status import describe
+
+    print(describe(load_specs(args.pipelines), LocalLayout.from_env()))
+    return 0
+
+
+def _spec_reference(args: argparse.Namespace) -> int:
+    from mlops_assets.spec_reference import render
+
+    print(render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check specs (files or folders) without running anything")
+    validate.add_argument("paths", nargs="+")
+    validate.set_defaults(run=_validate)
+
+    serve = commands.add_parser("serve", help="serve a pipeline's champion (MLflow scoring protocol)")
+    serve.add_argument("spec", help="path of the pipeline's spec")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    serve.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the local one)")
+    serve.add_argument("--log-dir", help="inference log folder (default: under MLOPS_HOME)")
+    serve.add_argument("--state-file", help="write {pid, url} here once listening")
+    serve.set_defaults(run=_serve)
+
+    replay = commands.add_parser("replay", help="send rows of the pipeline's own data to its endpoint")
+    replay.add_argument("spec")
+    replay.add_argument("--rows", type=int, default=200)
+    replay.add_argument("--batch", type=int, default=1, help="rows per request")
+    replay.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="COLUMN=FACTOR",
+        help="multiply a numeric column, to simulate drift (repeatable)",
+    )
+    replay.add_argument("--seed", type=int, default=0)
+    replay.set_defaults(run=_replay)
+
+    for name, run, text in (
+        ("status", _status, "champion, metrics and latest drift per pipeline"),
+        ("stop", _stop, "stop the local endpoints"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("pipelines", nargs="?", default="pipelines")
+        command.set_defaults(run=run)
+
+    reference = commands.add_parser("spec-reference", help="print the spec reference (Markdown)")
+    reference.set_defaults(run=_spec_reference)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

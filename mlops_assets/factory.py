@@ -1,0 +1,360 @@
+"""Spec to Dagster: six assets per pipeline, keyed ``<pipeline>/<asset>``, in a group named after it.
+
+The assets are thin: they read and write through the contracts (artifact store, registry, trainer,
+deployer) and call the pure modules for the work. Heavy libraries load inside the asset bodies, so
+loading the code location stays cheap.
+"""
+
+import base64
+import getpass
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
+from mlops_assets.provenance import code_version
+from mlops_assets.records import EndpointState, EvaluationReport, FeatureSet, RawSnapshot, TrainedModel
+from mlops_assets.spec import PipelineSpec
+
+ASSET_NAMES = (
+    "raw_data",
+    "validated_features",
+    "trained_model",
+    "evaluation_report",
+    "deployed_endpoint",
+    "drift_report",
+)
+TRIGGER_TAG = "mlops/trigger"
+APPROVER_TAG = "mlops/approved_by"
+
+
+def _image(png: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.AssetsDefinition]:
+    """The six assets of one spec, with their checks."""
+    base_dir = spec_path.parent
+    key = {name: dg.AssetKey([spec.name, name]) for name in ASSET_NAMES}
+    common = {"group_name": spec.name, "code_version": spec.spec_hash}
+
+    @dg.asset(key=key["raw_data"], description=f"Immutable snapshot of {spec.source.path}.", **common)
+    def raw_data(context: dg.AssetExecutionContext, store: ArtifactStore):
+        import pyarrow as pa
+
+        from mlops_assets.snapshot import content_hash, read_source
+
+        source = read_source(spec, base_dir)
+        digest = content_hash(source.frame)
+        snapshot_key = f"{spec.name}/raw/{digest}.parquet"
+        new = not store.exists(snapshot_key)
+        size = store.write_table(snapshot_key, pa.Table.from_pandas(source.frame, preserve_index=False)) if new else 0
+        context.log.info(f"{'wrote' if new else 'reused'} snapshot {snapshot_key}")
+        return dg.Output(
+            RawSnapshot(snapshot_key, digest, len(source.frame)),
+            data_version=dg.DataVersion(digest),
+            metadata={
+                "rows": len(source.frame),
+                "columns": len(source.frame.columns),
+                "content_hash": digest,
+                "bytes_written": size,
+                "new_snapshot": new,
+                "snapshot": dg.MetadataValue.path(store.uri(snapshot_key)),
+                "source_files": dg.MetadataValue.json(source.files),
+                "label_files": dg.MetadataValue.json(source.label_files),
+                "rows_waiting_for_labels": source.unlabeled_rows,
+            },
+        )
+
+    @dg.asset(
+        key=key["validated_features"],
+        description="Rows that pass the schema, split into train and holdout; failing rows quarantined.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "rows_accounted_for",
+                asset=key["validated_features"],
+                description="rows in = rows kept + rows quarantined",
+            ),
+            dg.AssetCheckSpec(
+                "quarantine_share",
+                asset=key["validated_features"],
+                blocking=True,
+                description=f"at most {spec.schema_.max_quarantine_share:.1%} of rows quarantined",
+            ),
+        ],
+        **common,
+    )
+    def validated_features(context: dg.AssetExecutionContext, store: ArtifactStore, raw_data: RawSnapshot):
+        import pyarrow as pa
+
+        from mlops_assets.validation import split_holdout, validate
+
+        frame = store.read_table(raw_data.key).to_pandas()
+        result = validate(spec, frame)
+        version = f"{raw_data.content_hash}-{spec.spec_hash[:8]}"
+        prefix = f"{spec.name}/features/{version}"
+        train, holdout = split_holdout(result.kept, spec.split.holdout, spec.split.seed)
+        for name, part in (("train", train), ("holdout", holdout)):
+            store.write_table(f"{prefix}/{name}.parquet", pa.Table.from_pandas(part, preserve_index=False))
+        quarantine_key = None
+        if len(result.quarantined):
+            quarantine_key = f"{prefix}/quarantine.parquet"
+            store.write_table(
+                quarantine_key, pa.Table.from_pandas(result.quarantined.astype(str), preserve_index=False)
+            )
+            context.log.warning(f"{len(result.quarantined)} rows quarantined in {store.uri(quarantine_key)}")
+        kept, quarantined = len(result.kept), len(result.quarantined)
+        share = quarantined / max(len(frame), 1)
+        yield dg.Output(
+            FeatureSet(
+                version,
+                f"{prefix}/train.parquet",
+                f"{prefix}/holdout.parquet",
+                quarantine_key,
+                raw_data.content_hash,
+            ),
+            data_version=dg.DataVersion(version),
+            metadata={
+                "rows_in": len(frame),
+                "rows_kept": kept,
+                "rows_quarantined": quarantined,
+                "train_rows": len(train),
+                "holdout_rows": len(holdout),
+                "failures_by_check": dg.MetadataValue.json(result.failures_by_check),
+                "quarantine": dg.MetadataValue.path(store.uri(quarantine_key)) if quarantine_key else "none",
+                "dataset_hash": raw_data.content_hash,
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="rows_accounted_for",
+            passed=len(frame) == kept + quarantined,
+            metadata={"rows_in": len(frame), "rows_kept": kept, "rows_quarantined": quarantined},
+        )
+        yield dg.AssetCheckResult(
+            check_name="quarantine_share",
+            passed=share <= spec.schema_.max_quarantine_share,
+            metadata={"share": share, "threshold": spec.schema_.max_quarantine_share},
+        )
+
+    @dg.asset(
+        key=key["trained_model"],
+        description=f"{spec.model.estimator or 'torch MLP'} trained and registered in MLflow as `challenger`.",
+        **common,
+    )
+    def trained_model(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        trainer: Trainer,
+        validated_features: FeatureSet,
+    ):
+        from mlops_assets.training import TrainingRequest
+
+        trigger = context.run.tags.get(TRIGGER_TAG, "manual")
+        tags = {
+            "dataset_hash": validated_features.dataset_hash,
+            "features_version": validated_features.version,
+            "reference_key": validated_features.train_key,
+            "spec_hash": spec.spec_hash,
+            "trigger": trigger,
+            "dagster_run_id": context.run_id,
+            **code_version(base_dir),
+        }
+        request = TrainingRequest(
+            spec_path=str(spec_path),
+            train_uri=store.uri(validated_features.train_key),
+            tracking_uri=registry.tracking_uri(),
+            experiment_id=registry.experiment(spec.name),
+            tags=tags,
+        )
+        result = trainer.train(context, request)
+        return dg.Output(
+            TrainedModel(spec.name, result["version"], result["run_id"], validated_features, trigger),
+            metadata={
+                "model_version": result["version"],
+                "mlflow_run_id": result["run_id"],
+                "device": result["device"],
+                "training_seconds": result["seconds"],
+                "params": dg.MetadataValue.json(result["params"]),
+                **{k: float(v) for k, v in result["train_metrics"].items()},
+                **tags,
+            },
+        )
+
+    @dg.asset(
+        key=key["evaluation_report"],
+        description="Challenger vs champion on the same holdout; the gate decides deployment.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "gate",
+                asset=key["evaluation_report"],
+                blocking=True,
+                description="thresholds and minimum gain over the champion",
+            )
+        ],
+        **common,
+    )
+    def evaluation_report(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        trained_model: TrainedModel,
+    ):
+        from mlops_assets.gate import evaluate_gate
+        from mlops_assets.model_card import model_card
+
+        holdout = store.read_table(trained_model.features.holdout_key).to_pandas()
+        challenger = registry.load(spec.name, trained_model.version)
+        metrics = challenger.evaluate(holdout, spec.target, spec.metrics)
+        champion = registry.by_alias(spec.name, "champion")
+        champion_metrics = None
+        if champion is not None and champion.version != trained_model.version:
+            champion_metrics = registry.load(spec.name, champion.version).evaluate(holdout, spec.target, spec.metrics)
+        gate = evaluate_gate(spec.evaluation.gate.thresholds, spec.evaluation.gate.min_gain, metrics, champion_metrics)
+        report = EvaluationReport(
+            trained_model,
+            metrics,
+            champion.version if champion_metrics else None,
+            champion_metrics,
+            gate.passed,
+            gate.reasons,
+        )
+        plots = _plots(challenger, holdout, spec)
+        tags = registry.get(spec.name, trained_model.version).tags
+        card = model_card(spec, report, tags)
+        prefix = f"{spec.name}/reports/evaluation/v{trained_model.version}"
+        for filename, data in {**plots, "model_card.md": card.encode()}.items():
+            store.write_bytes(f"{prefix}/{filename}", data)
+        registry.log_artifacts(trained_model.run_id, {**plots, "model_card.md": card.encode()}, "evaluation")
+        registry.record(
+            spec.name,
+            trained_model.version,
+            {"gate": "passed" if gate.passed else "failed"},
+            {f"holdout_{k}": v for k, v in metrics.items()},
+        )
+        context.log.info("gate " + ("passed" if gate.passed else "FAILED") + ": " + "; ".join(gate.reasons))
+        yield dg.Output(
+            report,
+            metadata={
+                "model_version": trained_model.version,
+                "champion_version": report.champion_version or "none",
+                **{f"holdout_{k}": v for k, v in metrics.items()},
+                **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
+                "plots": dg.MetadataValue.md("\n\n".join(_image(png, name) for name, png in plots.items())),
+                "model_card": dg.MetadataValue.md(card),
+                "report_folder": dg.MetadataValue.path(store.uri(prefix)),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="gate",
+            passed=gate.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "conditions": dg.MetadataValue.md("\n".join(f"- {r}" for r in gate.reasons) or "none"),
+                **{f"threshold_{k}": v for k, v in spec.evaluation.gate.thresholds.items()},
+                **{f"observed_{k}": v for k, v in metrics.items()},
+            },
+        )
+
+    @dg.asset(
+        key=key["deployed_endpoint"],
+        description="The gated challenger promoted to `champion` and served by the endpoint.",
+        **common,
+    )
+    def deployed_endpoint(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        deployer: EndpointDeployer,
+        evaluation_report: EvaluationReport,
+    ):
+        model = evaluation_report.model
+        if not evaluation_report.gate_passed:
+            # The blocking gate check already stops this in the same run; this guards later runs too.
+            raise dg.Failure(
+                f"version {model.version} failed the gate; the champion stays where it was",
+                metadata={"reasons": dg.MetadataValue.json(evaluation_report.gate_reasons)},
+            )
+        approved_by = context.run.tags.get(APPROVER_TAG) or f"gate:auto (run started by {getpass.getuser()})"
+        previous = registry.promote(spec.name, model.version, approved_by)
+        log_key = f"{spec.name}/inference_log"
+        url = deployer.deploy(str(spec_path), registry.get(spec.name, model.version), store.uri(log_key))
+        context.log.info(f"{spec.name} v{model.version} is champion and served at {url}")
+        return dg.Output(
+            EndpointState(
+                url,
+                model.version,
+                log_key,
+                model.features.train_key,
+                previous.version if previous else None,
+                approved_by,
+            ),
+            metadata={
+                "url": dg.MetadataValue.url(url),
+                "model_version": model.version,
+                "previous_champion": previous.version if previous else "none",
+                "approved_by": approved_by,
+                "strategy": spec.deployment.strategy,
+            },
+        )
+
+    @dg.asset(
+        key=key["drift_report"],
+        description="Newest window of the inference log against the served model's training data.",
+        deps=[key["validated_features"]],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "no_drift",
+                asset=key["drift_report"],
+                description=f"every feature's PSI ≤ {spec.monitoring.psi_threshold}",
+            )
+        ],
+        **common,
+    )
+    def drift_report(context: dg.AssetExecutionContext, store: ArtifactStore, deployed_endpoint: EndpointState):
+        from mlops_assets.monitoring import build_drift_report
+
+        outcome = build_drift_report(spec, store, deployed_endpoint)
+        report_key = f"{spec.name}/reports/drift/{context.run_id}"
+        store.write_bytes(f"{report_key}.json", json.dumps(outcome.as_json, indent=2, default=str).encode())
+        store.write_bytes(f"{report_key}.md", outcome.markdown.encode())
+        yield dg.Output(
+            outcome.as_json,
+            metadata={
+                "drift_report_id": context.run_id,
+                "status": outcome.status,
+                "window_rows": outcome.window_rows,
+                "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
+                "report": dg.MetadataValue.md(outcome.markdown),
+                "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="no_drift",
+            passed=not outcome.drifted_features,
+            metadata={
+                "status": outcome.status,
+                "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
+                "psi_threshold": spec.monitoring.psi_threshold,
+            },
+        )
+
+    return [raw_data, validated_features, trained_model, evaluation_report, deployed_endpoint, drift_report]
+
+
+def _plots(model, holdout, spec) -> dict[str, bytes]:
+    from mlops_assets.plots import confusion_matrix_png, residuals_png, roc_curve_png
+
+    prediction = model.predict(holdout)
+    y = model.encode_target(holdout[spec.target].to_numpy())
+    if model.classes is None:
+        return {"residuals.png": residuals_png(y, prediction.labels)}
+    plots = {
+        "confusion_matrix.png": confusion_matrix_png(
+            y, model.encode_target(prediction.labels), [str(c) for c in model.classes]
+        )
+    }
+    if len(model.classes) == 2:
+        plots["roc.png"] = roc_curve_png(y, prediction.proba[:, 1], "challenger")
+    return plots

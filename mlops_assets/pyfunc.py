@@ -1,0 +1,35 @@
+"""The MLflow pyfunc flavour of a ``PipelineModel``: what the registry stores and any MLflow tool can load."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import pandas as pd
+
+from mlops_assets.model import PipelineModel
+
+
+class PipelineModelWrapper(mlflow.pyfunc.PythonModel):
+    """Feature transformer and estimator in one artifact, so ``mlflow models serve`` computes the same
+    features as training did."""
+
+    def __init__(self, model: PipelineModel):
+        self.model = model
+
+    def predict(self, context, model_input, params=None):
+        frame = pd.DataFrame(model_input)
+        return self.model.predict({c: frame[c].to_numpy() for c in frame.columns}).labels
+
+
+def signature(spec):
+    """The model's input schema from the spec, so MLflow checks requests without inferring anything."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    types = {"float": "double", "int": "long", "str": "string", "bool": "boolean"}
+    inputs = Schema([ColSpec(types[spec.schema_.columns[c].dtype], c) for c in spec.input_columns])
+    target_type = "double" if spec.task == "regression" else types[spec.schema_.columns[spec.target].dtype]
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(target_type)]))
+
+
+def load_pipeline_model(model_uri: str) -> PipelineModel:
+    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model

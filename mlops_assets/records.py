@@ -1,0 +1,50 @@
+"""What each asset hands to the next: small, picklable records that point at the data, never the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RawSnapshot:
+    key: str  # artifact-store key of the immutable parquet snapshot
+    content_hash: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    version: str  # raw content hash + spec hash: the same rows under the same spec give the same split
+    train_key: str
+    holdout_key: str
+    quarantine_key: str | None
+    dataset_hash: str
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    name: str
+    version: str
+    run_id: str
+    features: FeatureSet
+    trigger: str
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    model: TrainedModel
+    metrics: dict[str, float]
+    champion_version: str | None
+    champion_metrics: dict[str, float] | None
+    gate_passed: bool
+    gate_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    url: str
+    model_version: str
+    log_key: str  # artifact-store prefix of the inference log
+    reference_key: str  # training split of the served model: the drift reference
+    previous_version: str | None
+    approved_by: str

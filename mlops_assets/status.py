@@ -1,0 +1,50 @@
+"""A plain-text summary of each pipeline: champion, its metrics and provenance, endpoint, latest drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlops_assets.endpoint_state import running_url
+from mlops_assets.layout import LocalLayout
+
+
+def describe(specs, layout: LocalLayout) -> str:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=layout.tracking_uri, registry_uri=layout.tracking_uri)
+    lines = []
+    for spec, _ in specs:
+        lines.append(f"{spec.name} ({spec.task}, target {spec.target})")
+        try:
+            champion = client.get_model_version_by_alias(spec.name, "champion")
+        except MlflowException:
+            lines.append("  no champion yet")
+            continue
+        metrics = client.get_run(champion.run_id).data.metrics
+        holdout = ", ".join(
+            f"{k.removeprefix('holdout_')} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("holdout_")
+        )
+        tags = champion.tags
+        lines += [
+            f"  champion: version {champion.version} (approved by {tags.get('approved_by', '?')})",
+            f"  holdout: {holdout}",
+            f"  dataset {tags.get('dataset_hash')}, spec {tags.get('spec_hash')}, code {tags.get('git_sha')}",
+            f"  endpoint: {running_url(layout.endpoints, spec.name) or 'not running'}",
+        ]
+        card = layout.data / spec.name / "reports" / "evaluation" / f"v{champion.version}" / "model_card.md"
+        if card.exists():
+            lines.append(f"  model card: {card}")
+        reports = sorted(
+            (layout.data / spec.name / "reports" / "drift").glob("*.json"), key=lambda p: p.stat().st_mtime
+        )
+        if reports:
+            latest = json.loads(reports[-1].read_text())
+            drifted = latest.get("drifted_features") or []
+            lines.append(
+                f"  latest drift report: {latest['status']}"
+                + (f" ({', '.join(drifted)})" if drifted else "")
+                + f", {Path(reports[-1]).with_suffix('.md')}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""Replaying a pipeline's own data against its endpoint: a smoke test, and drift on demand."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from mlops_assets.errors import MlopsError
+from mlops_assets.snapshot import read_files
+
+
+def replay(
+    spec,
+    base_dir: Path,
+    url: str,
+    rows: int,
+    batch: int = 1,
+    shifts: dict[str, float] | None = None,
+    seed: int = 0,
+) -> int:
+    """Send ``rows`` rows sampled from the source (with replacement), ``batch`` per request, as
+    ``dataframe_split``; numeric columns in ``shifts`` are multiplied by their factor. Returns rows sent."""
+    frame, _ = read_files(spec.source.path, base_dir)
+    columns = spec.input_columns
+    unknown = sorted(set(shifts or {}) - set(columns))
+    if unknown:
+        raise MlopsError(f"cannot shift {unknown}: not input columns of {spec.name} ({columns})")
+    sample = frame[columns].iloc[np.random.default_rng(seed).integers(0, len(frame), rows)].copy()
+    for column, factor in (shifts or {}).items():
+        sample[column] = sample[column].astype(float) * factor
+    data = sample.astype(object).where(sample.notna(), None).to_numpy().tolist()
+    target = urlsplit(url)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    try:
+        for start in range(0, rows, batch):
+            body = json.dumps({"dataframe_split": {"columns": columns, "data": data[start : start + batch]}})
+            connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status != 200:
+                raise MlopsError(f"{url} answered {response.status}: {answer.decode()[:500]}")
+    finally:
+        connection.close()
+    return rows

@@ -1,0 +1,51 @@
+"""Artifact store on the local disk: the embedded default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlops_assets.contracts import ArtifactStore
+
+
+class LocalArtifactStore(ArtifactStore):
+    """Keys are paths under ``root``. Writes go to a temporary name and are renamed into place, so a
+    reader never sees half a snapshot."""
+
+    root: str
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def write_table(self, key: str, table: pa.Table) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        pq.write_table(table, partial)
+        partial.replace(path)
+        return path.stat().st_size
+
+    def read_table(self, key: str) -> pa.Table:
+        return pq.read_table(self._path(key))
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key).resolve())

@@ -1,0 +1,30 @@
+"""Trainers: the same training entry point, run where the environment wants it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.contracts import Trainer
+from mlops_assets.training import TrainingRequest
+
+
+class SubprocessTrainer(Trainer):
+    """Runs ``python -m mlops_assets.training`` as a local subprocess through Dagster Pipes: its logs
+    stream into the run, a crash fails the asset and touches no alias."""
+
+    python: str = sys.executable
+
+    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> dict[str, Any]:
+        invocation = dg.PipesSubprocessClient().run(
+            context=context,
+            command=[self.python, "-m", "mlops_assets.training"],
+            extras={"request": asdict(request)},
+        )
+        messages = invocation.get_custom_messages()
+        if not messages:
+            raise dg.Failure("the training process ended without reporting a model version")
+        return messages[-1]
