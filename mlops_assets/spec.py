@@ -199,8 +199,11 @@ class Monitoring(SpecModel):
     min_rows: int = Field(default=50, ge=1, description="Fewer logged requests than this: no verdict yet.")
     bins: int = Field(default=10, ge=2, le=100, description="Quantile bins fixed on the reference (PSI).")
     psi_threshold: float = Field(default=0.2, gt=0, description="PSI above which a feature has drifted.")
-    ks_alpha: float = Field(
-        default=0.05, gt=0, lt=1, description="Family-wise level of the Bonferroni-corrected KS tests."
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise level of the Bonferroni-corrected KS / chi-squared tests that confirm a PSI.",
     )
 
 
