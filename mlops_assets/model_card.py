@@ -23,7 +23,6 @@ def model_card(spec, report: EvaluationReport, tags: dict[str, str]) -> str:
 - Dataset: content hash `{model.features.dataset_hash}`, features version `{model.features.version}`
 - Spec hash: `{tags.get("spec_hash", "?")}`
 - Code: `{tags.get("git_sha", "?")}` (package {tags.get("package_version", "?")})
-- Approved by: {tags.get("approved_by", "not deployed yet")}
 - Trigger: {model.trigger}; MLflow run `{model.run_id}`
 
 ## Holdout metrics (challenger v{model.version} vs champion {champion})

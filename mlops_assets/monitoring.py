@@ -60,6 +60,7 @@ def build_drift_report(spec, store: ArtifactStore, endpoint: EndpointState) -> D
         dtypes,
         monitoring.bins,
         monitoring.psi_threshold,
+        monitoring.alpha,
     )
     status = "drifted" if report.drifted else "no drift"
     return DriftOutcome(

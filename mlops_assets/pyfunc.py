@@ -31,5 +31,11 @@ def signature(spec):
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(target_type)]))
 
 
-def load_pipeline_model(model_uri: str) -> PipelineModel:
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
+def load_pipeline_model(tracking_uri: str, name: str, version: str) -> PipelineModel:
+    """Load one registered version. The artifact location comes from an explicit client rather than a
+    ``models:/`` URI, which MLflow resolves against process-global settings."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    location = client.get_model_version_download_uri(name, version)
+    return mlflow.pyfunc.load_model(location).unwrap_python_model().model

@@ -123,14 +123,12 @@ def champion_loader(name: str, tracking_uri: str) -> ModelLoader:
     """Loads whatever version the registry's ``champion`` alias points at when called."""
 
     def load() -> LoadedModel:
-        import mlflow
         from mlflow import MlflowClient
 
         from mlops_assets.pyfunc import load_pipeline_model
 
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        version = MlflowClient().get_model_version_by_alias(name, "champion").version
-        return LoadedModel(str(version), load_pipeline_model(f"models:/{name}/{version}"))
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        version = str(client.get_model_version_by_alias(name, "champion").version)
+        return LoadedModel(version, load_pipeline_model(tracking_uri, name, version))
 
     return load

@@ -46,13 +46,9 @@ class MlflowRegistry(ModelRegistry):
         return self._registered(self._client().get_model_version(name, version))
 
     def load(self, name: str, version: str):
-        import mlflow
-
         from mlops_assets.pyfunc import load_pipeline_model
 
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
-        return load_pipeline_model(f"models:/{name}/{version}")
+        return load_pipeline_model(self.uri, name, version)
 
     def promote(self, name: str, version: str, approved_by: str) -> RegisteredModel | None:
         client = self._client()

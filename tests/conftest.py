@@ -1,0 +1,89 @@
+"""Shared fixtures: a private MLOPS_HOME and pipelines folder per test, and real materializations."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlops_assets.definitions import build_definitions
+from mlops_assets.endpoint_state import stop
+from mlops_assets.layout import LocalLayout
+from resources import local_resources
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@pytest.fixture
+def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An empty embedded default; endpoints started under it are stopped afterwards."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
+    layout = LocalLayout.from_env().ensure()
+    yield layout
+    for state in layout.endpoints.glob("*.json"):
+        stop(layout.endpoints, state.stem)
+
+
+@pytest.fixture
+def pipelines(tmp_path: Path) -> Path:
+    """A copy of the bundled pipelines and their data, free to edit."""
+    target = tmp_path / "pipelines"
+    shutil.copytree(REPO / "pipelines", target)
+    return target
+
+
+class Project:
+    """The code location a user would load, over a test's own folders, with a persistent instance."""
+
+    def __init__(self, pipelines: Path, layout: LocalLayout, instance: dg.DagsterInstance):
+        self.pipelines, self.layout, self.instance = pipelines, layout, instance
+
+    def materialize(self, pipeline: str, *names: str, tags: dict[str, str] | None = None):
+        """Materialize ``names`` (all six when empty) of ``pipeline``; a failed run is returned, not raised."""
+        defs = build_definitions(self.pipelines, local_resources(self.layout))
+        assets = [a for a in defs.assets if a.key.path[0] == pipeline]
+        selection = [dg.AssetKey([pipeline, n]) for n in names] or None
+        return dg.materialize(
+            assets,
+            selection=selection,
+            resources=local_resources(self.layout),
+            instance=self.instance,
+            tags=tags,
+            raise_on_error=False,
+            run_config=QUIET,
+        )
+
+
+@pytest.fixture
+def project(pipelines: Path, layout: LocalLayout, tmp_path: Path):
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as instance:
+        yield Project(pipelines, layout, instance)
+
+
+def metadata(result, pipeline: str, name: str) -> dict:
+    """Metadata values of the last materialization of ``pipeline/name`` in a run result."""
+    events = result.asset_materializations_for_node(f"{pipeline}__{name}")
+    assert events, f"{pipeline}/{name} was not materialized"
+    return {k: getattr(v, "value", v) for k, v in events[-1].metadata.items()}
+
+
+def check(result, pipeline: str, asset: str, name: str):
+    """The evaluation of one asset check in a run result."""
+    evaluations = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.asset_key == dg.AssetKey([pipeline, asset])
+        and e.event_specific_data.check_name == name
+    ]
+    assert evaluations, f"check {name} on {pipeline}/{asset} did not run"
+    return evaluations[-1]
+
+
+def failures(result) -> str:
+    return "\n".join(e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure)

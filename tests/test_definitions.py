@@ -1,0 +1,103 @@
+"""The code location as Dagster loads it, and the CLI a user runs against it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from mlops_assets.endpoint_state import stop
+
+REPO = Path(__file__).resolve().parents[1]
+SIX = {
+    "raw_data": set(),
+    "validated_features": {"raw_data"},
+    "trained_model": {"validated_features"},
+    "evaluation_report": {"trained_model"},
+    "deployed_endpoint": {"evaluation_report"},
+    "drift_report": {"validated_features", "deployed_endpoint"},
+}
+
+PROBE = """
+import json, sys
+import definitions
+graph = definitions.defs.resolve_asset_graph()
+nodes = {}
+for key in graph.get_all_asset_keys():
+    node = graph.get(key)
+    nodes["/".join(key.path)] = {"deps": sorted("/".join(p.path) for p in node.parent_keys), "group": node.group_name}
+checks = sorted(f"{'/'.join(k.asset_key.path)}:{k.name}" for k in graph.asset_check_keys)
+print(json.dumps({"nodes": nodes, "checks": checks, "heavy": [m for m in ("torch", "mlflow") if m in sys.modules]}))
+"""
+
+
+def load_location(env: dict[str, str]) -> dict:
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_every_spec_becomes_six_assets_with_their_lineage(tmp_path):
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home")}
+    location = load_location(env)
+    pipelines = {p.stem for p in (REPO / "pipelines").glob("*.yaml")}
+    assert {key.split("/")[0] for key in location["nodes"]} == pipelines
+    for pipeline in pipelines:
+        for asset, parents in SIX.items():
+            node = location["nodes"][f"{pipeline}/{asset}"]
+            assert node["deps"] == sorted(f"{pipeline}/{p}" for p in parents), (pipeline, asset)
+            assert node["group"] == pipeline
+        assert f"{pipeline}/evaluation_report:gate" in location["checks"]
+        assert f"{pipeline}/drift_report:no_drift" in location["checks"]
+    assert len(location["nodes"]) == 6 * len(pipelines)
+    assert location["heavy"] == [], "the code location must not import torch or mlflow"
+
+
+def test_pipelines_folder_comes_from_the_environment(tmp_path, pipelines):
+    (pipelines / "diabetes.yaml").rename(pipelines / "my_own.yaml.off")
+    (pipelines / "wine.yaml").unlink()
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home"), "MLOPS_PIPELINES": str(pipelines)}
+    assert {k.split("/")[0] for k in load_location(env)["nodes"]} == {"breast_cancer"}
+
+
+def test_a_bad_spec_stops_the_code_location_with_the_file_and_field(tmp_path, pipelines):
+    text = (pipelines / "wine.yaml").read_text().replace("task: multiclass", "task: multi")
+    (pipelines / "wine.yaml").write_text(text)
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home"), "MLOPS_PIPELINES": str(pipelines)}
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert f"invalid pipeline spec {pipelines}" in done.stderr and "wine.yaml" in done.stderr
+    assert "task: Input should be 'binary', 'multiclass' or 'regression'" in done.stderr
+
+
+def test_dagster_cli_materializes_a_whole_pipeline(tmp_path):
+    home, dagster_home = tmp_path / "home", tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    env = {**os.environ, "MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "asset",
+                "materialize",
+                "-f",
+                "definitions.py",
+                "--select",
+                "group:diabetes",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        stop(home / "endpoints", "diabetes")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RUN_SUCCESS" in done.stderr
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    champion = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("diabetes", "champion")
+    assert champion.tags["gate"] == "passed" and champion.tags["approved_by"].startswith("gate:auto")
+    assert list((home / "data" / "diabetes" / "reports" / "drift").glob("*.json"))

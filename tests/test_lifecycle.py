@@ -1,0 +1,192 @@
+"""The six assets for real: Dagster materializations, an MLflow SQLite store, the endpoint as a process."""
+
+import json
+import time
+import urllib.request
+
+import pyarrow.parquet as pq
+import yaml
+from conftest import check, failures, metadata
+from mlflow import MlflowClient
+
+from mlops_assets.endpoint_state import running_url
+from mlops_assets.spec import load_spec
+from mlops_assets.traffic import replay
+
+ALL = ("raw_data", "validated_features", "trained_model", "evaluation_report", "deployed_endpoint", "drift_report")
+TRAINING = ALL[2:5]
+
+
+def client(project):
+    uri = project.layout.tracking_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def champion(project, name="breast_cancer"):
+    return str(client(project).get_model_version_by_alias(name, "champion").version)
+
+
+def edit_spec(project, name, edit):
+    path = project.pipelines / f"{name}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    edit(raw)
+    path.write_text(yaml.safe_dump(raw))
+
+
+def wait_for_log_rows(project, name, rows):
+    folder = project.layout.data / name / "inference_log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sum(pq.read_metadata(p).num_rows for p in folder.glob("*.parquet")) >= rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the inference log of {name} did not reach {rows} rows")
+
+
+def test_whole_lifecycle_from_raw_data_to_drift(project):
+    result = project.materialize("breast_cancer", tags={"mlops/approved_by": "alice"})
+    assert result.success, failures(result)
+    for asset, name in [
+        ("validated_features", "rows_accounted_for"),
+        ("validated_features", "quarantine_share"),
+        ("evaluation_report", "gate"),
+    ]:
+        assert check(result, "breast_cancer", asset, name).passed
+
+    raw = metadata(result, "breast_cancer", "raw_data")
+    assert raw["rows"] == 569 and raw["new_snapshot"] and len(raw["content_hash"]) == 16
+
+    # Traceability: dataset hash, spec hash, code version, environment, parameters, approver.
+    version = client(project).get_model_version("breast_cancer", champion(project))
+    spec = load_spec(project.pipelines / "breast_cancer.yaml")
+    assert version.tags["dataset_hash"] == raw["content_hash"]
+    assert version.tags["spec_hash"] == spec.spec_hash
+    assert version.tags["git_sha"] and version.tags["package_version"]
+    assert json.loads(version.tags["environment"])["scikit-learn"]
+    assert version.tags["approved_by"] == "alice" and version.tags["trigger"] == "manual"
+    assert version.tags["gate"] == "passed"
+    run = client(project).get_run(version.run_id)
+    assert run.data.params["C"] == "0.5" and run.data.metrics["holdout_roc_auc"] > 0.95
+
+    evaluation = metadata(result, "breast_cancer", "evaluation_report")
+    assert evaluation["plots"].count("data:image/png;base64,") == 2
+    assert "Gate: passed" in evaluation["model_card"]
+    artifacts = {a.path for a in client(project).list_artifacts(version.run_id, "evaluation")}
+    assert artifacts == {"evaluation/roc.png", "evaluation/confusion_matrix.png", "evaluation/model_card.md"}
+
+    # No traffic yet: the drift report says so and does not fail.
+    assert metadata(result, "breast_cancer", "drift_report")["status"] == "not enough traffic"
+    assert check(result, "breast_cancer", "drift_report", "no_drift").passed
+
+    url = metadata(result, "breast_cancer", "deployed_endpoint")["url"]
+    assert running_url(project.layout.endpoints, "breast_cancer") == url
+    with urllib.request.urlopen(f"{url}/version") as response:
+        assert json.load(response)["model_version"] == str(version.version)
+
+    replay(spec, project.pipelines, url, rows=200, batch=5, seed=1)
+    wait_for_log_rows(project, "breast_cancer", 200)
+    calm = project.materialize("breast_cancer", "drift_report")
+    assert calm.success, failures(calm)
+    assert metadata(calm, "breast_cancer", "drift_report")["status"] == "no drift"
+    assert check(calm, "breast_cancer", "drift_report", "no_drift").passed
+
+    replay(spec, project.pipelines, url, rows=200, batch=5, seed=2, shifts={"mean_radius": 1.3, "mean_texture": 1.4})
+    wait_for_log_rows(project, "breast_cancer", 400)
+    drifted = project.materialize("breast_cancer", "drift_report")
+    report = metadata(drifted, "breast_cancer", "drift_report")
+    assert report["status"] == "drifted"
+    assert report["drifted_features"] == ["mean_radius", "mean_texture"]
+    assert not check(drifted, "breast_cancer", "drift_report", "no_drift").passed
+    assert "drift in mean_radius, mean_texture" in report["report"]
+
+
+def test_an_unchanged_source_makes_no_new_snapshot(project):
+    first = metadata(project.materialize("breast_cancer", "raw_data"), "breast_cancer", "raw_data")
+    second_run = project.materialize("breast_cancer", "raw_data")
+    second = metadata(second_run, "breast_cancer", "raw_data")
+    assert first["content_hash"] == second["content_hash"] and not second["new_snapshot"]
+    assert len(list((project.layout.data / "breast_cancer" / "raw").glob("*.parquet"))) == 1
+    record = project.instance.get_latest_materialization_event(
+        second_run.asset_materializations_for_node("breast_cancer__raw_data")[0].asset_key
+    )
+    assert record.asset_materialization.tags["dagster/data_version"] == first["content_hash"]
+
+
+def test_bad_rows_are_quarantined_and_counted(project):
+    data = project.pipelines / "data" / "breast_cancer" / "features.csv"
+    lines = data.read_text().splitlines()
+    lines[1] = lines[1].replace(lines[1].split(",")[1], "-5", 1)  # a negative radius
+    data.write_text("\n".join(lines) + "\n")
+    result = project.materialize("breast_cancer", "raw_data", "validated_features")
+    features = metadata(result, "breast_cancer", "validated_features")
+    assert (features["rows_in"], features["rows_kept"], features["rows_quarantined"]) == (569, 568, 1)
+    assert check(result, "breast_cancer", "validated_features", "rows_accounted_for").passed
+    assert check(result, "breast_cancer", "validated_features", "quarantine_share").passed
+    quarantine = pq.read_table(features["quarantine"]).to_pandas()
+    assert quarantine["patient_id"].tolist() == ["P0000"]
+    assert quarantine["_failures"].tolist() == ["mean_radius: greater_than(0.0) got -5.0"]
+
+
+def test_too_many_bad_rows_block_training(project):
+    data = project.pipelines / "data" / "breast_cancer" / "features.csv"
+    lines = data.read_text().splitlines()
+    for i in range(1, 41):
+        lines[i] = lines[i].replace(lines[i].split(",")[1], "-5", 1)
+    data.write_text("\n".join(lines) + "\n")
+    result = project.materialize("breast_cancer", "raw_data", "validated_features", "trained_model")
+    share = check(result, "breast_cancer", "validated_features", "quarantine_share")
+    assert not share.passed and share.metadata["share"].value == 40 / 569
+    assert not result.asset_materializations_for_node("breast_cancer__trained_model")
+
+
+def test_a_failed_gate_leaves_the_champion_where_it_was(project):
+    first = project.materialize("breast_cancer")
+    assert first.success, failures(first)
+    assert champion(project) == "1"
+    edit_spec(project, "breast_cancer", lambda raw: raw["evaluation"]["gate"]["thresholds"].update(roc_auc=0.9999))
+    result = project.materialize("breast_cancer", *TRAINING)
+    gate = check(result, "breast_cancer", "evaluation_report", "gate")
+    assert not gate.passed and "FAIL: roc_auc" in gate.metadata["conditions"].value
+    assert not result.asset_materializations_for_node("breast_cancer__deployed_endpoint")
+    assert champion(project) == "1"
+    assert client(project).get_model_version("breast_cancer", "2").tags["gate"] == "failed"
+    # Deploying the failed challenger in a later run is refused too.
+    later = project.materialize("breast_cancer", "deployed_endpoint")
+    assert not later.success and champion(project) == "1"
+
+
+def test_a_failed_training_leaves_the_champion_where_it_was(project):
+    first = project.materialize("breast_cancer")
+    assert first.success, failures(first)
+    edit_spec(project, "breast_cancer", lambda raw: raw["model"]["params"].update(C=-1.0))
+    result = project.materialize("breast_cancer", *TRAINING)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "breast_cancer__trained_model"
+    assert champion(project) == "1"
+    assert len(client(project).search_model_versions("name='breast_cancer'")) == 1
+
+
+def test_the_trigger_travels_into_the_model_version(project):
+    result = project.materialize(
+        "breast_cancer", "raw_data", "validated_features", "trained_model", tags={"mlops/trigger": "drift_report:1234"}
+    )
+    version = metadata(result, "breast_cancer", "trained_model")["model_version"]
+    assert client(project).get_model_version("breast_cancer", version).tags["trigger"] == "drift_report:1234"
+    assert str(client(project).get_model_version_by_alias("breast_cancer", "challenger").version) == version
+
+
+def test_regression_pipeline_with_a_categorical_feature(project):
+    result = project.materialize("diabetes", *ALL[:4])
+    assert result.success, failures(result)
+    evaluation = metadata(result, "diabetes", "evaluation_report")
+    assert set(evaluation) >= {"holdout_rmse", "holdout_mae", "holdout_r2"}
+    assert evaluation["plots"].startswith("![residuals.png](data:image/png;base64,")
+
+
+def test_torch_pipeline_trains_in_the_subprocess(project):
+    result = project.materialize("wine", *ALL[:4])
+    assert result.success, failures(result)
+    trained = metadata(result, "wine", "trained_model")
+    assert trained["device"] == "cpu" and trained["estimator"] == "TorchMLP" if "estimator" in trained else True
+    assert metadata(result, "wine", "evaluation_report")["holdout_accuracy"] >= 0.85

@@ -1,0 +1,130 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_assets.errors import SpecError
+from mlops_assets.spec import load_spec, load_specs
+from mlops_assets.spec_reference import render
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_variant(pipelines: Path, edit) -> Path:
+    raw = yaml.safe_load((pipelines / "breast_cancer.yaml").read_text())
+    edit(raw)
+    path = pipelines / "variant.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def problems(path: Path) -> str:
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    message = str(error.value)
+    assert str(path) in message
+    return message
+
+
+def test_bundled_specs_load_with_three_tasks():
+    specs = {spec.name: spec for spec, _ in load_specs(REPO / "pipelines")}
+    assert {s.task for s in specs.values()} == {"binary", "multiclass", "regression"}
+    breast = specs["breast_cancer"]
+    assert "patient_id" not in breast.feature_columns and "diagnosis" not in breast.feature_columns
+    assert breast.feature_columns[-1] == "area_growth"
+    assert breast.primary_metric == "roc_auc"
+
+
+def test_unknown_field_names_the_field_and_what_is_allowed(pipelines):
+    path = write_variant(pipelines, lambda raw: raw["monitoring"].update(colour="red"))
+    message = problems(path)
+    assert "monitoring: unknown field(s) 'colour'" in message
+    assert "allowed: window, min_rows" in message
+
+
+def test_wrong_type_names_the_field_path(pipelines):
+    path = write_variant(pipelines, lambda raw: raw["monitoring"].update(window="many"))
+    assert "monitoring.window: Input should be a valid integer" in problems(path)
+
+
+def test_wrong_choice_lists_the_allowed_values(pipelines):
+    path = write_variant(pipelines, lambda raw: raw.update(task="binery"))
+    assert "task: Input should be 'binary', 'multiclass' or 'regression'" in problems(path)
+
+
+def test_missing_file_and_unknown_estimator_are_reported_together(pipelines):
+    def edit(raw):
+        raw["source"]["path"] = "data/nope.csv"
+        raw["model"]["estimator"] = "sklearn.linear_model.LogisticRegresion"
+
+    message = problems(write_variant(pipelines, edit))
+    assert "source.path: no file matches 'data/nope.csv'" in message
+    assert "model.estimator: 'sklearn.linear_model' defines no 'LogisticRegresion'" in message
+
+
+def test_estimator_in_a_missing_module(pipelines):
+    path = write_variant(pipelines, lambda raw: raw["model"].update(estimator="nosuchpkg.Model"))
+    assert "module 'nosuchpkg' of 'nosuchpkg.Model' is not installed" in problems(path)
+
+
+def test_cross_field_problems(pipelines):
+    assert "target 'outcome' is not a schema column" in problems(
+        write_variant(pipelines, lambda raw: raw.update(target="outcome"))
+    )
+    assert "not available for task 'binary'" in problems(
+        write_variant(pipelines, lambda raw: raw["evaluation"]["gate"]["thresholds"].update(rmse=3))
+    )
+
+
+def test_derived_expressions_cannot_run_code(pipelines):
+    path = write_variant(pipelines, lambda raw: raw["features"]["derived"].update(x="__import__('os').getcwd()"))
+    assert "features.derived.x" in problems(path)
+
+
+def test_string_feature_without_encoding_is_rejected(pipelines):
+    raw = yaml.safe_load((pipelines / "diabetes.yaml").read_text())
+    raw["features"]["transforms"] = [{"kind": "standard", "columns": ["bmi"]}]
+    path = pipelines / "variant.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert "feature 'sex' is a string: give it an onehot or ordinal transform" in problems(path)
+
+
+def test_validate_cli_prints_one_message_without_traceback(pipelines):
+    path = write_variant(pipelines, lambda raw: raw.update(task="binery"))
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", "validate", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"invalid pipeline spec {path}" in done.stderr and "task:" in done.stderr
+
+
+def test_validate_cli_checks_estimator_parameters(pipelines):
+    path = write_variant(pipelines, lambda raw: raw["model"]["params"].update(colour=1))
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", "validate", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "model.params: ['colour'] not accepted by sklearn.linear_model.LogisticRegression" in done.stderr
+
+
+def test_validate_cli_accepts_the_bundled_specs():
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", "validate", str(REPO / "pipelines")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("ok: ") == 3
+
+
+def test_readme_spec_reference_is_generated_from_the_models():
+    readme = (REPO / "README.md").read_text()
+    assert render() in readme, "README's spec reference is stale: paste `mlops-assets spec-reference` into it"
+
+
+def test_spec_hash_changes_with_the_spec(pipelines):
+    original = load_spec(pipelines / "breast_cancer.yaml")
+    changed = load_spec(write_variant(pipelines, lambda raw: raw["model"]["params"].update(C=2.0)))
+    assert original.spec_hash != changed.spec_hash
+    assert original.spec_hash == load_spec(pipelines / "breast_cancer.yaml").spec_hash
