@@ -60,7 +60,7 @@ def test_a_small_window_needs_the_test_to_confirm_the_psi():
 
 
 def test_categories_count_unseen_values():
-    ref, cur, names = category_shares(["a", "a", "b", "b"], ["a", "c", "c", "c"])
+    _, cur, names = category_shares(["a", "a", "b", "b"], ["a", "c", "c", "c"])
     assert names == ["a", "b", "<unseen>"]
     assert cur.tolist() == [0.25, 0.0, 0.75]
     report = compute_drift({"k": ["a", "b"] * 200}, {"k": ["c"] * 300 + ["a"] * 100}, {"k": "str"}, 10, 0.2, 0.05)

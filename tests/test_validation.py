@@ -46,7 +46,7 @@ def test_clean_data_keeps_every_row(spec, frame):
 
 
 def test_unknown_and_missing_columns_fail_the_whole_batch_with_a_clear_message(spec, frame):
-    with pytest.raises(DataError, match="unknown column 'extra'.*drop or keep"):
+    with pytest.raises(DataError, match=r"unknown column 'extra'.*drop or keep"):
         validate(spec, frame.assign(extra=1))
     with pytest.raises(DataError, match="missing column 'mean_area'"):
         validate(spec, frame.drop(columns=["mean_area"]))
