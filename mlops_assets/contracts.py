@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mlops_assets.model import PipelineModel
-    from mlops_assets.training import TrainingRequest
+    from mlops_assets.records import TrainingRequest
 
 
 class ArtifactStore(dg.ConfigurableResource, ABC):

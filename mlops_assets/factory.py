@@ -14,7 +14,14 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
 from mlops_assets.provenance import code_version
-from mlops_assets.records import EndpointState, EvaluationReport, FeatureSet, RawSnapshot, TrainedModel
+from mlops_assets.records import (
+    EndpointState,
+    EvaluationReport,
+    FeatureSet,
+    RawSnapshot,
+    TrainedModel,
+    TrainingRequest,
+)
 from mlops_assets.spec import PipelineSpec
 
 ASSET_NAMES = (
@@ -149,8 +156,6 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         trainer: Trainer,
         validated_features: FeatureSet,
     ):
-        from mlops_assets.training import TrainingRequest
-
         trigger = context.run.tags.get(TRIGGER_TAG, "manual")
         tags = {
             "dataset_hash": validated_features.dataset_hash,

@@ -48,3 +48,14 @@ class EndpointState:
     reference_key: str  # training split of the served model: the drift reference
     previous_version: str | None
     approved_by: str
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything the training process needs; plain values so it crosses a process or pod boundary."""
+
+    spec_path: str
+    train_uri: str
+    tracking_uri: str
+    experiment_id: str
+    tags: dict[str, str]

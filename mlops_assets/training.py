@@ -17,18 +17,8 @@ import pandas as pd
 from mlops_assets.estimators import build_estimator
 from mlops_assets.model import fit_pipeline_model
 from mlops_assets.provenance import environment, package_version
+from mlops_assets.records import TrainingRequest
 from mlops_assets.spec import PipelineSpec, load_spec
-
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    """Everything the training process needs; plain values so it crosses a process or pod boundary."""
-
-    spec_path: str
-    train_uri: str
-    tracking_uri: str
-    experiment_id: str
-    tags: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.contracts import Trainer
-from mlops_assets.training import TrainingRequest
+from mlops_assets.records import TrainingRequest
 
 
 class SubprocessTrainer(Trainer):
