@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from mlops_assets.contracts import ArtifactStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class LocalArtifactStore(ArtifactStore):
@@ -24,6 +25,8 @@ class LocalArtifactStore(ArtifactStore):
         return self._path(key).exists()
 
     def write_table(self, key: str, table: pa.Table) -> int:
+        import pyarrow.parquet as pq
+
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -32,6 +35,8 @@ class LocalArtifactStore(ArtifactStore):
         return path.stat().st_size
 
     def read_table(self, key: str) -> pa.Table:
+        import pyarrow.parquet as pq
+
         return pq.read_table(self._path(key))
 
     def write_bytes(self, key: str, data: bytes) -> None:

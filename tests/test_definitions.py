@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+from conftest import failures, metadata
 from mlflow import MlflowClient
 
 from mlops_assets.endpoint_state import stop
@@ -101,3 +104,24 @@ def test_dagster_cli_materializes_a_whole_pipeline(tmp_path):
     champion = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias("diabetes", "champion")
     assert champion.tags["gate"] == "passed" and champion.tags["approved_by"].startswith("gate:auto")
     assert list((home / "data" / "diabetes" / "reports" / "drift").glob("*.json"))
+
+
+def test_the_readme_minimal_spec_on_new_data_gets_six_assets_that_run(tmp_path, project):
+    """A user's own CSV and the README's smallest spec, without any Python."""
+    readme = (REPO / "README.md").read_text()
+    spec = readme.split("The smallest useful spec:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    for path in project.pipelines.glob("*.yaml"):
+        path.unlink()
+    (project.pipelines / "churn.yaml").write_text(spec)
+    (project.pipelines / "data").mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    tenure = rng.uniform(0, 60, 400)
+    plan = rng.choice(["basic", "pro"], 400)
+    churned = (rng.uniform(size=400) < 1 / (1 + np.exp(0.08 * tenure - 2 + (plan == "pro")))).astype(int)
+    pd.DataFrame({"tenure_months": tenure, "plan": plan, "churned": churned}).to_csv(
+        project.pipelines / "data" / "churn.csv", index=False
+    )
+    result = project.materialize("churn")
+    assert result.success, failures(result)
+    assert len(result.asset_materializations_for_node("churn__drift_report")) == 1
+    assert metadata(result, "churn", "evaluation_report")["holdout_roc_auc"] > 0.6
