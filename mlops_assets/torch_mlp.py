@@ -83,7 +83,7 @@ class TorchMLP:
         return out.argmax(dim=1).numpy()
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return torch.softmax(self._forward(X), dim=1).numpy().astype(float)
+        return torch.softmax(self._forward(X).double(), dim=1).numpy()
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {
