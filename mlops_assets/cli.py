@@ -95,9 +95,12 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _spec_reference(args: argparse.Namespace) -> int:
-    from mlops_assets.spec_reference import render
+    from mlops_assets.spec_reference import render, update_readme
 
-    print(render())
+    if args.update:
+        Path(args.update).write_text(update_readme(Path(args.update).read_text()))
+    else:
+        print(render())
     return 0
 
 
@@ -141,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(run=run)
 
     reference = commands.add_parser("spec-reference", help="print the spec reference (Markdown)")
+    reference.add_argument("--update", metavar="README", help="rewrite the reference section of this file")
     reference.set_defaults(run=_spec_reference)
     return parser
 

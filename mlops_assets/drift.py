@@ -136,13 +136,25 @@ def chi2_test(reference_shares: np.ndarray, current_shares: np.ndarray, n_refere
     return float(chi2_contingency(counts).pvalue)
 
 
+@dataclass(frozen=True)
+class DriftConfig:
+    """Thresholds of the drift decision; ``overrides`` maps a feature to its own thresholds
+    (keys ``psi``, ``wasserstein``, ``js``)."""
+
+    bins: int = 10
+    psi_threshold: float = 0.2
+    wasserstein_threshold: float = 0.1
+    js_threshold: float = 0.1
+    alpha: float = 0.05
+    correction: str = "bonferroni"  # or "bh"
+    overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
 def compute_drift(
     reference: Mapping[str, Any],
     current: Mapping[str, Any],
     dtypes: Mapping[str, str],
-    bins: int,
-    psi_threshold: float,
-    alpha: float,
+    config: DriftConfig,
 ) -> DriftReport:
     """Per-feature drift of ``current`` against ``reference``; ``dtypes`` gives each feature's spec dtype.
 
@@ -151,6 +163,7 @@ def compute_drift(
     and not a small sample's noise (at 100 rows PSI alone flags unshifted columns). A feature absent from
     ``current`` is schema drift and counts as drifted.
     """
+    bins, psi_threshold, alpha = config.bins, config.psi_threshold, config.alpha
     n_tests = max(1, sum(c in current for c in dtypes))
     n_ref = len(next(iter(reference.values()), []))
     n_cur = len(next(iter(current.values()), []))

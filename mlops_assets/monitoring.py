@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from mlops_assets.contracts import ArtifactStore
-from mlops_assets.drift import compute_drift
+from mlops_assets.drift import DriftConfig, compute_drift
 from mlops_assets.records import EndpointState
 
 
@@ -36,6 +36,19 @@ def newest_window(store: ArtifactStore, prefix: str, rows: int) -> pa.Table:
     return window.slice(max(0, window.num_rows - rows))
 
 
+def drift_config(monitoring) -> DriftConfig:
+    """The spec's ``monitoring`` section as the drift statistics' configuration."""
+    return DriftConfig(
+        bins=monitoring.bins,
+        psi_threshold=monitoring.psi_threshold,
+        wasserstein_threshold=monitoring.wasserstein_threshold,
+        js_threshold=monitoring.js_threshold,
+        alpha=monitoring.alpha,
+        correction=monitoring.correction,
+        overrides={name: t.model_dump(exclude_none=True) for name, t in monitoring.features.items()},
+    )
+
+
 def build_drift_report(spec, store: ArtifactStore, endpoint: EndpointState) -> DriftOutcome:
     monitoring = spec.monitoring
     window = newest_window(store, endpoint.log_key, monitoring.window)
@@ -58,9 +71,7 @@ def build_drift_report(spec, store: ArtifactStore, endpoint: EndpointState) -> D
         {c: reference.column(c).to_numpy(zero_copy_only=False) for c in dtypes},
         current,
         dtypes,
-        monitoring.bins,
-        monitoring.psi_threshold,
-        monitoring.alpha,
+        drift_config(monitoring),
     )
     status = "drifted" if report.drifted else "no drift"
     return DriftOutcome(

@@ -194,17 +194,60 @@ class Deployment(SpecModel):
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
 
 
+class Thresholds(SpecModel):
+    psi: float | None = Field(default=None, gt=0, description="PSI threshold for this feature.")
+    wasserstein: float | None = Field(default=None, gt=0, description="Normalised Wasserstein threshold.")
+    js: float | None = Field(default=None, gt=0, description="Jensen-Shannon distance threshold (categories).")
+
+
+class Performance(SpecModel):
+    metric: str = Field(description="Online metric computed on logged predictions joined to labels.")
+    floor: float = Field(
+        description="Retrain when the metric's confidence interval lies wholly below this "
+        "(above it, for lower-is-better metrics)."
+    )
+    window: int = Field(default=200, ge=10, description="Labelled predictions per evaluation window.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the confidence interval.")
+
+
 class Monitoring(SpecModel):
     window: int = Field(default=500, ge=1, description="Newest logged requests compared to the reference.")
     min_rows: int = Field(default=50, ge=1, description="Fewer logged requests than this: no verdict yet.")
     bins: int = Field(default=10, ge=2, le=100, description="Quantile bins fixed on the reference (PSI).")
-    psi_threshold: float = Field(default=0.2, gt=0, description="PSI above which a feature has drifted.")
+    psi_threshold: float = Field(default=0.2, gt=0, description="PSI above which a numeric feature has drifted.")
+    wasserstein_threshold: float = Field(
+        default=0.1, gt=0, description="Wasserstein distance over the reference's std above which it has drifted."
+    )
+    js_threshold: float = Field(
+        default=0.1, gt=0, description="Jensen-Shannon distance above which a categorical feature has drifted."
+    )
     alpha: float = Field(
         default=0.05,
         gt=0,
         lt=1,
-        description="Family-wise level of the Bonferroni-corrected KS / chi-squared tests that confirm a PSI.",
+        description="Level of the corrected KS / chi-squared tests that must confirm an effect size.",
     )
+    correction: Literal["bonferroni", "bh"] = Field(
+        default="bonferroni", description="Multiple-testing correction: bonferroni or bh (Benjamini-Hochberg)."
+    )
+    features: dict[str, Thresholds] = Field(
+        default_factory=dict, description="Per-feature threshold overrides, by feature name."
+    )
+    performance: Performance | None = Field(
+        default=None, description="Online performance check once labels can be joined to predictions."
+    )
+
+
+class Retraining(SpecModel):
+    on_drift: bool = Field(default=True, description="Retrain when the drift report says drift.")
+    on_new_labels: bool = Field(default=True, description="Retrain when a new label batch lands.")
+    persistence: int = Field(default=1, ge=1, description="Consecutive drifted reports before retraining.")
+    cooldown_minutes: float = Field(default=60, ge=0, description="Least time between two automatic retrainings.")
+    daily_budget: int = Field(default=3, ge=0, description="Most automatic retrainings per UTC day.")
+    sensors: Literal["running", "stopped"] = Field(
+        default="running", description="Initial status of the pipeline's sensors in Dagster."
+    )
+    interval_seconds: int = Field(default=30, ge=5, description="Least time between two sensor ticks.")
 
 
 class PipelineSpec(SpecModel):
@@ -221,6 +264,7 @@ class PipelineSpec(SpecModel):
     evaluation: Evaluation = Field(default_factory=Evaluation, description="Metrics and the deploy gate.")
     deployment: Deployment = Field(default_factory=Deployment, description="How the model is rolled out.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Drift detection on traffic.")
+    retraining: Retraining = Field(default_factory=Retraining, description="When the sensors retrain by themselves.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -259,8 +303,15 @@ class PipelineSpec(SpecModel):
         for column in self.feature_columns:
             if column in columns and columns[column].dtype == "str" and column not in self.encoded_columns:
                 raise ValueError(f"feature {column!r} is a string: give it an onehot or ordinal transform")
+        unknown = sorted(set(self.monitoring.features) - set(self.input_columns))
+        if unknown:
+            raise ValueError(f"monitoring.features: {unknown} are not input columns; allowed: {self.input_columns}")
+        if self.monitoring.performance is not None and self.id_column is None:
+            raise ValueError("monitoring.performance needs id_column, to join labels to logged predictions")
         allowed = METRICS_BY_TASK[self.task]
+        performance = [self.monitoring.performance.metric] if self.monitoring.performance else []
         for field, names in (
+            ("monitoring.performance.metric", performance),
             ("evaluation.metrics", self.metrics),
             ("evaluation.gate.thresholds", list(self.evaluation.gate.thresholds)),
             ("evaluation.gate.min_gain", list(self.evaluation.gate.min_gain)),

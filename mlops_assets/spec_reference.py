@@ -30,6 +30,16 @@ def _sections(model: type[BaseModel], prefix: str) -> list[tuple[str, type[BaseM
     return list(dict.fromkeys(found))
 
 
+MARKER = "## Spec reference\n"
+
+
+def update_readme(readme: str) -> str:
+    """``readme`` with what follows the intro paragraph of its spec reference section replaced by ``render()``."""
+    head, _, tail = readme.partition(MARKER)
+    intro = tail.strip().split("\n\n", 1)[0]
+    return f"{head}{MARKER}\n{intro}\n\n{render()}\n"
+
+
 def render() -> str:
     parts = []
     for path, model in _sections(PipelineSpec, ""):
