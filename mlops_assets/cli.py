@@ -40,13 +40,14 @@ def _serve(args: argparse.Namespace) -> int:
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
     tracking_uri = args.tracking_uri or LocalLayout.from_env().tracking_uri
     log_dir = Path(args.log_dir or LocalLayout.from_env().data / spec.name / "inference_log")
-    writer = InferenceLogWriter(log_dir, log_schema(dtypes, spec.task))
+    writer = InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column))
     app = create_app(
         spec.name,
         dtypes,
         champion_loader(spec.name, tracking_uri),
         writer,
         admin_token=os.environ.get("MLOPS_ADMIN_TOKEN"),
+        id_column=spec.id_column,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

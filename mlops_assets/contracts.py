@@ -33,6 +33,10 @@ class ArtifactStore(dg.ConfigurableResource, ABC):
     def read_table(self, key: str) -> pa.Table: ...
 
     @abstractmethod
+    def row_count(self, key: str) -> int:
+        """Rows of a parquet file from its footer alone: what a sensor tick can afford."""
+
+    @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod

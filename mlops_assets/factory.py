@@ -58,6 +58,10 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         new = not store.exists(snapshot_key)
         size = store.write_table(snapshot_key, pa.Table.from_pandas(source.frame, preserve_index=False)) if new else 0
         context.log.info(f"{'wrote' if new else 'reused'} snapshot {snapshot_key}")
+        for file in source.unreadable_label_files:
+            context.log.warning(f"skipped unreadable label file {file}")
+        if source.labels_with_unknown_ids:
+            context.log.warning(f"{source.labels_with_unknown_ids} labels name ids that are not in the data")
         return dg.Output(
             RawSnapshot(snapshot_key, digest, len(source.frame)),
             data_version=dg.DataVersion(digest),
@@ -71,6 +75,8 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "source_files": dg.MetadataValue.json(source.files),
                 "label_files": dg.MetadataValue.json(source.label_files),
                 "rows_waiting_for_labels": source.unlabeled_rows,
+                "labels_with_unknown_ids": source.labels_with_unknown_ids,
+                "unreadable_label_files": dg.MetadataValue.json(source.unreadable_label_files),
             },
         )
 
@@ -312,27 +318,56 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             dg.AssetCheckSpec(
                 "no_drift",
                 asset=key["drift_report"],
-                description=f"every feature's PSI ≤ {spec.monitoring.psi_threshold}",
+                description="no input feature and not the prediction drifted (effect size confirmed by a test)",
             )
         ],
         **common,
     )
-    def drift_report(context: dg.AssetExecutionContext, store: ArtifactStore, deployed_endpoint: EndpointState):
-        from mlops_assets.monitoring import build_drift_report
+    def drift_report(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        deployed_endpoint: EndpointState,
+    ):
+        import pandas as pd
 
-        outcome = build_drift_report(spec, store, deployed_endpoint)
+        from mlops_assets.monitoring import build_drift_report
+        from mlops_assets.snapshot import read_files
+
+        labels = pd.DataFrame()
+        if spec.monitoring.performance is not None:
+            labels, _, _ = read_files(spec.source.labels.path, base_dir, skip_unreadable=True)
+        model = registry.load(spec.name, deployed_endpoint.model_version)
+        outcome = build_drift_report(spec, store, deployed_endpoint, model, labels)
+        for key_ in outcome.window.skipped:
+            context.log.warning(f"skipped unreadable inference log file {key_}")
         report_key = f"{spec.name}/reports/drift/{context.run_id}"
         store.write_bytes(f"{report_key}.json", json.dumps(outcome.as_json, indent=2, default=str).encode())
         store.write_bytes(f"{report_key}.md", outcome.markdown.encode())
+        performance = outcome.performance
         yield dg.Output(
             outcome.as_json,
             metadata={
                 "drift_report_id": context.run_id,
                 "status": outcome.status,
-                "window_rows": outcome.window_rows,
+                "model_version": deployed_endpoint.model_version,
+                "window_rows": outcome.window.table.num_rows,
+                "window_end": outcome.window.end or "none",
+                "skipped_log_files": len(outcome.window.skipped),
                 "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
                 "report": dg.MetadataValue.md(outcome.markdown),
                 "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
+                **(
+                    {
+                        f"online_{performance.metric}": performance.value,
+                        "online_low": performance.low,
+                        "online_high": performance.high,
+                        "online_rows": performance.rows,
+                        "performance_decayed": performance.decayed,
+                    }
+                    if performance
+                    else {}
+                ),
             },
         )
         yield dg.AssetCheckResult(
@@ -342,6 +377,8 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "status": outcome.status,
                 "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
                 "psi_threshold": spec.monitoring.psi_threshold,
+                "wasserstein_threshold": spec.monitoring.wasserstein_threshold,
+                "js_threshold": spec.monitoring.js_threshold,
             },
         )
 

@@ -23,14 +23,15 @@ log = logging.getLogger(__name__)
 ARROW_TYPES = {"float": pa.float64(), "int": pa.float64(), "bool": pa.float64(), "str": pa.string()}
 
 
-def log_schema(input_dtypes: dict[str, str], task: str) -> pa.Schema:
-    """Inputs as the endpoint received them, then who answered and what."""
+def log_schema(input_dtypes: dict[str, str], task: str, id_column: str | None = None) -> pa.Schema:
+    """The row id (when the spec has one), inputs as the endpoint received them, then who answered and what."""
     prediction = pa.float64() if task == "regression" else pa.string()
     return pa.schema(
         [
             ("request_id", pa.string()),
             ("timestamp", pa.timestamp("ms", tz="UTC")),
             ("model_version", pa.string()),
+            *([(id_column, pa.string())] if id_column else []),
             *[(name, ARROW_TYPES[dtype]) for name, dtype in input_dtypes.items()],
             ("prediction", prediction),
             ("score", pa.float64()),

@@ -1,39 +1,82 @@
-"""The drift report of a served model: its newest logged traffic against its training data."""
+"""The drift report of a served model: its newest logged traffic against its training data.
+
+With labels that can be joined to logged predictions by id, the report also carries the online metric
+and its confidence interval, which the performance sensor compares with the spec's floor.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.drift import DriftConfig, compute_drift
+from mlops_assets.metrics import METRICS, meets_threshold
+from mlops_assets.model import PipelineModel
 from mlops_assets.records import EndpointState
+
+log = logging.getLogger(__name__)
+PREDICTION = "prediction"
+
+
+@dataclass(frozen=True)
+class LogWindow:
+    table: pa.Table
+    end: str | None  # key of the newest file read: names the window, so one window triggers one retraining
+    skipped: list[str] = field(default_factory=list)  # unreadable files, reported and left out
+
+
+@dataclass(frozen=True)
+class OnlinePerformance:
+    metric: str
+    value: float
+    low: float
+    high: float
+    rows: int
+    floor: float
+    decayed: bool  # the whole confidence interval is on the wrong side of the floor
 
 
 @dataclass(frozen=True)
 class DriftOutcome:
     status: str  # "drifted", "no drift" or "not enough traffic"
-    window_rows: int
+    window: LogWindow
     markdown: str
     as_json: dict[str, Any]
     drifted_features: list[str] = field(default_factory=list)
+    performance: OnlinePerformance | None = None
 
 
-def newest_window(store: ArtifactStore, prefix: str, rows: int) -> pa.Table:
-    """The last ``rows`` logged rows: files are read newest first until the window is full."""
-    tables, total = [], 0
-    for key in reversed([k for k in store.list(prefix) if k.endswith(".parquet")]):
-        table = store.read_table(key)
+def log_files(store: ArtifactStore, prefix: str) -> list[str]:
+    """Inference log files in the order they were written (their names start with the write time)."""
+    return [k for k in store.list(prefix) if k.endswith(".parquet")]
+
+
+def newest_window(store: ArtifactStore, prefix: str, rows: int) -> LogWindow:
+    """The last ``rows`` logged rows, reading files newest first until the window is full, so memory is
+    bounded by the window plus one file, not by the log."""
+    tables, total, skipped, end = [], 0, [], None
+    for key in reversed(log_files(store, prefix)):
+        try:
+            table = store.read_table(key)
+        except (OSError, pa.ArrowException) as exc:
+            log.warning("skipping unreadable inference log file %s: %s", key, exc)
+            skipped.append(key)
+            continue
+        end = end or key
         tables.append(table)
         total += table.num_rows
         if total >= rows:
             break
     if not tables:
-        return pa.table({})
+        return LogWindow(pa.table({}), None, skipped)
     window = pa.concat_tables(reversed(tables), promote_options="permissive")
-    return window.slice(max(0, window.num_rows - rows))
+    return LogWindow(window.slice(max(0, window.num_rows - rows)), end, skipped)
 
 
 def drift_config(monitoring) -> DriftConfig:
@@ -49,35 +92,77 @@ def drift_config(monitoring) -> DriftConfig:
     )
 
 
-def build_drift_report(spec, store: ArtifactStore, endpoint: EndpointState) -> DriftOutcome:
+def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel) -> OnlinePerformance | None:
+    """The spec's online metric on the window's rows whose id has a label; ``None`` without any."""
+    settings = spec.monitoring.performance
+    if settings is None or labels.empty or spec.source.labels.id_column not in window.column_names:
+        return None
+    from mlops_assets.confidence import metric_interval
+
+    key = spec.source.labels.id_column
+    logged = window.select([key, PREDICTION, "score"]).to_pandas()
+    truth = labels[[key, spec.target]].drop_duplicates(key, keep="last").astype({key: str})
+    joined = logged.merge(truth, on=key, how="inner").tail(settings.window)
+    if joined.empty:
+        return None
+    y_true = model.encode_target(joined[spec.target].to_numpy())
+    if model.classes is None:
+        y_pred, proba = joined[PREDICTION].to_numpy(dtype=float), None
+    else:
+        y_pred = model.encode_target(joined[PREDICTION].to_numpy())
+        score = joined["score"].to_numpy(dtype=float)
+        proba = np.column_stack([1 - score, score]) if len(model.classes) == 2 else None
+    value, low, high = metric_interval(settings.metric, y_true, y_pred, proba, settings.confidence)
+    bound = high if METRICS[settings.metric].higher_is_better else low
+    return OnlinePerformance(
+        settings.metric,
+        value,
+        low,
+        high,
+        len(joined),
+        settings.floor,
+        not meets_threshold(settings.metric, bound, settings.floor),
+    )
+
+
+def build_drift_report(
+    spec, store: ArtifactStore, endpoint: EndpointState, model: PipelineModel, labels: pd.DataFrame
+) -> DriftOutcome:
+    """Inputs and the prediction of the newest window against the reference and the champion's predictions
+    on it; ``labels`` may be empty."""
     monitoring = spec.monitoring
     window = newest_window(store, endpoint.log_key, monitoring.window)
+    rows = window.table.num_rows
     base = {
         "model_version": endpoint.model_version,
         "reference": endpoint.reference_key,
-        "window_rows": window.num_rows,
+        "window_rows": rows,
         "window_size": monitoring.window,
+        "window_end": window.end,
+        "skipped_files": window.skipped,
     }
-    if window.num_rows < monitoring.min_rows:
+    if rows < monitoring.min_rows:
         message = (
-            f"Not enough traffic yet: {window.num_rows} logged rows, a verdict needs "
-            f"{monitoring.min_rows} (monitoring.min_rows)."
+            f"Not enough traffic yet: {rows} logged rows, a verdict needs {monitoring.min_rows} (monitoring.min_rows)."
         )
-        return DriftOutcome("not enough traffic", window.num_rows, message, {**base, "status": "not enough traffic"})
-    reference = store.read_table(endpoint.reference_key)
+        return DriftOutcome("not enough traffic", window, message, {**base, "status": "not enough traffic"})
+    reference_frame = store.read_table(endpoint.reference_key).to_pandas()
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
-    current = {c: window.column(c).to_numpy(zero_copy_only=False) for c in window.column_names if c in dtypes}
-    report = compute_drift(
-        {c: reference.column(c).to_numpy(zero_copy_only=False) for c in dtypes},
-        current,
-        dtypes,
-        drift_config(monitoring),
-    )
+    dtypes[PREDICTION] = "float" if spec.task == "regression" else "str"
+    reference = {c: reference_frame[c].to_numpy() for c in spec.input_columns}
+    reference[PREDICTION] = model.predict(reference_frame).labels
+    current = {
+        c: window.table.column(c).to_numpy(zero_copy_only=False) for c in window.table.column_names if c in dtypes
+    }
+    report = compute_drift(reference, current, dtypes, drift_config(monitoring))
+    performance = online_performance(spec, window.table, labels, model)
     status = "drifted" if report.drifted else "no drift"
-    return DriftOutcome(
-        status,
-        window.num_rows,
-        report.to_markdown(),
-        {**base, "status": status, **report.to_dict()},
-        report.drifted_features,
-    )
+    markdown = report.to_markdown()
+    if performance is not None:
+        markdown += (
+            f"\n\nOnline {performance.metric} on {performance.rows} labelled predictions: {performance.value:.4f} "
+            f"({spec.monitoring.performance.confidence:.0%} CI {performance.low:.4f}-{performance.high:.4f}); "
+            f"floor {performance.floor}: {'DECAYED' if performance.decayed else 'ok'}."
+        )
+    as_json = {**base, "status": status, **report.to_dict(), "performance": performance and vars(performance)}
+    return DriftOutcome(status, window, markdown, as_json, report.drifted_features, performance)

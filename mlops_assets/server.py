@@ -51,8 +51,13 @@ def create_app(
     inference_log: InferenceLogWriter | None = None,
     admin_token: str | None = None,
     max_body_bytes: int = 16 * 1024 * 1024,
+    id_column: str | None = None,
 ) -> Starlette:
-    """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...)."""
+    """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
+
+    A request may carry ``id_column`` (optional, not a feature): it is logged, so labels that arrive later
+    can be joined to the predictions.
+    """
     state: dict[str, LoadedModel | None] = {"current": None}
 
     async def ping(request: Request) -> Response:
@@ -77,9 +82,13 @@ def create_app(
             return _error(413, f"request body over the limit of {max_body_bytes} bytes")
         body = await request.body()
         try:
-            columns, n_rows = coerce_columns(parse_payload(body), input_dtypes)
+            parsed = parse_payload(body)
+            columns, n_rows = coerce_columns(parsed, input_dtypes)
         except PayloadError as exc:
             return _error(400, str(exc))
+        if id_column is not None:
+            ids = parsed.get(id_column) or [None] * n_rows
+            columns[id_column] = [None if v is None else str(v) for v in ids][:n_rows]
         prediction = current.model.predict(columns)
         labels = prediction.labels
         if inference_log is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -20,26 +20,42 @@ from mlops_assets.errors import DataError
 class SourceRead:
     frame: pd.DataFrame
     files: list[str]
-    unlabeled_rows: int
-    label_files: list[str]
+    unlabeled_rows: int = 0
+    label_files: list[str] = field(default_factory=list)
+    unreadable_label_files: list[str] = field(default_factory=list)
+    labels_with_unknown_ids: int = 0
 
 
-def read_files(pattern: str, base_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Concatenate every CSV/parquet file matching ``pattern`` (a file, glob or folder) in name order."""
+def list_files(pattern: str, base_dir: Path) -> list[str]:
+    """CSV/parquet files matching ``pattern`` (a file, glob or folder), in name order."""
     location = base_dir / pattern
     files = sorted(glob.glob(str(location / "*"))) if location.is_dir() else sorted(glob.glob(str(location)))
-    frames = []
-    for file in files:
+    return [f for f in files if f.endswith((".parquet", ".csv", ".csv.gz"))]
+
+
+def read_file(file: str) -> pd.DataFrame:
+    return pd.read_parquet(file) if file.endswith(".parquet") else pd.read_csv(file)
+
+
+def read_files(
+    pattern: str, base_dir: Path, skip_unreadable: bool = False
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Concatenate the matching files; return the frame, the files read and the files that could not be.
+
+    An unreadable file fails the read unless ``skip_unreadable``: training data is never silently partial,
+    while a corrupt label batch is set aside and reported.
+    """
+    frames, read, unreadable = [], [], []
+    for file in list_files(pattern, base_dir):
         try:
-            if file.endswith(".parquet"):
-                frames.append(pd.read_parquet(file))
-            elif file.endswith((".csv", ".csv.gz")):
-                frames.append(pd.read_csv(file))
+            frames.append(read_file(file))
+            read.append(file)
         except Exception as exc:
-            raise DataError(f"cannot read {file}: {exc}") from exc
-    if not frames:
-        return pd.DataFrame(), []
-    return pd.concat(frames, ignore_index=True), files
+            if not skip_unreadable:
+                raise DataError(f"cannot read {file}: {exc}") from exc
+            unreadable.append(file)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame, read, unreadable
 
 
 def read_source(spec, base_dir: Path) -> SourceRead:
@@ -48,16 +64,17 @@ def read_source(spec, base_dir: Path) -> SourceRead:
     Rows whose label has not arrived yet are left out of the snapshot and counted: they are not bad rows,
     just not trainable yet. A later label batch brings them in (a new snapshot).
     """
-    frame, files = read_files(spec.source.path, base_dir)
+    frame, files, _ = read_files(spec.source.path, base_dir)
     if not files:
         raise DataError(f"{spec.name}: no data file matches {spec.source.path!r} under {base_dir}")
     labels = spec.source.labels
     if labels is None:
-        return SourceRead(frame, files, 0, [])
-    label_frame, label_files = read_files(labels.path, base_dir)
+        return SourceRead(frame, files)
+    label_frame, label_files, unreadable = read_files(labels.path, base_dir, skip_unreadable=True)
     key = labels.id_column
     if label_frame.empty:
-        return SourceRead(frame.iloc[:0].assign(**{spec.target: pd.Series(dtype=object)}), files, len(frame), [])
+        empty = frame.iloc[:0].assign(**{spec.target: pd.Series(dtype=object)})
+        return SourceRead(empty, files, len(frame), label_files, unreadable)
     for name, part in (("data", frame), ("labels", label_frame)):
         if key not in part.columns:
             raise DataError(f"{spec.name}: the {name} have no id column {key!r}")
@@ -69,7 +86,8 @@ def read_source(spec, base_dir: Path) -> SourceRead:
     data[key] = data[key].astype(str)
     latest[key] = latest[key].astype(str)
     joined = data.merge(latest, on=key, how="inner")
-    return SourceRead(joined, files, len(frame) - len(joined), label_files)
+    unknown = int((~latest[key].isin(data[key])).sum())
+    return SourceRead(joined, files, len(frame) - len(joined), label_files, unreadable, unknown)
 
 
 def content_hash(frame: pd.DataFrame) -> str:

@@ -24,11 +24,11 @@ def replay(
 ) -> int:
     """Send ``rows`` rows sampled from the source (with replacement), ``batch`` per request, as
     ``dataframe_split``; numeric columns in ``shifts`` are multiplied by their factor. Returns rows sent."""
-    frame, _ = read_files(spec.source.path, base_dir)
-    columns = spec.input_columns
-    unknown = sorted(set(shifts or {}) - set(columns))
+    frame, _, _ = read_files(spec.source.path, base_dir)
+    columns = spec.input_columns + ([spec.id_column] if spec.id_column in frame.columns else [])
+    unknown = sorted(set(shifts or {}) - set(spec.input_columns))
     if unknown:
-        raise MlopsError(f"cannot shift {unknown}: not input columns of {spec.name} ({columns})")
+        raise MlopsError(f"cannot shift {unknown}: not input columns of {spec.name} ({spec.input_columns})")
     sample = frame[columns].iloc[np.random.default_rng(seed).integers(0, len(frame), rows)].copy()
     for column, factor in (shifts or {}).items():
         sample[column] = sample[column].astype(float) * factor

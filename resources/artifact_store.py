@@ -39,6 +39,11 @@ class LocalArtifactStore(ArtifactStore):
 
         return pq.read_table(self._path(key))
 
+    def row_count(self, key: str) -> int:
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(self._path(key)).num_rows
+
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

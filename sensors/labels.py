@@ -1,0 +1,77 @@
+"""The labels sensor: a new label batch (a new or changed file in the labels source) retrains the model.
+
+A tick stats the files of the labels source and opens only new or changed ones, to check that they can be
+read (a parquet footer, a CSV header); it never loads the batches: raw_data does, in the run.
+"""
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from mlops_assets.snapshot import list_files
+from sensors.policy import retrain_request, retraining_refusal
+
+
+def readable(file: str, columns: set[str]) -> str | None:
+    """Why ``file`` cannot be a label batch, or ``None`` when it looks usable."""
+    try:
+        if file.endswith(".parquet"):
+            names = set(pq.read_schema(file).names)
+        else:
+            with open(file, encoding="utf-8") as handle:
+                names = set(handle.readline().strip().split(","))
+    except Exception as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    missing = columns - names
+    return f"missing column(s) {sorted(missing)}" if missing else None
+
+
+def build_labels_sensor(spec, spec_path: Path, retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
+    labels = spec.source.labels
+    columns = {labels.id_column, spec.target}
+
+    @dg.sensor(
+        name=f"{spec.name}_labels_sensor",
+        description=f"Retrains when a label batch lands in {labels.path}.",
+        asset_selection=dg.AssetSelection.assets(*retrain_assets),
+        minimum_interval_seconds=spec.retraining.interval_seconds,
+        default_status=dg.DefaultSensorStatus(spec.retraining.sensors.upper()),
+    )
+    def labels_sensor(context: dg.SensorEvaluationContext):
+        seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
+        files = {f: [os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in list_files(labels.path, spec_path.parent)}
+        if context.cursor is None:
+            context.update_cursor(json.dumps(files))
+            return dg.SkipReason(f"watching {len(files)} existing label file(s); new batches will retrain")
+        changed = [f for f, stat in files.items() if seen.get(f) != stat]
+        problems = {f: readable(f, columns) for f in changed}
+        for file, problem in problems.items():
+            if problem:
+                context.log.warning(f"skipping label file {file}: {problem}")
+        batch = [f for f in changed if problems[f] is None]
+        bad = {f: files[f] for f in changed if problems[f]}
+        if not batch:
+            context.update_cursor(json.dumps({**seen, **bad}))
+            return dg.SkipReason(
+                f"no new label batch ({len(bad)} unreadable file(s) skipped)" if bad else "no new label batch"
+            )
+        if not spec.retraining.on_new_labels:
+            context.update_cursor(json.dumps({**seen, **bad, **{f: files[f] for f in batch}}))
+            return dg.SkipReason(f"{len(batch)} new label file(s); retraining.on_new_labels is off")
+        refused = retraining_refusal(context.instance, spec, time.time())
+        if refused:
+            context.update_cursor(json.dumps({**seen, **bad}))  # the batch stays new until it can be acted on
+            return dg.SkipReason(f"{len(batch)} new label file(s) not acted on: {refused}")
+        batch_id = hashlib.sha256(json.dumps({f: files[f] for f in batch}, sort_keys=True).encode()).hexdigest()[:12]
+        names = ", ".join(Path(f).name for f in batch)
+        context.update_cursor(json.dumps({**seen, **bad, **{f: files[f] for f in batch}}))
+        return retrain_request(
+            spec, f"{spec.name}:labels:{batch_id}", f"label_batch:{batch_id} ({names})", retrain_assets
+        )
+
+    return labels_sensor

@@ -1,0 +1,48 @@
+"""When an automatic retraining may start: a cooldown and a daily budget shared by every sensor of a pipeline.
+
+The state is the runs themselves (tagged on request), so the sensors need no shared cursor and a person
+can see in the UI why a retraining did or did not start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from mlops_assets.factory import TRIGGER_TAG
+
+PIPELINE_TAG = "mlops/pipeline"
+RETRAIN_TAG = "mlops/retrain"
+DAY = 86_400.0
+
+
+def refusal(previous: list[float], now: float, cooldown_s: float, daily_budget: int) -> str | None:
+    """Why a retraining may not start now, given the start times of earlier automatic ones; ``None`` if it may.
+
+    The budget counts retrainings since midnight UTC; the cooldown counts from the latest one.
+    """
+    today = [t for t in previous if t >= now - now % DAY]
+    if len(today) >= daily_budget:
+        return f"daily budget spent: {len(today)} automatic retrainings today, budget {daily_budget}"
+    if previous and now - max(previous) < cooldown_s:
+        return f"cooling down: last automatic retraining {now - max(previous):.0f} s ago, cooldown {cooldown_s:.0f} s"
+    return None
+
+
+def retraining_refusal(instance: dg.DagsterInstance, spec, now: float) -> str | None:
+    since = dt.datetime.fromtimestamp(min(now - now % DAY, now - spec.retraining.cooldown_minutes * 60), dt.UTC)
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={PIPELINE_TAG: spec.name, RETRAIN_TAG: "true"}, created_after=since)
+    )
+    starts = [r.create_timestamp.timestamp() for r in records]
+    return refusal(starts, now, spec.retraining.cooldown_minutes * 60, spec.retraining.daily_budget)
+
+
+def retrain_request(spec, run_key: str, trigger: str, assets: list[dg.AssetKey]) -> dg.RunRequest:
+    """A retraining run: the trigger travels as a run tag into the model version's MLflow tags."""
+    return dg.RunRequest(
+        run_key=run_key,
+        asset_selection=assets,
+        tags={PIPELINE_TAG: spec.name, RETRAIN_TAG: "true", TRIGGER_TAG: trigger},
+    )
