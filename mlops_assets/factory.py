@@ -336,7 +336,8 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
 
         labels = pd.DataFrame()
         if spec.monitoring.performance is not None:
-            labels, _, _ = read_files(spec.source.labels.path, base_dir, skip_unreadable=True)
+            required = frozenset({spec.source.labels.id_column, spec.target})
+            labels, _, _ = read_files(spec.source.labels.path, base_dir, skip_unreadable=True, required=required)
         model = registry.load(spec.name, deployed_endpoint.model_version)
         outcome = build_drift_report(spec, store, deployed_endpoint, model, labels)
         for key_ in outcome.window.skipped:

@@ -38,22 +38,27 @@ def read_file(file: str) -> pd.DataFrame:
 
 
 def read_files(
-    pattern: str, base_dir: Path, skip_unreadable: bool = False
+    pattern: str, base_dir: Path, skip_unreadable: bool = False, required: frozenset[str] = frozenset()
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Concatenate the matching files; return the frame, the files read and the files that could not be.
 
-    An unreadable file fails the read unless ``skip_unreadable``: training data is never silently partial,
-    while a corrupt label batch is set aside and reported.
+    A file that cannot be parsed or lacks a ``required`` column fails the read unless ``skip_unreadable``:
+    training data is never silently partial, while a corrupt label batch is set aside and reported.
     """
     frames, read, unreadable = [], [], []
     for file in list_files(pattern, base_dir):
         try:
-            frames.append(read_file(file))
-            read.append(file)
+            frame = read_file(file)
+            missing = required - set(frame.columns)
+            if missing:
+                raise DataError(f"no column(s) {sorted(missing)}")
         except Exception as exc:
             if not skip_unreadable:
                 raise DataError(f"cannot read {file}: {exc}") from exc
             unreadable.append(file)
+            continue
+        frames.append(frame)
+        read.append(file)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return frame, read, unreadable
 
@@ -70,7 +75,9 @@ def read_source(spec, base_dir: Path) -> SourceRead:
     labels = spec.source.labels
     if labels is None:
         return SourceRead(frame, files)
-    label_frame, label_files, unreadable = read_files(labels.path, base_dir, skip_unreadable=True)
+    label_frame, label_files, unreadable = read_files(
+        labels.path, base_dir, skip_unreadable=True, required=frozenset({labels.id_column, spec.target})
+    )
     key = labels.id_column
     if label_frame.empty:
         empty = frame.iloc[:0].assign(**{spec.target: pd.Series(dtype=object)})

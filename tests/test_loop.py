@@ -64,7 +64,7 @@ class Loop:
 
     def logged_rows(self) -> int:
         folder = self.project.layout.data / self.name / "inference_log"
-        return sum(pq.read_metadata(p).num_rows for p in folder.glob("*.parquet"))
+        return sum(pq.read_metadata(p).num_rows for p in folder.glob("*.parquet") if p.stat().st_size > 100)
 
     def versions(self):
         uri = self.project.layout.tracking_uri
@@ -103,7 +103,11 @@ def test_drift_starts_exactly_one_retraining_that_carries_the_report_id(loop):
     report_id = report["drift_report_id"]
     assert retrain.tags["mlops/trigger"] == f"drift_report:{report_id}"
     assert {k.path[-1] for k in retrain.asset_selection} == {
-        "trained_model", "evaluation_report", "deployed_endpoint", "drift_report"}
+        "trained_model",
+        "evaluation_report",
+        "deployed_endpoint",
+        "drift_report",
+    }
     result = loop.launch(retrain)
     version = metadata(result, "breast_cancer", "trained_model")["model_version"]
     assert loop.versions()[version].tags["trigger"] == f"drift_report:{report_id}"
@@ -122,7 +126,7 @@ def test_a_new_label_batch_retrains_on_the_joined_labels(project):
     assert not loop.tick("labels_sensor").run_requests  # the first tick records what is already there
     assert not loop.tick("labels_sensor").run_requests
 
-    (labels / "batch-0002.parquet").write_bytes(b"not a parquet file")
+    (labels / "batch-0002.csv").write_bytes(b"\x00\xff\xfe not a label file")
     skipped = loop.tick("labels_sensor")
     assert not skipped.run_requests and "1 unreadable file(s) skipped" in skipped.skip_message
 
@@ -133,15 +137,18 @@ def test_a_new_label_batch_retrains_on_the_joined_labels(project):
     result = loop.launch(requests[0])
     raw = metadata(result, "breast_cancer", "raw_data")
     assert raw["rows"] == 569 and raw["rows_waiting_for_labels"] == 0
-    assert raw["unreadable_label_files"] == [str(labels / "batch-0002.parquet")]
+    assert raw["unreadable_label_files"] == [str(labels / "batch-0002.csv")]
     version = metadata(result, "breast_cancer", "trained_model")["model_version"]
     assert loop.versions()[version].tags["trigger"] == requests[0].tags["mlops/trigger"]
     assert not loop.tick("labels_sensor").run_requests
 
 
 def test_performance_decay_retrains_when_the_interval_is_under_the_floor(project):
-    configure(project, monitoring={"window": 200, "performance": {"metric": "accuracy", "floor": 0.9, "window": 100}},
-              retraining={"cooldown_minutes": 0, "on_drift": False})
+    configure(
+        project,
+        monitoring={"window": 200, "performance": {"metric": "accuracy", "floor": 0.9, "window": 100}},
+        retraining={"cooldown_minutes": 0, "on_drift": False},
+    )
     loop = Loop(project)
     loop.deploy()
     assert "no drift report yet" in loop.tick("performance_sensor").skip_message or True
