@@ -54,62 +54,71 @@ def test_drift_retrains_under_the_daemon(tmp_path):
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     port = free_port()
     dev = None
-    try:
-        deployed = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-f", "definitions.py", "--select", "group:breast_cancer"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert deployed.returncode == 0, deployed.stderr[-3000:]
-        dev = subprocess.Popen(
-            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "dev.log", "wb"),
-            start_new_session=True,
-        )
+    with open(tmp_path / "dev.log", "wb") as dev_log:
+        try:
+            deployed = subprocess.run(
+                [
+                    str(BIN / "dagster"),
+                    "asset",
+                    "materialize",
+                    "-f",
+                    "definitions.py",
+                    "--select",
+                    "group:breast_cancer",
+                ],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert deployed.returncode == 0, deployed.stderr[-3000:]
+            dev = subprocess.Popen(
+                [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
+                cwd=REPO,
+                env=env,
+                stdout=dev_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
-        def graph():
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/graphql", GRAPH, {"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    return json.load(response)["data"]["assetNodes"]
-            except (OSError, KeyError, TypeError):
-                return None
+            def graph():
+                try:
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{port}/graphql", GRAPH, {"Content-Type": "application/json"}
+                    )
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        return json.load(response)["data"]["assetNodes"]
+                except (OSError, KeyError, TypeError):
+                    return None
 
-        nodes = wait_for(graph, 120, "the Dagster webserver")
-        deps = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
-        assert deps["breast_cancer/drift_report"] == {
-            "breast_cancer/validated_features",
-            "breast_cancer/deployed_endpoint",
-        }
+            nodes = wait_for(graph, 120, "the Dagster webserver")
+            deps = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
+            assert deps["breast_cancer/drift_report"] == {
+                "breast_cancer/validated_features",
+                "breast_cancer/deployed_endpoint",
+            }
 
-        url = running_url(home / "endpoints", "breast_cancer")
-        spec = load_spec(pipelines / "breast_cancer.yaml")
-        replay(spec, pipelines, url, rows=100, batch=10, seed=7, shifts={"mean_radius": 1.3, "mean_texture": 1.4})
+            url = running_url(home / "endpoints", "breast_cancer")
+            spec = load_spec(pipelines / "breast_cancer.yaml")
+            replay(spec, pipelines, url, rows=100, batch=10, seed=7, shifts={"mean_radius": 1.3, "mean_texture": 1.4})
 
-        def retrained():
-            versions = client.search_model_versions("name='breast_cancer'")
-            return [v for v in versions if v.tags.get("trigger", "").startswith("drift_report:")]
+            def retrained():
+                versions = client.search_model_versions("name='breast_cancer'")
+                return [v for v in versions if v.tags.get("trigger", "").startswith("drift_report:")]
 
-        (version,) = wait_for(retrained, 300, "a model version trained because of drift")
-        assert version.tags["spec_hash"] == spec.spec_hash and version.tags["dataset_hash"]
-        wait_for(
-            lambda: client.get_model_version("breast_cancer", version.version).tags.get("gate"),
-            120,
-            "the retrained version's evaluation",
-        )
-    finally:
-        if dev is not None:
-            os.killpg(dev.pid, signal.SIGTERM)
-            try:
-                dev.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(dev.pid, signal.SIGKILL)
-        stop(home / "endpoints", "breast_cancer")
+            (version,) = wait_for(retrained, 300, "a model version trained because of drift")
+            assert version.tags["spec_hash"] == spec.spec_hash and version.tags["dataset_hash"]
+            wait_for(
+                lambda: client.get_model_version("breast_cancer", version.version).tags.get("gate"),
+                120,
+                "the retrained version's evaluation",
+            )
+        finally:
+            if dev is not None:
+                os.killpg(dev.pid, signal.SIGTERM)
+                try:
+                    dev.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(dev.pid, signal.SIGKILL)
+            stop(home / "endpoints", "breast_cancer")
