@@ -130,13 +130,14 @@ def test_a_new_label_batch_retrains_on_the_joined_labels(project):
     skipped = loop.tick("labels_sensor")
     assert not skipped.run_requests and "1 unreadable file(s) skipped" in skipped.skip_message
 
-    all_labels.iloc[450:].to_csv(labels / "batch-0003.csv", index=False)
+    stray = pd.DataFrame({"patient_id": ["P9999"], "diagnosis": ["benign"]})  # an id the data does not have
+    pd.concat([all_labels.iloc[450:], stray]).to_csv(labels / "batch-0003.csv", index=False)
     requests = loop.tick("labels_sensor").run_requests
     assert len(requests) == 1 and requests[0].tags["mlops/trigger"].startswith("label_batch:")
     assert "batch-0003.csv" in requests[0].tags["mlops/trigger"]
     result = loop.launch(requests[0])
     raw = metadata(result, "breast_cancer", "raw_data")
-    assert raw["rows"] == 569 and raw["rows_waiting_for_labels"] == 0
+    assert raw["rows"] == 569 and raw["rows_waiting_for_labels"] == 0 and raw["labels_with_unknown_ids"] == 1
     assert raw["unreadable_label_files"] == [str(labels / "batch-0002.csv")]
     version = metadata(result, "breast_cancer", "trained_model")["model_version"]
     assert loop.versions()[version].tags["trigger"] == requests[0].tags["mlops/trigger"]
