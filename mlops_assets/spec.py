@@ -233,6 +233,9 @@ class Monitoring(SpecModel):
     features: dict[str, Thresholds] = Field(
         default_factory=dict, description="Per-feature threshold overrides, by feature name."
     )
+    persistence: int = Field(
+        default=1, ge=1, description="Consecutive drifted windows (one report each) before retraining."
+    )
     performance: Performance | None = Field(
         default=None, description="Online performance check once labels can be joined to predictions."
     )
@@ -241,7 +244,6 @@ class Monitoring(SpecModel):
 class Retraining(SpecModel):
     on_drift: bool = Field(default=True, description="Retrain when the drift report says drift.")
     on_new_labels: bool = Field(default=True, description="Retrain when a new label batch lands.")
-    persistence: int = Field(default=1, ge=1, description="Consecutive drifted reports before retraining.")
     cooldown_minutes: float = Field(default=60, ge=0, description="Least time between two automatic retrainings.")
     daily_budget: int = Field(default=3, ge=0, description="Most automatic retrainings per UTC day.")
     sensors: Literal["running", "stopped"] = Field(

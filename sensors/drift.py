@@ -59,7 +59,7 @@ def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -
 
 def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
     prefix = f"{spec.name}/inference_log"
-    persistence = spec.retraining.persistence
+    persistence = spec.monitoring.persistence
 
     @dg.sensor(
         name=f"{spec.name}_drift_sensor",

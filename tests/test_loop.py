@@ -185,6 +185,19 @@ def test_constant_unfixable_drift_is_stopped_by_the_daily_budget(project):
     assert len(loop.versions()) == 3  # the first deployment and two retrainings
 
 
+def test_drift_must_persist_for_the_configured_windows(project):
+    configure(project, monitoring={"window": 100, "persistence": 2}, retraining={"cooldown_minutes": 0})
+    loop = Loop(project)
+    loop.deploy()
+    retrains = []
+    for seed in range(2):
+        loop.send(100, seed=20 + seed, shifts=DRIFT)
+        (report_request,) = loop.tick("drift_sensor").run_requests
+        loop.launch(report_request)
+        retrains.append([r for r in loop.tick("drift_sensor").run_requests if r.tags.get("mlops/retrain")])
+    assert [len(r) for r in retrains] == [0, 1]
+
+
 def test_corrupt_log_files_are_skipped_and_counted(loop):
     folder = loop.project.layout.data / "breast_cancer" / "inference_log"
     loop.send(150, seed=4)
