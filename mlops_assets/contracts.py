@@ -78,8 +78,11 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
     def load(self, name: str, version: str) -> PipelineModel: ...
 
     @abstractmethod
-    def promote(self, name: str, version: str, approved_by: str) -> RegisteredModel | None:
-        """Point ``champion`` at ``version``, record who approved it; return the previous champion."""
+    def promote(self, name: str, version: str, approved_by: str, rollback: bool = False) -> RegisteredModel | None:
+        """Point ``champion`` at ``version``, record who approved it; return the previous champion.
+
+        A rollback also marks the replaced version as rolled back, and leaves ``version``'s own record of
+        its predecessor alone."""
 
     @abstractmethod
     def record(self, name: str, version: str, tags: dict[str, str], run_metrics: dict[str, float]) -> None:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
 from mlops_assets.provenance import code_version
@@ -23,6 +24,14 @@ from mlops_assets.records import (
     TrainingRequest,
 )
 from mlops_assets.spec import PipelineSpec
+
+
+class DeploymentConfig(dg.Config):
+    rollback: bool = Field(
+        default=False,
+        description="Move `champion` back to the version it replaced, instead of promoting the evaluated challenger.",
+    )
+
 
 ASSET_NAMES = (
     "raw_data",
@@ -275,38 +284,49 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
     )
     def deployed_endpoint(
         context: dg.AssetExecutionContext,
+        config: DeploymentConfig,
         store: ArtifactStore,
         registry: ModelRegistry,
         deployer: EndpointDeployer,
         evaluation_report: EvaluationReport,
     ):
-        model = evaluation_report.model
-        if not evaluation_report.gate_passed:
-            # The blocking gate check already stops this in the same run; this guards later runs too.
-            raise dg.Failure(
-                f"version {model.version} failed the gate; the champion stays where it was",
-                metadata={"reasons": dg.MetadataValue.json(evaluation_report.gate_reasons)},
-            )
-        approved_by = context.run.tags.get(APPROVER_TAG) or f"gate:auto (run started by {getpass.getuser()})"
-        previous = registry.promote(spec.name, model.version, approved_by)
         log_key = f"{spec.name}/inference_log"
-        url = deployer.deploy(str(spec_path), registry.get(spec.name, model.version), store.uri(log_key))
-        context.log.info(f"{spec.name} v{model.version} is champion and served at {url}")
+        if config.rollback:
+            current = registry.by_alias(spec.name, "champion")
+            target = current and current.tags.get("previous_champion", "none")
+            if target in (None, "none"):
+                raise dg.Failure(f"{spec.name} has no previous champion to roll back to")
+            approved_by = context.run.tags.get(APPROVER_TAG) or f"rollback by {getpass.getuser()}"
+            registry.promote(spec.name, target, approved_by, rollback=True)
+            version, previous = registry.get(spec.name, target), current
+        else:
+            model = evaluation_report.model
+            if not evaluation_report.gate_passed:
+                # The blocking gate check already stops this in the same run; this guards later runs too.
+                raise dg.Failure(
+                    f"version {model.version} failed the gate; the champion stays where it was",
+                    metadata={"reasons": dg.MetadataValue.json(evaluation_report.gate_reasons)},
+                )
+            approved_by = context.run.tags.get(APPROVER_TAG) or f"gate:auto (run started by {getpass.getuser()})"
+            previous = registry.promote(spec.name, model.version, approved_by)
+            version = registry.get(spec.name, model.version)
+        url = deployer.deploy(str(spec_path), version, store.uri(log_key))
+        context.log.info(f"{spec.name} v{version.version} is champion and served at {url}")
         return dg.Output(
             EndpointState(
                 url,
-                model.version,
+                version.version,
                 log_key,
-                model.features.train_key,
+                version.tags["reference_key"],
                 previous.version if previous else None,
                 approved_by,
             ),
             metadata={
                 "url": dg.MetadataValue.url(url),
-                "model_version": model.version,
+                "model_version": version.version,
                 "previous_champion": previous.version if previous else "none",
                 "approved_by": approved_by,
-                "strategy": spec.deployment.strategy,
+                "action": "rollback" if config.rollback else spec.deployment.strategy,
             },
         )
 
@@ -383,7 +403,52 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             },
         )
 
-    return [raw_data, validated_features, trained_model, evaluation_report, deployed_endpoint, drift_report]
+    assets = [raw_data, validated_features, trained_model, evaluation_report, deployed_endpoint, drift_report]
+    if spec.batch is not None:
+        assets.append(_batch_predictions_asset(spec, base_dir, common, key["deployed_endpoint"]))
+    return assets
+
+
+def _batch_predictions_asset(spec: PipelineSpec, base_dir: Path, common: dict, endpoint_key: dg.AssetKey):
+    @dg.asset(
+        key=dg.AssetKey([spec.name, "batch_predictions"]),
+        description=f"{spec.batch.path} scored by the deployed champion, {spec.batch.batch_rows} rows at a time.",
+        ins={"deployed_endpoint": dg.AssetIn(key=endpoint_key)},
+        **common,
+    )
+    def batch_predictions(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        deployed_endpoint: EndpointState,
+    ):
+        import time
+
+        from mlops_assets.batch import open_dataset, read_batches, score_batches
+        from mlops_assets.snapshot import list_files
+
+        files = list_files(spec.batch.path, base_dir)
+        dataset = open_dataset(files)
+        id_column = spec.id_column if spec.id_column in dataset.schema.names else None
+        columns = spec.input_columns + ([id_column] if id_column else [])
+        model = registry.load(spec.name, deployed_endpoint.model_version)
+        output_key = f"{spec.name}/batch_predictions/{context.run_id}.parquet"
+        started = time.perf_counter()
+        batches = read_batches(dataset, columns, spec.batch.batch_rows)
+        rows = score_batches(model, deployed_endpoint.model_version, batches, Path(store.uri(output_key)), id_column)
+        seconds = time.perf_counter() - started
+        return dg.Output(
+            {"key": output_key, "rows": rows, "model_version": deployed_endpoint.model_version},
+            metadata={
+                "rows": rows,
+                "model_version": deployed_endpoint.model_version,
+                "rows_per_second": rows / seconds if seconds else 0.0,
+                "input_files": dg.MetadataValue.json(files),
+                "predictions": dg.MetadataValue.path(store.uri(output_key)),
+            },
+        )
+
+    return batch_predictions
 
 
 def _plots(model, holdout, spec) -> dict[str, bytes]:

@@ -252,6 +252,13 @@ class Retraining(SpecModel):
     interval_seconds: int = Field(default=30, ge=5, description="Least time between two sensor ticks.")
 
 
+class Batch(SpecModel):
+    path: str = Field(description="CSV or parquet file or glob to score with the champion, relative to the spec.")
+    batch_rows: int = Field(default=65_536, ge=1, description="Rows scored at a time: what bounds memory.")
+
+    _validate_path = field_validator("path")(_existing_files)
+
+
 class PipelineSpec(SpecModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Pipeline name: asset group and key prefix.")
     description: str = Field(default="", description="Free text shown in the Dagster UI.")
@@ -266,6 +273,9 @@ class PipelineSpec(SpecModel):
     evaluation: Evaluation = Field(default_factory=Evaluation, description="Metrics and the deploy gate.")
     deployment: Deployment = Field(default_factory=Deployment, description="How the model is rolled out.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="Drift detection on traffic.")
+    batch: Batch | None = Field(
+        default=None, description="A dataset scored by the `batch_predictions` asset (no asset when absent)."
+    )
     retraining: Retraining = Field(default_factory=Retraining, description="When the sensors retrain by themselves.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

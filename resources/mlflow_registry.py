@@ -50,14 +50,17 @@ class MlflowRegistry(ModelRegistry):
 
         return load_pipeline_model(self.uri, name, version)
 
-    def promote(self, name: str, version: str, approved_by: str) -> RegisteredModel | None:
+    def promote(self, name: str, version: str, approved_by: str, rollback: bool = False) -> RegisteredModel | None:
         client = self._client()
         previous = self.by_alias(name, "champion")
-        tags = {
-            "approved_by": approved_by,
-            "deployed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "previous_champion": previous.version if previous else "none",
-        }
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        tags = {"approved_by": approved_by, "deployed_at": now}
+        if rollback and previous is not None:
+            # The restored version keeps its own predecessor, so a second rollback goes further back.
+            for key, value in {"rolled_back_by": approved_by, "rolled_back_at": now}.items():
+                client.set_model_version_tag(name, previous.version, key, value)
+        else:
+            tags["previous_champion"] = previous.version if previous else "none"
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         client.set_registered_model_alias(name, "champion", version)

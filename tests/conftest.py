@@ -42,7 +42,7 @@ class Project:
     def __init__(self, pipelines: Path, layout: LocalLayout, instance: dg.DagsterInstance):
         self.pipelines, self.layout, self.instance = pipelines, layout, instance
 
-    def materialize(self, pipeline: str, *names: str, tags: dict[str, str] | None = None):
+    def materialize(self, pipeline: str, *names: str, tags: dict[str, str] | None = None, run_config=None):
         """Materialize ``names`` (all six when empty) of ``pipeline``; a failed run is returned, not raised."""
         defs = build_definitions(self.pipelines, local_resources(self.layout))
         assets = [a for a in defs.assets if a.key.path[0] == pipeline]
@@ -54,7 +54,7 @@ class Project:
             instance=self.instance,
             tags=tags,
             raise_on_error=False,
-            run_config=QUIET,
+            run_config={**QUIET, **(run_config or {})},
         )
 
 

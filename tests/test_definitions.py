@@ -12,6 +12,7 @@ from conftest import failures, metadata
 from mlflow import MlflowClient
 
 from mlops_assets.endpoint_state import stop
+from mlops_assets.spec import load_specs
 
 REPO = Path(__file__).resolve().parents[1]
 SIX = {
@@ -43,18 +44,20 @@ def load_location(env: dict[str, str]) -> dict:
 
 
 def test_every_spec_becomes_six_assets_with_their_lineage(tmp_path):
+    """Six per spec, and ``batch_predictions`` for the specs that declare a dataset to score."""
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home")}
     location = load_location(env)
-    pipelines = {p.stem for p in (REPO / "pipelines").glob("*.yaml")}
-    assert {key.split("/")[0] for key in location["nodes"]} == pipelines
-    for pipeline in pipelines:
-        for asset, parents in SIX.items():
+    specs = {spec.name: spec for spec, _ in load_specs(REPO / "pipelines")}
+    assert {key.split("/")[0] for key in location["nodes"]} == set(specs)
+    for pipeline, spec in specs.items():
+        expected = {**SIX, **({"batch_predictions": {"deployed_endpoint"}} if spec.batch else {})}
+        assert {k for k in location["nodes"] if k.startswith(f"{pipeline}/")} == {f"{pipeline}/{a}" for a in expected}
+        for asset, parents in expected.items():
             node = location["nodes"][f"{pipeline}/{asset}"]
             assert node["deps"] == sorted(f"{pipeline}/{p}" for p in parents), (pipeline, asset)
             assert node["group"] == pipeline
         assert f"{pipeline}/evaluation_report:gate" in location["checks"]
         assert f"{pipeline}/drift_report:no_drift" in location["checks"]
-    assert len(location["nodes"]) == 6 * len(pipelines)
     assert location["heavy"] == [], "the code location must not import torch or mlflow"
 
 

@@ -4,12 +4,14 @@ import json
 import time
 import urllib.request
 
+import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 from conftest import check, failures, metadata
 from mlflow import MlflowClient
 
 from mlops_assets.endpoint_state import running_url
+from mlops_assets.pyfunc import load_pipeline_model
 from mlops_assets.spec import load_spec
 from mlops_assets.traffic import replay
 
@@ -74,6 +76,14 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     artifacts = {a.path for a in client(project).list_artifacts(version.run_id, "evaluation")}
     assert artifacts == {"evaluation/roc.png", "evaluation/confusion_matrix.png", "evaluation/model_card.md"}
 
+    batch = metadata(result, "breast_cancer", "batch_predictions")
+    scored = pq.read_table(batch["predictions"]).to_pandas()
+    assert batch["rows"] == len(scored) == 569 and set(scored["model_version"]) == {str(version.version)}
+    features = pd.read_csv(project.pipelines / "data" / "breast_cancer" / "features.csv")
+    expected = load_pipeline_model(project.layout.tracking_uri, "breast_cancer", str(version.version)).predict(features)
+    assert scored["patient_id"].tolist() == features["patient_id"].tolist()
+    assert scored["prediction"].tolist() == expected.labels.tolist()
+
     # No traffic yet: the drift report says so and does not fail.
     assert metadata(result, "breast_cancer", "drift_report")["status"] == "not enough traffic"
     assert check(result, "breast_cancer", "drift_report", "no_drift").passed
@@ -95,7 +105,7 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     drifted = project.materialize("breast_cancer", "drift_report")
     report = metadata(drifted, "breast_cancer", "drift_report")
     assert report["status"] == "drifted"
-    assert report["drifted_features"] == ["mean_radius", "mean_texture"]
+    assert report["drifted_features"] == ["mean_radius", "mean_texture", "prediction"]
     assert not check(drifted, "breast_cancer", "drift_report", "no_drift").passed
     assert "drift in mean_radius, mean_texture" in report["report"]
 
@@ -190,3 +200,31 @@ def test_torch_pipeline_trains_in_the_subprocess(project):
     trained = metadata(result, "wine", "trained_model")
     assert trained["device"] == "cpu" and trained["estimator"] == "TorchMLP" if "estimator" in trained else True
     assert metadata(result, "wine", "evaluation_report")["holdout_accuracy"] >= 0.85
+
+
+def test_rollback_restores_the_previous_champion_and_records_who(project):
+    first = project.materialize("breast_cancer")
+    assert first.success, failures(first)
+    second = project.materialize("breast_cancer", *TRAINING)
+    assert second.success, failures(second)
+    assert champion(project) == "2"
+    rollback = project.materialize(
+        "breast_cancer",
+        "deployed_endpoint",
+        tags={"mlops/approved_by": "bob"},
+        run_config={"ops": {"breast_cancer__deployed_endpoint": {"config": {"rollback": True}}}},
+    )
+    assert rollback.success, failures(rollback)
+    assert champion(project) == "1"
+    deployed = metadata(rollback, "breast_cancer", "deployed_endpoint")
+    assert (deployed["action"], deployed["previous_champion"], deployed["approved_by"]) == ("rollback", "2", "bob")
+    versions = {str(v.version): v.tags for v in client(project).search_model_versions("name='breast_cancer'")}
+    assert versions["2"]["rolled_back_by"] == "bob" and versions["1"]["approved_by"] == "bob"
+    with urllib.request.urlopen(f"{deployed['url']}/version") as response:
+        assert json.load(response)["model_version"] == "1"
+    again = project.materialize(
+        "breast_cancer",
+        "deployed_endpoint",
+        run_config={"ops": {"breast_cancer__deployed_endpoint": {"config": {"rollback": True}}}},
+    )
+    assert not again.success and champion(project) == "1"  # version 1 has no predecessor

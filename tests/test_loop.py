@@ -95,7 +95,7 @@ def test_drift_starts_exactly_one_retraining_that_carries_the_report_id(loop):
     requests = loop.tick("drift_sensor").run_requests
     assert [r.asset_selection for r in requests] == [[dg.AssetKey(["breast_cancer", "drift_report"])]]
     report = metadata(loop.launch(requests[0]), "breast_cancer", "drift_report")
-    assert report["status"] == "drifted" and report["drifted_features"] == ["mean_radius", "mean_texture"]
+    assert report["status"] == "drifted" and report["drifted_features"] == ["mean_radius", "mean_texture", "prediction"]
 
     requests = loop.tick("drift_sensor").run_requests
     assert len(requests) == 1
