@@ -81,6 +81,34 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    """A shortcut for the one way to roll back: ``deployed_endpoint`` materialized with ``rollback: true``,
+    so the rollback is a Dagster run like any deployment."""
+    import getpass
+    import subprocess
+
+    spec = load_spec(args.spec)
+    config = {"rollback": True, "approved_by": args.by or f"rollback by {getpass.getuser()}"}
+    run_config = {"ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset",
+        "materialize",
+        "-f",
+        args.definitions,
+        "--select",
+        f"{spec.name}/deployed_endpoint",
+        "--config-json",
+        json.dumps(run_config),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        failure = [line for line in done.stderr.splitlines() if "Failure" in line or "Error" in line]
+        raise MlopsError(f"rollback of {spec.name} failed: {(failure or done.stderr.splitlines() or ['?'])[-1]}")
+    print(f"rolled back {spec.name}; `mlops-assets status` shows the champion")
+    return 0
+
+
 def _stop(args: argparse.Namespace) -> int:
     for spec, _ in load_specs(args.pipelines):
         if stop(LocalLayout.from_env().endpoints, spec.name):
@@ -135,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--seed", type=int, default=0)
     replay.set_defaults(run=_replay)
+
+    rollback = commands.add_parser("rollback", help="move champion back to the version it replaced")
+    rollback.add_argument("spec", help="path of the pipeline's spec")
+    rollback.add_argument("--by", help="who decides (recorded on the model versions)")
+    rollback.add_argument("--definitions", default="definitions.py", help="the Dagster code location file")
+    rollback.set_defaults(run=_rollback)
 
     for name, run, text in (
         ("status", _status, "champion, metrics and latest drift per pipeline"),

@@ -31,6 +31,9 @@ class DeploymentConfig(dg.Config):
         default=False,
         description="Move `champion` back to the version it replaced, instead of promoting the evaluated challenger.",
     )
+    approved_by: str | None = Field(
+        default=None, description="Who approves; default: the run tag `mlops/approved_by`, else the automatic gate."
+    )
 
 
 ASSET_NAMES = (
@@ -296,7 +299,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             target = current and current.tags.get("previous_champion", "none")
             if target in (None, "none"):
                 raise dg.Failure(f"{spec.name} has no previous champion to roll back to")
-            approved_by = context.run.tags.get(APPROVER_TAG) or f"rollback by {getpass.getuser()}"
+            approved_by = config.approved_by or context.run.tags.get(APPROVER_TAG) or f"rollback by {getpass.getuser()}"
             registry.promote(spec.name, target, approved_by, rollback=True)
             version, previous = registry.get(spec.name, target), current
         else:
@@ -307,7 +310,11 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                     f"version {model.version} failed the gate; the champion stays where it was",
                     metadata={"reasons": dg.MetadataValue.json(evaluation_report.gate_reasons)},
                 )
-            approved_by = context.run.tags.get(APPROVER_TAG) or f"gate:auto (run started by {getpass.getuser()})"
+            approved_by = (
+                config.approved_by
+                or context.run.tags.get(APPROVER_TAG)
+                or f"gate:auto (run started by {getpass.getuser()})"
+            )
             previous = registry.promote(spec.name, model.version, approved_by)
             version = registry.get(spec.name, model.version)
         url = deployer.deploy(str(spec_path), version, store.uri(log_key))

@@ -1,13 +1,18 @@
 """The six assets for real: Dagster materializations, an MLflow SQLite store, the endpoint as a process."""
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 from conftest import check, failures, metadata
+from dagster import AssetKey
 from mlflow import MlflowClient
 
 from mlops_assets.endpoint_state import running_url
@@ -15,6 +20,7 @@ from mlops_assets.pyfunc import load_pipeline_model
 from mlops_assets.spec import load_spec
 from mlops_assets.traffic import replay
 
+REPO = Path(__file__).resolve().parents[1]
 ALL = ("raw_data", "validated_features", "trained_model", "evaluation_report", "deployed_endpoint", "drift_report")
 TRAINING = ALL[2:5]
 
@@ -208,15 +214,29 @@ def test_rollback_restores_the_previous_champion_and_records_who(project):
     second = project.materialize("breast_cancer", *TRAINING)
     assert second.success, failures(second)
     assert champion(project) == "2"
-    rollback = project.materialize(
-        "breast_cancer",
-        "deployed_endpoint",
-        tags={"mlops/approved_by": "bob"},
-        run_config={"ops": {"breast_cancer__deployed_endpoint": {"config": {"rollback": True}}}},
+    env = {**os.environ, "MLOPS_PIPELINES": str(project.pipelines)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops_assets.cli",
+            "rollback",
+            str(project.pipelines / "breast_cancer.yaml"),
+            "--by",
+            "bob",
+            "--definitions",
+            str(REPO / "definitions.py"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    assert rollback.success, failures(rollback)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert champion(project) == "1"
-    deployed = metadata(rollback, "breast_cancer", "deployed_endpoint")
+    # The CLI's run went to the test's instance (DAGSTER_HOME is inherited).
+    event = project.instance.get_latest_materialization_event(AssetKey(["breast_cancer", "deployed_endpoint"]))
+    deployed = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
     assert (deployed["action"], deployed["previous_champion"], deployed["approved_by"]) == ("rollback", "2", "bob")
     versions = {str(v.version): v.tags for v in client(project).search_model_versions("name='breast_cancer'")}
     assert versions["2"]["rolled_back_by"] == "bob" and versions["1"]["approved_by"] == "bob"
