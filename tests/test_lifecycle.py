@@ -14,6 +14,7 @@ import yaml
 from conftest import check, failures, metadata
 from dagster import AssetKey
 from mlflow import MlflowClient
+from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from mlops_assets.endpoint_state import running_url
 from mlops_assets.pyfunc import load_pipeline_model
@@ -98,6 +99,11 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     assert running_url(project.layout.endpoints, "breast_cancer") == url
     with urllib.request.urlopen(f"{url}/version") as response:
         assert json.load(response)["model_version"] == str(version.version)
+
+    # MLflow's own client for the scoring protocol talks to the endpoint unchanged.
+    port = int(url.rsplit(":", 1)[1])
+    answer = ScoringServerClient("127.0.0.1", port).invoke(features[spec.input_columns].iloc[:5])
+    assert answer.get_predictions().iloc[:, 0].tolist() == expected.labels[:5].tolist()
 
     replay(spec, project.pipelines, url, rows=200, batch=5, seed=1)
     wait_for_log_rows(project, "breast_cancer", 200)
