@@ -1,0 +1,33 @@
+from collections import Counter
+
+from mlops_assets.routing import CANDIDATE, CHAMPION, ArmStats, Rollout, canary_verdict, choose_arm
+
+
+def test_sticky_keys_always_land_on_the_same_arm_and_the_share_holds():
+    rollout = Rollout("canary", "3", share=0.2)
+    arms = {f"user-{i}": choose_arm(rollout, f"user-{i}") for i in range(20_000)}
+    assert all(choose_arm(rollout, key) == arm for key, arm in list(arms.items())[:500])
+    share = Counter(arms.values())[CANDIDATE] / len(arms)
+    assert 0.18 < share < 0.22
+
+
+def test_shadow_and_no_rollout_always_answer_with_the_champion():
+    assert {choose_arm(Rollout("shadow", "3", share=1.0), str(i)) for i in range(100)} == {CHAMPION}
+    assert choose_arm(None) == CHAMPION
+
+
+def test_canary_waits_for_enough_requests_then_decides():
+    calm = ArmStats(requests=900, errors=9)
+    assert canary_verdict(calm, ArmStats(requests=50), 100, 0.01) is None
+    promoted = canary_verdict(calm, ArmStats(requests=100, errors=1), 100, 0.01)
+    assert promoted.promote and promoted.reasons[0].startswith("ok: error rate 0.0100")
+    failing = canary_verdict(calm, ArmStats(requests=100, errors=5), 100, 0.01)
+    assert not failing.promote and failing.reasons[0].startswith("FAIL")
+
+
+def test_canary_with_labels_compares_the_metric_in_its_direction():
+    champion, candidate = ArmStats(requests=500), ArmStats(requests=100)
+    worse = canary_verdict(champion, candidate, 100, 0.01, "rmse", 50.0, 55.0, min_gain=-1.0)
+    assert not worse.promote and "gain -5.0000" in worse.reasons[1]
+    better = canary_verdict(champion, candidate, 100, 0.01, "accuracy", 0.90, 0.93)
+    assert better.promote
