@@ -186,10 +186,30 @@ class Evaluation(SpecModel):
     gate: Gate = Field(default_factory=Gate, description="Conditions the challenger must meet to deploy.")
 
 
-class Deployment(SpecModel):
-    strategy: Literal["replace"] = Field(
-        default="replace", description="replace: move `champion` to the gated challenger atomically."
+class RolloutSettings(SpecModel):
+    share: float = Field(default=0.1, gt=0, lt=1, description="canary/ab: share of requests the challenger answers.")
+    sticky_key: str | None = Field(
+        default=None, description="Request column that keeps a caller on one arm (default: id_column)."
     )
+    min_requests: int = Field(default=200, ge=1, description="canary: challenger requests before the verdict.")
+    timeout_minutes: float = Field(
+        default=30, gt=0, description="canary: roll back when the challenger has not had enough requests by then."
+    )
+    max_error_rate_increase: float = Field(
+        default=0.01, ge=0, description="canary: most extra failed-request share the challenger may add."
+    )
+    min_gain: float = Field(
+        default=0.0, description="canary with labels: least online gain on the primary metric over the champion."
+    )
+
+
+class Deployment(SpecModel):
+    strategy: Literal["replace", "canary", "shadow", "ab"] = Field(
+        default="replace",
+        description="replace: swap to the gated challenger; canary: a share first, then promote or roll back "
+        "automatically; shadow: the challenger scores copies; ab: a fixed split for a person to decide.",
+    )
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="Settings of canary, shadow and ab rollouts.")
     host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
 
