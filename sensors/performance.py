@@ -35,13 +35,14 @@ def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list
         )
         if not metadata["performance_decayed"].value:
             return dg.SkipReason(f"{bounds}: not past the floor {settings.floor}")
-        if context.cursor == record.run_id:
-            return dg.SkipReason(f"{bounds}: already acted on report {record.run_id}")
+        window = metadata["window_end"].value  # several reports of one window (a retraining run makes one) act once
+        if context.cursor == window:
+            return dg.SkipReason(f"{bounds}: already acted on window {window}")
         refused = retraining_refusal(context.instance, spec, time.time())
         if refused:
             return dg.SkipReason(f"{bounds} past the floor, not acted on: {refused}")
-        context.update_cursor(record.run_id)
+        context.update_cursor(window)
         trigger = f"performance_decay:{record.run_id} ({bounds})"
-        return retrain_request(spec, f"{spec.name}:retrain:decay:{record.run_id}", trigger, retrain_assets)
+        return retrain_request(spec, f"{spec.name}:retrain:decay:{window}", trigger, retrain_assets)
 
     return performance_sensor
