@@ -1,7 +1,23 @@
+import json
+
 import numpy as np
 import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
-from mlops_assets.drift import DriftConfig, binned_shares, category_shares, compute_drift, psi, quantile_edges
+from mlops_assets.drift import (
+    EXACT_KS_MAX_ROWS,
+    DriftConfig,
+    adjust_p_values,
+    binned_shares,
+    category_counts,
+    category_shares,
+    compute_drift,
+    js_distance,
+    numeric_drift,
+    psi,
+    quantile_edges,
+)
 
 CONFIG = DriftConfig()
 
@@ -46,8 +62,8 @@ def test_a_tiny_shift_at_a_large_window_is_significant_but_not_drift():
     reference = {"x": RNG.normal(size=n)}
     current = {"x": RNG.normal(size=n) + 0.03}
     feature = compute_drift(reference, current, {"x": "float"}, CONFIG).features[0]
-    assert feature.p_corrected < 1e-6  # the test alone would call this drift
-    assert feature.psi < 0.01 and not feature.drifted
+    assert feature.p_adjusted < 1e-6  # the test alone would call this drift
+    assert feature.psi < 0.01 and feature.wasserstein < 0.05 and not feature.drifted
 
 
 def test_a_small_window_needs_the_test_to_confirm_the_psi():
@@ -69,9 +85,151 @@ def test_categories_count_unseen_values():
     assert report.drifted and report.features[0].unseen_share == 0.75
 
 
+def test_missing_categories_get_their_own_bucket():
+    ref, cur, names = category_counts(np.array(["b", None, "a", "a"], dtype=object), ["a", None, np.nan, "z"])
+    assert names == ["a", "b", "<unseen>", "<missing>"]
+    assert ref.tolist() == [2, 1, 0, 1] and cur.tolist() == [1, 0, 1, 2]
+
+
 def test_a_column_missing_from_traffic_is_schema_drift():
     report = compute_drift(
         {"x": np.ones(10), "y": np.ones(10)}, {"x": np.ones(10)}, {"x": "float", "y": "float"}, CONFIG
     )
     assert report.drifted_features == ["y"] and report.features[1].kind == "missing"
     assert "drift in y" in report.to_markdown()
+
+
+def _blocks(n_ref: int, n_cur: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns that stress the statistics: shifts, ties, a few distinct values, missing values, heavy tails."""
+    rng = np.random.default_rng(n_ref + n_cur)
+    ref, cur = rng.normal(size=(6, n_ref)), rng.normal(size=(6, n_cur))
+    cur[1] = cur[1] * 1.5 + 0.3
+    ref[2], cur[2] = np.round(ref[2] * 3), np.round(cur[2] * 3 + 0.5)
+    ref[3], cur[3] = rng.integers(0, 3, n_ref), rng.integers(0, 4, n_cur)
+    ref[4][rng.random(n_ref) < 0.1], cur[4][rng.random(n_cur) < 0.3] = np.nan, np.nan
+    cur[5] = rng.standard_cauchy(n_cur)
+    return ref, cur
+
+
+SIZES = [(40, 70), (500, 500), (3_000, 1_000), (EXACT_KS_MAX_ROWS, 20), (20_000, 15_000), (150_000, 90_000)]
+
+
+@pytest.mark.parametrize(("n_ref", "n_cur"), SIZES)
+def test_ks_statistic_and_p_value_are_scipys(n_ref, n_cur):
+    ref, cur = _blocks(n_ref, n_cur)
+    result = numeric_drift(ref, cur, 10)
+    for j in range(len(ref)):
+        expected = stats.ks_2samp(ref[j][~np.isnan(ref[j])], cur[j][~np.isnan(cur[j])])
+        assert result["statistic"][j] == expected.statistic
+        n = round(np.sum(~np.isnan(ref[j])) * n_cur / (np.sum(~np.isnan(ref[j])) + n_cur))
+        if max(n_ref, n_cur) > EXACT_KS_MAX_ROWS and 2.2 <= n * expected.statistic**2 < 370:
+            # scipy sums an n-term series here; we use the limiting distribution (see ks_p_values)
+            assert result["p_value"][j] == pytest.approx(expected.pvalue, rel=0.03) or expected.pvalue < 1e-9
+        else:
+            assert result["p_value"][j] == pytest.approx(expected.pvalue, rel=1e-12, abs=0)
+
+
+def test_the_limiting_p_value_stays_close_where_scipy_sums_a_series():
+    rng = np.random.default_rng(7)
+    ref, cur = rng.normal(size=(1, 40_000)), rng.normal(size=(1, 40_000)) + 0.03
+    result = numeric_drift(ref, cur, 10)
+    expected = stats.ks_2samp(ref[0], cur[0])
+    assert 2.2 <= 20_000 * expected.statistic**2 < 370 and 1e-9 < expected.pvalue < 0.025
+    assert result["p_value"][0] == pytest.approx(expected.pvalue, rel=0.03)
+
+
+@pytest.mark.parametrize(("n_ref", "n_cur"), SIZES)
+def test_wasserstein_is_scipys_over_the_reference_std(n_ref, n_cur):
+    ref, cur = _blocks(n_ref, n_cur)
+    result = numeric_drift(ref, cur, 10)
+    for j in range(len(ref)):
+        r, c = ref[j][~np.isnan(ref[j])], cur[j][~np.isnan(cur[j])]
+        assert result["wasserstein"][j] == pytest.approx(stats.wasserstein_distance(r, c) / np.std(r), rel=1e-9)
+
+
+@pytest.mark.parametrize(("n_ref", "n_cur"), SIZES)
+def test_psi_uses_the_reference_quantile_bins(n_ref, n_cur):
+    ref, cur = _blocks(n_ref, n_cur)
+    result = numeric_drift(ref, cur, 10)
+    for j in range(len(ref)):
+        expected = psi(*binned_shares(ref[j], cur[j], quantile_edges(ref[j], 10)))
+        assert result["psi"][j] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_a_constant_reference_makes_any_change_infinitely_large_and_json_still_works():
+    report = compute_drift({"x": np.ones(500)}, {"x": np.full(500, 2.0)}, {"x": "float"}, CONFIG)
+    assert report.features[0].wasserstein == np.inf and report.drifted
+    as_json = json.loads(json.dumps(report.to_dict()))
+    assert as_json["features"][0]["wasserstein"] == "inf" and as_json["drifted_features"] == ["x"]
+
+
+def test_js_distance_is_scipys_in_base_2():
+    for _ in range(20):
+        p, q = RNG.dirichlet(np.ones(6)), RNG.dirichlet(np.ones(6))
+        q[2] = 0.0
+        assert js_distance(p, q / q.sum()) == pytest.approx(jensenshannon(p, q / q.sum(), base=2), rel=1e-12)
+    assert js_distance(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(1.0)
+
+
+def test_benjamini_hochberg_by_hand():
+    p = np.array([0.041, 0.001, 0.205, 0.039, 0.008, 0.06, 0.042, 0.074])
+    # sorted: 0.001 0.008 0.039 0.041 0.042 0.06 0.074 0.205; 8 p_(i) / i, then the minimum from the right
+    by_rank = [0.008, 0.032, 0.0672, 0.0672, 0.0672, 0.08, 0.0845714, 0.205]
+    expected = dict(zip(np.sort(p), by_rank, strict=True))
+    assert adjust_p_values(p, "bh") == pytest.approx([expected[v] for v in p], rel=1e-6)
+    assert adjust_p_values(p, "bonferroni") == pytest.approx(np.minimum(p * 8, 1))
+    with_gap = adjust_p_values(np.array([0.01, np.nan, 0.02]), "bh")
+    assert np.isnan(with_gap[1]) and with_gap[[0, 2]] == pytest.approx([0.02, 0.02])
+    with pytest.raises(ValueError, match="bonferroni"):
+        adjust_p_values(p, "holm")
+
+
+def test_correction_is_applied_over_all_tested_features():
+    reference = {f"x{i}": RNG.normal(size=2_000) for i in range(4)}
+    current = {f"x{i}": RNG.normal(size=2_000) + 0.05 * i for i in range(4)}
+    dtypes = dict.fromkeys(reference, "float")
+    bonferroni = compute_drift(reference, current, dtypes, CONFIG)
+    bh = compute_drift(reference, current, dtypes, DriftConfig(correction="bh"))
+    raw = np.array([f.p_value for f in bonferroni.features])
+    assert [f.p_adjusted for f in bonferroni.features] == pytest.approx(np.minimum(raw * 4, 1))
+    assert [f.p_adjusted for f in bh.features] == pytest.approx(adjust_p_values(raw, "bh"))
+    assert "p (bh)" in bh.to_markdown()
+
+
+def test_a_per_feature_override_changes_the_verdict():
+    reference = {"x": RNG.normal(size=20_000), "y": RNG.normal(size=20_000)}
+    current = {"x": RNG.normal(size=20_000) + 0.07, "y": RNG.normal(size=20_000) + 1.0}
+    dtypes = {"x": "float", "y": "float"}
+    assert compute_drift(reference, current, dtypes, CONFIG).drifted_features == ["y"]
+    strict_x = DriftConfig(overrides={"x": {"wasserstein": 0.05}, "y": {"psi": 5.0, "wasserstein": 5.0}})
+    report = compute_drift(reference, current, dtypes, strict_x)
+    assert report.drifted_features == ["x"]
+    assert report.features[0].thresholds == {"psi": 0.2, "wasserstein": 0.05}
+
+
+def test_ten_drifted_columns_out_of_55_at_200k_rows_are_exactly_those_flagged():
+    n, rng = 200_000, np.random.default_rng(3)
+    reference = {f"n{i}": rng.normal(i, 1 + i % 3, size=n) for i in range(50)}
+    current = {f"n{i}": rng.normal(i, 1 + i % 3, size=n) for i in range(50)}
+    for i in range(8):
+        current[f"n{i}"] = current[f"n{i}"] + (0.3 if i % 2 else 0.0) * (1 + i % 3)
+        current[f"n{i}"] *= 1.0 if i % 2 else 1.4
+    names = np.array([f"v{i}" for i in range(8)], dtype=object)
+    even, skewed = np.full(8, 1 / 8), np.array([0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05])
+    for i in range(5):
+        reference[f"c{i}"] = names[rng.choice(8, size=n, p=even)]
+        current[f"c{i}"] = names[rng.choice(8, size=n, p=skewed if i < 2 else even)]
+    dtypes = {c: "str" if c.startswith("c") else "float" for c in reference}
+    report = compute_drift(reference, current, dtypes, CONFIG)
+    assert report.drifted_features == [f"n{i}" for i in range(8)] + ["c0", "c1"]
+
+
+def test_nullable_and_infinite_numbers_count_as_missing():
+    reference = {"x": np.array([1, None, 3, 4] * 100, dtype=object)}
+    current = {"x": np.array([1.0, np.inf, -np.inf, 4.0] * 100)}
+    feature = compute_drift(reference, current, {"x": "int"}, CONFIG).features[0]
+    assert feature.missing_share == 0.5 and feature.kind == "numeric"
+    expected = psi(
+        *binned_shares(np.tile([1.0, np.nan, 3, 4], 100), current["x"], quantile_edges(np.tile([1.0, 3, 4], 100), 10))
+    )
+    assert feature.psi == pytest.approx(expected)
