@@ -209,7 +209,9 @@ class Deployment(SpecModel):
         description="replace: swap to the gated challenger; canary: a share first, then promote or roll back "
         "automatically; shadow: the challenger scores copies; ab: a fixed split for a person to decide.",
     )
-    rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="Settings of canary, shadow and ab rollouts.")
+    rollout: RolloutSettings = Field(
+        default_factory=RolloutSettings, description="Settings of canary, shadow and ab rollouts."
+    )
     host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
 

@@ -5,19 +5,9 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlops_assets.drift import (
-    EXACT_KS_MAX_ROWS,
-    DriftConfig,
-    adjust_p_values,
-    binned_shares,
-    category_counts,
-    category_shares,
-    compute_drift,
-    js_distance,
-    numeric_drift,
-    psi,
-    quantile_edges,
-)
+from mlops_assets.divergence import binned_shares, js_distance, psi, quantile_edges
+from mlops_assets.drift import DriftConfig, adjust_p_values, category_counts, category_shares, compute_drift
+from mlops_assets.numeric_drift import EXACT_KS_MAX_ROWS, numeric_drift
 
 CONFIG = DriftConfig()
 
