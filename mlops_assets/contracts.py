@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from mlops_assets.model import PipelineModel
     from mlops_assets.records import TrainingRequest
+    from mlops_assets.routing import Rollout
 
 
 class ArtifactStore(dg.ConfigurableResource, ABC):
@@ -106,3 +107,15 @@ class EndpointDeployer(dg.ConfigurableResource, ABC):
     @abstractmethod
     def deploy(self, spec_path: str, model: RegisteredModel, log_uri: str) -> str:
         """Return the endpoint's URL once it answers with ``model``; raise if it does not."""
+
+    @abstractmethod
+    def start_rollout(self, name: str, rollout: Rollout) -> dict[str, Any]:
+        """Make the running endpoint load the candidate (warmed first) and route to it; return its status."""
+
+    @abstractmethod
+    def rollout_status(self, name: str) -> dict[str, Any]:
+        """The running rollout and the counters of each arm."""
+
+    @abstractmethod
+    def end_rollout(self, name: str) -> dict[str, Any]:
+        """Drop the candidate and serve the registry's champion alone; return the final counters."""

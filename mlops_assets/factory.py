@@ -23,6 +23,7 @@ from mlops_assets.records import (
     TrainedModel,
     TrainingRequest,
 )
+from mlops_assets.rollout import roll_out
 from mlops_assets.spec import PipelineSpec
 
 
@@ -294,6 +295,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         evaluation_report: EvaluationReport,
     ):
         log_key = f"{spec.name}/inference_log"
+        action, rollout_metadata = ("rollback" if config.rollback else "replace"), {}
         if config.rollback:
             current = registry.by_alias(spec.name, "champion")
             target = current and current.tags.get("previous_champion", "none")
@@ -315,8 +317,24 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 or context.run.tags.get(APPROVER_TAG)
                 or f"gate:auto (run started by {getpass.getuser()})"
             )
-            previous = registry.promote(spec.name, model.version, approved_by)
-            version = registry.get(spec.name, model.version)
+            champion = registry.by_alias(spec.name, "champion")
+            if spec.deployment.strategy == "replace" or champion is None or champion.version == model.version:
+                previous = registry.promote(spec.name, model.version, approved_by)
+                version = registry.get(spec.name, model.version)
+            else:
+                deployer.deploy(str(spec_path), champion, store.uri(log_key))  # the champion serves meanwhile
+                outcome = roll_out(
+                    spec, registry, deployer, champion, registry.get(spec.name, model.version), approved_by, context.log
+                )
+                action, rollout_metadata = (
+                    outcome.action,
+                    {
+                        "decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in outcome.reasons)),
+                        "arms": dg.MetadataValue.json(outcome.arms),
+                    },
+                )
+                version = registry.get(spec.name, outcome.served_version)
+                previous = champion if outcome.served_version != champion.version else None
         url = deployer.deploy(str(spec_path), version, store.uri(log_key))
         context.log.info(f"{spec.name} v{version.version} is champion and served at {url}")
         return dg.Output(
@@ -333,7 +351,8 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "model_version": version.version,
                 "previous_champion": previous.version if previous else "none",
                 "approved_by": approved_by,
-                "action": "rollback" if config.rollback else spec.deployment.strategy,
+                "action": action,
+                **rollout_metadata,
             },
         )
 

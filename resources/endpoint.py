@@ -9,11 +9,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import asdict
 
 import dagster as dg
 
 from mlops_assets.contracts import EndpointDeployer, RegisteredModel
 from mlops_assets.endpoint_state import running_url, state_file, stop
+from mlops_assets.routing import Rollout
 
 
 def _get_json(url: str, timeout: float = 2.0, data: bytes | None = None) -> dict:
@@ -51,6 +53,26 @@ class LocalProcessDeployer(EndpointDeployer):
         if serving != model.version:
             raise dg.Failure(f"endpoint {url} serves version {serving}, expected {model.version}")
         return url
+
+    def _admin(self, name: str, route: str, body: dict | None = None) -> dict:
+        url = self.running_url(name)
+        if url is None:
+            raise dg.Failure(f"no endpoint is running for {name}")
+        try:
+            return _get_json(
+                f"{url}{route}", timeout=self.start_timeout_s, data=None if body is None else json.dumps(body).encode()
+            )
+        except urllib.error.HTTPError as exc:
+            raise dg.Failure(f"endpoint {url} refused {route}: {exc.read().decode()}") from exc
+
+    def start_rollout(self, name: str, rollout: Rollout) -> dict:
+        return self._admin(name, "/admin/rollout", asdict(rollout))
+
+    def rollout_status(self, name: str) -> dict:
+        return self._admin(name, "/admin/status")
+
+    def end_rollout(self, name: str) -> dict:
+        return self._admin(name, "/admin/rollout/end", {})
 
     def _start(self, spec_path: str, name: str, log_uri: str) -> str:
         state = state_file(self.state_dir, name)
