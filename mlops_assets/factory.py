@@ -8,6 +8,7 @@ loading the code location stays cheap.
 import base64
 import getpass
 import json
+from enum import Enum
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +28,13 @@ from mlops_assets.rollout import roll_out
 from mlops_assets.spec import PipelineSpec
 
 
+class Strategy(str, Enum):
+    replace = "replace"
+    canary = "canary"
+    shadow = "shadow"
+    ab = "ab"
+
+
 class DeploymentConfig(dg.Config):
     rollback: bool = Field(
         default=False,
@@ -34,6 +42,11 @@ class DeploymentConfig(dg.Config):
     )
     approved_by: str | None = Field(
         default=None, description="Who approves; default: the run tag `mlops/approved_by`, else the automatic gate."
+    )
+    strategy: Strategy | None = Field(
+        default=None,
+        description="Override the spec's rollout strategy for this run; `replace` promotes the challenger of a "
+        "running shadow or ab rollout (a person's decision).",
     )
 
 
@@ -318,24 +331,23 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 or f"gate:auto (run started by {getpass.getuser()})"
             )
             champion = registry.by_alias(spec.name, "champion")
-            if spec.deployment.strategy == "replace" or champion is None or champion.version == model.version:
+            strategy = config.strategy.value if config.strategy else spec.deployment.strategy
+            if strategy == "replace" or champion is None or champion.version == model.version:
                 previous = registry.promote(spec.name, model.version, approved_by)
                 version = registry.get(spec.name, model.version)
             else:
-                deployer.deploy(str(spec_path), champion, store.uri(log_key))  # the champion serves meanwhile
-                outcome = roll_out(
-                    spec, registry, deployer, champion, registry.get(spec.name, model.version), approved_by, context.log
-                )
-                action, rollout_metadata = (
-                    outcome.action,
-                    {
-                        "decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in outcome.reasons)),
-                        "arms": dg.MetadataValue.json(outcome.arms),
-                    },
-                )
+                url = deployer.deploy(str(spec_path), champion, store.uri(log_key))  # the champion serves meanwhile
+                challenger = registry.get(spec.name, model.version)
+                outcome = roll_out(spec, registry, deployer, champion, challenger, approved_by, context.log)
+                action = outcome.action
+                rollout_metadata = {
+                    "decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in outcome.reasons)),
+                    "arms": dg.MetadataValue.json(outcome.arms),
+                }
                 version = registry.get(spec.name, outcome.served_version)
                 previous = champion if outcome.served_version != champion.version else None
-        url = deployer.deploy(str(spec_path), version, store.uri(log_key))
+        if action in ("replace", "rollback"):
+            url = deployer.deploy(str(spec_path), version, store.uri(log_key))
         context.log.info(f"{spec.name} v{version.version} is champion and served at {url}")
         return dg.Output(
             EndpointState(
