@@ -29,12 +29,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import os
-    import socket
-
-    import uvicorn
 
     from mlops_assets.inference_log import InferenceLogWriter, log_schema
-    from mlops_assets.server import champion_loader, create_app
+    from mlops_assets.server import bind, champion_loader, create_app, run
 
     spec = load_spec(args.spec)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
@@ -49,14 +46,12 @@ def _serve(args: argparse.Namespace) -> int:
         admin_token=os.environ.get("MLOPS_ADMIN_TOKEN"),
         id_column=spec.id_column,
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    sock = bind(args.host, args.port)
     url = f"http://{args.host}:{sock.getsockname()[1]}"
     if args.state_file:
         Path(args.state_file).write_text(json.dumps({"pid": os.getpid(), "url": url}))
     print(f"serving {spec.name} (champion) at {url}, logging to {log_dir}", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+    run(app, sock)
     return 0
 
 

@@ -8,7 +8,7 @@ loading the code location stays cheap.
 import base64
 import getpass
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +28,7 @@ from mlops_assets.rollout import roll_out
 from mlops_assets.spec import PipelineSpec
 
 
-class Strategy(str, Enum):
+class Strategy(StrEnum):
     replace = "replace"
     canary = "canary"
     shadow = "shadow"

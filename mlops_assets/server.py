@@ -1,23 +1,28 @@
-"""The scoring endpoint: MLflow's scoring protocol on Starlette, the champion hot-swapped, every request logged.
+"""The scoring endpoint: MLflow's scoring protocol as a bare ASGI app, the champion hot-swapped, every request logged.
 
 ``POST /invocations`` scores, ``GET /ping`` says whether a model is loaded, ``GET /version`` names the
-model version and the code path serving it, and ``POST /admin/reload`` loads the current champion and
-swaps it in. The swap replaces one reference: a request holds the model it started with until it ends.
+model version and the code path serving it, and ``POST /admin/reload`` loads the current champion, checks
+that it predicts, and swaps it in. The swap replaces one reference: a request holds the model it started
+with until it ends.
+
+The app is a plain ASGI callable with five routes rather than a Starlette app: for a single row the
+framework's request, routing and response objects cost 50-70 µs of server CPU per request, 12-18% of the
+whole (bench/RESULTS.md, "Serving").
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hmac
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+import orjson
+from threadpoolctl import threadpool_limits
 
 from mlops_assets import __version__
 from mlops_assets.errors import PayloadError
@@ -26,6 +31,14 @@ from mlops_assets.model import PipelineModel
 from mlops_assets.payload import coerce_columns, parse_payload
 
 log = logging.getLogger(__name__)
+
+SERVING_PATH = "python"  # which code path scores; reported by /version
+ERROR_CODES = {  # MLflow's names for them; other 4xx are BAD_REQUEST, other 5xx INTERNAL_ERROR
+    401: "UNAUTHENTICATED",
+    404: "ENDPOINT_NOT_FOUND",
+    413: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,10 @@ class LoadedModel:
 ModelLoader = Callable[[], LoadedModel]
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error_code": "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR", "message": message},
-        status_code=status,
-    )
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 def create_app(
@@ -52,80 +64,199 @@ def create_app(
     admin_token: str | None = None,
     max_body_bytes: int = 16 * 1024 * 1024,
     id_column: str | None = None,
-) -> Starlette:
+) -> ScoringApp:
     """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
 
     A request may carry ``id_column`` (optional, not a feature): it is logged, so labels that arrive later
-    can be joined to the predictions.
+    can be joined to the predictions. A body over ``max_body_bytes`` gets a 413 without being read whole.
     """
-    state: dict[str, LoadedModel | None] = {"current": None}
+    return ScoringApp(name, input_dtypes, loader, inference_log, admin_token, max_body_bytes, id_column)
 
-    async def ping(request: Request) -> Response:
-        return Response(status_code=200 if state["current"] else 503)
 
-    async def version(request: Request) -> Response:
-        current = state["current"]
-        return JSONResponse(
-            {
-                "name": name,
-                "model_version": current.version if current else None,
-                "path": "python",
-                "mlops_assets": __version__,
-            }
-        )
+class ScoringApp:
+    """The ASGI app ``create_app`` returns; ``current`` is the model being served (``None`` before startup)."""
 
-    async def invocations(request: Request) -> Response:
-        current = state["current"]
+    def __init__(
+        self,
+        name: str,
+        input_dtypes: dict[str, str],
+        loader: ModelLoader,
+        inference_log: InferenceLogWriter | None,
+        admin_token: str | None,
+        max_body_bytes: int,
+        id_column: str | None,
+    ):
+        self.name, self.input_dtypes, self.loader = name, input_dtypes, loader
+        self.inference_log, self.admin_token, self.id_column = inference_log, admin_token, id_column
+        self.max_body_bytes = max_body_bytes
+        self.current: LoadedModel | None = None
+        self._routes = {
+            "/invocations": ("POST", self._invocations),
+            "/ping": ("GET", self._ping),
+            "/health": ("GET", self._ping),
+            "/version": ("GET", self._version),
+            "/admin/reload": ("POST", self._reload),
+        }
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, handler = self._routes.get(scope["path"], (None, None))
+        try:
+            if handler is None:
+                raise _HttpError(404, f"no route {scope['path']}; try POST /invocations")
+            if scope["method"] != method:
+                raise _HttpError(405, f"{scope['path']} answers {method} only")
+            await handler(scope, receive, send)
+        except _HttpError as exc:
+            await _error(send, exc.status, str(exc))
+
+    async def _invocations(self, scope: dict, receive: Callable, send: Callable) -> None:
+        current = self.current
         if current is None:
-            return _error(503, "no model is loaded yet")
-        if int(request.headers.get("content-length") or 0) > max_body_bytes:
-            return _error(413, f"request body over the limit of {max_body_bytes} bytes")
-        body = await request.body()
+            raise _HttpError(503, "no model is loaded yet")
+        body = await self._read_body(scope, receive)
+        if body is None:
+            return  # the client went away
         try:
             parsed = parse_payload(body)
-            columns, n_rows = coerce_columns(parsed, input_dtypes)
+            columns, n_rows = coerce_columns(parsed, self.input_dtypes)
         except PayloadError as exc:
-            return _error(400, str(exc))
-        if id_column is not None:
-            ids = parsed.get(id_column) or [None] * n_rows
-            columns[id_column] = [None if v is None else str(v) for v in ids][:n_rows]
-        prediction = current.model.predict(columns)
-        labels = prediction.labels
-        if inference_log is not None:
-            score = prediction.proba.max(axis=1) if prediction.proba is not None else np.full(n_rows, np.nan)
-            if prediction.proba is not None and prediction.proba.shape[1] == 2:
-                score = prediction.proba[:, 1]
-            inference_log.append(columns, n_rows, current.version, labels.tolist(), score)
-        return JSONResponse({"predictions": labels.tolist()}, headers={"X-Model-Version": current.version})
-
-    async def reload(request: Request) -> Response:
-        if admin_token and request.headers.get("authorization") != f"Bearer {admin_token}":
-            return _error(401, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
+            raise _HttpError(400, str(exc)) from None
+        if self.id_column is not None:
+            ids = parsed.get(self.id_column) or [None] * n_rows
+            columns[self.id_column] = [None if v is None else str(v) for v in ids][:n_rows]
         try:
-            loaded = await asyncio.to_thread(loader)
+            prediction = current.model.predict(columns)
+        except Exception as exc:
+            log.exception("model version %s failed to predict", current.version)
+            raise _HttpError(500, f"model version {current.version} failed to predict: {exc}") from None
+        labels = prediction.labels.tolist()
+        answer = orjson.dumps({"predictions": labels}, option=orjson.OPT_SERIALIZE_NUMPY)
+        await _respond(send, 200, answer, [(b"x-model-version", current.version.encode())])
+        if self.inference_log is not None:  # after the response: no request waits on the log
+            proba = prediction.proba
+            if proba is None:
+                score = np.full(n_rows, np.nan)
+            else:
+                score = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+            self.inference_log.append(columns, n_rows, current.version, labels, score)
+
+    async def _read_body(self, scope: dict, receive: Callable) -> bytes | None:
+        """The request body, or ``None`` if the client disconnected; counted as it streams in, so a body
+        without a Content-Length is refused as soon as it passes the limit."""
+        limit = self.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _HttpError(413, f"request body of {int(declared)} bytes is over the limit of {limit} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _HttpError(413, f"request body over the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _ping(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await _respond(send, 200 if self.current else 503, b"", content_type=None)
+
+    async def _version(self, scope: dict, receive: Callable, send: Callable) -> None:
+        current = self.current
+        document = {
+            "name": self.name,
+            "model_version": current.version if current else None,
+            "path": SERVING_PATH,
+            "mlops_assets": __version__,
+        }
+        await _respond(send, 200, orjson.dumps(document))
+
+    async def _reload(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if self.admin_token:
+            given = _header(scope, b"authorization") or ""
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.admin_token}".encode()):
+                raise _HttpError(401, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
+        try:
+            loaded = await self.load()
         except Exception as exc:
             log.exception("reload failed; still serving the previous model")
-            return _error(500, f"could not load the new model, still serving the old one: {exc}")
-        previous, state["current"] = state["current"], loaded
-        return JSONResponse({"model_version": loaded.version, "previous": previous.version if previous else None})
+            raise _HttpError(500, f"could not load the new model, still serving the old one: {exc}") from None
+        previous, self.current = self.current, loaded
+        document = {"model_version": loaded.version, "previous": previous.version if previous else None}
+        await _respond(send, 200, orjson.dumps(document))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        state["current"] = await asyncio.to_thread(loader)
-        yield
-        if inference_log is not None:
-            inference_log.close()
+    async def load(self) -> LoadedModel:
+        """Call the loader and score one row with the result: a model that cannot predict is never served.
 
-    return Starlette(
-        routes=[
-            Route("/ping", ping, methods=["GET"]),
-            Route("/health", ping, methods=["GET"]),
-            Route("/version", version, methods=["GET"]),
-            Route("/invocations", invocations, methods=["POST"]),
-            Route("/admin/reload", reload, methods=["POST"]),
-        ],
-        lifespan=lifespan,
-    )
+        The row has every input null (numbers are filled with the training mean, categories are unseen).
+        It is scored on the event loop's thread, which scores every request, and OpenMP is limited to that
+        one thread (the limit is per calling thread): a second OpenMP thread made no row faster but spun a
+        core at 100% between requests, and a team left in an idle executor thread made each later
+        HistGradientBoosting predict 3.5 times slower (bench/RESULTS.md).
+        """
+        loaded = await asyncio.to_thread(self.loader)  # registry and artifact I/O, off the event loop
+        threadpool_limits(1, user_api="openmp")
+        missing = sorted(set(loaded.model.input_columns) - set(self.input_dtypes))
+        if missing:
+            raise RuntimeError(f"model version {loaded.version} needs columns {missing} the endpoint does not take")
+        sample, _ = coerce_columns({name: [None] for name in self.input_dtypes}, self.input_dtypes)
+        try:
+            labels = loaded.model.predict(sample).labels
+        except Exception as exc:
+            raise RuntimeError(f"model version {loaded.version} failed to predict a sample row: {exc!r}") from exc
+        if len(labels) != 1:
+            raise RuntimeError(f"model version {loaded.version} gave {len(labels)} predictions for one sample row")
+        return loaded
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.current = await self.load()
+                except Exception as exc:
+                    log.exception("could not load the model")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.inference_log is not None:
+                    self.inference_log.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _respond(
+    send: Callable,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    content_type: bytes | None = b"application/json",
+) -> None:
+    head = [(b"content-length", str(len(body)).encode()), *(headers or [])]
+    if content_type:
+        head.append((b"content-type", content_type))
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Callable, status: int, message: str) -> None:
+    code = ERROR_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
+    await _respond(send, status, orjson.dumps({"error_code": code, "message": message}))
 
 
 def champion_loader(name: str, tracking_uri: str) -> ModelLoader:
@@ -141,3 +272,24 @@ def champion_loader(name: str, tracking_uri: str) -> ModelLoader:
         return LoadedModel(version, load_pipeline_model(tracking_uri, name, version))
 
     return load
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: any free port) for ``run``.
+
+    Created with ``IPPROTO_TCP`` so that asyncio's own loop (the fallback to uvloop) also sets TCP_NODELAY on
+    the connections it accepts: without it every response waited about 44 ms for the client's delayed ACK.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def run(app: Any, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM: uvicorn on uvloop with the httptools parser, no access
+    log (the settings bench/serving.py measured)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])

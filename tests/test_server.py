@@ -3,6 +3,7 @@
 import contextlib
 import http.client
 import json
+import select
 import socket
 import threading
 import time
@@ -95,7 +96,12 @@ def test_ping_and_version(endpoint):
     port, _ = endpoint
     assert call(port, "GET", "/ping")[0] == 200
     status, _, body = call(port, "GET", "/version")
-    assert status == 200 and json.loads(body)["model_version"] == "1" and json.loads(body)["name"] == SPEC.name
+    assert status == 200 and json.loads(body) | {"mlops_assets": None} == {
+        "name": SPEC.name,
+        "model_version": "1",
+        "path": "python",
+        "mlops_assets": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -104,6 +110,9 @@ def test_ping_and_version(endpoint):
         (b"{oops", "not valid JSON"),
         (b'{"inputs": {"mean_radius": [1.0]}}', "missing column(s)"),
         (b"", "empty request body"),
+        (b'{"dataframe_split": {"columns": [], "data": []}}', "missing column(s)"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1, 2]", "exactly one of the keys"),
     ],
 )
 def test_bad_requests_get_a_400_and_the_server_keeps_serving(endpoint, body, message):
@@ -145,3 +154,96 @@ def test_every_scored_row_lands_in_the_inference_log(endpoint, versions):
     expected = versions["current"].model.predict(DATA.iloc[:7])
     assert table.column("prediction").to_pylist()[:7] == expected.labels.tolist()
     np.testing.assert_allclose(table.column("score").to_numpy()[:7], expected.proba[:, 1])
+
+
+def split(columns: list[str], row: list) -> bytes:
+    return json.dumps({"dataframe_split": {"columns": columns, "data": [row]}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "column 'mean_radius' must hold numbers; got 'abc'"),
+        ([1.0, 2.0], "column 'mean_radius' must hold numbers; got [1.0, 2.0]"),
+        ({"a": 1}, "column 'mean_radius' must hold numbers; got {'a': 1}"),
+    ],
+)
+def test_wrong_types_name_the_column(endpoint, value, message):
+    port, _ = endpoint
+    row = DATA[SPEC.input_columns].iloc[0].tolist()
+    row[SPEC.input_columns.index("mean_radius")] = value
+    status, _, answer = call(port, "POST", "/invocations", split(SPEC.input_columns, row))
+    assert status == 400 and json.loads(answer) == {"error_code": "BAD_REQUEST", "message": message}
+
+
+def test_no_rows_and_unknown_routes_are_4xx(endpoint):
+    port, _ = endpoint
+    status, _, answer = call(port, "POST", "/invocations", json.dumps({"inputs": {c: [] for c in DTYPES}}).encode())
+    assert status == 400 and "no rows" in json.loads(answer)["message"]
+    assert call(port, "GET", "/invocations")[0] == 405
+    status, _, answer = call(port, "GET", "/nowhere")
+    assert status == 404 and json.loads(answer)["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def stream(port: int, head: bytes, chunk: bytes, total: int) -> tuple[int, dict]:
+    """Send ``head``, then ``chunk`` until ``total`` bytes or until the server answers; the parsed answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        sent = 0
+        while sent < total and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(chunk)
+            sent += len(chunk)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            answer += sock.recv(65536)
+    head_text, _, body = answer.partition(b"\r\n\r\n")
+    return int(head_text.split()[1]), json.loads(body)
+
+
+def test_a_100_mb_body_gets_a_413_without_being_read_and_the_server_keeps_serving(endpoint):
+    port, _ = endpoint
+    total = 100 * 1024 * 1024
+    head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n".encode()
+    started = time.monotonic()
+    status, answer = stream(port, head, b"[" * 65536, total)
+    assert status == 413 and answer["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert answer["message"] == f"request body of {total} bytes is over the limit of 16777216 bytes"
+    assert time.monotonic() - started < 5
+    assert call(port, "POST", "/invocations", rows(1))[0] == 200
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(endpoint):
+    port, _ = endpoint
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, answer = stream(port, head, b"10000\r\n" + b"[" * 65536 + b"\r\n", 100 * 1024 * 1024)
+    assert status == 413 and answer["message"] == "request body over the limit of 16777216 bytes"
+    assert call(port, "POST", "/invocations", rows(1))[0] == 200
+
+
+def test_a_model_that_fails_to_warm_up_is_not_swapped_in(endpoint, versions):
+    port, _ = endpoint
+    unfitted = fitted(0.5)
+    unfitted.estimator = LogisticRegression()  # loads fine, cannot predict
+    versions["current"] = LoadedModel("2", unfitted)
+    status, _, body = call(port, "POST", "/admin/reload", b"", {"Authorization": "Bearer secret"})
+    assert status == 500 and "version 2 failed to predict a sample row" in json.loads(body)["message"]
+    assert call(port, "POST", "/invocations", rows(1))[1]["X-Model-Version"] == "1"
+    assert json.loads(call(port, "GET", "/version")[2])["model_version"] == "1"
+
+
+def test_the_log_repeats_request_fields_per_row_and_keeps_strings_and_ids(tmp_path):
+    dtypes = {"x": "float", "plan": "str"}
+    writer = InferenceLogWriter(tmp_path, log_schema(dtypes, "regression", "id"), flush_seconds=3600)
+    writer.append({"x": np.array([1.0, 3.0]), "plan": ["a", None], "id": ["7", None]}, 2, "3", [0.5, 1.5], [np.nan] * 2)
+    writer.append({"x": np.array([2.0]), "plan": ["b"], "id": ["8"]}, 1, "4", np.array([2.5]), np.array([np.nan]))
+    writer.close()
+    table = pq.read_table(next(tmp_path.glob("*.parquet")))
+    assert table.column_names == ["request_id", "timestamp", "model_version", "id", "x", "plan", "prediction", "score"]
+    rows = table.drop(["request_id", "timestamp", "score"]).to_pylist()
+    assert rows == [
+        {"model_version": "3", "id": "7", "x": 1.0, "plan": "a", "prediction": 0.5},
+        {"model_version": "3", "id": None, "x": 3.0, "plan": None, "prediction": 1.5},
+        {"model_version": "4", "id": "8", "x": 2.0, "plan": "b", "prediction": 2.5},
+    ]
+    ids = table.column("request_id").to_pylist()
+    assert ids[0] == ids[1] != ids[2] and len(ids[2]) == 32
