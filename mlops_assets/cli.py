@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     from mlops_assets.inference_log import InferenceLogWriter, log_schema
-    from mlops_assets.server import bind, champion_loader, create_app, run
+    from mlops_assets.server import bind, champion_loader, create_app, run, version_loader
 
     spec = load_spec(args.spec)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         writer,
         admin_token=os.environ.get("MLOPS_ADMIN_TOKEN"),
         id_column=spec.id_column,
+        version_loader=version_loader(spec.name, tracking_uri),
     )
     sock = bind(args.host, args.port)
     url = f"http://{args.host}:{sock.getsockname()[1]}"

@@ -17,7 +17,7 @@ import hmac
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from mlops_assets.errors import PayloadError
 from mlops_assets.inference_log import InferenceLogWriter
 from mlops_assets.model import PipelineModel
 from mlops_assets.payload import coerce_columns, parse_payload
+from mlops_assets.routing import CANDIDATE, CHAMPION, ArmStats, Rollout, choose_arm
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class LoadedModel:
 
 
 ModelLoader = Callable[[], LoadedModel]
+VersionLoader = Callable[[str], LoadedModel]
 
 
 class _HttpError(Exception):
@@ -64,13 +66,15 @@ def create_app(
     admin_token: str | None = None,
     max_body_bytes: int = 16 * 1024 * 1024,
     id_column: str | None = None,
+    version_loader: VersionLoader | None = None,
 ) -> ScoringApp:
     """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
 
     A request may carry ``id_column`` (optional, not a feature): it is logged, so labels that arrive later
     can be joined to the predictions. A body over ``max_body_bytes`` gets a 413 without being read whole.
+    ``version_loader`` loads a given version: it enables canary, shadow and ab rollouts (``/admin/rollout``).
     """
-    return ScoringApp(name, input_dtypes, loader, inference_log, admin_token, max_body_bytes, id_column)
+    return ScoringApp(name, input_dtypes, loader, inference_log, admin_token, max_body_bytes, id_column, version_loader)
 
 
 class ScoringApp:
@@ -85,8 +89,13 @@ class ScoringApp:
         admin_token: str | None,
         max_body_bytes: int,
         id_column: str | None,
+        version_loader: VersionLoader | None = None,
     ):
         self.name, self.input_dtypes, self.loader = name, input_dtypes, loader
+        self.version_loader = version_loader
+        self.rollout: Rollout | None = None
+        self.candidate: LoadedModel | None = None
+        self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
         self.inference_log, self.admin_token, self.id_column = inference_log, admin_token, id_column
         self.max_body_bytes = max_body_bytes
         self.current: LoadedModel | None = None
@@ -96,6 +105,9 @@ class ScoringApp:
             "/health": ("GET", self._ping),
             "/version": ("GET", self._version),
             "/admin/reload": ("POST", self._reload),
+            "/admin/rollout": ("POST", self._start_rollout),
+            "/admin/rollout/end": ("POST", self._end_rollout),
+            "/admin/status": ("GET", self._status),
         }
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -129,9 +141,19 @@ class ScoringApp:
         if self.id_column is not None:
             ids = parsed.get(self.id_column) or [None] * n_rows
             columns[self.id_column] = [None if v is None else str(v) for v in ids][:n_rows]
+        rollout, candidate = self.rollout, self.candidate
+        arm = CHAMPION
+        if rollout is not None and candidate is not None:
+            key = parsed.get(rollout.sticky_key or "", [None])[0] if n_rows == 1 else None
+            arm = choose_arm(rollout, None if key is None else str(key))
+            current = candidate if arm == CANDIDATE else current
+        stats = self.arms[arm]
+        stats.requests += 1
+        stats.rows += n_rows
         try:
             prediction = current.model.predict(columns)
         except Exception as exc:
+            stats.errors += 1
             log.exception("model version %s failed to predict", current.version)
             raise _HttpError(500, f"model version {current.version} failed to predict: {exc}") from None
         labels = prediction.labels.tolist()
@@ -144,6 +166,21 @@ class ScoringApp:
             else:
                 score = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
             self.inference_log.append(columns, n_rows, current.version, labels, score)
+        if rollout is not None and rollout.mode == "shadow" and candidate is not None:
+            self._shadow(candidate, columns, prediction.labels)
+
+    def _shadow(self, candidate: LoadedModel, columns: dict, answered: np.ndarray) -> None:
+        """Score a copy with the candidate after the response went out; count, never return, its answers."""
+        stats = self.arms[CANDIDATE]
+        stats.requests += 1
+        stats.rows += len(answered)
+        try:
+            shadow = candidate.model.predict(columns).labels
+        except Exception:
+            stats.errors += 1
+            log.exception("shadow model version %s failed to predict", candidate.version)
+            return
+        stats.disagreements += int(np.sum(shadow != answered))
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes | None:
         """The request body, or ``None`` if the client disconnected; counted as it streams in, so a body
@@ -178,21 +215,68 @@ class ScoringApp:
         }
         await _respond(send, 200, orjson.dumps(document))
 
-    async def _reload(self, scope: dict, receive: Callable, send: Callable) -> None:
+    def _authorize(self, scope: dict) -> None:
         if self.admin_token:
             given = _header(scope, b"authorization") or ""
             if not hmac.compare_digest(given.encode(), f"Bearer {self.admin_token}".encode()):
                 raise _HttpError(401, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
+
+    async def _reload(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Serve the registry's champion alone (a running rollout ends)."""
+        self._authorize(scope)
         try:
             loaded = await self.load()
         except Exception as exc:
             log.exception("reload failed; still serving the previous model")
             raise _HttpError(500, f"could not load the new model, still serving the old one: {exc}") from None
         previous, self.current = self.current, loaded
+        self.rollout, self.candidate = None, None
         document = {"model_version": loaded.version, "previous": previous.version if previous else None}
         await _respond(send, 200, orjson.dumps(document))
 
-    async def load(self) -> LoadedModel:
+    async def _start_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Load the candidate version (warmed like any model), then route to it; counters start at zero."""
+        self._authorize(scope)
+        body = await self._read_body(scope, receive)
+        try:
+            rollout = Rollout(**orjson.loads(body or b"{}"))
+        except (TypeError, orjson.JSONDecodeError) as exc:
+            raise _HttpError(400, f"a rollout needs mode, candidate_version, share, sticky_key: {exc}") from None
+        if rollout.mode not in ("canary", "shadow", "ab") or self.version_loader is None:
+            raise _HttpError(400, f"cannot start a {rollout.mode!r} rollout on this endpoint")
+        version_loader = self.version_loader
+        try:
+            candidate = await self.load(lambda: version_loader(rollout.candidate_version))
+        except Exception as exc:
+            log.exception("the candidate did not load; no rollout")
+            raise _HttpError(500, f"could not load candidate {rollout.candidate_version}: {exc}") from None
+        self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+        self.candidate, self.rollout = candidate, rollout
+        await self._status(scope, receive, send)
+
+    async def _end_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Back to the registry's champion alone (promoted or not); answers the final counters."""
+        self._authorize(scope)
+        final = self._status_document()
+        try:
+            self.current = await self.load()
+        except Exception as exc:
+            raise _HttpError(500, f"could not load the champion, the rollout goes on: {exc}") from None
+        self.rollout, self.candidate = None, None
+        await _respond(send, 200, orjson.dumps({**final, "model_version": self.current.version}))
+
+    def _status_document(self) -> dict:
+        rollout = self.rollout
+        return {
+            "model_version": self.current.version if self.current else None,
+            "rollout": None if rollout is None else asdict(rollout),
+            "arms": {arm: asdict(stats) for arm, stats in self.arms.items()},
+        }
+
+    async def _status(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await _respond(send, 200, orjson.dumps(self._status_document()))
+
+    async def load(self, loader: ModelLoader | None = None) -> LoadedModel:
         """Call the loader and score one row with the result: a model that cannot predict is never served.
 
         The row has every input null (numbers are filled with the training mean, categories are unseen).
@@ -201,7 +285,7 @@ class ScoringApp:
         core at 100% between requests, and a team left in an idle executor thread made each later
         HistGradientBoosting predict 3.5 times slower (bench/RESULTS.md).
         """
-        loaded = await asyncio.to_thread(self.loader)  # registry and artifact I/O, off the event loop
+        loaded = await asyncio.to_thread(loader or self.loader)  # registry and artifact I/O, off the event loop
         threadpool_limits(1, user_api="openmp")
         missing = sorted(set(loaded.model.input_columns) - set(self.input_dtypes))
         if missing:
@@ -259,17 +343,25 @@ async def _error(send: Callable, status: int, message: str) -> None:
     await _respond(send, status, orjson.dumps({"error_code": code, "message": message}))
 
 
+def version_loader(name: str, tracking_uri: str) -> VersionLoader:
+    """Loads one registered version of the pipeline's model."""
+
+    def load(version: str) -> LoadedModel:
+        from mlops_assets.pyfunc import load_pipeline_model
+
+        return LoadedModel(version, load_pipeline_model(tracking_uri, name, version))
+
+    return load
+
+
 def champion_loader(name: str, tracking_uri: str) -> ModelLoader:
     """Loads whatever version the registry's ``champion`` alias points at when called."""
 
     def load() -> LoadedModel:
         from mlflow import MlflowClient
 
-        from mlops_assets.pyfunc import load_pipeline_model
-
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        version = str(client.get_model_version_by_alias(name, "champion").version)
-        return LoadedModel(version, load_pipeline_model(tracking_uri, name, version))
+        return version_loader(name, tracking_uri)(str(client.get_model_version_by_alias(name, "champion").version))
 
     return load
 

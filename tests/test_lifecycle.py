@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -254,3 +255,38 @@ def test_rollback_restores_the_previous_champion_and_records_who(project):
         run_config={"ops": {"breast_cancer__deployed_endpoint": {"config": {"rollback": True}}}},
     )
     assert not again.success and champion(project) == "1"  # version 1 has no predecessor
+
+
+def test_canary_promotes_the_challenger_after_enough_requests(project):
+    path = project.pipelines / "breast_cancer.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["deployment"] = {"strategy": "canary", "rollout": {"share": 0.5, "min_requests": 20, "timeout_minutes": 2}}
+    path.write_text(yaml.safe_dump(raw))
+    first = project.materialize("breast_cancer")
+    assert first.success, failures(first)
+    url = metadata(first, "breast_cancer", "deployed_endpoint")["url"]
+    spec = load_spec(path)
+    stop_traffic = threading.Event()
+
+    def traffic():
+        seed = 0
+        while not stop_traffic.is_set():
+            replay(spec, project.pipelines, url, rows=10, batch=1, seed=seed)
+            seed += 1
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sender.start()
+    try:
+        result = project.materialize("breast_cancer", *TRAINING)
+    finally:
+        stop_traffic.set()
+        sender.join(30)
+    assert result.success, failures(result)
+    deployed = metadata(result, "breast_cancer", "deployed_endpoint")
+    assert deployed["action"] == "promoted" and deployed["model_version"] == "2"
+    assert deployed["arms"]["candidate"]["requests"] >= 20 and deployed["arms"]["candidate"]["errors"] == 0
+    assert deployed["arms"]["champion"]["requests"] > 0  # the split really sent traffic to both
+    assert champion(project) == "2"
+    with urllib.request.urlopen(f"{url}/admin/status") as response:
+        status = json.load(response)
+    assert status["model_version"] == "2" and status["rollout"] is None

@@ -71,7 +71,8 @@ def endpoint(tmp_path, versions):
             raise versions["current"]
         return versions["current"]
 
-    app = create_app(SPEC.name, DTYPES, loader, writer, admin_token="secret")
+    candidates = {"2": LoadedModel("2", fitted(0.0001))}
+    app = create_app(SPEC.name, DTYPES, loader, writer, admin_token="secret", version_loader=candidates.__getitem__)
     with serving(app) as port:
         yield port, tmp_path / "log"
 
@@ -247,3 +248,47 @@ def test_the_log_repeats_request_fields_per_row_and_keeps_strings_and_ids(tmp_pa
     ]
     ids = table.column("request_id").to_pylist()
     assert ids[0] == ids[1] != ids[2] and len(ids[2]) == 32
+
+
+ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
+
+
+def start(port: int, **rollout) -> dict:
+    status, _, body = call(port, "POST", "/admin/rollout", json.dumps(rollout).encode(), ADMIN)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_shadow_scores_copies_but_the_champion_answers(endpoint):
+    port, _ = endpoint
+    assert start(port, mode="shadow", candidate_version="2")["rollout"]["mode"] == "shadow"
+    answers = [call(port, "POST", "/invocations", rows(10))[1]["X-Model-Version"] for _ in range(5)]
+    assert answers == ["1"] * 5
+    arms = json.loads(call(port, "GET", "/admin/status")[2])["arms"]
+    assert arms["champion"]["requests"] == 5 and arms["candidate"]["rows"] == 50
+    assert 0 < arms["candidate"]["disagreements"] <= 50  # a strongly regularised candidate answers differently
+
+
+def test_canary_routes_by_sticky_key_and_ends_on_the_champion(endpoint):
+    port, _ = endpoint
+    start(port, mode="canary", candidate_version="2", share=0.5, sticky_key="patient_id")
+
+    def version_for(key: str) -> str:
+        body = json.dumps({"dataframe_records": [{**DATA[SPEC.input_columns].iloc[0].to_dict(), "patient_id": key}]})
+        return call(port, "POST", "/invocations", body.encode())[1]["X-Model-Version"]
+
+    seen = {key: version_for(key) for key in (f"P{i}" for i in range(40))}
+    assert set(seen.values()) == {"1", "2"}
+    assert all(version_for(key) == version for key, version in list(seen.items())[:10])
+    status, _, body = call(port, "POST", "/admin/rollout/end", b"{}", ADMIN)
+    final = json.loads(body)
+    assert status == 200 and final["model_version"] == "1" and final["arms"]["candidate"]["requests"] > 0
+    assert call(port, "POST", "/invocations", rows(1))[1]["X-Model-Version"] == "1"
+
+
+def test_a_rollout_of_an_unknown_version_is_refused_and_serving_goes_on(endpoint):
+    port, _ = endpoint
+    status, _, body = call(port, "POST", "/admin/rollout", b'{"mode": "canary", "candidate_version": "9"}', ADMIN)
+    assert status == 500 and "could not load candidate 9" in json.loads(body)["message"]
+    assert json.loads(call(port, "GET", "/admin/status")[2])["rollout"] is None
+    assert call(port, "POST", "/invocations", rows(1))[0] == 200
