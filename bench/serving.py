@@ -100,9 +100,9 @@ def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
     from mlflow import MlflowClient
 
     from mlops_assets.model import fit_pipeline_model
-    from mlops_assets.pyfunc import PipelineModelWrapper, signature
+    from mlops_assets.pyfunc import log_pipeline_model
     from mlops_assets.spec import load_spec
-    from mlops_assets.training import make_estimator, requirements
+    from mlops_assets.training import make_estimator
 
     spec = load_spec(spec_path)
     frame = pd.read_csv(spec_path.parent / "data.csv")
@@ -111,13 +111,7 @@ def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
     experiment = client.create_experiment(spec.name, artifact_location=str(artifact_root / spec.name))
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=PipelineModelWrapper(model),
-            signature=signature(spec),
-            pip_requirements=requirements(spec),
-            registered_model_name=spec.name,
-        )
+        info = log_pipeline_model(model, spec)
     client.set_registered_model_alias(spec.name, "champion", str(info.registered_model_version))
     return str(info.registered_model_version)
 

@@ -31,6 +31,28 @@ def signature(spec):
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(target_type)]))
 
 
+def requirements(spec) -> list[str]:
+    """Given explicitly: inferring them makes MLflow load the model in a subprocess (about 10 s)."""
+    from mlops_assets.provenance import package_version
+
+    names = ["mlflow", "mlops-assets", "numpy", "pandas", "scikit-learn"]
+    if spec.model.torch is not None:
+        names.append("torch")
+    return [f"{n}=={package_version(n)}" for n in names if package_version(n)]
+
+
+def log_pipeline_model(model: PipelineModel, spec):
+    """Log ``model`` as a pyfunc in the active run and register it under the pipeline's name: the one place
+    that decides how a model is stored."""
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=PipelineModelWrapper(model),
+        signature=signature(spec),
+        pip_requirements=requirements(spec),
+        registered_model_name=spec.name,
+    )
+
+
 def load_pipeline_model(tracking_uri: str, name: str, version: str) -> PipelineModel:
     """Load one registered version. The artifact location comes from an explicit client rather than a
     ``models:/`` URI, which MLflow resolves against process-global settings."""

@@ -13,7 +13,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from mlops_assets.metrics import gain
+from mlops_assets.gate import evaluate_gate
 
 CHAMPION, CANDIDATE = "champion", "candidate"
 
@@ -83,11 +83,7 @@ def canary_verdict(
         f"(allowed increase {max_error_rate_increase})"
     )
     if metric is not None and champion_metric is not None and candidate_metric is not None:
-        improvement = gain(metric, candidate_metric, champion_metric)
-        ok = improvement >= min_gain
-        promote &= ok
-        reasons.append(
-            f"{'ok' if ok else 'FAIL'}: online {metric} {candidate_metric:.4f} vs champion {champion_metric:.4f} "
-            f"(gain {improvement:+.4f}, least {min_gain:+})"
-        )
+        online = evaluate_gate({}, {metric: min_gain}, {metric: candidate_metric}, {metric: champion_metric})
+        promote &= online.passed
+        reasons += [f"online {reason}" for reason in online.reasons]
     return CanaryVerdict(bool(promote), reasons)

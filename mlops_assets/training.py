@@ -16,7 +16,7 @@ import pandas as pd
 
 from mlops_assets.estimators import build_estimator
 from mlops_assets.model import fit_pipeline_model
-from mlops_assets.provenance import environment, package_version
+from mlops_assets.provenance import environment
 from mlops_assets.records import TrainingRequest
 from mlops_assets.spec import PipelineSpec, load_spec
 
@@ -39,19 +39,11 @@ def make_estimator(spec: PipelineSpec, spec_path: str) -> Any:
     return build_estimator(spec.model.estimator, spec.model.params, spec_path)
 
 
-def requirements(spec: PipelineSpec) -> list[str]:
-    """Given explicitly: inferring them makes MLflow load the model in a subprocess (about 10 s)."""
-    names = ["mlflow", "mlops-assets", "numpy", "pandas", "scikit-learn"]
-    if spec.model.torch is not None:
-        names.append("torch")
-    return [f"{n}=={package_version(n)}" for n in names if package_version(n)]
-
-
 def run_training(request: TrainingRequest, log) -> TrainingResult:
     import mlflow
     from mlflow import MlflowClient
 
-    from mlops_assets.pyfunc import PipelineModelWrapper, signature
+    from mlops_assets.pyfunc import log_pipeline_model
 
     started = time.perf_counter()
     spec = load_spec(request.spec_path)
@@ -71,13 +63,7 @@ def run_training(request: TrainingRequest, log) -> TrainingResult:
         mlflow.log_params(params)
         mlflow.log_metrics(train_metrics)
         mlflow.log_dict(env, "environment.json")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=PipelineModelWrapper(model),
-            signature=signature(spec),
-            pip_requirements=requirements(spec),
-            registered_model_name=spec.name,
-        )
+        info = log_pipeline_model(model, spec)
     version = str(info.registered_model_version)
     for key, value in {**tags, "run_id": run.info.run_id, "environment": json.dumps(env)}.items():
         client.set_model_version_tag(spec.name, version, key, value)

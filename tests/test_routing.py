@@ -28,6 +28,7 @@ def test_canary_waits_for_enough_requests_then_decides():
 def test_canary_with_labels_compares_the_metric_in_its_direction():
     champion, candidate = ArmStats(requests=500), ArmStats(requests=100)
     worse = canary_verdict(champion, candidate, 100, 0.01, "rmse", 50.0, 55.0, min_gain=-1.0)
-    assert not worse.promote and "gain -5.0000" in worse.reasons[1]
+    assert not worse.promote
+    assert worse.reasons[1] == "online FAIL: rmse gain over champion -5.0000 ≥ -1.0 (55.0000 vs 50.0000)"
     better = canary_verdict(champion, candidate, 100, 0.01, "accuracy", 0.90, 0.93)
     assert better.promote
