@@ -88,7 +88,8 @@ def run_method(method: str, folder: Path, batch_rows: int) -> dict:
         mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
         model = mlflow.pyfunc.load_model((folder / "model_uri").read_text())
         rows = 0
-        for batch in pq.ParquetFile(folder / "score.parquet").iter_batches(batch_size=batch_rows):
+        # pre_buffer off, as ours: pyarrow's default would hold the whole file in memory
+        for batch in pq.ParquetFile(folder / "score.parquet", pre_buffer=False).iter_batches(batch_size=batch_rows):
             rows += len(model.predict(batch.to_pandas()))
     else:
         model = pickle.loads((folder / "model.pkl").read_bytes())

@@ -14,14 +14,23 @@ from mlops_assets.model import PipelineModel
 
 
 def open_dataset(files: list[str]) -> ds.Dataset:
-    """Parquet or CSV files (one format) as one dataset, read lazily."""
-    return ds.dataset(files, format="parquet" if files[0].endswith(".parquet") else "csv")
+    """Parquet or CSV files (one format) as one dataset, read lazily.
+
+    Parquet is read without pre-buffering: pyarrow's default coalesces the reads of every row group a scan
+    will need, which held the whole 10M-row file in memory (2.9 GB peak against 0.2 GB without).
+    """
+    if files[0].endswith(".parquet"):
+        options = ds.ParquetFragmentScanOptions(pre_buffer=False)
+        return ds.dataset(files, format=ds.ParquetFileFormat(default_fragment_scan_options=options))
+    return ds.dataset(files, format="csv")
 
 
 def read_batches(dataset: ds.Dataset, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Batches of at most ``batch_rows`` rows with little read-ahead: pyarrow's defaults (16 batches, 4
-    files ahead) would hold far more than one batch in memory."""
-    return dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1)
+    """Batches of at most ``batch_rows`` rows, read one at a time: pyarrow's defaults (threaded scan, 16
+    batches and 4 files ahead) held about twice the memory at 10M rows for no faster scoring."""
+    return dataset.to_batches(
+        columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1, use_threads=False
+    )
 
 
 def score_batches(

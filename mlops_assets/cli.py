@@ -13,6 +13,7 @@ from pathlib import Path
 from mlops_assets.endpoint_state import running_url, stop
 from mlops_assets.errors import MlopsError
 from mlops_assets.layout import LocalLayout
+from mlops_assets.locations import log_prefix
 from mlops_assets.spec import load_spec, load_specs
 
 
@@ -36,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
     tracking_uri = args.tracking_uri or LocalLayout.from_env().tracking_uri
-    log_dir = Path(args.log_dir or LocalLayout.from_env().data / spec.name / "inference_log")
+    log_dir = Path(args.log_dir or LocalLayout.from_env().data / log_prefix(spec.name))
     writer = InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column))
     app = create_app(
         spec.name,

@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
+from mlops_assets.locations import list_files, log_prefix
 from mlops_assets.provenance import code_version
 from mlops_assets.records import (
     EndpointState,
@@ -307,7 +308,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         deployer: EndpointDeployer,
         evaluation_report: EvaluationReport,
     ):
-        log_key = f"{spec.name}/inference_log"
+        log_key = log_prefix(spec.name)
         action, rollout_metadata = ("rollback" if config.rollback else "replace"), {}
         if config.rollback:
             current = registry.by_alias(spec.name, "champion")
@@ -463,7 +464,6 @@ def _batch_predictions_asset(spec: PipelineSpec, base_dir: Path, common: dict, e
         import time
 
         from mlops_assets.batch import open_dataset, read_batches, score_batches
-        from mlops_assets.snapshot import list_files
 
         files = list_files(spec.batch.path, base_dir)
         dataset = open_dataset(files)

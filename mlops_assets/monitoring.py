@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.drift import DriftConfig, compute_drift
+from mlops_assets.locations import log_files
 from mlops_assets.metrics import METRICS, meets_threshold
 from mlops_assets.model import PipelineModel
 from mlops_assets.records import EndpointState
@@ -50,11 +51,6 @@ class DriftOutcome:
     as_json: dict[str, Any]
     drifted_features: list[str] = field(default_factory=list)
     performance: OnlinePerformance | None = None
-
-
-def log_files(store: ArtifactStore, prefix: str) -> list[str]:
-    """Inference log files in the order they were written (their names start with the write time)."""
-    return [k for k in store.list(prefix) if k.endswith(".parquet")]
 
 
 def newest_window(store: ArtifactStore, prefix: str, rows: int) -> LogWindow:

@@ -6,7 +6,6 @@ hash, whatever the file names or modification times, so an unchanged source star
 
 from __future__ import annotations
 
-import glob
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlops_assets.errors import DataError
+from mlops_assets.locations import list_files
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,6 @@ class SourceRead:
     label_files: list[str] = field(default_factory=list)
     unreadable_label_files: list[str] = field(default_factory=list)
     labels_with_unknown_ids: int = 0
-
-
-def list_files(pattern: str, base_dir: Path) -> list[str]:
-    """CSV/parquet files matching ``pattern`` (a file, glob or folder), in name order."""
-    location = base_dir / pattern
-    files = sorted(glob.glob(str(location / "*"))) if location.is_dir() else sorted(glob.glob(str(location)))
-    return [f for f in files if f.endswith((".parquet", ".csv", ".csv.gz"))]
 
 
 def read_file(file: str) -> pd.DataFrame:

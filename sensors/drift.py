@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore
-from mlops_assets.monitoring import log_files
+from mlops_assets.locations import log_files, log_prefix
 from sensors.policy import retrain_request, retraining_refusal
 
 
@@ -58,7 +58,7 @@ def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -
 
 
 def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
-    prefix = f"{spec.name}/inference_log"
+    prefix = log_prefix(spec.name)
     persistence = spec.monitoring.persistence
 
     @dg.sensor(

@@ -11,14 +11,15 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 
-from mlops_assets.snapshot import list_files
+from mlops_assets.locations import list_files
 from sensors.policy import retrain_request, retraining_refusal
 
 
 def readable(file: str, columns: set[str]) -> str | None:
     """Why ``file`` cannot be a label batch, or ``None`` when it looks usable."""
+    import pyarrow.parquet as pq
+
     try:
         if file.endswith(".parquet"):
             names = set(pq.read_schema(file).names)

@@ -1,0 +1,25 @@
+"""Where files are, without reading them: what sensor ticks and the code location can afford to import."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from mlops_assets.contracts import ArtifactStore
+
+
+def list_files(pattern: str, base_dir: Path) -> list[str]:
+    """CSV/parquet files matching ``pattern`` (a file, glob or folder), in name order."""
+    location = base_dir / pattern
+    files = sorted(glob.glob(str(location / "*"))) if location.is_dir() else sorted(glob.glob(str(location)))
+    return [f for f in files if f.endswith((".parquet", ".csv", ".csv.gz"))]
+
+
+def log_prefix(pipeline: str) -> str:
+    """Artifact-store prefix of a pipeline's inference log."""
+    return f"{pipeline}/inference_log"
+
+
+def log_files(store: ArtifactStore, prefix: str) -> list[str]:
+    """Inference log files in the order they were written (their names start with the write time)."""
+    return [k for k in store.list(prefix) if k.endswith(".parquet")]
