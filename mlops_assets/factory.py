@@ -310,12 +310,13 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
     ):
         log_key = log_prefix(spec.name)
         action, rollout_metadata = ("rollback" if config.rollback else "replace"), {}
+        approver = config.approved_by or context.run.tags.get(APPROVER_TAG)
         if config.rollback:
             current = registry.by_alias(spec.name, "champion")
             target = current and current.tags.get("previous_champion", "none")
             if target in (None, "none"):
                 raise dg.Failure(f"{spec.name} has no previous champion to roll back to")
-            approved_by = config.approved_by or context.run.tags.get(APPROVER_TAG) or f"rollback by {getpass.getuser()}"
+            approved_by = approver or f"rollback by {getpass.getuser()}"
             registry.promote(spec.name, target, approved_by, rollback=True)
             version, previous = registry.get(spec.name, target), current
         else:
@@ -326,11 +327,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                     f"version {model.version} failed the gate; the champion stays where it was",
                     metadata={"reasons": dg.MetadataValue.json(evaluation_report.gate_reasons)},
                 )
-            approved_by = (
-                config.approved_by
-                or context.run.tags.get(APPROVER_TAG)
-                or f"gate:auto (run started by {getpass.getuser()})"
-            )
+            approved_by = approver or f"gate:auto (run started by {getpass.getuser()})"
             champion = registry.by_alias(spec.name, "champion")
             strategy = config.strategy.value if config.strategy else spec.deployment.strategy
             if strategy == "replace" or champion is None or champion.version == model.version:

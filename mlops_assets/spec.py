@@ -41,10 +41,10 @@ class SpecModel(BaseModel):
     @classmethod
     def _reject_unknown_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(cls.model_fields))
+            allowed = [field.alias or name for name, field in cls.model_fields.items()]
+            unknown = sorted(set(data) - set(allowed))
             if unknown:
-                allowed = ", ".join(cls.model_fields)
-                raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {allowed}")
+                raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
         return data
 
 
@@ -301,16 +301,6 @@ class PipelineSpec(SpecModel):
     retraining: Retraining = Field(default_factory=Retraining, description="When the sensors retrain by themselves.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            allowed = [f.alias or name for name, f in cls.model_fields.items()]
-            unknown = sorted(set(data) - set(allowed))
-            if unknown:
-                raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
-        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSpec:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 import dagster as dg
 
 from mlops_assets.contracts import EndpointDeployer, RegisteredModel
-from mlops_assets.endpoint_state import running_url, state_file, stop
+from mlops_assets.endpoint_state import running_url, state_file
 from mlops_assets.routing import Rollout
 
 
@@ -107,6 +107,3 @@ class LocalProcessDeployer(EndpointDeployer):
             time.sleep(0.2)
         process.terminate()
         raise dg.Failure(f"the endpoint did not answer within {self.start_timeout_s} s")
-
-    def stop(self, name: str) -> bool:
-        return stop(self.state_dir, name)
