@@ -13,7 +13,7 @@ from pathlib import Path
 from mlops_assets.endpoint_state import running_url, stop
 from mlops_assets.errors import MlopsError
 from mlops_assets.layout import LocalLayout
-from mlops_assets.locations import log_prefix
+from mlops_assets.locations import log_prefix, shadow_log_prefix
 from mlops_assets.spec import load_spec, load_specs
 
 
@@ -38,15 +38,22 @@ def _serve(args: argparse.Namespace) -> int:
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
     tracking_uri = args.tracking_uri or LocalLayout.from_env().tracking_uri
     log_dir = Path(args.log_dir or LocalLayout.from_env().data / log_prefix(spec.name))
-    writer = InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column))
+    shadow_dir = Path(args.shadow_log_dir or log_dir.parent / Path(shadow_log_prefix(spec.name)).name)
+    scoring_token = None
+    if spec.deployment.scoring_token_env:
+        scoring_token = os.environ.get(spec.deployment.scoring_token_env)
+        if not scoring_token:
+            raise MlopsError(f"deployment.scoring_token_env names {spec.deployment.scoring_token_env}, which is unset")
     app = create_app(
         spec.name,
         dtypes,
         champion_loader(spec.name, tracking_uri),
-        writer,
+        InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column)),
         admin_token=os.environ.get("MLOPS_ADMIN_TOKEN"),
+        scoring_token=scoring_token,
         id_column=spec.id_column,
         version_loader=version_loader(spec.name, tracking_uri),
+        shadow_log=InferenceLogWriter(shadow_dir, log_schema(dtypes, spec.task, spec.id_column, shadow=True)),
     )
     sock = bind(args.host, args.port)
     url = f"http://{args.host}:{sock.getsockname()[1]}"
@@ -120,6 +127,44 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from mlops_assets.audit import describe_decision, read_decisions
+    from resources import local_resources
+
+    spec = load_spec(args.spec)
+    decisions = read_decisions(local_resources(LocalLayout.from_env())["store"], spec.name)
+    print("\n".join(describe_decision(d) for d in decisions) or f"no deployment decisions recorded for {spec.name}")
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    """The running rollout's arms side by side: what a person reads before ending an A/B test or a shadow."""
+    import datetime as dt
+
+    from mlops_assets.arms import arms_table, rollout_arms
+    from mlops_assets.snapshot import read_labels
+    from resources import local_resources
+
+    spec = load_spec(args.spec)
+    resources = local_resources(LocalLayout.from_env())
+    deployer, registry = resources["deployer"], resources["registry"]
+    if deployer.running_url(spec.name) is None:
+        raise MlopsError(f"no endpoint is running for {spec.name}")
+    status = deployer.rollout_status(spec.name)
+    if not status["rollout"]:
+        print(f"{spec.name}: v{status['model_version']} serves alone, no rollout is running")
+        return 0
+    rollout = status["rollout"]
+    since = dt.datetime.fromisoformat(rollout["started_at"])
+    model = registry.load(spec.name, status["model_version"])
+    arms = rollout_arms(spec, resources["store"], since, read_labels(spec, Path(args.spec).parent), model)
+    print(
+        f"{spec.name}: {rollout['mode']} of v{rollout['candidate_version']} against v{status['model_version']} "
+        f"since {rollout['started_at']}\n{arms_table(arms)}"
+    )
+    return 0
+
+
 def _spec_reference(args: argparse.Namespace) -> int:
     from mlops_assets.spec_reference import render, update_readme
 
@@ -144,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5000, help="0 picks a free port")
     serve.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the local one)")
     serve.add_argument("--log-dir", help="inference log folder (default: under MLOPS_HOME)")
+    serve.add_argument("--shadow-log-dir", help="shadow answers' log folder (default: shadow_log beside the log)")
     serve.add_argument("--state-file", help="write {pid, url} here once listening")
     serve.set_defaults(run=_serve)
 
@@ -166,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--by", help="who decides (recorded on the model versions)")
     rollback.add_argument("--definitions", default="definitions.py", help="the Dagster code location file")
     rollback.set_defaults(run=_rollback)
+
+    for name, run, text in (
+        ("audit", _audit, "every deployment decision of a pipeline, oldest first"),
+        ("rollout", _rollout, "the running canary, shadow or ab rollout's arms side by side"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("spec", help="path of the pipeline's spec")
+        command.set_defaults(run=run)
 
     for name, run, text in (
         ("status", _status, "champion, metrics and latest drift per pipeline"),

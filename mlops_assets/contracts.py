@@ -41,6 +41,9 @@ class ArtifactStore(dg.ConfigurableResource, ABC):
     def write_bytes(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
 
@@ -103,6 +106,10 @@ class Trainer(dg.ConfigurableResource, ABC):
 
 class EndpointDeployer(dg.ConfigurableResource, ABC):
     """Starts the scoring server for a pipeline, or makes a running one load the new champion."""
+
+    @abstractmethod
+    def running_url(self, name: str) -> str | None:
+        """The URL of the pipeline's endpoint when one is running."""
 
     @abstractmethod
     def deploy(self, spec_path: str, model: RegisteredModel, log_uri: str) -> str:

@@ -6,6 +6,8 @@ loading the code location stays cheap.
 """
 
 import base64
+import datetime as dt
+import functools
 import getpass
 import json
 from enum import StrEnum
@@ -14,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.audit import record_decision
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
 from mlops_assets.locations import list_files, log_prefix
 from mlops_assets.provenance import code_version
@@ -309,8 +312,24 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         evaluation_report: EvaluationReport,
     ):
         log_key = log_prefix(spec.name)
-        action, rollout_metadata = ("rollback" if config.rollback else "replace"), {}
+        action, rollout_metadata, reasons = ("rollback" if config.rollback else "replace"), {}, []
         approver = config.approved_by or context.run.tags.get(APPROVER_TAG)
+
+        @functools.cache
+        def encoder():  # any version of the pipeline encodes its labels: loaded once, on first use
+            return registry.load(spec.name, evaluation_report.model.version)
+
+        def read_arms(since):
+            from mlops_assets.arms import rollout_arms
+            from mlops_assets.snapshot import read_labels
+
+            return rollout_arms(spec, store, since, read_labels(spec, base_dir), encoder())
+
+        running = _running_rollout(deployer, spec.name)
+        if running is not None:  # a person ends a shadow or ab rollout: keep what it showed
+            arms = read_arms(dt.datetime.fromisoformat(running["rollout"]["started_at"]))
+            rollout_metadata = _arms_metadata(running["arms"], arms)
+            reasons.append(f"ended the {running['rollout']['mode']} of v{running['rollout']['candidate_version']}")
         if config.rollback:
             current = registry.by_alias(spec.name, "champion")
             target = current and current.tags.get("previous_champion", "none")
@@ -336,16 +355,28 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             else:
                 url = deployer.deploy(str(spec_path), champion, store.uri(log_key))  # the champion serves meanwhile
                 challenger = registry.get(spec.name, model.version)
-                outcome = roll_out(spec, registry, deployer, champion, challenger, approved_by, context.log)
-                action = outcome.action
-                rollout_metadata = {
-                    "decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in outcome.reasons)),
-                    "arms": dg.MetadataValue.json(outcome.arms),
-                }
+                outcome = roll_out(spec, registry, deployer, champion, challenger, approved_by, context.log, read_arms)
+                action, reasons = outcome.action, outcome.reasons
+                rollout_metadata = _arms_metadata(outcome.arms, outcome.metrics)
                 version = registry.get(spec.name, outcome.served_version)
                 previous = champion if outcome.served_version != champion.version else None
         if action in ("replace", "rollback"):
             url = deployer.deploy(str(spec_path), version, store.uri(log_key))
+        audit_key = record_decision(
+            store,
+            spec.name,
+            {
+                "action": action,
+                "model_version": version.version,
+                "previous_version": previous.version if previous else None,
+                "challenger_version": evaluation_report.model.version if not config.rollback else None,
+                "approved_by": approved_by,
+                "reasons": reasons,
+                "arms": rollout_metadata.get("arms").value if rollout_metadata else None,
+                "dagster_run_id": context.run_id,
+                "url": url,
+            },
+        )
         context.log.info(f"{spec.name} v{version.version} is champion and served at {url}")
         return dg.Output(
             EndpointState(
@@ -362,6 +393,8 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "previous_champion": previous.version if previous else "none",
                 "approved_by": approved_by,
                 "action": action,
+                "audit_record": dg.MetadataValue.path(store.uri(audit_key)),
+                **({"decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons))} if reasons else {}),
                 **rollout_metadata,
             },
         )
@@ -388,12 +421,9 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         import pandas as pd
 
         from mlops_assets.monitoring import build_drift_report
-        from mlops_assets.snapshot import read_files
+        from mlops_assets.snapshot import read_labels
 
-        labels = pd.DataFrame()
-        if spec.monitoring.performance is not None:
-            required = frozenset({spec.source.labels.id_column, spec.target})
-            labels, _, _ = read_files(spec.source.labels.path, base_dir, skip_unreadable=True, required=required)
+        labels = read_labels(spec, base_dir) if spec.monitoring.performance is not None else pd.DataFrame()
         model = registry.load(spec.name, deployed_endpoint.model_version)
         outcome = build_drift_report(spec, store, deployed_endpoint, model, labels)
         for key_ in outcome.window.skipped:
@@ -484,6 +514,23 @@ def _batch_predictions_asset(spec: PipelineSpec, base_dir: Path, common: dict, e
         )
 
     return batch_predictions
+
+
+def _running_rollout(deployer: EndpointDeployer, name: str) -> dict | None:
+    """The endpoint's status when it runs a rollout; ``None`` when it runs none or no endpoint runs."""
+    if deployer.running_url(name) is None:
+        return None
+    status = deployer.rollout_status(name)
+    return status if status.get("rollout") else None
+
+
+def _arms_metadata(counters: dict, arms: list) -> dict:
+    from mlops_assets.arms import arms_table
+
+    return {
+        "arms": dg.MetadataValue.json({"counters": counters, "versions": [arm.as_dict() for arm in arms]}),
+        "arms_table": dg.MetadataValue.md(arms_table(arms)),
+    }
 
 
 def _plots(model, holdout, spec) -> dict[str, bytes]:

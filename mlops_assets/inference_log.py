@@ -20,11 +20,19 @@ import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
+CHAMPION_PREDICTION = "champion_prediction"  # shadow log: what the champion answered for the row
 ARROW_TYPES = {"float": pa.float64(), "int": pa.float64(), "bool": pa.float64(), "str": pa.string()}
 
 
-def log_schema(input_dtypes: dict[str, str], task: str, id_column: str | None = None) -> pa.Schema:
-    """The row id (when the spec has one), inputs as the endpoint received them, then who answered and what."""
+def log_schema(
+    input_dtypes: dict[str, str], task: str, id_column: str | None = None, shadow: bool = False
+) -> pa.Schema:
+    """The row id (when the spec has one), inputs as the endpoint received them, then who answered and what.
+
+    The shadow log (``shadow=True``) holds the shadow model's answers, never returned, next to the answer
+    the champion returned for the same row; it is a log of its own so that drift windows and sensors count
+    each production row once.
+    """
     prediction = pa.float64() if task == "regression" else pa.string()
     return pa.schema(
         [
@@ -35,6 +43,7 @@ def log_schema(input_dtypes: dict[str, str], task: str, id_column: str | None = 
             *[(name, ARROW_TYPES[dtype]) for name, dtype in input_dtypes.items()],
             ("prediction", prediction),
             ("score", pa.float64()),
+            *([(CHAMPION_PREDICTION, prediction)] if shadow else []),
         ]
     )
 
@@ -52,7 +61,7 @@ class InferenceLogWriter:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.rows_written = 0
-        inputs = [f for f in schema if f.name not in _PER_REQUEST and f.name not in ("prediction", "score")]
+        inputs = [f for f in schema if f.name not in _PER_REQUEST and f.name not in _OUTPUTS]
         self._numeric = [f.name for f in inputs if f.type == pa.float64()]
         self._other = [f.name for f in inputs if f.type != pa.float64()]
         self._pending: list[_Request] = []
@@ -63,7 +72,9 @@ class InferenceLogWriter:
         self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
         self._thread.start()
 
-    def append(self, columns: dict[str, Any], n_rows: int, model_version: str, prediction, score) -> None:
+    def append(
+        self, columns: dict[str, Any], n_rows: int, model_version: str, prediction, score, champion_prediction=None
+    ) -> None:
         """Queue one request's rows; ``columns`` holds the typed inputs, one value per row each.
 
         The numeric inputs are packed into one small matrix here, while they are in the cache: the
@@ -72,7 +83,9 @@ class InferenceLogWriter:
         """
         numeric = np.array([columns[name] for name in self._numeric], dtype=np.float64).reshape(-1, n_rows)
         other = [columns[name] for name in self._other]
-        request = _Request(n_rows, time.time_ns() // 1_000_000, model_version, numeric, other, prediction, score)
+        request = _Request(
+            n_rows, time.time_ns() // 1_000_000, model_version, numeric, other, prediction, score, champion_prediction
+        )
         with self._lock:
             self._pending.append(request)
             self._pending_rows += n_rows
@@ -118,11 +131,15 @@ class InferenceLogWriter:
             **{name: [v for r in requests for v in r.other[i]] for i, name in enumerate(self._other)},
             "score": np.concatenate([r.score for r in requests], dtype=np.float64),
         }
-        if self.schema.field("prediction").type == pa.float64():
-            columns["prediction"] = np.concatenate([r.prediction for r in requests], dtype=np.float64)
-        else:
-            columns["prediction"] = pa.array([v for r in requests for v in r.prediction]).cast(pa.string())
+        columns["prediction"] = self._predictions([r.prediction for r in requests])
+        if CHAMPION_PREDICTION in self.schema.names:
+            columns[CHAMPION_PREDICTION] = self._predictions([r.champion_prediction for r in requests])
         return columns
+
+    def _predictions(self, per_request: list[Any]) -> Any:
+        if self.schema.field("prediction").type == pa.float64():
+            return np.concatenate(per_request, dtype=np.float64)
+        return pa.array([v for values in per_request for v in values]).cast(pa.string())
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -141,6 +158,7 @@ class InferenceLogWriter:
 
 
 _PER_REQUEST = ("request_id", "timestamp", "model_version")
+_OUTPUTS = ("prediction", "score", CHAMPION_PREDICTION)
 
 
 class _Request(NamedTuple):
@@ -153,3 +171,4 @@ class _Request(NamedTuple):
     other: list[Any]  # the other inputs (strings, the row id), one list per column
     prediction: Any
     score: Any
+    champion_prediction: Any  # shadow log only

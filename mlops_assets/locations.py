@@ -20,6 +20,12 @@ def log_prefix(pipeline: str) -> str:
     return f"{pipeline}/inference_log"
 
 
+def shadow_log_prefix(pipeline: str) -> str:
+    """Artifact-store prefix of the shadow model's answers: beside the inference log, never inside it, so
+    drift windows and sensors count each production row once."""
+    return f"{pipeline}/shadow_log"
+
+
 def log_files(store: ArtifactStore, prefix: str) -> list[str]:
     """Inference log files in the order they were written (their names start with the write time)."""
     return [k for k in store.list(prefix) if k.endswith(".parquet")]

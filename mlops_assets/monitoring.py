@@ -6,6 +6,7 @@ and its confidence interval, which the performance sensor compares with the spec
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.drift import DriftConfig, compute_drift
@@ -88,27 +90,45 @@ def drift_config(monitoring) -> DriftConfig:
     )
 
 
-def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel) -> OnlinePerformance | None:
-    """The spec's online metric on the window's rows whose id has a label; ``None`` without any."""
-    settings = spec.monitoring.performance
-    if settings is None or labels.empty or spec.source.labels.id_column not in window.column_names:
-        return None
+def labelled_predictions(spec, logged: pa.Table, labels: pd.DataFrame) -> pd.DataFrame:
+    """Logged rows whose id has a label, with the label in the target column; the last label of an id wins."""
+    key = spec.source.labels.id_column if spec.source.labels else None
+    if labels.empty or key is None or key not in logged.column_names:
+        return pd.DataFrame()
+    columns = [c for c in ("model_version", key, PREDICTION, "score") if c in logged.column_names]
+    truth = labels[[key, spec.target]].drop_duplicates(key, keep="last").astype({key: str})
+    return logged.select(columns).to_pandas().merge(truth, on=key, how="inner")
+
+
+def labelled_metric(
+    metric: str, joined: pd.DataFrame, target: str, model: PipelineModel, confidence: float
+) -> tuple[float, float, float]:
+    """(value, low, high) of ``metric`` on rows from ``labelled_predictions``.
+
+    The log keeps the positive class's probability, so score-based metrics (roc_auc, log_loss) are
+    available for binary classifiers; a multiclass log supports label-based metrics only.
+    """
     from mlops_assets.confidence import metric_interval
 
-    key = spec.source.labels.id_column
-    logged = window.select([key, PREDICTION, "score"]).to_pandas()
-    truth = labels[[key, spec.target]].drop_duplicates(key, keep="last").astype({key: str})
-    joined = logged.merge(truth, on=key, how="inner").tail(settings.window)
-    if joined.empty:
-        return None
-    y_true = model.encode_target(joined[spec.target].to_numpy())
+    y_true = model.encode_target(joined[target].to_numpy())
     if model.classes is None:
         y_pred, proba = joined[PREDICTION].to_numpy(dtype=float), None
     else:
         y_pred = model.encode_target(joined[PREDICTION].to_numpy())
         score = joined["score"].to_numpy(dtype=float)
         proba = np.column_stack([1 - score, score]) if len(model.classes) == 2 else None
-    value, low, high = metric_interval(settings.metric, y_true, y_pred, proba, settings.confidence)
+    return metric_interval(metric, y_true, y_pred, proba, confidence)
+
+
+def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel) -> OnlinePerformance | None:
+    """The spec's online metric on the window's rows whose id has a label; ``None`` without any."""
+    settings = spec.monitoring.performance
+    if settings is None:
+        return None
+    joined = labelled_predictions(spec, window, labels).tail(settings.window)
+    if joined.empty:
+        return None
+    value, low, high = labelled_metric(settings.metric, joined, spec.target, model, settings.confidence)
     bound = high if METRICS[settings.metric].higher_is_better else low
     return OnlinePerformance(
         settings.metric,
@@ -119,6 +139,21 @@ def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: Pipe
         settings.floor,
         not meets_threshold(settings.metric, bound, settings.floor),
     )
+
+
+def log_since(store: ArtifactStore, prefix: str, since: dt.datetime) -> pa.Table:
+    """Rows logged at or after ``since``. File names start with their write time in nanoseconds, and a
+    file holds rows logged before it was written, so older files are never opened."""
+    start_ms = int(since.timestamp() * 1000)
+    tables = []
+    for key in log_files(store, prefix):
+        written_ns = key.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet")
+        if written_ns.isdigit() and int(written_ns) // 1_000_000 < start_ms:
+            continue
+        table = store.read_table(key)
+        timestamps = table.column("timestamp").cast(pa.int64())
+        tables.append(table.filter(pc.greater_equal(timestamps, start_ms)))
+    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
 
 
 def build_drift_report(

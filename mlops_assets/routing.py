@@ -13,7 +13,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from mlops_assets.gate import evaluate_gate
+from mlops_assets.metrics import METRICS, gain
 
 CHAMPION, CANDIDATE = "champion", "candidate"
 
@@ -57,33 +57,47 @@ class CanaryVerdict:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class OnlineComparison:
+    """The primary metric of both arms on their labelled predictions; the challenger's with its interval."""
+
+    metric: str
+    champion: float
+    challenger: float
+    challenger_low: float
+    challenger_high: float
+
+
 def canary_verdict(
     champion: ArmStats,
     candidate: ArmStats,
     min_requests: int,
     max_error_rate_increase: float,
-    metric: str | None = None,
-    champion_metric: float | None = None,
-    candidate_metric: float | None = None,
+    online: OnlineComparison | None = None,
     min_gain: float = 0.0,
 ) -> CanaryVerdict | None:
     """Promote or roll back once the candidate has answered ``min_requests``; ``None`` until then.
 
     The candidate must not fail more often than the champion by over ``max_error_rate_increase``, and,
-    where labels give both arms a metric, must gain at least ``min_gain`` on it.
+    where labels give both arms a metric, its confidence interval must reach a gain of ``min_gain`` over
+    the champion: a canary sees few labelled rows, so it is rolled back when it is confidently worse,
+    not on noise.
     """
     if candidate.requests < min_requests:
         return None
-    reasons, promote = [], True
     increase = candidate.error_rate - champion.error_rate
-    ok = increase <= max_error_rate_increase
-    promote &= ok
-    reasons.append(
-        f"{'ok' if ok else 'FAIL'}: error rate {candidate.error_rate:.4f} vs champion {champion.error_rate:.4f} "
+    promote = increase <= max_error_rate_increase
+    reasons = [
+        f"{'ok' if promote else 'FAIL'}: error rate {candidate.error_rate:.4f} vs champion {champion.error_rate:.4f} "
         f"(allowed increase {max_error_rate_increase})"
-    )
-    if metric is not None and champion_metric is not None and candidate_metric is not None:
-        online = evaluate_gate({}, {metric: min_gain}, {metric: candidate_metric}, {metric: champion_metric})
-        promote &= online.passed
-        reasons += [f"online {reason}" for reason in online.reasons]
+    ]
+    if online is not None:
+        best = online.challenger_high if METRICS[online.metric].higher_is_better else online.challenger_low
+        ok = gain(online.metric, best, online.champion) >= min_gain
+        promote &= ok
+        reasons.append(
+            f"{'ok' if ok else 'FAIL'}: online {online.metric} {online.challenger:.4f} "
+            f"(CI {online.challenger_low:.4f}-{online.challenger_high:.4f}) vs champion {online.champion:.4f}; "
+            f"the interval must reach a gain of {min_gain:+}"
+        )
     return CanaryVerdict(bool(promote), reasons)

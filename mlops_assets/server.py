@@ -13,6 +13,7 @@ whole (bench/RESULTS.md, "Serving").
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hmac
 import logging
 import socket
@@ -27,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from mlops_assets import __version__
 from mlops_assets.errors import PayloadError
 from mlops_assets.inference_log import InferenceLogWriter
-from mlops_assets.model import PipelineModel
+from mlops_assets.model import PipelineModel, Prediction
 from mlops_assets.payload import coerce_columns, parse_payload
 from mlops_assets.routing import CANDIDATE, CHAMPION, ArmStats, Rollout, choose_arm
 
@@ -63,18 +64,34 @@ def create_app(
     input_dtypes: dict[str, str],
     loader: ModelLoader,
     inference_log: InferenceLogWriter | None = None,
+    *,
     admin_token: str | None = None,
+    scoring_token: str | None = None,
     max_body_bytes: int = 16 * 1024 * 1024,
     id_column: str | None = None,
     version_loader: VersionLoader | None = None,
+    shadow_log: InferenceLogWriter | None = None,
 ) -> ScoringApp:
     """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
 
     A request may carry ``id_column`` (optional, not a feature): it is logged, so labels that arrive later
     can be joined to the predictions. A body over ``max_body_bytes`` gets a 413 without being read whole.
-    ``version_loader`` loads a given version: it enables canary, shadow and ab rollouts (``/admin/rollout``).
+    ``version_loader`` loads a given version: it enables canary, shadow and ab rollouts (``/admin/rollout``);
+    a shadow model's answers go to ``shadow_log``. Admin routes need ``admin_token`` as a bearer token when
+    it is set, scoring routes need ``scoring_token`` when that is set.
     """
-    return ScoringApp(name, input_dtypes, loader, inference_log, admin_token, max_body_bytes, id_column, version_loader)
+    return ScoringApp(
+        name,
+        input_dtypes,
+        loader,
+        inference_log,
+        admin_token=admin_token,
+        scoring_token=scoring_token,
+        max_body_bytes=max_body_bytes,
+        id_column=id_column,
+        version_loader=version_loader,
+        shadow_log=shadow_log,
+    )
 
 
 class ScoringApp:
@@ -86,17 +103,22 @@ class ScoringApp:
         input_dtypes: dict[str, str],
         loader: ModelLoader,
         inference_log: InferenceLogWriter | None,
+        *,
         admin_token: str | None,
+        scoring_token: str | None,
         max_body_bytes: int,
         id_column: str | None,
-        version_loader: VersionLoader | None = None,
+        version_loader: VersionLoader | None,
+        shadow_log: InferenceLogWriter | None,
     ):
         self.name, self.input_dtypes, self.loader = name, input_dtypes, loader
         self.version_loader = version_loader
         self.rollout: Rollout | None = None
+        self.rollout_started: str | None = None  # ISO time the running rollout started
         self.candidate: LoadedModel | None = None
         self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
-        self.inference_log, self.admin_token, self.id_column = inference_log, admin_token, id_column
+        self.inference_log, self.shadow_log, self.id_column = inference_log, shadow_log, id_column
+        self.admin_token, self.scoring_token = admin_token, scoring_token
         self.max_body_bytes = max_body_bytes
         self.current: LoadedModel | None = None
         self._routes = {
@@ -130,6 +152,7 @@ class ScoringApp:
         current = self.current
         if current is None:
             raise _HttpError(503, "no model is loaded yet")
+        _authorize(scope, self.scoring_token, "scoring routes need 'Authorization: Bearer <scoring token>'")
         body = await self._read_body(scope, receive)
         if body is None:
             return  # the client went away
@@ -160,27 +183,26 @@ class ScoringApp:
         answer = orjson.dumps({"predictions": labels}, option=orjson.OPT_SERIALIZE_NUMPY)
         await _respond(send, 200, answer, [(b"x-model-version", current.version.encode())])
         if self.inference_log is not None:  # after the response: no request waits on the log
-            proba = prediction.proba
-            if proba is None:
-                score = np.full(n_rows, np.nan)
-            else:
-                score = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
-            self.inference_log.append(columns, n_rows, current.version, labels, score)
+            self.inference_log.append(columns, n_rows, current.version, labels, _score(prediction))
         if rollout is not None and rollout.mode == "shadow" and candidate is not None:
-            self._shadow(candidate, columns, prediction.labels)
+            self._shadow(candidate, columns, n_rows, prediction.labels)
 
-    def _shadow(self, candidate: LoadedModel, columns: dict, answered: np.ndarray) -> None:
-        """Score a copy with the candidate after the response went out; count, never return, its answers."""
+    def _shadow(self, candidate: LoadedModel, columns: dict, n_rows: int, answered: np.ndarray) -> None:
+        """Score a copy with the candidate after the response went out; log and count, never return, its
+        answers."""
         stats = self.arms[CANDIDATE]
         stats.requests += 1
-        stats.rows += len(answered)
+        stats.rows += n_rows
         try:
-            shadow = candidate.model.predict(columns).labels
+            shadow = candidate.model.predict(columns)
         except Exception:
             stats.errors += 1
             log.exception("shadow model version %s failed to predict", candidate.version)
             return
-        stats.disagreements += int(np.sum(shadow != answered))
+        stats.disagreements += int(np.sum(shadow.labels != answered))
+        if self.shadow_log is not None:
+            labels = shadow.labels.tolist()
+            self.shadow_log.append(columns, n_rows, candidate.version, labels, _score(shadow), answered.tolist())
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes | None:
         """The request body, or ``None`` if the client disconnected; counted as it streams in, so a body
@@ -216,10 +238,7 @@ class ScoringApp:
         await _respond(send, 200, orjson.dumps(document))
 
     def _authorize(self, scope: dict) -> None:
-        if self.admin_token:
-            given = _header(scope, b"authorization") or ""
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.admin_token}".encode()):
-                raise _HttpError(401, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
+        _authorize(scope, self.admin_token, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
 
     async def _reload(self, scope: dict, receive: Callable, send: Callable) -> None:
         """Serve the registry's champion alone (a running rollout ends)."""
@@ -252,6 +271,7 @@ class ScoringApp:
             raise _HttpError(500, f"could not load candidate {rollout.candidate_version}: {exc}") from None
         self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
         self.candidate, self.rollout = candidate, rollout
+        self.rollout_started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         await self._status(scope, receive, send)
 
     async def _end_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -269,7 +289,7 @@ class ScoringApp:
         rollout = self.rollout
         return {
             "model_version": self.current.version if self.current else None,
-            "rollout": None if rollout is None else asdict(rollout),
+            "rollout": None if rollout is None else {**asdict(rollout), "started_at": self.rollout_started},
             "arms": {arm: asdict(stats) for arm, stats in self.arms.items()},
         }
 
@@ -311,10 +331,26 @@ class ScoringApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.inference_log is not None:
-                    self.inference_log.close()
+                for writer in (self.inference_log, self.shadow_log):
+                    if writer is not None:
+                        writer.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _score(prediction: Prediction) -> np.ndarray:
+    """What the log keeps of the probabilities: the positive class's, or the winning class's."""
+    proba = prediction.proba
+    if proba is None:
+        return np.full(len(prediction.labels), np.nan)
+    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+
+
+def _authorize(scope: dict, token: str | None, message: str) -> None:
+    if token:
+        given = _header(scope, b"authorization") or ""
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise _HttpError(401, message)
 
 
 def _header(scope: dict, name: bytes) -> str | None:

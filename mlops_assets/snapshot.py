@@ -90,6 +90,15 @@ def read_source(spec, base_dir: Path) -> SourceRead:
     return SourceRead(joined, files, len(frame) - len(joined), label_files, unreadable, unknown)
 
 
+def read_labels(spec, base_dir: Path) -> pd.DataFrame:
+    """Every label batch that has arrived; unreadable ones are left out (the labels sensor reports them)."""
+    if spec.source.labels is None:
+        return pd.DataFrame()
+    required = frozenset({spec.source.labels.id_column, spec.target})
+    labels, _, _ = read_files(spec.source.labels.path, base_dir, skip_unreadable=True, required=required)
+    return labels
+
+
 def content_hash(frame: pd.DataFrame) -> str:
     """SHA-256 of the column names, dtypes and row values (16 hex digits)."""
     digest = hashlib.sha256()

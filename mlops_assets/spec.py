@@ -199,7 +199,15 @@ class RolloutSettings(SpecModel):
         default=0.01, ge=0, description="canary: most extra failed-request share the challenger may add."
     )
     min_gain: float = Field(
-        default=0.0, description="canary with labels: least online gain on the primary metric over the champion."
+        default=0.0,
+        description="canary with labels: gain over the champion's online primary metric that the challenger's "
+        "confidence interval must reach; a confidently worse challenger is rolled back.",
+    )
+    min_labelled_rows: int = Field(
+        default=50,
+        ge=1,
+        description="canary with labels: labelled predictions each arm needs before the metrics are compared; "
+        "at the timeout with fewer, the verdict rests on error rates and says so.",
     )
 
 
@@ -214,6 +222,11 @@ class Deployment(SpecModel):
     )
     host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
+    scoring_token_env: str | None = Field(
+        default=None,
+        description="Environment variable holding a bearer token that /invocations then requires "
+        "(default: scoring is open; admin routes always need MLOPS_ADMIN_TOKEN when it is set).",
+    )
 
 
 class Thresholds(SpecModel):

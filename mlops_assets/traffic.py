@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,12 +34,15 @@ def replay(
     for column, factor in (shifts or {}).items():
         sample[column] = sample[column].astype(float) * factor
     data = sample.astype(object).where(sample.notna(), None).to_numpy().tolist()
+    headers = {"Content-Type": "application/json"}
+    if spec.deployment.scoring_token_env:
+        headers["Authorization"] = f"Bearer {os.environ.get(spec.deployment.scoring_token_env, '')}"
     target = urlsplit(url)
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
     try:
         for start in range(0, rows, batch):
             body = json.dumps({"dataframe_split": {"columns": columns, "data": data[start : start + batch]}})
-            connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+            connection.request("POST", "/invocations", body, headers)
             response = connection.getresponse()
             answer = response.read()
             if response.status != 200:

@@ -49,6 +49,9 @@ class LocalArtifactStore(ArtifactStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
     def list(self, prefix: str) -> list[str]:
         folder = self._path(prefix)
         if not folder.is_dir():

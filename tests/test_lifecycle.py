@@ -17,10 +17,12 @@ from dagster import AssetKey
 from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
+from mlops_assets.audit import read_decisions
 from mlops_assets.endpoint_state import running_url
 from mlops_assets.pyfunc import load_pipeline_model
 from mlops_assets.spec import load_spec
 from mlops_assets.traffic import replay
+from resources.artifact_store import LocalArtifactStore
 
 REPO = Path(__file__).resolve().parents[1]
 ALL = ("raw_data", "validated_features", "trained_model", "evaluation_report", "deployed_endpoint", "drift_report")
@@ -257,10 +259,11 @@ def test_rollback_restores_the_previous_champion_and_records_who(project):
     assert not again.success and champion(project) == "1"  # version 1 has no predecessor
 
 
-def test_canary_promotes_the_challenger_after_enough_requests(project):
+def canary(project, rollout: dict):
+    """A champion, then a challenger rolled out as a canary while labelled traffic flows; the second run."""
     path = project.pipelines / "breast_cancer.yaml"
     raw = yaml.safe_load(path.read_text())
-    raw["deployment"] = {"strategy": "canary", "rollout": {"share": 0.5, "min_requests": 20, "timeout_minutes": 2}}
+    raw["deployment"] = {"strategy": "canary", "rollout": {"share": 0.5, "timeout_minutes": 2, **rollout}}
     path.write_text(yaml.safe_dump(raw))
     first = project.materialize("breast_cancer")
     assert first.success, failures(first)
@@ -282,11 +285,71 @@ def test_canary_promotes_the_challenger_after_enough_requests(project):
         stop_traffic.set()
         sender.join(30)
     assert result.success, failures(result)
-    deployed = metadata(result, "breast_cancer", "deployed_endpoint")
-    assert deployed["action"] == "promoted" and deployed["model_version"] == "2"
-    assert deployed["arms"]["candidate"]["requests"] >= 20 and deployed["arms"]["candidate"]["errors"] == 0
-    assert deployed["arms"]["champion"]["requests"] > 0  # the split really sent traffic to both
+    return url, metadata(result, "breast_cancer", "deployed_endpoint")
+
+
+def test_canary_promotes_the_challenger_after_enough_requests_and_labels(project):
+    url, deployed = canary(project, {"min_requests": 20, "min_labelled_rows": 15})
+    assert deployed["action"] == "promoted" and deployed["model_version"] == "2", deployed["decision"]
+    counters = deployed["arms"]["counters"]
+    assert counters["candidate"]["requests"] >= 20 and counters["candidate"]["errors"] == 0
+    assert counters["champion"]["requests"] > 0  # the split really sent traffic to both
+    versions = {arm["version"]: arm for arm in deployed["arms"]["versions"]}
+    assert versions["1"]["labelled_rows"] >= 15 and versions["2"]["labelled_rows"] >= 15
+    assert "online roc_auc" in deployed["decision"]
     assert champion(project) == "2"
     with urllib.request.urlopen(f"{url}/admin/status") as response:
         status = json.load(response)
     assert status["model_version"] == "2" and status["rollout"] is None
+    decisions = read_decisions(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer")
+    assert [(d["action"], d["model_version"]) for d in decisions] == [("replace", "1"), ("promoted", "2")]
+    assert decisions[-1]["reasons"] and decisions[-1]["arms"]["versions"]
+
+
+def test_canary_rolls_back_a_challenger_that_cannot_reach_the_online_gain(project):
+    _, deployed = canary(project, {"min_requests": 20, "min_labelled_rows": 15, "min_gain": 0.5})
+    assert deployed["action"] == "rolled back" and deployed["model_version"] == "1", deployed["decision"]
+    assert "FAIL: online roc_auc" in deployed["decision"]
+    assert champion(project) == "1"
+
+
+def cli(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", *args], cwd=REPO, capture_output=True, text=True, env=os.environ
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_ab_rollout_shows_both_arms_until_a_person_ends_it(project):
+    ab = {"strategy": "ab", "rollout": {"share": 0.5}}
+    edit_spec(project, "breast_cancer", lambda raw: raw.update(deployment=ab))
+    first = project.materialize("breast_cancer")
+    assert first.success, failures(first)
+    second = project.materialize("breast_cancer", *TRAINING)
+    assert second.success, failures(second)
+    started = metadata(second, "breast_cancer", "deployed_endpoint")
+    assert started["action"] == "ab started" and champion(project) == "1"
+    spec_path = project.pipelines / "breast_cancer.yaml"
+    replay(load_spec(spec_path), project.pipelines, started["url"], rows=200)
+    wait_for_log_rows(project, "breast_cancer", 200)
+    report = cli("rollout", str(spec_path))
+    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in report.splitlines() if line.startswith("|")]
+    served = {row[0]: row for row in cells if row[1] == "served"}
+    assert set(served) == {"v1", "v2"}, report  # both arms answered, each with its labelled roc_auc
+    assert all(int(row[5]) > 0 and row[6] for row in served.values()), report
+
+    decided = project.materialize(
+        "breast_cancer",
+        "deployed_endpoint",
+        run_config={"ops": {"breast_cancer__deployed_endpoint": {"config": {"strategy": "replace"}}}},
+        tags={"mlops/approved_by": "carol"},
+    )
+    assert decided.success, failures(decided)
+    ended = metadata(decided, "breast_cancer", "deployed_endpoint")
+    assert (ended["action"], ended["model_version"], ended["approved_by"]) == ("replace", "2", "carol")
+    assert {arm["version"] for arm in ended["arms"]["versions"]} == {"1", "2"}
+    assert "ended the ab of v2" in ended["decision"]
+    history = cli("audit", str(spec_path)).splitlines()
+    assert [line.split("  ")[1].split(":")[0] for line in history] == ["replace", "ab started", "replace"]
+    assert history[-1].endswith("by carol - ended the ab of v2")

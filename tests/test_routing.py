@@ -1,6 +1,14 @@
 from collections import Counter
 
-from mlops_assets.routing import CANDIDATE, CHAMPION, ArmStats, Rollout, canary_verdict, choose_arm
+from mlops_assets.routing import (
+    CANDIDATE,
+    CHAMPION,
+    ArmStats,
+    OnlineComparison,
+    Rollout,
+    canary_verdict,
+    choose_arm,
+)
 
 
 def test_sticky_keys_always_land_on_the_same_arm_and_the_share_holds():
@@ -25,10 +33,15 @@ def test_canary_waits_for_enough_requests_then_decides():
     assert not failing.promote and failing.reasons[0].startswith("FAIL")
 
 
-def test_canary_with_labels_compares_the_metric_in_its_direction():
+def test_canary_with_labels_rolls_back_only_a_confidently_worse_challenger():
     champion, candidate = ArmStats(requests=500), ArmStats(requests=100)
-    worse = canary_verdict(champion, candidate, 100, 0.01, "rmse", 50.0, 55.0, min_gain=-1.0)
+    worse = canary_verdict(champion, candidate, 100, 0.01, OnlineComparison("rmse", 50.0, 55.0, 51.5, 58.0), -1.0)
     assert not worse.promote
-    assert worse.reasons[1] == "online FAIL: rmse gain over champion -5.0000 ≥ -1.0 (55.0000 vs 50.0000)"
-    better = canary_verdict(champion, candidate, 100, 0.01, "accuracy", 0.90, 0.93)
-    assert better.promote
+    assert worse.reasons[1] == (
+        "FAIL: online rmse 55.0000 (CI 51.5000-58.0000) vs champion 50.0000; the interval must reach a gain of -1.0"
+    )
+    noisy = canary_verdict(champion, candidate, 100, 0.01, OnlineComparison("rmse", 50.0, 55.0, 48.0, 60.0), -1.0)
+    assert noisy.promote  # the interval reaches the champion: not shown to be worse
+    accuracy = OnlineComparison("accuracy", 0.90, 0.85, 0.80, 0.89)
+    assert not canary_verdict(champion, candidate, 100, 0.01, accuracy).promote
+    assert canary_verdict(champion, candidate, 100, 0.01, accuracy, min_gain=-0.02).promote

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import uvicorn
@@ -29,6 +30,9 @@ DATA = read_source(SPEC, REPO / "pipelines").frame
 
 def fitted(C: float):
     return fit_pipeline_model(SPEC, DATA, LogisticRegression(C=C, max_iter=1000))
+
+
+CANDIDATE = LoadedModel("2", fitted(0.0001))  # strongly regularised: answers differently on some rows
 
 
 @contextlib.contextmanager
@@ -71,8 +75,18 @@ def endpoint(tmp_path, versions):
             raise versions["current"]
         return versions["current"]
 
-    candidates = {"2": LoadedModel("2", fitted(0.0001))}
-    app = create_app(SPEC.name, DTYPES, loader, writer, admin_token="secret", version_loader=candidates.__getitem__)
+    shadow_log = InferenceLogWriter(
+        tmp_path / "shadow_log", log_schema(DTYPES, SPEC.task, shadow=True), flush_seconds=0.1
+    )
+    app = create_app(
+        SPEC.name,
+        DTYPES,
+        loader,
+        writer,
+        admin_token="secret",
+        version_loader={"2": CANDIDATE}.__getitem__,
+        shadow_log=shadow_log,
+    )
     with serving(app) as port:
         yield port, tmp_path / "log"
 
@@ -259,14 +273,33 @@ def start(port: int, **rollout) -> dict:
     return json.loads(body)
 
 
-def test_shadow_scores_copies_but_the_champion_answers(endpoint):
-    port, _ = endpoint
+def test_shadow_scores_copies_logs_its_answers_apart_and_the_champion_answers(endpoint):
+    port, log_dir = endpoint
     assert start(port, mode="shadow", candidate_version="2")["rollout"]["mode"] == "shadow"
     answers = [call(port, "POST", "/invocations", rows(10))[1]["X-Model-Version"] for _ in range(5)]
     assert answers == ["1"] * 5
     arms = json.loads(call(port, "GET", "/admin/status")[2])["arms"]
     assert arms["champion"]["requests"] == 5 and arms["candidate"]["rows"] == 50
-    assert 0 < arms["candidate"]["disagreements"] <= 50  # a strongly regularised candidate answers differently
+    assert 0 < arms["candidate"]["disagreements"] <= 50
+    shadow = wait_for_rows(log_dir.parent / "shadow_log", 50)
+    expected = CANDIDATE.model.predict(DATA.head(10)).labels.astype(str).tolist() * 5
+    assert shadow.column("model_version").to_pylist() == ["2"] * 50
+    assert shadow.column("prediction").to_pylist() == expected
+    disagreements = sum(a != b for a, b in zip(expected, shadow.column("champion_prediction").to_pylist(), strict=True))
+    assert disagreements == arms["candidate"]["disagreements"]
+    served = wait_for_rows(log_dir, 50)  # the inference log holds each production row once
+    assert set(served.column("model_version").to_pylist()) == {"1"}
+
+
+def wait_for_rows(folder: Path, n: int):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        files = sorted(folder.glob("*.parquet"))
+        if files and sum(pq.read_metadata(f).num_rows for f in files) >= n:
+            time.sleep(0.3)  # anything more would be a bug the assertions catch
+            return pa.concat_tables([pq.read_table(f) for f in sorted(folder.glob("*.parquet"))])
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} rows logged in {folder}")
 
 
 def test_canary_routes_by_sticky_key_and_ends_on_the_champion(endpoint):
@@ -292,3 +325,15 @@ def test_a_rollout_of_an_unknown_version_is_refused_and_serving_goes_on(endpoint
     assert status == 500 and "could not load candidate 9" in json.loads(body)["message"]
     assert json.loads(call(port, "GET", "/admin/status")[2])["rollout"] is None
     assert call(port, "POST", "/invocations", rows(1))[0] == 200
+
+
+def test_scoring_needs_the_token_only_when_one_is_configured():
+    app = create_app(SPEC.name, DTYPES, lambda: LoadedModel("1", fitted(0.5)), scoring_token="s3cret")
+    with serving(app) as port:
+        status, _, body = call(port, "POST", "/invocations", rows(1))
+        assert status == 401 and "scoring routes need" in json.loads(body)["message"]
+        wrong = {"Authorization": "Bearer nope", "Content-Type": "application/json"}
+        assert call(port, "POST", "/invocations", rows(1), wrong)[0] == 401
+        right = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
+        assert call(port, "POST", "/invocations", rows(1), right)[0] == 200
+        assert call(port, "GET", "/ping")[0] == 200  # health checks stay open for the orchestrator

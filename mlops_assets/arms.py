@@ -1,0 +1,127 @@
+"""Per-arm figures of a rollout, read from the logs: what a person weighs in an A/B test or a shadow
+deployment, and the online metric a canary compares.
+
+An arm is a model version. Its rows are those it answered (the inference log) or, for a shadow model,
+those it scored without answering (the shadow log, which also holds the champion's answer to each row).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlops_assets.contracts import ArtifactStore
+from mlops_assets.inference_log import CHAMPION_PREDICTION
+from mlops_assets.locations import log_prefix, shadow_log_prefix
+from mlops_assets.model import PipelineModel
+from mlops_assets.monitoring import PREDICTION, labelled_metric, labelled_predictions, log_since
+
+
+@dataclass(frozen=True)
+class ArmMetrics:
+    """One model version's traffic since the rollout started."""
+
+    version: str
+    role: str  # "served" (it answered) or "shadow" (it scored copies)
+    requests: int
+    rows: int
+    mean_prediction: float | None  # regression: mean prediction
+    positive_share: float | None  # binary classification: share of rows predicted as the positive class
+    metric: str
+    labelled_rows: int
+    value: float  # the metric on the labelled rows (NaN without any)
+    low: float
+    high: float
+    disagreement: float | None = None  # shadow: share of rows where it differed from the champion's answer
+
+    def as_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+def arm_metrics(
+    spec, logged: pa.Table, labels: pd.DataFrame, model: PipelineModel, role: str = "served"
+) -> list[ArmMetrics]:
+    """Figures per model version in ``logged`` (rows of the inference or shadow log), labelled ones
+    joined to ``labels`` for the spec's primary metric with its confidence interval."""
+    if logged.num_rows == 0:
+        return []
+    metric = spec.primary_metric
+    confidence = spec.monitoring.performance.confidence if spec.monitoring.performance else 0.95
+    joined = labelled_predictions(spec, logged, labels)
+    arms = []
+    for version in sorted(set(logged.column("model_version").to_pylist()), key=_version_order):
+        rows = logged.filter(pc.equal(logged.column("model_version"), version))
+        predictions = rows.column(PREDICTION).to_numpy(zero_copy_only=False)
+        mine = joined[joined["model_version"] == version] if not joined.empty else joined
+        value = low = high = math.nan
+        if len(mine):
+            value, low, high = labelled_metric(metric, mine, spec.target, model, confidence)
+        disagreement = None
+        if CHAMPION_PREDICTION in rows.column_names:
+            champion = rows.column(CHAMPION_PREDICTION).to_numpy(zero_copy_only=False)
+            disagreement = float(np.mean(predictions != champion))
+        arms.append(
+            ArmMetrics(
+                version=version,
+                role=role,
+                requests=len(set(rows.column("request_id").to_pylist())),
+                rows=rows.num_rows,
+                mean_prediction=float(np.mean(predictions)) if model.classes is None else None,
+                positive_share=_positive_share(predictions, model.classes),
+                metric=metric,
+                labelled_rows=len(mine),
+                value=value,
+                low=low,
+                high=high,
+                disagreement=disagreement,
+            )
+        )
+    return arms
+
+
+def rollout_arms(
+    spec, store: ArtifactStore, since: dt.datetime, labels: pd.DataFrame, model: PipelineModel
+) -> list[ArmMetrics]:
+    """Every arm of the rollout that started at ``since``: the versions that answered, then shadow ones."""
+    served = arm_metrics(spec, log_since(store, log_prefix(spec.name), since), labels, model)
+    shadow = arm_metrics(spec, log_since(store, shadow_log_prefix(spec.name), since), labels, model, role="shadow")
+    return served + shadow
+
+
+def arms_table(arms: list[ArmMetrics]) -> str:
+    """A Markdown table of the arms, for the Dagster UI and the terminal."""
+    if not arms:
+        return "No traffic logged since the rollout started."
+    lines = [
+        f"| version | role | requests | rows | predicted | labelled | {arms[0].metric} (CI) | disagreement |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arm in arms:
+        predicted = (
+            f"mean {arm.mean_prediction:.4g}"
+            if arm.mean_prediction is not None
+            else (f"{arm.positive_share:.1%} positive" if arm.positive_share is not None else "")
+        )
+        metric = "" if math.isnan(arm.value) else f"{arm.value:.4f} ({arm.low:.4f}-{arm.high:.4f})"
+        disagreement = "" if arm.disagreement is None else f"{arm.disagreement:.1%}"
+        lines.append(
+            f"| v{arm.version} | {arm.role} | {arm.requests} | {arm.rows} | {predicted} | {arm.labelled_rows} "
+            f"| {metric} | {disagreement} |"
+        )
+    return "\n".join(lines)
+
+
+def _positive_share(predictions: np.ndarray, classes: list | None) -> float | None:
+    if classes is None or len(classes) != 2:
+        return None
+    return float(np.mean(predictions.astype(str) == str(classes[1])))
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), version) if version.isdigit() else (0, version)

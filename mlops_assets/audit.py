@@ -1,0 +1,46 @@
+"""The audit log: one immutable record per deployment decision, in the artifact store.
+
+Each decision (a replace, a canary's verdict, a shadow or A/B start, a rollback) is written as its own
+JSON object under ``<pipeline>/audit/``, named by time, so the log works on an object store (nothing
+is appended to) and survives the Dagster instance and the MLflow registry it also describes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from mlops_assets.contracts import ArtifactStore
+
+
+def audit_prefix(pipeline: str) -> str:
+    return f"{pipeline}/audit"
+
+
+def record_decision(store: ArtifactStore, pipeline: str, decision: dict[str, Any]) -> str:
+    """Write one decision with the time it was taken; return its key."""
+    now = dt.datetime.now(dt.UTC)
+    event = {"time": now.isoformat(timespec="milliseconds"), "pipeline": pipeline, **decision}
+    key = f"{audit_prefix(pipeline)}/{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.json"
+    store.write_bytes(key, json.dumps(event, default=str, sort_keys=True).encode())
+    return key
+
+
+def read_decisions(store: ArtifactStore, pipeline: str) -> list[dict[str, Any]]:
+    """Every recorded decision of the pipeline, oldest first."""
+    return [json.loads(store.read_bytes(key)) for key in store.list(audit_prefix(pipeline)) if key.endswith(".json")]
+
+
+def describe_decision(event: dict[str, Any]) -> str:
+    """One line per decision, for the terminal."""
+    previous = event.get("previous_version")
+    line = (
+        f"{event['time']}  {event['action']}: v{event['model_version']}"
+        + (f" (was v{previous})" if previous else "")
+        + f" by {event.get('approved_by', '?')}"
+    )
+    if event.get("reasons"):
+        line += " - " + "; ".join(event["reasons"])
+    return line
