@@ -44,15 +44,16 @@ def _serve(args: argparse.Namespace) -> int:
         scoring_token = os.environ.get(spec.deployment.scoring_token_env)
         if not scoring_token:
             raise MlopsError(f"deployment.scoring_token_env names {spec.deployment.scoring_token_env}, which is unset")
+    tolerance = spec.deployment.fast_path_tolerance if spec.deployment.fast_path else None
     app = create_app(
         spec.name,
         dtypes,
-        champion_loader(spec.name, tracking_uri),
+        champion_loader(spec.name, tracking_uri, tolerance),
         InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column)),
         admin_token=os.environ.get("MLOPS_ADMIN_TOKEN"),
         scoring_token=scoring_token,
         id_column=spec.id_column,
-        version_loader=version_loader(spec.name, tracking_uri),
+        version_loader=version_loader(spec.name, tracking_uri, tolerance),
         shadow_log=InferenceLogWriter(shadow_dir, log_schema(dtypes, spec.task, spec.id_column, shadow=True)),
     )
     sock = bind(args.host, args.port)

@@ -121,7 +121,7 @@ class EndpointDeployer(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def rollout_status(self, name: str) -> dict[str, Any]:
-        """The running rollout and the counters of each arm."""
+        """The served version and how it scores (``fast_path_check``), the running rollout, each arm's counters."""
 
     @abstractmethod
     def end_rollout(self, name: str) -> dict[str, Any]:

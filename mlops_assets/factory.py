@@ -18,7 +18,7 @@ from pydantic import Field
 
 from mlops_assets.audit import record_decision
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
-from mlops_assets.locations import list_files, log_prefix
+from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS, list_files, log_prefix
 from mlops_assets.provenance import code_version
 from mlops_assets.records import (
     EndpointState,
@@ -62,6 +62,7 @@ ASSET_NAMES = (
     "deployed_endpoint",
     "drift_report",
 )
+HOLDOUT_CHECK_ROWS = 10_000  # holdout rows a compiled fast path must reproduce before it serves
 TRIGGER_TAG = "mlops/trigger"
 APPROVER_TAG = "mlops/approved_by"
 
@@ -267,7 +268,10 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         prefix = f"{spec.name}/reports/evaluation/v{trained_model.version}"
         for filename, data in {**plots, "model_card.md": card.encode()}.items():
             store.write_bytes(f"{prefix}/{filename}", data)
-        registry.log_artifacts(trained_model.run_id, {**plots, "model_card.md": card.encode()}, "evaluation")
+        # The holdout's inputs travel with the version: the endpoint checks a compiled fast path against them.
+        holdout_inputs = holdout_inputs_parquet(holdout[spec.input_columns].head(HOLDOUT_CHECK_ROWS))
+        files = {**plots, "model_card.md": card.encode(), HOLDOUT_INPUTS: holdout_inputs}
+        registry.log_artifacts(trained_model.run_id, files, EVALUATION_FOLDER)
         registry.record(
             spec.name,
             trained_model.version,
@@ -362,6 +366,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 previous = champion if outcome.served_version != champion.version else None
         if action in ("replace", "rollback"):
             url = deployer.deploy(str(spec_path), version, store.uri(log_key))
+        serving = deployer.rollout_status(spec.name)
         audit_key = record_decision(
             store,
             spec.name,
@@ -375,6 +380,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "arms": rollout_metadata.get("arms").value if rollout_metadata else None,
                 "dagster_run_id": context.run_id,
                 "url": url,
+                "serving_path": serving["fast_path_check"],
             },
         )
         context.log.info(f"{spec.name} v{version.version} is champion and served at {url}")
@@ -394,6 +400,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "approved_by": approved_by,
                 "action": action,
                 "audit_record": dg.MetadataValue.path(store.uri(audit_key)),
+                "serving_path": serving["fast_path_check"],
                 **({"decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons))} if reasons else {}),
                 **rollout_metadata,
             },
@@ -514,6 +521,15 @@ def _batch_predictions_asset(spec: PipelineSpec, base_dir: Path, common: dict, e
         )
 
     return batch_predictions
+
+
+def holdout_inputs_parquet(frame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def _running_rollout(deployer: EndpointDeployer, name: str) -> dict | None:

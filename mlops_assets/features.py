@@ -52,9 +52,11 @@ class FeatureTransformer:
     derived: dict[str, str]
     steps: list[_Step]
     _expressions: dict[str, Expression] = field(init=False, repr=False)
+    _plan: _Plan = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._expressions = {name: Expression.parse(src) for name, src in self.derived.items()}
+        self._plan = _Plan.of(self.steps)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"derived": self.derived, "steps": self.steps}
@@ -93,31 +95,79 @@ class FeatureTransformer:
             elif step.kind == "minmax" and finite.size:
                 step.center, step.scale = float(finite.min()), float(finite.max() - finite.min())
             step.scale = step.scale or 1.0
+        self._plan = _Plan.of(self.steps)
         return self
 
     def transform(self, columns: Columns) -> np.ndarray:
-        """A float64 matrix with one row per input row and ``len(output_names)`` columns."""
+        """A float64 matrix with one row per input row and ``len(output_names)`` columns.
+
+        All numeric steps run as one matrix operation: per-column numpy calls cost more than the arithmetic
+        for a single-row request.
+        """
+        if not self.steps:
+            return np.empty((0, 0))
         values = self._with_derived(columns)
-        blocks = []
-        for step in self.steps:
-            x = values[step.column]
-            if step.kind == "onehot":
-                cats = np.asarray(_as_categories(x), dtype=object)
-                blocks.append((cats[:, None] == np.asarray(step.categories, dtype=object)[None, :]).astype(float))
-            elif step.kind == "ordinal":
-                index = {c: i for i, c in enumerate(step.categories or [])}
-                blocks.append(np.array([index.get(v, -1) for v in _as_categories(x)], dtype=float)[:, None])
-            else:
-                x = _as_float(x)
-                x = np.where(np.isfinite(x), x, step.fill)
-                blocks.append(((x - step.center) / step.scale)[:, None])
-        return np.hstack(blocks) if blocks else np.empty((0, 0))
+        plan = self._plan
+        out = np.empty((len(values[self.steps[0].column]), plan.width))
+        if plan.numeric:
+            x = np.array([_as_float(values[name]) for name in plan.numeric])  # one row per numeric column
+            out[:, plan.numeric_at] = ((np.where(np.isfinite(x), x, plan.fill) - plan.center) / plan.scale).T
+        for step, at in plan.categorical:
+            out[:, at] = _encode(step, values[step.column])
+        return out
 
     def _with_derived(self, columns: Columns) -> dict[str, Any]:
         values = dict(columns)
         for name, expression in self._expressions.items():
             values[name] = expression.evaluate(values)
         return values
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The fitted steps laid out for ``transform``: numeric parameters as column vectors, output positions.
+
+    Derived from the steps, never pickled: rebuilt on construction, after ``fit`` and on unpickling.
+    """
+
+    numeric: list[str]  # input column of each numeric step, in step order
+    numeric_at: np.ndarray  # output column of each numeric step
+    fill: np.ndarray  # shape (n_numeric, 1), like center and scale: numeric columns are rows in transform
+    center: np.ndarray
+    scale: np.ndarray
+    categorical: list[tuple[_Step, slice]]  # each categorical step and its output columns
+    width: int
+
+    @classmethod
+    def of(cls, steps: list[_Step]) -> _Plan:
+        numeric, numeric_at, categorical = [], [], []
+        width = 0
+        for step in steps:
+            size = len(step.output_names)
+            if step.categorical:
+                categorical.append((step, slice(width, width + size)))
+            else:
+                numeric.append(step)
+                numeric_at.append(width)
+            width += size
+        return cls(
+            numeric=[step.column for step in numeric],
+            numeric_at=np.array(numeric_at, dtype=np.intp),
+            fill=np.array([[step.fill] for step in numeric], dtype=np.float64),
+            center=np.array([[step.center] for step in numeric], dtype=np.float64),
+            scale=np.array([[step.scale] for step in numeric], dtype=np.float64),
+            categorical=categorical,
+            width=width,
+        )
+
+
+def _encode(step: _Step, x: Any) -> np.ndarray:
+    """One categorical column as its output block: indicator columns (onehot) or the category index (ordinal)."""
+    if step.kind == "onehot":
+        cats = np.asarray(_as_categories(x), dtype=object)
+        return (cats[:, None] == np.asarray(step.categories, dtype=object)[None, :]).astype(float)
+    index = {c: i for i, c in enumerate(step.categories or [])}
+    return np.array([index.get(v, -1) for v in _as_categories(x)], dtype=float)[:, None]
 
 
 def _default_transforms(spec) -> list:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from mlops_assets.contracts import ArtifactStore
 
+EVALUATION_FOLDER = "evaluation"  # artifact folder of a version's run holding its evaluation
+HOLDOUT_INPUTS = "holdout_inputs.parquet"  # in that folder: the inputs a compiled fast path must reproduce on
+
 
 def list_files(pattern: str, base_dir: Path) -> list[str]:
     """CSV/parquet files matching ``pattern`` (a file, glob or folder), in name order."""

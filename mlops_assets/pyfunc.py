@@ -61,3 +61,22 @@ def load_pipeline_model(tracking_uri: str, name: str, version: str) -> PipelineM
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     location = client.get_model_version_download_uri(name, version)
     return mlflow.pyfunc.load_model(location).unwrap_python_model().model
+
+
+def load_holdout_inputs(tracking_uri: str, name: str, version: str) -> pd.DataFrame | None:
+    """The holdout inputs ``evaluation_report`` stored with the version; ``None`` for a version never evaluated."""
+    import tempfile
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    run_id = client.get_model_version(name, version).run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, f"{EVALUATION_FOLDER}/{HOLDOUT_INPUTS}", tmp)
+        except (MlflowException, OSError):
+            return None
+        return pd.read_parquet(path)

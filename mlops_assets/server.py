@@ -18,7 +18,7 @@ import hmac
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import orjson
 from threadpoolctl import threadpool_limits
 
 from mlops_assets import __version__
+from mlops_assets.compiled import CompiledModel
 from mlops_assets.errors import PayloadError
 from mlops_assets.inference_log import InferenceLogWriter
 from mlops_assets.model import PipelineModel, Prediction
@@ -34,7 +35,7 @@ from mlops_assets.routing import CANDIDATE, CHAMPION, ArmStats, Rollout, choose_
 
 log = logging.getLogger(__name__)
 
-SERVING_PATH = "python"  # which code path scores; reported by /version
+FAST_PATH_MAX_ROWS = 100  # from a few hundred rows scikit-learn's own loops are as fast (compiled.py)
 ERROR_CODES = {  # MLflow's names for them; other 4xx are BAD_REQUEST, other 5xx INTERNAL_ERROR
     401: "UNAUTHENTICATED",
     404: "ENDPOINT_NOT_FOUND",
@@ -45,8 +46,22 @@ ERROR_CODES = {  # MLflow's names for them; other 4xx are BAD_REQUEST, other 5xx
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A model version ready to serve: the Python model, and its compiled form where that was verified."""
+
     version: str
     model: PipelineModel
+    compiled: CompiledModel | None = None  # answers requests of up to FAST_PATH_MAX_ROWS rows
+    fast_path_check: str = "not tried"  # why the compiled path is or is not used
+
+    def predict(self, columns: dict, n_rows: int) -> Prediction:
+        if self.compiled is not None and n_rows <= FAST_PATH_MAX_ROWS:
+            return self.compiled.predict(columns)
+        return self.model.predict(columns)
+
+    @property
+    def path(self) -> str:
+        """The code path that scores a single row, as /version reports it."""
+        return self.compiled.description if self.compiled is not None else "python"
 
 
 ModelLoader = Callable[[], LoadedModel]
@@ -174,7 +189,7 @@ class ScoringApp:
         stats.requests += 1
         stats.rows += n_rows
         try:
-            prediction = current.model.predict(columns)
+            prediction = current.predict(columns, n_rows)
         except Exception as exc:
             stats.errors += 1
             log.exception("model version %s failed to predict", current.version)
@@ -194,7 +209,7 @@ class ScoringApp:
         stats.requests += 1
         stats.rows += n_rows
         try:
-            shadow = candidate.model.predict(columns)
+            shadow = candidate.predict(columns, n_rows)
         except Exception:
             stats.errors += 1
             log.exception("shadow model version %s failed to predict", candidate.version)
@@ -232,7 +247,9 @@ class ScoringApp:
         document = {
             "name": self.name,
             "model_version": current.version if current else None,
-            "path": SERVING_PATH,
+            "path": current.path if current else None,
+            "fast_path_check": current.fast_path_check if current else None,
+            "fast_path_max_rows": FAST_PATH_MAX_ROWS,
             "mlops_assets": __version__,
         }
         await _respond(send, 200, orjson.dumps(document))
@@ -286,9 +303,11 @@ class ScoringApp:
         await _respond(send, 200, orjson.dumps({**final, "model_version": self.current.version}))
 
     def _status_document(self) -> dict:
-        rollout = self.rollout
+        rollout, current, candidate = self.rollout, self.current, self.candidate
         return {
-            "model_version": self.current.version if self.current else None,
+            "model_version": current.version if current else None,
+            "fast_path_check": current.fast_path_check if current else None,
+            "candidate_fast_path_check": candidate.fast_path_check if candidate else None,
             "rollout": None if rollout is None else {**asdict(rollout), "started_at": self.rollout_started},
             "arms": {arm: asdict(stats) for arm, stats in self.arms.items()},
         }
@@ -312,7 +331,7 @@ class ScoringApp:
             raise RuntimeError(f"model version {loaded.version} needs columns {missing} the endpoint does not take")
         sample, _ = coerce_columns({name: [None] for name in self.input_dtypes}, self.input_dtypes)
         try:
-            labels = loaded.model.predict(sample).labels
+            labels = loaded.predict(sample, 1).labels
         except Exception as exc:
             raise RuntimeError(f"model version {loaded.version} failed to predict a sample row: {exc!r}") from exc
         if len(labels) != 1:
@@ -379,25 +398,48 @@ async def _error(send: Callable, status: int, message: str) -> None:
     await _respond(send, status, orjson.dumps({"error_code": code, "message": message}))
 
 
-def version_loader(name: str, tracking_uri: str) -> VersionLoader:
-    """Loads one registered version of the pipeline's model."""
+def with_fast_path(loaded: LoadedModel, holdout: dict | None, tolerance: float) -> LoadedModel:
+    """``loaded`` with its compiled form when that reproduces the Python model on the version's holdout
+    within ``tolerance`` (probabilities, or predictions for regression) and with identical labels."""
+    from mlops_assets.compiled import compile_model, verify
+
+    compiled = compile_model(loaded.model)
+    if compiled is None:
+        return replace(loaded, fast_path_check=f"python: {type(loaded.model.estimator).__name__} is not compiled")
+    if holdout is None:
+        return replace(loaded, fast_path_check=f"python: version {loaded.version} has no stored holdout to check on")
+    verdict = verify(compiled, loaded.model, holdout, tolerance)
+    if not verdict.passed:
+        log.warning("version %s: the compiled form failed its check (%s)", loaded.version, verdict.reason)
+        return replace(loaded, fast_path_check=f"python: the compiled form failed its check: {verdict.reason}")
+    return replace(loaded, compiled=compiled, fast_path_check=f"{compiled.description}: {verdict.reason}")
+
+
+def version_loader(name: str, tracking_uri: str, fast_path_tolerance: float | None = None) -> VersionLoader:
+    """Loads one registered version of the pipeline's model; with a tolerance, also its verified fast path."""
 
     def load(version: str) -> LoadedModel:
-        from mlops_assets.pyfunc import load_pipeline_model
+        from mlops_assets.pyfunc import load_holdout_inputs, load_pipeline_model
 
-        return LoadedModel(version, load_pipeline_model(tracking_uri, name, version))
+        loaded = LoadedModel(version, load_pipeline_model(tracking_uri, name, version), None, "fast path off")
+        if fast_path_tolerance is None:
+            return loaded
+        holdout = load_holdout_inputs(tracking_uri, name, version)
+        columns = None if holdout is None else {c: holdout[c].to_numpy() for c in holdout.columns}
+        return with_fast_path(loaded, columns, fast_path_tolerance)
 
     return load
 
 
-def champion_loader(name: str, tracking_uri: str) -> ModelLoader:
+def champion_loader(name: str, tracking_uri: str, fast_path_tolerance: float | None = None) -> ModelLoader:
     """Loads whatever version the registry's ``champion`` alias points at when called."""
 
     def load() -> LoadedModel:
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        return version_loader(name, tracking_uri)(str(client.get_model_version_by_alias(name, "champion").version))
+        version = str(client.get_model_version_by_alias(name, "champion").version)
+        return version_loader(name, tracking_uri, fast_path_tolerance)(version)
 
     return load
 

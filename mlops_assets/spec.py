@@ -222,6 +222,17 @@ class Deployment(SpecModel):
     )
     host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
+    fast_path: bool = Field(
+        default=True,
+        description="Score small requests with the model compiled to numpy (linear models, trees, forests, "
+        "gradient boosting) when, at load time, it reproduces the model on the version's holdout.",
+    )
+    fast_path_tolerance: float = Field(
+        default=1e-9,
+        gt=0,
+        description="Largest difference of probabilities (regression: predictions) the fast path may show on "
+        "the holdout; labels must be identical.",
+    )
     scoring_token_env: str | None = Field(
         default=None,
         description="Environment variable holding a bearer token that /invocations then requires "

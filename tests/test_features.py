@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.expressions import Expression
-from mlops_assets.features import FeatureTransformer, _Step
+from mlops_assets.features import FeatureTransformer, _as_categories, _as_float, _Step
 
 
 def test_expression_evaluates_with_numpy_functions():
@@ -75,3 +75,62 @@ def test_pickle_round_trip_keeps_the_fitted_state():
     transformer = make_transformer().fit(TRAIN)
     clone = pickle.loads(pickle.dumps(transformer))
     np.testing.assert_array_equal(clone.transform(TRAIN), transformer.transform(TRAIN))
+
+
+def reference_transform(transformer: FeatureTransformer, columns) -> np.ndarray:
+    """The transform written out step by step and column by column, as it was before it was vectorised."""
+    values = dict(columns)
+    for name, source in transformer.derived.items():
+        values[name] = Expression.parse(source).evaluate(values)
+    blocks = []
+    for step in transformer.steps:
+        x = values[step.column]
+        if step.kind == "onehot":
+            cats = np.asarray(_as_categories(x), dtype=object)
+            blocks.append((cats[:, None] == np.asarray(step.categories, dtype=object)[None, :]).astype(float))
+        elif step.kind == "ordinal":
+            index = {c: i for i, c in enumerate(step.categories)}
+            blocks.append(np.array([index.get(v, -1) for v in _as_categories(x)], dtype=float)[:, None])
+        else:
+            x = _as_float(x)
+            x = np.where(np.isfinite(x), x, step.fill)
+            blocks.append(((x - step.center) / step.scale)[:, None])
+    return np.hstack(blocks)
+
+
+def random_frame(seed: int, n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(5, 3, n),
+            "b": rng.uniform(-1, 4, n),
+            "c": rng.choice(["x", "y", "z", "w"], n).astype(object),
+            "d": rng.choice(["low", "mid", "high", "extreme"], n).astype(object),
+        }
+    )
+    frame.loc[rng.random(n) < 0.15, "a"] = np.nan
+    frame.loc[rng.random(n) < 0.05, "b"] = 0.0  # a / b: inf and nan in the derived column, filled like a gap
+    frame.loc[rng.random(n) < 0.1, "c"] = None
+    frame.loc[rng.random(n) < 0.1, "d"] = None
+    return frame
+
+
+def test_vectorised_transform_is_bit_identical_to_the_step_by_step_one():
+    transformer = make_transformer().fit(random_frame(0).iloc[:200].query("c != 'w'"))  # "w" is unseen in fit
+    test = random_frame(1)
+    expected = reference_transform(transformer, test)
+    for columns in (test, {c: test[c].tolist() for c in test}, {c: test[c].to_numpy() for c in test}):
+        out = transformer.transform(columns)
+        assert out.shape == expected.shape and out.tobytes() == expected.tobytes()
+    for i in range(5):  # single rows, as the endpoint sends them
+        row = {c: test[c].iloc[i : i + 1].tolist() for c in test}
+        assert transformer.transform(row).tobytes() == expected[i : i + 1].tobytes()
+
+
+def test_refitting_uses_the_new_statistics():
+    """The numeric parameters are laid out as arrays when fitted: a second fit must not leave the old ones."""
+    transformer = make_transformer().fit(TRAIN)
+    before = transformer.transform(TRAIN)
+    scaled = TRAIN.assign(a=TRAIN["a"] * 10 + 1, b=TRAIN["b"] - 2)
+    assert transformer.fit(scaled).transform(scaled).tobytes() == reference_transform(transformer, scaled).tobytes()
+    np.testing.assert_allclose(transformer.transform(scaled)[:, :2], before[:, :2])  # a, b: same once rescaled

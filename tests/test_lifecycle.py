@@ -84,7 +84,9 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     assert evaluation["plots"].count("data:image/png;base64,") == 2
     assert "Gate: passed" in evaluation["model_card"]
     artifacts = {a.path for a in client(project).list_artifacts(version.run_id, "evaluation")}
-    assert artifacts == {"evaluation/roc.png", "evaluation/confusion_matrix.png", "evaluation/model_card.md"}
+    assert artifacts == {
+        f"evaluation/{name}" for name in ("roc.png", "confusion_matrix.png", "model_card.md", "holdout_inputs.parquet")
+    }
 
     batch = metadata(result, "breast_cancer", "batch_predictions")
     scored = pq.read_table(batch["predictions"]).to_pandas()
@@ -101,7 +103,12 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     url = metadata(result, "breast_cancer", "deployed_endpoint")["url"]
     assert running_url(project.layout.endpoints, "breast_cancer") == url
     with urllib.request.urlopen(f"{url}/version") as response:
-        assert json.load(response)["model_version"] == str(version.version)
+        served = json.load(response)
+    assert served["model_version"] == str(version.version)
+    # The compiled fast path serves because it reproduced the model on the holdout evaluation_report stored.
+    assert served["path"] == "compiled:LogisticRegression(13 features)"
+    assert served["fast_path_check"].endswith("rows: max |Δp| 0.0e+00 <= 1e-09, labels identical")
+    assert metadata(result, "breast_cancer", "deployed_endpoint")["serving_path"] == served["fast_path_check"]
 
     # MLflow's own client for the scoring protocol talks to the endpoint unchanged.
     port = int(url.rsplit(":", 1)[1])
@@ -202,18 +209,21 @@ def test_the_trigger_travels_into_the_model_version(project):
 
 
 def test_regression_pipeline_with_a_categorical_feature(project):
-    result = project.materialize("diabetes", *ALL[:4])
+    result = project.materialize("diabetes", *ALL[:5])
     assert result.success, failures(result)
     evaluation = metadata(result, "diabetes", "evaluation_report")
     assert set(evaluation) >= {"holdout_rmse", "holdout_mae", "holdout_r2"}
     assert evaluation["plots"].startswith("![residuals.png](data:image/png;base64,")
+    serving = metadata(result, "diabetes", "deployed_endpoint")["serving_path"]
+    assert serving.startswith("compiled:HistGradientBoostingRegressor(100 trees") and "|Δy| 0.0e+00" in serving
 
 
 def test_torch_pipeline_trains_in_the_subprocess(project):
     result = project.materialize("wine", *ALL[:4])
     assert result.success, failures(result)
     trained = metadata(result, "wine", "trained_model")
-    assert trained["device"] == "cpu" and trained["estimator"] == "TorchMLP" if "estimator" in trained else True
+    assert trained["device"] == "cpu"
+    assert client(project).get_model_version("wine", trained["model_version"]).tags["estimator"] == "TorchMLP"
     assert metadata(result, "wine", "evaluation_report")["holdout_accuracy"] >= 0.85
 
 

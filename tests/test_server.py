@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.inference_log import InferenceLogWriter, log_schema
 from mlops_assets.model import fit_pipeline_model
-from mlops_assets.server import LoadedModel, create_app
+from mlops_assets.server import LoadedModel, create_app, with_fast_path
 from mlops_assets.snapshot import read_source
 from mlops_assets.spec import load_spec
 
@@ -115,6 +115,8 @@ def test_ping_and_version(endpoint):
         "name": SPEC.name,
         "model_version": "1",
         "path": "python",
+        "fast_path_check": "not tried",
+        "fast_path_max_rows": 100,
         "mlops_assets": None,
     }
 
@@ -337,3 +339,20 @@ def test_scoring_needs_the_token_only_when_one_is_configured():
         right = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
         assert call(port, "POST", "/invocations", rows(1), right)[0] == 200
         assert call(port, "GET", "/ping")[0] == 200  # health checks stay open for the orchestrator
+
+
+def test_the_fast_path_serves_only_after_it_reproduced_the_model_on_the_holdout():
+    model = fitted(0.5)
+    holdout = {c: DATA[c].to_numpy() for c in SPEC.input_columns}
+    fast = with_fast_path(LoadedModel("1", model), holdout, 1e-9)
+    assert fast.path == "compiled:LogisticRegression(13 features)"
+    assert fast.fast_path_check.endswith(f"{len(DATA)} rows: max |Δp| 0.0e+00 <= 1e-09, labels identical")
+    unchecked = with_fast_path(LoadedModel("1", model), None, 1e-9)
+    assert unchecked.path == "python" and "no stored holdout" in unchecked.fast_path_check
+    app = create_app(SPEC.name, DTYPES, lambda: fast)
+    with serving(app) as port:
+        assert json.loads(call(port, "GET", "/version")[2])["path"] == fast.path
+        for n in (1, 7, 150):  # 150 rows: over FAST_PATH_MAX_ROWS, the Python model answers
+            status, _, body = call(port, "POST", "/invocations", rows(n))
+            expected = model.predict(DATA.head(n)).labels.tolist()
+            assert status == 200 and json.loads(body)["predictions"] == expected
