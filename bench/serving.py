@@ -1,10 +1,11 @@
 """Single-row scoring latency and throughput: in-process ``predict``, our endpoint, ``mlflow models serve``.
 
-One run registers a LogisticRegression and a 100-iteration HistGradientBoostingClassifier (20 numeric features,
-synthetic data, fixed seed) in a temporary MLflow SQLite store, then measures, on the same registered version:
-(a) ``PipelineModel.predict`` in this process; (b) ``mlops-assets serve`` (the real CLI) with the inference log
-on, and the same app and server settings with the log off, two processes of each; (c) ``mlflow models serve
---env-manager local``.
+One run registers a LogisticRegression, a 100-iteration HistGradientBoostingClassifier and a 100-tree
+RandomForestClassifier (20 numeric features, synthetic data, fixed seed; 20% held out) in a temporary MLflow
+SQLite store, then measures, on the same registered version: (a) ``PipelineModel.predict`` and the compiled fast
+path in this process; (b) ``mlops-assets serve`` (the real CLI, which serves the compiled path once it has
+reproduced the model on the holdout) with the inference log on, and the same app and server settings with the
+log off, two processes of each; (c) ``mlflow models serve --env-manager local``.
 The load comes from this process over persistent loopback connections, one single-row ``dataframe_split``
 request in flight per connection, at 1 and 8 connections.
 Usage: python bench/serving.py [--seconds 8] [--rounds 4] [--replicas 2] [--connections 1 8] [--models ...]
@@ -40,7 +41,9 @@ FEATURES = [f"x{i:02d}" for i in range(20)]
 MODELS = {
     "logreg": ("sklearn.linear_model.LogisticRegression", {"max_iter": 1000}),
     "hgb": ("sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 100, "random_state": 0}),
+    "rf": ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 100, "random_state": 0}),
 }
+HOLDOUT_SHARE = 0.2  # rows kept out of training: what the fast path must reproduce before it serves
 WARMUP_REQUESTS = 300
 PACKAGES = ("mlflow", "scikit-learn", "numpy", "uvicorn", "uvloop", "httptools", "orjson")
 
@@ -94,7 +97,8 @@ def write_pipeline(folder: Path, name: str, rows: int = 5000, seed: int = 0) -> 
 
 
 def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
-    """Fit the spec's model on its data and register it as ``champion``, as ``mlops_assets.training`` does."""
+    """Fit the spec's model on its data and register it as ``champion``, with the holdout inputs
+    ``evaluation_report`` would store, as the pipeline's assets do."""
     import mlflow
     import pandas as pd
     from mlflow import MlflowClient
@@ -106,14 +110,27 @@ def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
 
     spec = load_spec(spec_path)
     frame = pd.read_csv(spec_path.parent / "data.csv")
-    model = fit_pipeline_model(spec, frame, make_estimator(spec, str(spec_path)))
+    holdout = frame.sample(frac=HOLDOUT_SHARE, random_state=0)
+    model = fit_pipeline_model(spec, frame.drop(holdout.index), make_estimator(spec, str(spec_path)))
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     experiment = client.create_experiment(spec.name, artifact_location=str(artifact_root / spec.name))
     mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment):
+    with mlflow.start_run(experiment_id=experiment) as run:
         info = log_pipeline_model(model, spec)
+    log_holdout_inputs(client, run.info.run_id, holdout[spec.input_columns])
     client.set_registered_model_alias(spec.name, "champion", str(info.registered_model_version))
     return str(info.registered_model_version)
+
+
+def log_holdout_inputs(client, run_id: str, inputs) -> None:
+    """Store ``inputs`` where ``evaluation_report`` stores a version's holdout: the endpoint checks its
+    compiled fast path against them before serving with it."""
+    from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / HOLDOUT_INPUTS
+        inputs.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), EVALUATION_FOLDER)
 
 
 def time_calls(fn, args: argparse.Namespace) -> Measured:
@@ -276,13 +293,13 @@ def state_url(path: Path):
 
 
 def serve_without_log(spec_path: str, tracking_uri: str, state_path: str) -> None:
-    """``mlops-assets serve`` without the inference log: the same app and server settings, ``inference_log=None``."""
+    """``mlops-assets serve`` without the inference log: the same app, fast path and server settings."""
     from mlops_assets.server import bind, champion_loader, create_app, run
     from mlops_assets.spec import load_spec
 
     spec = load_spec(spec_path)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
-    app = create_app(spec.name, dtypes, champion_loader(spec.name, tracking_uri))
+    app = create_app(spec.name, dtypes, champion_loader(spec.name, tracking_uri, spec.deployment.fast_path_tolerance))
     sock = bind("127.0.0.1", 0)
     Path(state_path).write_text(json.dumps({"url": f"http://127.0.0.1:{sock.getsockname()[1]}"}))
     run(app, sock)
@@ -304,22 +321,28 @@ class Case:
     spec_path: Path
     version: str
     model: Any
+    compiled: Any  # the verified fast path the endpoint serves with, or None
+    fast_path_check: str
     body: bytes
     columns: dict[str, np.ndarray]
     expected: dict[str, list]
 
 
 def prepare(name: str, folder: Path, tracking_uri: str) -> Case:
-    from mlops_assets.pyfunc import load_pipeline_model
+    from mlops_assets.server import version_loader
+    from mlops_assets.spec import load_spec
 
     spec_path = write_pipeline(folder, name)
     model_version = register(spec_path, tracking_uri, folder / "artifacts")
-    model = load_pipeline_model(tracking_uri, f"bench_{name}", model_version)
+    tolerance = load_spec(spec_path).deployment.fast_path_tolerance
+    loaded = version_loader(f"bench_{name}", tracking_uri, tolerance)(model_version)
+    model = loaded.model
     row = np.random.default_rng(1).normal(size=len(FEATURES)).round(6).tolist()
     body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row]}}).encode()
     columns = {c: np.array([v]) for c, v in zip(FEATURES, row, strict=True)}
     expected = {"predictions": model.predict(columns).labels.tolist()}
-    return Case(name, spec_path, model_version, model, body, columns, expected)
+    print(f"{name}: {loaded.fast_path_check}", flush=True)
+    return Case(name, spec_path, model_version, model, loaded.compiled, loaded.fast_path_check, body, columns, expected)
 
 
 def in_process(case: Case, args: argparse.Namespace) -> list[tuple]:
@@ -327,20 +350,22 @@ def in_process(case: Case, args: argparse.Namespace) -> list[tuple]:
     from mlops_assets.payload import coerce_columns, parse_payload
 
     dtypes = dict.fromkeys(FEATURES, "float")
-    return [
+    served = case.compiled or case.model
+    python = time_calls(lambda: case.model.predict(case.columns), args)
+    rows = [(case.name, "in-process `PipelineModel.predict`", 1, python)]
+    if case.compiled is not None:
+        rows.append(
+            (case.name, "in-process compiled predict", 1, time_calls(lambda: case.compiled.predict(case.columns), args))
+        )
+    rows.append(
         (
             case.name,
-            "in-process `PipelineModel.predict`",
+            "in-process parse + coerce + served predict",
             1,
-            time_calls(lambda: case.model.predict(case.columns), args),
-        ),
-        (
-            case.name,
-            "in-process parse + coerce + predict",
-            1,
-            time_calls(lambda: case.model.predict(coerce_columns(parse_payload(case.body), dtypes)[0]), args),
-        ),
-    ]
+            time_calls(lambda: served.predict(coerce_columns(parse_payload(case.body), dtypes)[0]), args),
+        )
+    )
+    return rows
 
 
 def over_http(case: Case, folder: Path, tracking_uri: str, args: argparse.Namespace) -> list[tuple]:
@@ -455,9 +480,12 @@ def main() -> None:
     cells = {(name, server, connections): measured for name, server, connections, measured in results}
     for name in args.models:
         predict = cells[(name, "in-process `PipelineModel.predict`", 1)]
+        compiled = cells.get((name, "in-process compiled predict", 1))
         for server in ("ours, inference log on (CLI)", "ours, inference log off"):
             print(
-                f"- {name}, {server}: p50 {cells[(name, server, 1)].p50 - predict.p50:+.3f} ms over in-process predict"
+                f"- {name}, {server}: p50 {cells[(name, server, 1)].p50 - predict.p50:+.3f} ms over in-process "
+                "`PipelineModel.predict`"
+                + (f", {cells[(name, server, 1)].p50 - compiled.p50:+.3f} ms over compiled predict" if compiled else "")
             )
         for connections in args.connections:
             on, off = (cells[(name, f"ours, inference log {s}", connections)] for s in ("on (CLI)", "off"))

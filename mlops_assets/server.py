@@ -197,10 +197,13 @@ class ScoringApp:
         labels = prediction.labels.tolist()
         answer = orjson.dumps({"predictions": labels}, option=orjson.OPT_SERIALIZE_NUMPY)
         await _respond(send, 200, answer, [(b"x-model-version", current.version.encode())])
-        if self.inference_log is not None:  # after the response: no request waits on the log
-            self.inference_log.append(columns, n_rows, current.version, labels, _score(prediction))
-        if rollout is not None and rollout.mode == "shadow" and candidate is not None:
-            self._shadow(candidate, columns, n_rows, prediction.labels)
+        try:  # after the response: no request waits on the log, and no failure here reaches a client
+            if self.inference_log is not None:
+                self.inference_log.append(columns, n_rows, current.version, labels, _score(prediction))
+            if rollout is not None and rollout.mode == "shadow" and candidate is not None:
+                self._shadow(candidate, columns, n_rows, prediction.labels)
+        except Exception:
+            log.exception("could not log a request scored by version %s", current.version)
 
     def _shadow(self, candidate: LoadedModel, columns: dict, n_rows: int, answered: np.ndarray) -> None:
         """Score a copy with the candidate after the response went out; log and count, never return, its

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import uvicorn
+from mlflow.deployments import PredictionsResponse
+from mlflow.pyfunc.scoring_server.client import dump_input_data
 from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.inference_log import InferenceLogWriter, log_schema
@@ -338,6 +340,11 @@ def test_scoring_needs_the_token_only_when_one_is_configured():
         assert call(port, "POST", "/invocations", rows(1), wrong)[0] == 401
         right = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
         assert call(port, "POST", "/invocations", rows(1), right)[0] == 200
+        # MLflow's own encoding and decoding of the protocol, with the token added (as the README shows).
+        frame = DATA[SPEC.input_columns].head(3)
+        status, _, body = call(port, "POST", "/invocations", dump_input_data(frame).encode(), right)
+        predictions = PredictionsResponse.from_json(body.decode()).get_predictions()
+        assert status == 200 and predictions.iloc[:, 0].tolist() == fitted(0.5).predict(frame).labels.tolist()
         assert call(port, "GET", "/ping")[0] == 200  # health checks stay open for the orchestrator
 
 
@@ -356,3 +363,24 @@ def test_the_fast_path_serves_only_after_it_reproduced_the_model_on_the_holdout(
             status, _, body = call(port, "POST", "/invocations", rows(n))
             expected = model.predict(DATA.head(n)).labels.tolist()
             assert status == 200 and json.loads(body)["predictions"] == expected
+
+
+class BrokenLog:
+    """An inference log whose every write fails, as a full disk or a schema mistake would."""
+
+    def append(self, *args, **kwargs):
+        raise OSError("no space left on device")
+
+    def close(self):
+        pass
+
+
+def test_a_failing_log_never_reaches_the_client_or_its_connection():
+    app = create_app(SPEC.name, DTYPES, lambda: LoadedModel("1", fitted(0.5)), BrokenLog())
+    with serving(app) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(4):  # one keep-alive connection: a reset after an answer would fail the next request
+            connection.request("POST", "/invocations", rows(1), {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == 200 and json.loads(response.read())["predictions"]
+        connection.close()
