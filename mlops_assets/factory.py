@@ -316,7 +316,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         evaluation_report: EvaluationReport,
     ):
         log_key = log_prefix(spec.name)
-        action, rollout_metadata, reasons = ("rollback" if config.rollback else "replace"), {}, []
+        action, arms, reasons = ("rollback" if config.rollback else "replace"), None, []
         approver = config.approved_by or context.run.tags.get(APPROVER_TAG)
 
         @functools.cache
@@ -331,8 +331,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
 
         running = _running_rollout(deployer, spec.name)
         if running is not None:  # a person ends a shadow or ab rollout: keep what it showed
-            arms = read_arms(dt.datetime.fromisoformat(running["rollout"]["started_at"]))
-            rollout_metadata = _arms_metadata(running["arms"], arms)
+            arms = _arms_record(running["arms"], read_arms(dt.datetime.fromisoformat(running["rollout"]["started_at"])))
             reasons.append(f"ended the {running['rollout']['mode']} of v{running['rollout']['candidate_version']}")
         if config.rollback:
             current = registry.by_alias(spec.name, "champion")
@@ -361,7 +360,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 challenger = registry.get(spec.name, model.version)
                 outcome = roll_out(spec, registry, deployer, champion, challenger, approved_by, context.log, read_arms)
                 action, reasons = outcome.action, outcome.reasons
-                rollout_metadata = _arms_metadata(outcome.arms, outcome.metrics)
+                arms = _arms_record(outcome.arms, outcome.metrics)
                 version = registry.get(spec.name, outcome.served_version)
                 previous = champion if outcome.served_version != champion.version else None
         if action in ("replace", "rollback"):
@@ -377,7 +376,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "challenger_version": evaluation_report.model.version if not config.rollback else None,
                 "approved_by": approved_by,
                 "reasons": reasons,
-                "arms": rollout_metadata.get("arms").value if rollout_metadata else None,
+                "arms": arms,
                 "dagster_run_id": context.run_id,
                 "url": url,
                 "serving_path": serving["fast_path_check"],
@@ -402,7 +401,14 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "audit_record": dg.MetadataValue.path(store.uri(audit_key)),
                 "serving_path": serving["fast_path_check"],
                 **({"decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons))} if reasons else {}),
-                **rollout_metadata,
+                **(
+                    {
+                        "arms": dg.MetadataValue.json({k: v for k, v in arms.items() if k != "table"}),
+                        "arms_table": dg.MetadataValue.md(arms["table"]),
+                    }
+                    if arms
+                    else {}
+                ),
             },
         )
 
@@ -540,13 +546,11 @@ def _running_rollout(deployer: EndpointDeployer, name: str) -> dict | None:
     return status if status.get("rollout") else None
 
 
-def _arms_metadata(counters: dict, arms: list) -> dict:
+def _arms_record(counters: dict, arms: list) -> dict:
+    """A rollout's figures: the endpoint's counters per arm, and per version what the logs show."""
     from mlops_assets.arms import arms_table
 
-    return {
-        "arms": dg.MetadataValue.json({"counters": counters, "versions": [arm.as_dict() for arm in arms]}),
-        "arms_table": dg.MetadataValue.md(arms_table(arms)),
-    }
+    return {"counters": counters, "versions": [arm.as_dict() for arm in arms], "table": arms_table(arms)}
 
 
 def _plots(model, holdout, spec) -> dict[str, bytes]:
