@@ -20,7 +20,13 @@ from mlops_assets.contracts import ArtifactStore
 from mlops_assets.inference_log import CHAMPION_PREDICTION
 from mlops_assets.locations import log_prefix, shadow_log_prefix
 from mlops_assets.model import PipelineModel
-from mlops_assets.monitoring import PREDICTION, labelled_metric, labelled_predictions, log_since
+from mlops_assets.monitoring import (
+    PREDICTION,
+    labelled_metric,
+    labelled_predictions,
+    log_since,
+    logged_class_index,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,8 @@ class ArmMetrics:
     value: float  # the metric on the labelled rows (NaN without any)
     low: float
     high: float
-    disagreement: float | None = None  # shadow: share of rows where it differed from the champion's answer
+    # shadow: share of rows answered otherwise than the champion did (regression: mean absolute difference)
+    disagreement: float | None = None
 
     def as_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
@@ -65,7 +72,8 @@ def arm_metrics(
         disagreement = None
         if CHAMPION_PREDICTION in rows.column_names:
             champion = rows.column(CHAMPION_PREDICTION).to_numpy(zero_copy_only=False)
-            disagreement = float(np.mean(predictions != champion))
+            differs = predictions != champion if model.classes else np.abs(predictions - champion)
+            disagreement = float(np.mean(differs))
         arms.append(
             ArmMetrics(
                 version=version,
@@ -86,12 +94,18 @@ def arm_metrics(
 
 
 def rollout_arms(
-    spec, store: ArtifactStore, since: dt.datetime, labels: pd.DataFrame, model: PipelineModel
+    spec,
+    store: ArtifactStore,
+    since: dt.datetime,
+    until: dt.datetime | None,
+    labels: pd.DataFrame,
+    model: PipelineModel,
 ) -> list[ArmMetrics]:
-    """Every arm of the rollout that started at ``since``: the versions that answered, then shadow ones."""
-    served = arm_metrics(spec, log_since(store, log_prefix(spec.name), since), labels, model)
-    shadow = arm_metrics(spec, log_since(store, shadow_log_prefix(spec.name), since), labels, model, role="shadow")
-    return served + shadow
+    """Every arm of the rollout that ran from ``since`` (to ``until``, or now): the versions that answered,
+    then shadow ones. ``model`` is any version of the pipeline: it knows the classes."""
+    served = log_since(store, log_prefix(spec.name), since, until)
+    shadow = log_since(store, shadow_log_prefix(spec.name), since, until)
+    return arm_metrics(spec, served, labels, model) + arm_metrics(spec, shadow, labels, model, role="shadow")
 
 
 def arms_table(arms: list[ArmMetrics]) -> str:
@@ -109,7 +123,11 @@ def arms_table(arms: list[ArmMetrics]) -> str:
             else (f"{arm.positive_share:.1%} positive" if arm.positive_share is not None else "")
         )
         metric = "" if math.isnan(arm.value) else f"{arm.value:.4f} ({arm.low:.4f}-{arm.high:.4f})"
-        disagreement = "" if arm.disagreement is None else f"{arm.disagreement:.1%}"
+        disagreement = (
+            ""
+            if arm.disagreement is None
+            else (f"{arm.disagreement:.1%}" if arm.mean_prediction is None else f"mean |Δ| {arm.disagreement:.4g}")
+        )
         lines.append(
             f"| v{arm.version} | {arm.role} | {arm.requests} | {arm.rows} | {predicted} | {arm.labelled_rows} "
             f"| {metric} | {disagreement} |"
@@ -120,7 +138,7 @@ def arms_table(arms: list[ArmMetrics]) -> str:
 def _positive_share(predictions: np.ndarray, classes: list | None) -> float | None:
     if classes is None or len(classes) != 2:
         return None
-    return float(np.mean(predictions.astype(str) == str(classes[1])))
+    return float(np.mean(logged_class_index(classes, predictions) == 1))
 
 
 def _version_order(version: str) -> tuple[int, str]:

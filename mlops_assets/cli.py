@@ -158,7 +158,7 @@ def _rollout(args: argparse.Namespace) -> int:
     rollout = status["rollout"]
     since = dt.datetime.fromisoformat(rollout["started_at"])
     model = registry.load(spec.name, status["model_version"])
-    arms = rollout_arms(spec, resources["store"], since, read_labels(spec, Path(args.spec).parent), model)
+    arms = rollout_arms(spec, resources["store"], since, None, read_labels(spec, Path(args.spec).parent), model)
     print(
         f"{spec.name}: {rollout['mode']} of v{rollout['candidate_version']} against v{status['model_version']} "
         f"since {rollout['started_at']}\n{arms_table(arms)}"

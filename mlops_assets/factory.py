@@ -316,22 +316,23 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         evaluation_report: EvaluationReport,
     ):
         log_key = log_prefix(spec.name)
-        action, arms, reasons = ("rollback" if config.rollback else "replace"), None, []
+        action, arms, ended, reasons = ("rollback" if config.rollback else "replace"), None, None, []
         approver = config.approved_by or context.run.tags.get(APPROVER_TAG)
 
         @functools.cache
-        def encoder():  # any version of the pipeline encodes its labels: loaded once, on first use
+        def label_model():  # any version knows the pipeline's classes: loaded once, on first use
             return registry.load(spec.name, evaluation_report.model.version)
 
-        def read_arms(since):
+        def read_arms(since, until=None):
             from mlops_assets.arms import rollout_arms
             from mlops_assets.snapshot import read_labels
 
-            return rollout_arms(spec, store, since, read_labels(spec, base_dir), encoder())
+            return rollout_arms(spec, store, since, until, read_labels(spec, base_dir), label_model())
 
         running = _running_rollout(deployer, spec.name)
         if running is not None:  # a person ends a shadow or ab rollout: keep what it showed
-            arms = _arms_record(running["arms"], read_arms(dt.datetime.fromisoformat(running["rollout"]["started_at"])))
+            since = dt.datetime.fromisoformat(running["rollout"]["started_at"])
+            ended = _arms_record(running["arms"], read_arms(since))
             reasons.append(f"ended the {running['rollout']['mode']} of v{running['rollout']['candidate_version']}")
         if config.rollback:
             current = registry.by_alias(spec.name, "champion")
@@ -359,12 +360,20 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 url = deployer.deploy(str(spec_path), champion, store.uri(log_key))  # the champion serves meanwhile
                 challenger = registry.get(spec.name, model.version)
                 outcome = roll_out(spec, registry, deployer, champion, challenger, approved_by, context.log, read_arms)
-                action, reasons = outcome.action, outcome.reasons
+                action, reasons = outcome.action, reasons + outcome.reasons
                 arms = _arms_record(outcome.arms, outcome.metrics)
                 version = registry.get(spec.name, outcome.served_version)
                 previous = champion if outcome.served_version != champion.version else None
         if action in ("replace", "rollback"):
-            url = deployer.deploy(str(spec_path), version, store.uri(log_key))
+            try:
+                url = deployer.deploy(str(spec_path), version, store.uri(log_key))
+            except Exception as exc:
+                # The alias moved so that the endpoint would load the version; it could not: move it back.
+                if previous is not None:
+                    registry.promote(spec.name, previous.version, f"restored: v{version.version} did not deploy", True)
+                decision = {"action": f"{action} failed", "model_version": version.version, "reasons": [str(exc)]}
+                record_decision(store, spec.name, {**decision, "previous_version": previous and previous.version})
+                raise
         serving = deployer.rollout_status(spec.name)
         audit_key = record_decision(
             store,
@@ -377,6 +386,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "approved_by": approved_by,
                 "reasons": reasons,
                 "arms": arms,
+                "ended_rollout_arms": ended,
                 "dagster_run_id": context.run_id,
                 "url": url,
                 "serving_path": serving["fast_path_check"],
@@ -401,14 +411,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "audit_record": dg.MetadataValue.path(store.uri(audit_key)),
                 "serving_path": serving["fast_path_check"],
                 **({"decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons))} if reasons else {}),
-                **(
-                    {
-                        "arms": dg.MetadataValue.json({k: v for k, v in arms.items() if k != "table"}),
-                        "arms_table": dg.MetadataValue.md(arms["table"]),
-                    }
-                    if arms
-                    else {}
-                ),
+                **_arms_metadata(arms or ended),
             },
         )
 
@@ -544,6 +547,15 @@ def _running_rollout(deployer: EndpointDeployer, name: str) -> dict | None:
         return None
     status = deployer.rollout_status(name)
     return status if status.get("rollout") else None
+
+
+def _arms_metadata(record: dict | None) -> dict:
+    if record is None:
+        return {}
+    return {
+        "arms": dg.MetadataValue.json({k: v for k, v in record.items() if k != "table"}),
+        "arms_table": dg.MetadataValue.md(record["table"]),
+    }
 
 
 def _arms_record(counters: dict, arms: list) -> dict:

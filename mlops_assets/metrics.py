@@ -19,6 +19,7 @@ class Metric:
     compute: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
     higher_is_better: bool
     tasks: tuple[str, ...]
+    needs_scores: bool = False  # computed from class probabilities, not labels alone
 
 
 def _accuracy(y, pred, score):
@@ -66,11 +67,11 @@ def _r2(y, pred, score):
 
 
 METRICS: dict[str, Metric] = {
-    "roc_auc": Metric(_roc_auc, True, ("binary",)),
+    "roc_auc": Metric(_roc_auc, True, ("binary",), needs_scores=True),
     "accuracy": Metric(_accuracy, True, ("binary", "multiclass")),
     "f1": Metric(_f1, True, ("binary",)),
     "f1_macro": Metric(_f1_macro, True, ("multiclass",)),
-    "log_loss": Metric(_log_loss, False, ("binary", "multiclass")),
+    "log_loss": Metric(_log_loss, False, ("binary", "multiclass"), needs_scores=True),
     "rmse": Metric(_rmse, False, ("regression",)),
     "mae": Metric(_mae, False, ("regression",)),
     "r2": Metric(_r2, True, ("regression",)),

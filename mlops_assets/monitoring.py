@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,7 @@ def labelled_predictions(spec, logged: pa.Table, labels: pd.DataFrame) -> pd.Dat
 def labelled_metric(
     metric: str, joined: pd.DataFrame, target: str, model: PipelineModel, confidence: float
 ) -> tuple[float, float, float]:
-    """(value, low, high) of ``metric`` on rows from ``labelled_predictions``.
+    """(value, low, high) of ``metric`` on rows from ``labelled_predictions``; NaN where it is undefined.
 
     The log keeps the positive class's probability, so score-based metrics (roc_auc, log_loss) are
     available for binary classifiers; a multiclass log supports label-based metrics only.
@@ -114,10 +115,19 @@ def labelled_metric(
     if model.classes is None:
         y_pred, proba = joined[PREDICTION].to_numpy(dtype=float), None
     else:
-        y_pred = model.encode_target(joined[PREDICTION].to_numpy())
+        y_pred = logged_class_index(model.classes, joined[PREDICTION].to_numpy())
         score = joined["score"].to_numpy(dtype=float)
         proba = np.column_stack([1 - score, score]) if len(model.classes) == 2 else None
+    if proba is None and METRICS[metric].needs_scores:
+        return math.nan, math.nan, math.nan
     return metric_interval(metric, y_true, y_pred, proba, confidence)
+
+
+def logged_class_index(classes: list, logged: np.ndarray) -> np.ndarray:
+    """Class indices of predictions as the log keeps them, as text: a class ``1`` is logged as ``"1"``,
+    ``True`` as ``"true"`` (Arrow's cast), so the classes are cast the same way to be found again."""
+    index = {text: i for i, text in enumerate(pa.array(classes).cast(pa.string()).to_pylist())}
+    return np.array([index[v] for v in logged.tolist()])
 
 
 def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel) -> OnlinePerformance | None:
@@ -141,10 +151,11 @@ def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: Pipe
     )
 
 
-def log_since(store: ArtifactStore, prefix: str, since: dt.datetime) -> pa.Table:
-    """Rows logged at or after ``since``. File names start with their write time in nanoseconds, and a
-    file holds rows logged before it was written, so older files are never opened."""
+def log_since(store: ArtifactStore, prefix: str, since: dt.datetime, until: dt.datetime | None = None) -> pa.Table:
+    """Rows logged at or after ``since`` (and before ``until``). File names start with their write time in
+    nanoseconds, and a file holds rows logged before it was written, so older files are never opened."""
     start_ms = int(since.timestamp() * 1000)
+    end_ms = math.inf if until is None else int(until.timestamp() * 1000)
     tables = []
     for key in log_files(store, prefix):
         written_ns = key.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet")
@@ -152,7 +163,10 @@ def log_since(store: ArtifactStore, prefix: str, since: dt.datetime) -> pa.Table
             continue
         table = store.read_table(key)
         timestamps = table.column("timestamp").cast(pa.int64())
-        tables.append(table.filter(pc.greater_equal(timestamps, start_ms)))
+        keep = pc.greater_equal(timestamps, start_ms)
+        if until is not None:
+            keep = pc.and_(keep, pc.less(timestamps, end_ms))
+        tables.append(table.filter(keep))
     return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
 
 

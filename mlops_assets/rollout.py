@@ -11,14 +11,17 @@ Shadow and A/B rollouts are started here and left running for a person to decide
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_assets.arms import ArmMetrics
 from mlops_assets.contracts import EndpointDeployer, ModelRegistry, RegisteredModel
 from mlops_assets.routing import ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
+
+if TYPE_CHECKING:  # the code location imports this module: pandas and pyarrow stay out of it
+    from mlops_assets.arms import ArmMetrics
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class RolloutOutcome:
     metrics: list[ArmMetrics] = field(default_factory=list)  # per version, from the logs
 
 
-ArmReader = Callable[[dt.datetime], list[ArmMetrics]]
+ArmReader = Callable[[dt.datetime, dt.datetime | None], list["ArmMetrics"]]
+LABEL_POLL_SECONDS = 5.0  # between reads of the logs and labels: each read opens every file since the start
 
 
 def roll_out(
@@ -44,8 +48,12 @@ def roll_out(
     read_arms: ArmReader,
     poll_seconds: float = 1.0,
 ) -> RolloutOutcome:
-    """Start the spec's rollout of ``challenger``; a canary is also decided here. ``read_arms`` gives the
-    per-version figures logged since a time, with the online metric where labels have arrived."""
+    """Start the spec's rollout of ``challenger``; a canary is also decided here. ``read_arms(since, until)``
+    gives the per-version figures logged in that time, with the online metric where labels have arrived.
+
+    A canary that cannot finish (an error, the run stopped) is ended before the error goes on: no
+    challenger keeps a share of the traffic without a verdict.
+    """
     settings = spec.deployment.rollout
     plan = Rollout(spec.deployment.strategy, challenger.version, settings.share, settings.sticky_key or spec.id_column)
     started = deployer.start_rollout(spec.name, plan)
@@ -55,14 +63,52 @@ def roll_out(
         return RolloutOutcome(f"{plan.mode} started", champion.version, reasons, started.get("arms", {}))
     since = dt.datetime.fromisoformat(started["rollout"]["started_at"])
     log.info(f"canary: v{challenger.version} answers {plan.share:.0%} of requests until {settings.min_requests}")
+    try:
+        verdict = _canary_verdict(spec, deployer, champion, challenger, since, read_arms, poll_seconds)
+    except BaseException as exc:
+        deployer.end_rollout(spec.name)
+        registry.record(spec.name, challenger.version, {"canary": f"ended without a verdict: {exc!r}"[:5000]}, {})
+        raise
+    if verdict.promote:
+        registry.promote(spec.name, challenger.version, f"canary ({approved_by})")
+    else:
+        registry.record(
+            spec.name, challenger.version, {"canary": "rolled back", "canary_reasons": "; ".join(verdict.reasons)}, {}
+        )
+    ended = dt.datetime.now(dt.UTC)
+    final = deployer.end_rollout(spec.name)
+    served = challenger.version if verdict.promote else champion.version
+    return RolloutOutcome(
+        "promoted" if verdict.promote else "rolled back",
+        served,
+        verdict.reasons,
+        final.get("arms", {}),
+        read_arms(since, ended),
+    )
+
+
+def _canary_verdict(
+    spec,
+    deployer: EndpointDeployer,
+    champion: RegisteredModel,
+    challenger: RegisteredModel,
+    since: dt.datetime,
+    read_arms: ArmReader,
+    poll_seconds: float,
+) -> CanaryVerdict:
+    """Poll the endpoint's counters (and, with labels, the logged arms) until a verdict can be given or
+    the time is up."""
+    settings = spec.deployment.rollout
     deadline = time.monotonic() + settings.timeout_minutes * 60
+    arms: list[ArmMetrics] = []
+    online, last_read = None, -math.inf
     while True:
         counters = deployer.rollout_status(spec.name)["arms"]
-        arms = read_arms(since) if spec.source.labels is not None else []
-        online = _online_metrics(arms, champion.version, challenger.version, settings.min_labelled_rows)
         enough = counters["candidate"]["requests"] >= settings.min_requests
-        timed_out = time.monotonic() >= deadline
-        if (enough and (online is not None or spec.source.labels is None)) or timed_out:
+        if enough and spec.source.labels is not None and time.monotonic() - last_read >= LABEL_POLL_SECONDS:
+            arms, last_read = read_arms(since, None), time.monotonic()
+            online = online_comparison(arms, champion.version, challenger.version, settings.min_labelled_rows)
+        if (enough and (online is not None or spec.source.labels is None)) or time.monotonic() >= deadline:
             break
         time.sleep(poll_seconds)
     verdict = canary_verdict(
@@ -74,36 +120,34 @@ def roll_out(
         settings.min_gain,
     )
     if verdict is None:
-        verdict = CanaryVerdict(
+        return CanaryVerdict(
             False, [f"FAIL: fewer than {settings.min_requests} requests in {settings.timeout_minutes} min"]
         )
-    elif spec.source.labels is not None and online is None:
-        labelled = {a.version: a.labelled_rows for a in arms}
+    if spec.source.labels is not None and online is None:
+        by_version = {a.version: a for a in arms if a.role == "served"}
+        figures = ", ".join(
+            f"{who} {arm.labelled_rows} rows, {arm.metric} {arm.value:.4f}"
+            for who, arm in (
+                ("champion", by_version.get(champion.version)),
+                ("challenger", by_version.get(challenger.version)),
+            )
+            if arm is not None
+        )
         verdict.reasons.append(
-            f"metric not compared: fewer than {settings.min_labelled_rows} labelled rows per arm by the timeout "
-            f"(champion {labelled.get(champion.version, 0)}, challenger {labelled.get(challenger.version, 0)})"
+            f"online metric not compared by the timeout: it needs {settings.min_labelled_rows} labelled rows per "
+            f"arm and a defined value ({figures or 'no labelled rows'})"
         )
-    if verdict.promote:
-        registry.promote(spec.name, challenger.version, f"canary ({approved_by})")
-    else:
-        registry.record(
-            spec.name, challenger.version, {"canary": "rolled back", "canary_reasons": "; ".join(verdict.reasons)}, {}
-        )
-    final = deployer.end_rollout(spec.name)
-    served = challenger.version if verdict.promote else champion.version
-    return RolloutOutcome(
-        "promoted" if verdict.promote else "rolled back",
-        served,
-        verdict.reasons,
-        final.get("arms", {}),
-        read_arms(since),
-    )
+    return verdict
 
 
-def _online_metrics(arms: list[ArmMetrics], champion: str, challenger: str, min_rows: int) -> OnlineComparison | None:
-    """Both arms' online metric once each has ``min_rows`` labelled predictions."""
+def online_comparison(arms: list[ArmMetrics], champion: str, challenger: str, min_rows: int) -> OnlineComparison | None:
+    """Both arms' online metric once each has ``min_rows`` labelled predictions and the metric is defined
+    (roc_auc is not, on rows of one class)."""
     by_version = {arm.version: arm for arm in arms if arm.role == "served"}
     first, second = by_version.get(champion), by_version.get(challenger)
     if first is None or second is None or min(first.labelled_rows, second.labelled_rows) < min_rows:
         return None
-    return OnlineComparison(first.metric, first.value, second.value, second.low, second.high)
+    comparison = OnlineComparison(first.metric, first.value, second.value, second.low, second.high)
+    if any(math.isnan(v) for v in (comparison.champion, comparison.challenger_low, comparison.challenger_high)):
+        return None
+    return comparison

@@ -164,10 +164,10 @@ class ScoringApp:
             await _error(send, exc.status, str(exc))
 
     async def _invocations(self, scope: dict, receive: Callable, send: Callable) -> None:
+        self._authorize_scoring(scope)
         current = self.current
         if current is None:
             raise _HttpError(503, "no model is loaded yet")
-        _authorize(scope, self.scoring_token, "scoring routes need 'Authorization: Bearer <scoring token>'")
         body = await self._read_body(scope, receive)
         if body is None:
             return  # the client went away
@@ -179,13 +179,13 @@ class ScoringApp:
         if self.id_column is not None:
             ids = parsed.get(self.id_column) or [None] * n_rows
             columns[self.id_column] = [None if v is None else str(v) for v in ids][:n_rows]
-        rollout, candidate = self.rollout, self.candidate
+        rollout, candidate, arms = self.rollout, self.candidate, self.arms  # one rollout's, whatever comes next
         arm = CHAMPION
         if rollout is not None and candidate is not None:
             key = parsed.get(rollout.sticky_key or "", [None])[0] if n_rows == 1 else None
             arm = choose_arm(rollout, None if key is None else str(key))
             current = candidate if arm == CANDIDATE else current
-        stats = self.arms[arm]
+        stats = arms[arm]
         stats.requests += 1
         stats.rows += n_rows
         try:
@@ -201,14 +201,15 @@ class ScoringApp:
             if self.inference_log is not None:
                 self.inference_log.append(columns, n_rows, current.version, labels, _score(prediction))
             if rollout is not None and rollout.mode == "shadow" and candidate is not None:
-                self._shadow(candidate, columns, n_rows, prediction.labels)
+                self._shadow(candidate, arms[CANDIDATE], columns, n_rows, prediction.labels)
         except Exception:
             log.exception("could not log a request scored by version %s", current.version)
 
-    def _shadow(self, candidate: LoadedModel, columns: dict, n_rows: int, answered: np.ndarray) -> None:
+    def _shadow(
+        self, candidate: LoadedModel, stats: ArmStats, columns: dict, n_rows: int, answered: np.ndarray
+    ) -> None:
         """Score a copy with the candidate after the response went out; log and count, never return, its
-        answers."""
-        stats = self.arms[CANDIDATE]
+        answers. Regression answers count as different beyond floating-point noise."""
         stats.requests += 1
         stats.rows += n_rows
         try:
@@ -217,7 +218,8 @@ class ScoringApp:
             stats.errors += 1
             log.exception("shadow model version %s failed to predict", candidate.version)
             return
-        stats.disagreements += int(np.sum(shadow.labels != answered))
+        differs = ~np.isclose(shadow.labels, answered) if answered.dtype.kind == "f" else shadow.labels != answered
+        stats.disagreements += int(np.sum(differs))
         if self.shadow_log is not None:
             labels = shadow.labels.tolist()
             self.shadow_log.append(columns, n_rows, candidate.version, labels, _score(shadow), answered.tolist())
@@ -246,6 +248,7 @@ class ScoringApp:
         await _respond(send, 200 if self.current else 503, b"", content_type=None)
 
     async def _version(self, scope: dict, receive: Callable, send: Callable) -> None:
+        self._authorize_scoring(scope)
         current = self.current
         document = {
             "name": self.name,
@@ -259,6 +262,9 @@ class ScoringApp:
 
     def _authorize(self, scope: dict) -> None:
         _authorize(scope, self.admin_token, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
+
+    def _authorize_scoring(self, scope: dict) -> None:
+        _authorize(scope, self.scoring_token, "/invocations and /version need 'Authorization: Bearer <scoring token>'")
 
     async def _reload(self, scope: dict, receive: Callable, send: Callable) -> None:
         """Serve the registry's champion alone (a running rollout ends)."""
@@ -297,12 +303,12 @@ class ScoringApp:
     async def _end_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
         """Back to the registry's champion alone (promoted or not); answers the final counters."""
         self._authorize(scope)
-        final = self._status_document()
         try:
-            self.current = await self.load()
+            champion = await self.load()
         except Exception as exc:
             raise _HttpError(500, f"could not load the champion, the rollout goes on: {exc}") from None
-        self.rollout, self.candidate = None, None
+        final = self._status_document()  # after the load: requests routed meanwhile count
+        self.current, self.rollout, self.candidate = champion, None, None
         await _respond(send, 200, orjson.dumps({**final, "model_version": self.current.version}))
 
     def _status_document(self) -> dict:
@@ -327,7 +333,13 @@ class ScoringApp:
         core at 100% between requests, and a team left in an idle executor thread made each later
         HistGradientBoosting predict 3.5 times slower (bench/RESULTS.md).
         """
-        loaded = await asyncio.to_thread(loader or self.loader)  # registry and artifact I/O, off the event loop
+        loader = loader or self.loader
+
+        def load_single_threaded() -> LoadedModel:
+            with threadpool_limits(1, user_api="openmp"):  # the fast-path check predicts too: no team here
+                return loader()
+
+        loaded = await asyncio.to_thread(load_single_threaded)  # registry and artifact I/O, off the event loop
         threadpool_limits(1, user_api="openmp")
         missing = sorted(set(loaded.model.input_columns) - set(self.input_dtypes))
         if missing:
@@ -355,7 +367,10 @@ class ScoringApp:
             elif message["type"] == "lifespan.shutdown":
                 for writer in (self.inference_log, self.shadow_log):
                     if writer is not None:
-                        writer.close()
+                        try:  # one log that cannot write must not keep the other from flushing
+                            writer.close()
+                        except Exception:
+                            log.exception("could not flush the log in %s", writer.directory)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -406,7 +421,10 @@ def with_fast_path(loaded: LoadedModel, holdout: dict | None, tolerance: float) 
     within ``tolerance`` (probabilities, or predictions for regression) and with identical labels."""
     from mlops_assets.compiled import compile_model, verify
 
-    compiled = compile_model(loaded.model)
+    try:  # compiling reads fitted attributes that a scikit-learn release may rename
+        compiled = compile_model(loaded.model)
+    except Exception as exc:
+        return replace(loaded, fast_path_check=f"python: could not compile: {exc!r}")
     if compiled is None:
         return replace(loaded, fast_path_check=f"python: {type(loaded.model.estimator).__name__} is not compiled")
     if holdout is None:

@@ -47,7 +47,9 @@ class LocalArtifactStore(ArtifactStore):
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        partial.replace(path)
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

@@ -1,6 +1,7 @@
 """The six assets for real: Dagster materializations, an MLflow SQLite store, the endpoint as a process."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from conftest import check, failures, metadata
 from dagster import AssetKey
@@ -363,3 +365,60 @@ def test_ab_rollout_shows_both_arms_until_a_person_ends_it(project):
     history = cli("audit", str(spec_path)).splitlines()
     assert [line.split("  ")[1].split(":")[0] for line in history] == ["replace", "ab started", "replace"]
     assert history[-1].endswith("by carol - ended the ab of v2")
+
+
+def test_a_version_the_endpoint_cannot_load_leaves_the_champion_and_the_endpoint_as_they_were(project):
+    first = project.materialize("breast_cancer")
+    assert first.success, failures(first)
+    url = metadata(first, "breast_cancer", "deployed_endpoint")["url"]
+    evaluated = project.materialize("breast_cancer", *TRAINING[:2])
+    assert evaluated.success, failures(evaluated)
+    # The registered artifact of version 2 is damaged after its evaluation: the endpoint cannot load it.
+    location = client(project).get_model_version_download_uri("breast_cancer", "2")
+    pickled = next(Path(location.removeprefix("file://")).rglob("python_model.pkl"))
+    pickled.write_bytes(b"not a pickle")
+    deployed = project.materialize("breast_cancer", "deployed_endpoint")
+    assert not deployed.success and "refused the reload" in failures(deployed)
+    assert champion(project) == "1"
+    with urllib.request.urlopen(f"{url}/version") as response:
+        assert json.load(response)["model_version"] == "1"
+    decisions = read_decisions(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer")
+    assert [(d["action"], d["model_version"]) for d in decisions] == [("replace", "1"), ("replace failed", "2")]
+
+
+def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(project):
+    from mlops_assets.rollout import roll_out
+    from resources import local_resources
+
+    canary_ = {"strategy": "canary", "rollout": {"share": 0.5, "min_requests": 5, "timeout_minutes": 1}}
+    edit_spec(project, "breast_cancer", lambda raw: raw.update(deployment=canary_))
+    first = project.materialize("breast_cancer")
+    assert first.success, failures(first)
+    url = metadata(first, "breast_cancer", "deployed_endpoint")["url"]
+    evaluated = project.materialize("breast_cancer", *TRAINING[:2])
+    assert evaluated.success, failures(evaluated)
+    resources = local_resources(project.layout)
+    registry, deployer = resources["registry"], resources["deployer"]
+    spec = load_spec(project.pipelines / "breast_cancer.yaml")
+
+    def unreadable_logs(since, until):
+        raise OSError("the artifact store is unreachable")
+
+    sender = threading.Thread(target=replay, args=(spec, project.pipelines, url, 100), daemon=True)
+    sender.start()
+    with pytest.raises(OSError, match="unreachable"):
+        roll_out(
+            spec,
+            registry,
+            deployer,
+            registry.get("breast_cancer", "1"),
+            registry.get("breast_cancer", "2"),
+            "test",
+            logging.getLogger("test"),
+            unreadable_logs,
+            poll_seconds=0.05,
+        )
+    sender.join(30)
+    assert deployer.rollout_status("breast_cancer")["rollout"] is None
+    assert registry.get("breast_cancer", "2").tags["canary"].startswith("ended without a verdict: OSError(")
+    assert champion(project) == "1"

@@ -345,6 +345,7 @@ def test_scoring_needs_the_token_only_when_one_is_configured():
         status, _, body = call(port, "POST", "/invocations", dump_input_data(frame).encode(), right)
         predictions = PredictionsResponse.from_json(body.decode()).get_predictions()
         assert status == 200 and predictions.iloc[:, 0].tolist() == fitted(0.5).predict(frame).labels.tolist()
+        assert call(port, "GET", "/version")[0] == 401 and call(port, "GET", "/version", None, right)[0] == 200
         assert call(port, "GET", "/ping")[0] == 200  # health checks stay open for the orchestrator
 
 
