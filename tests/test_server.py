@@ -335,7 +335,7 @@ def test_scoring_needs_the_token_only_when_one_is_configured():
     app = create_app(SPEC.name, DTYPES, lambda: LoadedModel("1", fitted(0.5)), scoring_token="s3cret")
     with serving(app) as port:
         status, _, body = call(port, "POST", "/invocations", rows(1))
-        assert status == 401 and "scoring routes need" in json.loads(body)["message"]
+        assert status == 401 and "/invocations and /version need" in json.loads(body)["message"]
         wrong = {"Authorization": "Bearer nope", "Content-Type": "application/json"}
         assert call(port, "POST", "/invocations", rows(1), wrong)[0] == 401
         right = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
