@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,22 @@ from mlops_assets.endpoint_state import running_url, stop
 from mlops_assets.errors import MlopsError
 from mlops_assets.layout import LocalLayout
 from mlops_assets.locations import log_prefix, shadow_log_prefix
-from mlops_assets.spec import load_spec, load_specs
+from mlops_assets.spec import PipelineSpec, load_spec, load_specs
+
+PIPELINE_HELP = "the pipeline: its spec file, or its name (its spec in MLOPS_PIPELINES, default pipelines/)"
+
+
+def _spec(value: str) -> tuple[PipelineSpec, Path]:
+    """A spec file, or the name of a pipeline whose spec is in ``MLOPS_PIPELINES`` (default ``pipelines``)."""
+    if Path(value).is_file():
+        return load_spec(value), Path(value)
+    folder = os.environ.get("MLOPS_PIPELINES", "pipelines")
+    specs = load_specs(folder) if Path(folder).is_dir() else []
+    for spec, path in specs:
+        if spec.name == value:
+            return spec, path
+    names = ", ".join(sorted(spec.name for spec, _ in specs)) or "none"
+    raise MlopsError(f"{value} is neither a spec file nor a pipeline in {folder}/ (pipelines there: {names})")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -29,12 +45,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
     from mlops_assets.inference_log import InferenceLogWriter, log_schema
     from mlops_assets.server import bind, champion_loader, create_app, run, version_loader
 
-    spec = load_spec(args.spec)
+    spec, _ = _spec(args.spec)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
     tracking_uri = args.tracking_uri or LocalLayout.from_env().tracking_uri
     log_dir = Path(args.log_dir or LocalLayout.from_env().data / log_prefix(spec.name))
@@ -68,14 +82,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from mlops_assets.traffic import replay
 
-    spec = load_spec(args.spec)
+    spec, spec_path = _spec(args.spec)
     url = running_url(LocalLayout.from_env().endpoints, spec.name)
     if url is None:
         raise MlopsError(f"no endpoint is running for {spec.name}: materialize {spec.name}/deployed_endpoint first")
     shifts = dict(item.split("=", 1) for item in args.shift)
     sent = replay(
         spec,
-        Path(args.spec).parent,
+        spec_path.parent,
         url,
         rows=args.rows,
         batch=args.batch,
@@ -92,7 +106,7 @@ def _rollback(args: argparse.Namespace) -> int:
     import getpass
     import subprocess
 
-    spec = load_spec(args.spec)
+    spec, _ = _spec(args.spec)
     config = {"rollback": True, "approved_by": args.by or f"rollback by {getpass.getuser()}"}
     run_config = {"ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
     command = [
@@ -132,7 +146,7 @@ def _audit(args: argparse.Namespace) -> int:
     from mlops_assets.audit import describe_decision, read_decisions
     from resources import local_resources
 
-    spec = load_spec(args.spec)
+    spec, _ = _spec(args.spec)
     decisions = read_decisions(local_resources(LocalLayout.from_env())["store"], spec.name)
     print("\n".join(describe_decision(d) for d in decisions) or f"no deployment decisions recorded for {spec.name}")
     return 0
@@ -146,7 +160,7 @@ def _rollout(args: argparse.Namespace) -> int:
     from mlops_assets.snapshot import read_labels
     from resources import local_resources
 
-    spec = load_spec(args.spec)
+    spec, spec_path = _spec(args.spec)
     resources = local_resources(LocalLayout.from_env())
     deployer, registry = resources["deployer"], resources["registry"]
     if deployer.running_url(spec.name) is None:
@@ -158,7 +172,7 @@ def _rollout(args: argparse.Namespace) -> int:
     rollout = status["rollout"]
     since = dt.datetime.fromisoformat(rollout["started_at"])
     model = registry.load(spec.name, status["model_version"])
-    arms = rollout_arms(spec, resources["store"], since, None, read_labels(spec, Path(args.spec).parent), model)
+    arms = rollout_arms(spec, resources["store"], since, None, read_labels(spec, spec_path.parent), model)
     print(
         f"{spec.name}: {rollout['mode']} of v{rollout['candidate_version']} against v{status['model_version']} "
         f"since {rollout['started_at']}\n{arms_table(arms)}"
@@ -185,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=_validate)
 
     serve = commands.add_parser("serve", help="serve a pipeline's champion (MLflow scoring protocol)")
-    serve.add_argument("spec", help="path of the pipeline's spec")
+    serve.add_argument("spec", help=PIPELINE_HELP)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000, help="0 picks a free port")
     serve.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the local one)")
@@ -195,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     replay = commands.add_parser("replay", help="send rows of the pipeline's own data to its endpoint")
-    replay.add_argument("spec")
+    replay.add_argument("spec", help=PIPELINE_HELP)
     replay.add_argument("--rows", type=int, default=200)
     replay.add_argument("--batch", type=int, default=1, help="rows per request")
     replay.add_argument(
@@ -209,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=_replay)
 
     rollback = commands.add_parser("rollback", help="move champion back to the version it replaced")
-    rollback.add_argument("spec", help="path of the pipeline's spec")
+    rollback.add_argument("spec", help=PIPELINE_HELP)
     rollback.add_argument("--by", help="who decides (recorded on the model versions)")
     rollback.add_argument("--definitions", default="definitions.py", help="the Dagster code location file")
     rollback.set_defaults(run=_rollback)
@@ -219,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("rollout", _rollout, "the running canary, shadow or ab rollout's arms side by side"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("spec", help="path of the pipeline's spec")
+        command.add_argument("spec", help=PIPELINE_HELP)
         command.set_defaults(run=run)
 
     for name, run, text in (

@@ -242,7 +242,7 @@ def test_rollback_restores_the_previous_champion_and_records_who(project):
             "-m",
             "mlops_assets.cli",
             "rollback",
-            str(project.pipelines / "breast_cancer.yaml"),
+            "breast_cancer",  # a pipeline's name, found in MLOPS_PIPELINES
             "--by",
             "bob",
             "--definitions",
