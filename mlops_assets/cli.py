@@ -137,8 +137,10 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from mlops_assets.status import describe
+    from resources import local_resources
 
-    print(describe(load_specs(args.pipelines), LocalLayout.from_env()))
+    layout = LocalLayout.from_env()
+    print(describe(load_specs(args.pipelines), layout, local_resources(layout)["store"]))
     return 0
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
+from mlops_assets.audit import describe_decision, read_decisions
+from mlops_assets.contracts import ArtifactStore
 from mlops_assets.endpoint_state import running_url
 from mlops_assets.layout import LocalLayout
 
 
-def describe(specs, layout: LocalLayout) -> str:
+def describe(specs, layout: LocalLayout, store: ArtifactStore) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -31,8 +34,11 @@ def describe(specs, layout: LocalLayout) -> str:
             f"  champion: version {champion.version} (approved by {tags.get('approved_by', '?')})",
             f"  holdout: {holdout}",
             f"  dataset {tags.get('dataset_hash')}, spec {tags.get('spec_hash')}, code {tags.get('git_sha')}",
-            f"  endpoint: {running_url(layout.endpoints, spec.name) or 'not running'}",
+            f"  endpoint: {_endpoint(running_url(layout.endpoints, spec.name))}",
         ]
+        decisions = read_decisions(store, spec.name)
+        if decisions:
+            lines.append(f"  last decision: {describe_decision(decisions[-1])}")
         card = layout.data / spec.name / "reports" / "evaluation" / f"v{champion.version}" / "model_card.md"
         if card.exists():
             lines.append(f"  model card: {card}")
@@ -48,3 +54,15 @@ def describe(specs, layout: LocalLayout) -> str:
                 + f", {Path(reports[-1]).with_suffix('.md')}"
             )
     return "\n".join(lines)
+
+
+def _endpoint(url: str | None) -> str:
+    """The endpoint's URL and the code path serving its single rows, as its /version says."""
+    if url is None:
+        return "not running"
+    try:
+        with urllib.request.urlopen(f"{url}/version", timeout=2) as response:
+            served = json.load(response)
+    except (OSError, ValueError):
+        return f"{url} (not answering /version)"
+    return f"{url} (version {served['model_version']}, single rows scored by {served['path']})"

@@ -365,6 +365,9 @@ def test_ab_rollout_shows_both_arms_until_a_person_ends_it(project):
     history = cli("audit", str(spec_path)).splitlines()
     assert [line.split("  ")[1].split(":")[0] for line in history] == ["replace", "ab started", "replace"]
     assert history[-1].endswith("by carol - ended the ab of v2")
+    status = cli("status", str(project.pipelines))
+    assert "(version 2, single rows scored by compiled:LogisticRegression(13 features))" in status
+    assert "last decision: " in status and "replace: v2 (was v1) by carol" in status
 
 
 def test_a_version_the_endpoint_cannot_load_leaves_the_champion_and_the_endpoint_as_they_were(project):
