@@ -42,6 +42,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(MATERIALIZE) --select 'key:"*/drift_report"'
 	@echo "== 4/4 what was built"
 	$(BIN)/mlops-assets status
+	$(BIN)/mlops-assets audit breast_cancer
 	$(BIN)/mlops-assets stop
 	@echo
 	@echo "Open the Dagster UI with: make ui   (or: DAGSTER_HOME=.dagster_home $(BIN)/dagster dev -w workspace.yaml)"
