@@ -28,7 +28,6 @@ import platform
 import random
 import secrets
 import selectors
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from serving import log_holdout_inputs, process, state_url  # as every bench starts and registers
+from serving import Connection, log_holdout_inputs, process, state_url  # as every bench starts and registers
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_PATH = REPO / "pipelines" / "breast_cancer.yaml"
@@ -140,44 +139,32 @@ def payloads(models: dict[str, object], port: int) -> list[Payload]:
     return result
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection with one request in flight, cycling through the payloads."""
+class _Connection(Connection):
+    """A connection that cycles through the payloads and checks every answer."""
 
     def __init__(self, port: int, payloads: list[Payload], offset: int):
-        self.port, self.payloads, self.next = port, payloads, offset
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.setblocking(False)
-        self.payload, self.buffer, self.sent_ns = payloads[0], b"", 0
+        super().__init__(port, payloads[0].request)
+        self.payloads, self.next, self.payload = payloads, offset, payloads[0]
 
     def send(self) -> None:
         self.payload = self.payloads[self.next % len(self.payloads)]
         self.next += 1
-        self.buffer = b""
-        self.sent_ns = time.monotonic_ns()
-        self.sock.sendall(self.payload.request)
+        self.request = self.payload.request
+        super().send()
+        self.sent_ns = time.monotonic_ns()  # the admin calls' times are monotonic too
 
-    def receive(self) -> Answer | None:
+    def check(self) -> Answer | None:
         """The checked answer once the response is complete, else ``None``."""
-        chunk = self.sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        self.buffer += chunk
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
+        response = self.receive_response()
+        if response is None:
             return None
-        status_line, *lines = self.buffer[:end].decode("latin-1").split("\r\n")
-        headers = dict(line.lower().split(": ", 1) for line in lines)
-        length = int(headers["content-length"])
-        if len(self.buffer) < end + 4 + length:
-            return None
-        status, version = int(status_line.split()[1]), headers.get("x-model-version")
+        version = response.headers.get("x-model-version")
         try:
-            predictions = json.loads(self.buffer[end + 4 : end + 4 + length])["predictions"]
+            predictions = json.loads(response.body)["predictions"]
         except (ValueError, KeyError, TypeError):
             predictions = None
-        wrong = status != 200 or predictions != self.payload.expected.get(version)
-        return Answer(self.sent_ns, time.monotonic_ns(), status, version, wrong)
+        wrong = response.status != 200 or predictions != self.payload.expected.get(version)
+        return Answer(self.sent_ns, time.monotonic_ns(), response.status, version, wrong)
 
     def failed(self) -> Answer:
         return Answer(self.sent_ns, time.monotonic_ns(), 0, None, True)
@@ -213,7 +200,7 @@ class Clients(threading.Thread):
             for key, _ in selector.select(timeout=0.5):
                 connection = key.data
                 try:
-                    answer = connection.receive()
+                    answer = connection.check()
                     if answer is not None:
                         self.answers.append(answer)
                         connection.send()

@@ -147,7 +147,14 @@ def time_calls(fn, args: argparse.Namespace) -> Measured:
     return Measured(latencies, time.perf_counter() - started)
 
 
-class _Connection:
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+class Connection:
     """One keep-alive HTTP/1.1 connection with one request in flight; responses need a Content-Length."""
 
     def __init__(self, port: int, request: bytes):
@@ -163,8 +170,8 @@ class _Connection:
         self.sent_ns = time.perf_counter_ns()
         self.sock.sendall(self.request)
 
-    def receive(self) -> bytes | None:
-        """The response body once complete, else ``None``; raise on a non-200 answer."""
+    def receive_response(self) -> Response | None:
+        """The response once it is complete, else ``None`` (call again when the socket is readable)."""
         chunk = self.sock.recv(1 << 16)
         if not chunk:
             raise ConnectionError("the server closed the connection")
@@ -172,13 +179,19 @@ class _Connection:
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             return None
-        head = self.buffer[:end].decode("latin-1").lower()
-        length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
+        status_line, *lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines)
+        length = int(headers["content-length"])
         if len(self.buffer) < end + 4 + length:
             return None
-        if not head.startswith("http/1.1 200"):
-            raise RuntimeError(f"the server answered {self.buffer[: end + 4 + length]!r}")
-        return self.buffer[end + 4 : end + 4 + length]
+        return Response(int(status_line.split()[1]), headers, self.buffer[end + 4 : end + 4 + length])
+
+    def receive(self) -> bytes | None:
+        """The response body once complete, else ``None``; raise on a non-200 answer."""
+        response = self.receive_response()
+        if response is not None and response.status != 200:
+            raise RuntimeError(f"the server answered {response.status}: {response.body!r}")
+        return None if response is None else response.body
 
 
 def load(server: Server, body: bytes, connections: int, requests: int, seconds: float) -> tuple[Measured, bytes]:
@@ -189,7 +202,7 @@ def load(server: Server, body: bytes, connections: int, requests: int, seconds: 
         f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    clients = [_Connection(port, request) for _ in range(connections)]
+    clients = [Connection(port, request) for _ in range(connections)]
     selector = selectors.DefaultSelector()
     for client in clients:
         selector.register(client.sock, selectors.EVENT_READ, client)
