@@ -6,9 +6,7 @@ loading the code location stays cheap.
 """
 
 import base64
-import datetime as dt
 import functools
-import getpass
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.audit import record_decision
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
 from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS, list_files, log_prefix
 from mlops_assets.provenance import code_version
@@ -28,7 +25,6 @@ from mlops_assets.records import (
     TrainedModel,
     TrainingRequest,
 )
-from mlops_assets.rollout import roll_out
 from mlops_assets.spec import PipelineSpec
 
 
@@ -315,103 +311,47 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         deployer: EndpointDeployer,
         evaluation_report: EvaluationReport,
     ):
-        log_key = log_prefix(spec.name)
-        action, arms, ended, reasons = ("rollback" if config.rollback else "replace"), None, None, []
-        approver = config.approved_by or context.run.tags.get(APPROVER_TAG)
+        from mlops_assets.deployment import DeploymentRun
 
         @functools.cache
         def label_model():  # any version knows the pipeline's classes: loaded once, on first use
             return registry.load(spec.name, evaluation_report.model.version)
 
-        def read_arms(since, until=None):
+        def read_arms(since, until):
             from mlops_assets.arms import rollout_arms
             from mlops_assets.snapshot import read_labels
 
             return rollout_arms(spec, store, since, until, read_labels(spec, base_dir), label_model())
 
-        running = _running_rollout(deployer, spec.name)
-        if running is not None:  # a person ends a shadow or ab rollout: keep what it showed
-            since = dt.datetime.fromisoformat(running["rollout"]["started_at"])
-            ended = _arms_record(running["arms"], read_arms(since))
-            reasons.append(f"ended the {running['rollout']['mode']} of v{running['rollout']['candidate_version']}")
-        if config.rollback:
-            current = registry.by_alias(spec.name, "champion")
-            target = current and current.tags.get("previous_champion", "none")
-            if target in (None, "none"):
-                raise dg.Failure(f"{spec.name} has no previous champion to roll back to")
-            approved_by = approver or f"rollback by {getpass.getuser()}"
-            registry.promote(spec.name, target, approved_by, rollback=True)
-            version, previous = registry.get(spec.name, target), current
-        else:
-            model = evaluation_report.model
-            if not evaluation_report.gate_passed:
-                # The blocking gate check already stops this in the same run; this guards later runs too.
-                raise dg.Failure(
-                    f"version {model.version} failed the gate; the champion stays where it was",
-                    metadata={"reasons": dg.MetadataValue.json(evaluation_report.gate_reasons)},
-                )
-            approved_by = approver or f"gate:auto (run started by {getpass.getuser()})"
-            champion = registry.by_alias(spec.name, "champion")
-            strategy = config.strategy.value if config.strategy else spec.deployment.strategy
-            if strategy == "replace" or champion is None or champion.version == model.version:
-                previous = registry.promote(spec.name, model.version, approved_by)
-                version = registry.get(spec.name, model.version)
-            else:
-                url = deployer.deploy(str(spec_path), champion, store.uri(log_key))  # the champion serves meanwhile
-                challenger = registry.get(spec.name, model.version)
-                outcome = roll_out(spec, registry, deployer, champion, challenger, approved_by, context.log, read_arms)
-                action, reasons = outcome.action, reasons + outcome.reasons
-                arms = _arms_record(outcome.arms, outcome.metrics)
-                version = registry.get(spec.name, outcome.served_version)
-                previous = champion if outcome.served_version != champion.version else None
-        if action in ("replace", "rollback"):
-            try:
-                url = deployer.deploy(str(spec_path), version, store.uri(log_key))
-            except Exception as exc:
-                # The alias moved so that the endpoint would load the version; it could not: move it back.
-                if previous is not None:
-                    registry.promote(spec.name, previous.version, f"restored: v{version.version} did not deploy", True)
-                decision = {"action": f"{action} failed", "model_version": version.version, "reasons": [str(exc)]}
-                record_decision(store, spec.name, {**decision, "previous_version": previous and previous.version})
-                raise
-        serving = deployer.rollout_status(spec.name)
-        audit_key = record_decision(
-            store,
-            spec.name,
-            {
-                "action": action,
-                "model_version": version.version,
-                "previous_version": previous.version if previous else None,
-                "challenger_version": evaluation_report.model.version if not config.rollback else None,
-                "approved_by": approved_by,
-                "reasons": reasons,
-                "arms": arms,
-                "ended_rollout_arms": ended,
-                "dagster_run_id": context.run_id,
-                "url": url,
-                "serving_path": serving["fast_path_check"],
-            },
+        run = DeploymentRun(
+            spec, str(spec_path), store, registry, deployer, evaluation_report, read_arms, context.log, context.run_id
         )
-        context.log.info(f"{spec.name} v{version.version} is champion and served at {url}")
+        decision = run.carry_out(
+            rollback=config.rollback,
+            strategy=config.strategy.value if config.strategy else spec.deployment.strategy,
+            approver=config.approved_by or context.run.tags.get(APPROVER_TAG),
+        )
+        version, previous, reasons = decision.version, decision.previous, decision.reasons
+        context.log.info(f"{spec.name} v{version.version} is champion and served at {decision.url}")
         return dg.Output(
             EndpointState(
-                url,
+                decision.url,
                 version.version,
-                log_key,
+                log_prefix(spec.name),
                 version.tags["reference_key"],
                 previous.version if previous else None,
-                approved_by,
+                decision.approved_by,
             ),
             metadata={
-                "url": dg.MetadataValue.url(url),
+                "url": dg.MetadataValue.url(decision.url),
                 "model_version": version.version,
                 "previous_champion": previous.version if previous else "none",
-                "approved_by": approved_by,
-                "action": action,
-                "audit_record": dg.MetadataValue.path(store.uri(audit_key)),
-                "serving_path": serving["fast_path_check"],
+                "approved_by": decision.approved_by,
+                "action": decision.action,
+                "audit_record": dg.MetadataValue.path(store.uri(decision.audit_key)),
+                "serving_path": decision.serving_path,
                 **({"decision": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons))} if reasons else {}),
-                **_arms_metadata(arms or ended),
+                **_arms_metadata(decision.arms or decision.ended),
             },
         )
 
@@ -541,14 +481,6 @@ def holdout_inputs_parquet(frame) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _running_rollout(deployer: EndpointDeployer, name: str) -> dict | None:
-    """The endpoint's status when it runs a rollout; ``None`` when it runs none or no endpoint runs."""
-    if deployer.running_url(name) is None:
-        return None
-    status = deployer.rollout_status(name)
-    return status if status.get("rollout") else None
-
-
 def _arms_metadata(record: dict | None) -> dict:
     if record is None:
         return {}
@@ -556,13 +488,6 @@ def _arms_metadata(record: dict | None) -> dict:
         "arms": dg.MetadataValue.json({k: v for k, v in record.items() if k != "table"}),
         "arms_table": dg.MetadataValue.md(record["table"]),
     }
-
-
-def _arms_record(counters: dict, arms: list) -> dict:
-    """A rollout's figures: the endpoint's counters per arm, and per version what the logs show."""
-    from mlops_assets.arms import arms_table
-
-    return {"counters": counters, "versions": [arm.as_dict() for arm in arms], "table": arms_table(arms)}
 
 
 def _plots(model, holdout, spec) -> dict[str, bytes]:

@@ -78,12 +78,13 @@ def roll_out(
     ended = dt.datetime.now(dt.UTC)
     final = deployer.end_rollout(spec.name)
     served = challenger.version if verdict.promote else champion.version
+    try:  # the decision stands without the logs' figures
+        figures = read_arms(since, ended)
+    except Exception as exc:
+        log.warning(f"canary decided, but its figures could not be read from the logs: {exc!r}")
+        figures = []
     return RolloutOutcome(
-        "promoted" if verdict.promote else "rolled back",
-        served,
-        verdict.reasons,
-        final.get("arms", {}),
-        read_arms(since, ended),
+        "promoted" if verdict.promote else "rolled back", served, verdict.reasons, final.get("arms", {}), figures
     )
 
 

@@ -407,21 +407,30 @@ def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(project):
     def unreadable_logs(since, until):
         raise OSError("the artifact store is unreachable")
 
-    sender = threading.Thread(target=replay, args=(spec, project.pipelines, url, 100), daemon=True)
+    stop_traffic = threading.Event()
+
+    def traffic():
+        while not stop_traffic.is_set():
+            replay(spec, project.pipelines, url, rows=10)
+
+    sender = threading.Thread(target=traffic, daemon=True)
     sender.start()
-    with pytest.raises(OSError, match="unreachable"):
-        roll_out(
-            spec,
-            registry,
-            deployer,
-            registry.get("breast_cancer", "1"),
-            registry.get("breast_cancer", "2"),
-            "test",
-            logging.getLogger("test"),
-            unreadable_logs,
-            poll_seconds=0.05,
-        )
-    sender.join(30)
+    try:
+        with pytest.raises(OSError, match="unreachable"):
+            roll_out(
+                spec,
+                registry,
+                deployer,
+                registry.get("breast_cancer", "1"),
+                registry.get("breast_cancer", "2"),
+                "test",
+                logging.getLogger("test"),
+                unreadable_logs,
+                poll_seconds=0.05,
+            )
+    finally:
+        stop_traffic.set()
+        sender.join(30)
     assert deployer.rollout_status("breast_cancer")["rollout"] is None
     assert registry.get("breast_cancer", "2").tags["canary"].startswith("ended without a verdict: OSError(")
     assert champion(project) == "1"
