@@ -101,7 +101,7 @@ def register_versions(tracking_uri: str, artifact_root: Path) -> dict[str, objec
         model = fit_pipeline_model(spec, data, LogisticRegression(C=C, max_iter=1000))
         with mlflow.start_run(experiment_id=experiment) as run:
             registered = str(log_pipeline_model(model, spec).registered_model_version)
-        log_holdout_inputs(client, run.info.run_id, frame[spec.input_columns])  # so the fast path serves
+        log_holdout_inputs(tracking_uri, artifact_root, run.info.run_id, frame[spec.input_columns])  # fast path
         models[registered] = load_pipeline_model(tracking_uri, spec.name, registered)
     client.set_registered_model_alias(spec.name, "champion", min(models, key=int))
     return models

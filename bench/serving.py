@@ -117,20 +117,20 @@ def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(experiment_id=experiment) as run:
         info = log_pipeline_model(model, spec)
-    log_holdout_inputs(client, run.info.run_id, holdout[spec.input_columns])
+    log_holdout_inputs(tracking_uri, artifact_root, run.info.run_id, holdout[spec.input_columns])
     client.set_registered_model_alias(spec.name, "champion", str(info.registered_model_version))
     return str(info.registered_model_version)
 
 
-def log_holdout_inputs(client, run_id: str, inputs) -> None:
-    """Store ``inputs`` where ``evaluation_report`` stores a version's holdout: the endpoint checks its
-    compiled fast path against them before serving with it."""
+def log_holdout_inputs(tracking_uri: str, artifact_root: Path, run_id: str, inputs) -> None:
+    """Store ``inputs`` as ``evaluation_report`` stores a version's holdout (the same calls): the endpoint
+    checks its compiled fast path against them before serving with it."""
+    from mlops_assets.factory import holdout_inputs_parquet
     from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
+    from resources.mlflow_registry import MlflowRegistry
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / HOLDOUT_INPUTS
-        inputs.to_parquet(path, index=False)
-        client.log_artifact(run_id, str(path), EVALUATION_FOLDER)
+    registry = MlflowRegistry(uri=tracking_uri, artifact_root=str(artifact_root))
+    registry.log_artifacts(run_id, {HOLDOUT_INPUTS: holdout_inputs_parquet(inputs)}, EVALUATION_FOLDER)
 
 
 def time_calls(fn, args: argparse.Namespace) -> Measured:
