@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlops_assets.confidence import metric_interval
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.inference_log import CHAMPION_PREDICTION
 from mlops_assets.locations import log_prefix, shadow_log_prefix
 from mlops_assets.model import PipelineModel
 from mlops_assets.monitoring import (
     PREDICTION,
-    labelled_metric,
+    Labelled,
+    labelled_arrays,
     labelled_predictions,
     log_since,
     logged_class_index,
@@ -46,9 +48,13 @@ class ArmMetrics:
     high: float
     # shadow: share of rows answered otherwise than the champion did (regression: mean absolute difference)
     disagreement: float | None = None
+    # the labelled rows behind ``value``, for comparing arms (``None`` without any, or where the log cannot
+    # give the metric); left out of ``as_dict``, which is what metadata and the audit log keep
+    labelled: Labelled | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        figures = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "labelled"}
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in figures.items()}
 
 
 def arm_metrics(
@@ -59,16 +65,16 @@ def arm_metrics(
     if logged.num_rows == 0:
         return []
     metric = spec.primary_metric
-    confidence = spec.monitoring.performance.confidence if spec.monitoring.performance else 0.95
     joined = labelled_predictions(spec, logged, labels)
     arms = []
     for version in sorted(set(logged.column("model_version").to_pylist()), key=_version_order):
         rows = logged.filter(pc.equal(logged.column("model_version"), version))
         predictions = rows.column(PREDICTION).to_numpy(zero_copy_only=False)
         mine = joined[joined["model_version"] == version] if not joined.empty else joined
+        labelled = labelled_arrays(metric, mine, spec.target, model) if len(mine) else None
         value = low = high = math.nan
-        if len(mine):
-            value, low, high = labelled_metric(metric, mine, spec.target, model, confidence)
+        if labelled is not None:
+            value, low, high = metric_interval(metric, *labelled, spec.online_confidence)
         disagreement = None
         if CHAMPION_PREDICTION in rows.column_names:
             champion = rows.column(CHAMPION_PREDICTION).to_numpy(zero_copy_only=False)
@@ -88,6 +94,7 @@ def arm_metrics(
                 low=low,
                 high=high,
                 disagreement=disagreement,
+                labelled=labelled,
             )
         )
     return arms

@@ -6,6 +6,9 @@ so the same predictions always give the same interval. The bootstrap is vectoris
 resamples is a (resamples, rows) matrix of how often each row was drawn, and every metric is computed
 from weighted sums over rows, not by calling scikit-learn once per resample.
 
+Two models that answered different rows (the arms of a canary) are compared by ``gain_interval``, which
+deals the pooled rows between the arms again with the same weighted sums.
+
 >>> import numpy as np
 >>> y = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 1])
 >>> value, low, high = metric_interval("accuracy", y, np.ones(10, dtype=int), None)
@@ -21,7 +24,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from mlops_assets.metrics import METRICS
+from mlops_assets.metrics import METRICS, gain
 
 BLOCK_CELLS = 1 << 22  # resamples x rows per block: bounds the memory of the bootstrap to ~32 MiB
 
@@ -61,6 +64,58 @@ def metric_interval(
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(replicates, [tail, 100 - tail])
     return value, float(low), float(high)
+
+
+def gain_interval(
+    name: str,
+    champion: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    challenger: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    confidence: float = 0.95,
+    n_perm: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(gain, low, high): the challenger's gain over the champion on a metric of ``METRICS`` (positive when
+    better, as ``metrics.gain``), each arm given as (y_true, y_pred, y_score) of the rows it answered.
+
+    Both arms are samples, so both arms' noise must widen the interval. Bootstrapping each arm does not
+    do it where a small sample is ranked or classified perfectly (a good model's canary often is): every
+    resample of it is perfect too, and that arm looks exactly known. The interval here inverts a
+    permutation test instead: if the arms were alike their rows would be exchangeable, so dealing the
+    pooled rows between them again, in the arms' sizes, shows the gains that chance alone makes, and the
+    interval is the observed gain less those (a shift model). Its upper end is below 0 exactly when a
+    one-sided permutation test finds the challenger worse at level ``(1 - confidence) / 2``.
+
+    >>> y = np.array([0, 1] * 20)
+    >>> perfect, one_swap = np.eye(2)[y], np.eye(2)[np.r_[1, y[1:]]]
+    >>> observed, low, high = gain_interval("roc_auc", (y, y, perfect), (y, y, one_swap))
+    >>> round(observed, 4), low < 0 < high
+    (-0.025, True)
+    """
+    arms = (champion, challenger)
+    y_true, y_pred = (np.concatenate([arm[i] for arm in arms]) for i in (0, 1))
+    y_score = None if champion[2] is None else np.concatenate([champion[2], challenger[2]])
+    compute = METRICS[name].compute
+    observed = gain(name, compute(*challenger), compute(*champion))
+    rows, dealt = len(y_true), len(challenger[0])
+    if math.isnan(observed) or dealt in (0, rows):
+        return observed, math.nan, math.nan
+    statistic = _FROM_WEIGHTS[name](y_true, y_pred, y_score)
+    rng = np.random.default_rng(seed)
+    per_block = max(1, BLOCK_CELLS // rows)
+    gains = []
+    for start in range(0, n_perm, per_block):
+        size = min(per_block, n_perm - start)
+        to_challenger = rng.permuted(np.tile(np.arange(rows) < dealt, (size, 1)), axis=1)
+        # weights summing to the pooled row count, as the bootstrap's draw counts do
+        mine, theirs = to_challenger * (rows / dealt), ~to_challenger * (rows / (rows - dealt))
+        gains.append(gain(name, statistic(mine), statistic(theirs)))
+    gains = np.concatenate(gains)
+    # a deal that gives the observed gain, but for rounding in the weighted sums, is a tie: the test must not
+    # reject a challenger on the last bit of a float (two perfect arms would otherwise be "worse" half the time)
+    gains[np.isclose(gains, observed, rtol=1e-9, atol=1e-12)] = observed
+    tail = (1 - confidence) / 2 * 100
+    chance_low, chance_high = np.nanpercentile(gains, [tail, 100 - tail])
+    return observed, float(observed - chance_high), float(observed - chance_low)
 
 
 def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], rows: int, n_boot: int, seed: int) -> np.ndarray:
@@ -145,6 +200,7 @@ def _roc_auc(y, pred, score):
 
 
 _FROM_WEIGHTS = {
+    "accuracy": lambda y, pred, score: _mean_of((np.asarray(y) == pred).astype(float)),
     "roc_auc": _roc_auc,
     "f1": _f1,
     "f1_macro": _f1_macro,

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -101,26 +101,39 @@ def labelled_predictions(spec, logged: pa.Table, labels: pd.DataFrame) -> pd.Dat
     return logged.select(columns).to_pandas().merge(truth, on=key, how="inner")
 
 
-def labelled_metric(
-    metric: str, joined: pd.DataFrame, target: str, model: PipelineModel, confidence: float
-) -> tuple[float, float, float]:
-    """(value, low, high) of ``metric`` on rows from ``labelled_predictions``; NaN where it is undefined.
+class Labelled(NamedTuple):
+    """Labelled predictions as the metrics take them: encoded truths, predictions and class probabilities."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    y_score: np.ndarray | None
+
+
+def labelled_arrays(metric: str, joined: pd.DataFrame, target: str, model: PipelineModel) -> Labelled | None:
+    """Rows from ``labelled_predictions`` as ``metric`` takes them; ``None`` where the log cannot give it.
 
     The log keeps the positive class's probability, so score-based metrics (roc_auc, log_loss) are
     available for binary classifiers; a multiclass log supports label-based metrics only.
     """
-    from mlops_assets.confidence import metric_interval
-
     y_true = model.encode_target(joined[target].to_numpy())
     if model.classes is None:
-        y_pred, proba = joined[PREDICTION].to_numpy(dtype=float), None
-    else:
-        y_pred = logged_class_index(model.classes, joined[PREDICTION].to_numpy())
-        score = joined["score"].to_numpy(dtype=float)
-        proba = np.column_stack([1 - score, score]) if len(model.classes) == 2 else None
+        return Labelled(y_true, joined[PREDICTION].to_numpy(dtype=float), None)
+    y_pred = logged_class_index(model.classes, joined[PREDICTION].to_numpy())
+    score = joined["score"].to_numpy(dtype=float)
+    proba = np.column_stack([1 - score, score]) if len(model.classes) == 2 else None
     if proba is None and METRICS[metric].needs_scores:
-        return math.nan, math.nan, math.nan
-    return metric_interval(metric, y_true, y_pred, proba, confidence)
+        return None
+    return Labelled(y_true, y_pred, proba)
+
+
+def labelled_metric(
+    metric: str, joined: pd.DataFrame, target: str, model: PipelineModel, confidence: float
+) -> tuple[float, float, float]:
+    """(value, low, high) of ``metric`` on rows from ``labelled_predictions``; NaN where it is undefined."""
+    from mlops_assets.confidence import metric_interval
+
+    arrays = labelled_arrays(metric, joined, target, model)
+    return (math.nan, math.nan, math.nan) if arrays is None else metric_interval(metric, *arrays, confidence)
 
 
 def logged_class_index(classes: list, logged: np.ndarray) -> np.ndarray:

@@ -108,7 +108,9 @@ def _canary_verdict(
         enough = counters["candidate"]["requests"] >= settings.min_requests
         if enough and spec.source.labels is not None and time.monotonic() - last_read >= LABEL_POLL_SECONDS:
             arms, last_read = read_arms(since, None), time.monotonic()
-            online = online_comparison(arms, champion.version, challenger.version, settings.min_labelled_rows)
+            online = online_comparison(
+                arms, champion.version, challenger.version, settings.min_labelled_rows, spec.online_confidence
+            )
         if (enough and (online is not None or spec.source.labels is None)) or time.monotonic() >= deadline:
             break
         time.sleep(poll_seconds)
@@ -141,14 +143,18 @@ def _canary_verdict(
     return verdict
 
 
-def online_comparison(arms: list[ArmMetrics], champion: str, challenger: str, min_rows: int) -> OnlineComparison | None:
-    """Both arms' online metric once each has ``min_rows`` labelled predictions and the metric is defined
-    (roc_auc is not, on rows of one class)."""
+def online_comparison(
+    arms: list[ArmMetrics], champion: str, challenger: str, min_rows: int, confidence: float = 0.95
+) -> OnlineComparison | None:
+    """Both arms' online metric and the challenger's gain, once each arm has ``min_rows`` labelled
+    predictions and the metric is defined on both (roc_auc is not, on rows of one class)."""
+    from mlops_assets.confidence import gain_interval
+
     by_version = {arm.version: arm for arm in arms if arm.role == "served"}
     first, second = by_version.get(champion), by_version.get(challenger)
     if first is None or second is None or min(first.labelled_rows, second.labelled_rows) < min_rows:
         return None
-    comparison = OnlineComparison(first.metric, first.value, second.value, second.low, second.high)
-    if any(math.isnan(v) for v in (comparison.champion, comparison.challenger_low, comparison.challenger_high)):
+    if first.labelled is None or second.labelled is None or math.isnan(first.value) or math.isnan(second.value):
         return None
-    return comparison
+    interval = gain_interval(first.metric, first.labelled, second.labelled, confidence)
+    return None if math.isnan(interval[2]) else OnlineComparison(first.metric, first.value, second.value, *interval)

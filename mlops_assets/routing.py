@@ -13,8 +13,6 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from mlops_assets.metrics import METRICS, gain
-
 CHAMPION, CANDIDATE = "champion", "candidate"
 
 
@@ -59,13 +57,15 @@ class CanaryVerdict:
 
 @dataclass(frozen=True)
 class OnlineComparison:
-    """The primary metric of both arms on their labelled predictions; the challenger's with its interval."""
+    """The primary metric of both arms on their labelled predictions, and the challenger's gain over the
+    champion (positive when better) with its interval."""
 
     metric: str
     champion: float
     challenger: float
-    challenger_low: float
-    challenger_high: float
+    gain: float
+    gain_low: float
+    gain_high: float
 
 
 def canary_verdict(
@@ -79,9 +79,8 @@ def canary_verdict(
     """Promote or roll back once the candidate has answered ``min_requests``; ``None`` until then.
 
     The candidate must not fail more often than the champion by over ``max_error_rate_increase``, and,
-    where labels give both arms a metric, its confidence interval must reach a gain of ``min_gain`` over
-    the champion: a canary sees few labelled rows, so it is rolled back when it is confidently worse,
-    not on noise.
+    where labels give both arms a metric, the interval of its gain must reach ``min_gain``: a canary sees
+    few labelled rows, so it is rolled back when it is confidently short of that, not on noise.
     """
     if candidate.requests < min_requests:
         return None
@@ -92,12 +91,11 @@ def canary_verdict(
         f"(allowed increase {max_error_rate_increase})"
     ]
     if online is not None:
-        best = online.challenger_high if METRICS[online.metric].higher_is_better else online.challenger_low
-        ok = gain(online.metric, best, online.champion) >= min_gain
+        ok = online.gain_high >= min_gain
         promote &= ok
         reasons.append(
-            f"{'ok' if ok else 'FAIL'}: online {online.metric} {online.challenger:.4f} "
-            f"(CI {online.challenger_low:.4f}-{online.challenger_high:.4f}) vs champion {online.champion:.4f}; "
-            f"the interval must reach a gain of {min_gain:+}"
+            f"{'ok' if ok else 'FAIL'}: online {online.metric} {online.challenger:.4f} vs champion "
+            f"{online.champion:.4f}, gain {online.gain:+.4f} (CI {online.gain_low:+.4f} to {online.gain_high:+.4f}); "
+            f"the interval must reach {min_gain:+}"
         )
     return CanaryVerdict(bool(promote), reasons)

@@ -200,8 +200,9 @@ class RolloutSettings(SpecModel):
     )
     min_gain: float = Field(
         default=0.0,
-        description="canary with labels: gain over the champion's online primary metric that the challenger's "
-        "confidence interval must reach; a confidently worse challenger is rolled back.",
+        description="canary with labels: least gain over the champion's online primary metric, in its better "
+        "direction, that the confidence interval of the challenger's gain must reach (negative tolerates a small "
+        "regression); with 0 a challenger is rolled back only when confidently worse.",
     )
     min_labelled_rows: int = Field(
         default=50,
@@ -397,6 +398,11 @@ class PipelineSpec(SpecModel):
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
+
+    @property
+    def online_confidence(self) -> float:
+        """Level of the intervals on online metrics: the performance check's, else 95%."""
+        return self.monitoring.performance.confidence if self.monitoring.performance else 0.95
 
     @property
     def spec_hash(self) -> str:

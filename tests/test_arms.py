@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from mlops_assets.arms import ArmMetrics, arm_metrics, arms_table
 from mlops_assets.features import FeatureTransformer
 from mlops_assets.model import PipelineModel
+from mlops_assets.monitoring import Labelled
 from mlops_assets.rollout import online_comparison
 from mlops_assets.spec import load_spec
 
@@ -74,13 +76,23 @@ def test_shadow_disagreement_is_a_share_for_classes_and_a_mean_distance_for_numb
     assert arm.disagreement == 2.0 and arm.mean_prediction == 15.0
 
 
-def arm(version: str, labelled: int, value: float, low: float, high: float) -> ArmMetrics:
-    return ArmMetrics(version, "served", 100, 100, None, 0.5, "roc_auc", labelled, value, low, high)
+def arm(version: str, labelled: int, value: float, rows: Labelled | None = None) -> ArmMetrics:
+    return ArmMetrics(version, "served", 100, 100, None, 0.5, "roc_auc", labelled, value, value, value, None, rows)
 
 
 def test_the_canary_compares_only_defined_metrics_on_enough_labelled_rows():
-    assert online_comparison([arm("1", 60, 0.9, 0.85, 0.95), arm("2", 20, 0.9, 0.8, 0.97)], "1", "2", 50) is None
-    undefined = arm("2", 60, math.nan, math.nan, math.nan)  # roc_auc on rows of a single class
-    assert online_comparison([arm("1", 60, 0.9, 0.85, 0.95), undefined], "1", "2", 50) is None
-    compared = online_comparison([arm("1", 60, 0.9, 0.85, 0.95), arm("2", 60, 0.8, 0.7, 0.88)], "1", "2", 50)
-    assert (compared.champion, compared.challenger, compared.challenger_high) == (0.9, 0.8, 0.88)
+    rng = np.random.default_rng(3)
+    rows = {}
+    for version, noise in (("1", 0.2), ("2", 0.6)):
+        truth = rng.integers(0, 2, 80)
+        score = np.clip(truth + rng.normal(0, noise, 80), 0, 1)
+        rows[version] = Labelled(truth, (score > 0.5).astype(int), np.column_stack([1 - score, score]))
+    champion = arm("1", 80, roc_auc_score(rows["1"].y_true, rows["1"].y_score[:, 1]), rows["1"])
+    challenger = arm("2", 80, roc_auc_score(rows["2"].y_true, rows["2"].y_score[:, 1]), rows["2"])
+    assert online_comparison([champion, challenger], "1", "2", 81) is None  # too few labelled rows
+    assert online_comparison([champion, arm("2", 80, math.nan)], "1", "2", 50) is None  # roc_auc of one class
+    compared = online_comparison([champion, challenger], "1", "2", 50)
+    assert (compared.champion, compared.challenger) == (champion.value, challenger.value)
+    assert compared.gain == pytest.approx(challenger.value - champion.value)
+    assert compared.gain_low < compared.gain < compared.gain_high < 0  # the noisier model ranks confidently worse
+    assert "labelled" not in champion.as_dict()  # the rows stay out of metadata and the audit log

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from mlops_assets.confidence import _FROM_WEIGHTS, metric_interval, wilson_interval
-from mlops_assets.metrics import METRICS
+from mlops_assets.confidence import _FROM_WEIGHTS, gain_interval, metric_interval, wilson_interval
+from mlops_assets.metrics import METRICS, gain
 
 
 def _binary(n: int, seed: int = 0):
@@ -31,6 +31,7 @@ def _regression(n: int, seed: int = 2):
 
 
 CASES = {
+    "accuracy": _binary,
     "roc_auc": _binary,
     "f1": _binary,
     "log_loss": _binary,
@@ -89,3 +90,67 @@ def test_resamples_without_both_classes_are_left_out():
     y, pred, score = np.array([0, 1, 1]), np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
     value, low, high = metric_interval("roc_auc", y, pred, score, n_boot=200)
     assert value == 1.0 and low == high == 1.0
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_rows_dealt_to_two_arms_give_each_arm_its_metric(name):
+    y, pred, score = CASES[name](120)
+    to_challenger = np.random.default_rng(6).permutation(120) < 30
+    statistic = _FROM_WEIGHTS[name](y, pred, score)
+    weights = np.stack([to_challenger * (120 / 30), ~to_challenger * (120 / 90)])
+    for arm, value in zip((to_challenger, ~to_challenger), statistic(weights), strict=True):
+        expected = METRICS[name].compute(y[arm], pred[arm], None if score is None else score[arm])
+        assert value == pytest.approx(expected, rel=1e-9)
+
+
+def _ranked(rng, n: int, overlap: float):
+    """Binary rows whose scores separate the classes, but for a share ``overlap`` of rows scored at random."""
+    y = rng.integers(0, 2, n)
+    p1 = np.where(rng.random(n) < overlap, rng.random(n), np.where(y == 1, 0.9, 0.1))
+    return y, (p1 > 0.5).astype(int), np.column_stack([1 - p1, p1])
+
+
+def test_a_perfectly_ranked_champion_does_not_make_a_like_challenger_look_worse():
+    """The canary that rolled back a retrained copy of the champion: the champion's few labelled rows
+    happened to be ranked perfectly, so every bootstrap resample of them is perfect too."""
+    rng = np.random.default_rng(53)  # a seed where chance dealt the champion none of the randomly scored rows
+    champion, challenger = _ranked(rng, 100, 0.04), _ranked(rng, 100, 0.04)
+    assert METRICS["roc_auc"].compute(*champion) == 1.0
+    _, _, challenger_high = metric_interval("roc_auc", *challenger)
+    assert challenger_high < 1.0  # its own interval misses the champion's value: the old rule rolled it back
+    observed, low, high = gain_interval("roc_auc", champion, challenger)
+    assert observed == pytest.approx(METRICS["roc_auc"].compute(*challenger) - 1.0)
+    assert low < observed < 0 <= high
+
+
+@pytest.mark.parametrize("name", ["accuracy", "roc_auc"])
+def test_alike_arms_are_found_worse_about_as_often_as_the_level_allows(name):
+    """95% intervals: a challenger as good as the champion is confidently worse in about 2.5% of canaries,
+    not more, with the arms' sizes as a 10% canary gives them."""
+    rng = np.random.default_rng(12)
+    found_worse = []
+    for seed in range(300):
+        champion, challenger = _binary(200, seed=rng.integers(1 << 30)), _binary(30, seed=rng.integers(1 << 30))
+        found_worse.append(gain_interval(name, champion, challenger, n_perm=500, seed=seed)[2] < 0)
+    assert 0 < np.mean(found_worse) <= 0.045
+
+
+def test_a_worse_challenger_is_found_and_its_interval_holds_the_true_gain():
+    rng = np.random.default_rng(13)
+    y = rng.normal(10, 3, 600)
+    champion = (y[:300], y[:300] + rng.normal(0, 1, 300), None)
+    challenger = (y[300:], y[300:] + rng.normal(0, 2, 300), None)  # rmse 2 against 1: a gain of -1
+    observed, low, high = gain_interval("rmse", champion, challenger)
+    assert observed == pytest.approx(
+        gain("rmse", METRICS["rmse"].compute(*challenger), METRICS["rmse"].compute(*champion))
+    )
+    assert low < -1.0 < high < 0
+
+
+def test_perfect_arms_tie_and_undefined_metrics_give_no_interval():
+    y = np.array([0, 1] * 10)
+    perfect = (y, y, np.eye(2)[y])
+    assert gain_interval("accuracy", perfect, perfect) == (0.0, 0.0, 0.0)
+    one_class = (np.ones(6, dtype=int), np.ones(6, dtype=int), np.tile([0.2, 0.8], (6, 1)))
+    observed, low, high = gain_interval("roc_auc", perfect, one_class)
+    assert math.isnan(observed) and math.isnan(low) and math.isnan(high)

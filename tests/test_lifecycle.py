@@ -301,7 +301,9 @@ def canary(project, rollout: dict):
 
 
 def test_canary_promotes_the_challenger_after_enough_requests_and_labels(project):
-    url, deployed = canary(project, {"min_requests": 20, "min_labelled_rows": 15})
+    # the challenger is retrained on the same data: with min_gain 0 a like challenger is rolled back in about
+    # 2.5% of canaries (the test's level); tolerating 0.05 of roc_auc makes that vanishingly rare
+    url, deployed = canary(project, {"min_requests": 20, "min_labelled_rows": 15, "min_gain": -0.05})
     assert deployed["action"] == "promoted" and deployed["model_version"] == "2", deployed["decision"]
     counters = deployed["arms"]["counters"]
     assert counters["candidate"]["requests"] >= 20 and counters["candidate"]["errors"] == 0

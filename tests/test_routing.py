@@ -33,15 +33,17 @@ def test_canary_waits_for_enough_requests_then_decides():
     assert not failing.promote and failing.reasons[0].startswith("FAIL")
 
 
-def test_canary_with_labels_rolls_back_only_a_confidently_worse_challenger():
+def test_canary_with_labels_rolls_back_only_a_challenger_whose_gain_interval_misses_min_gain():
     champion, candidate = ArmStats(requests=500), ArmStats(requests=100)
-    worse = canary_verdict(champion, candidate, 100, 0.01, OnlineComparison("rmse", 50.0, 55.0, 51.5, 58.0), -1.0)
+    worse = canary_verdict(champion, candidate, 100, 0.01, OnlineComparison("rmse", 50.0, 55.0, -5.0, -8.0, -1.5), -1.0)
     assert not worse.promote
     assert worse.reasons[1] == (
-        "FAIL: online rmse 55.0000 (CI 51.5000-58.0000) vs champion 50.0000; the interval must reach a gain of -1.0"
+        "FAIL: online rmse 55.0000 vs champion 50.0000, gain -5.0000 (CI -8.0000 to -1.5000); "
+        "the interval must reach -1.0"
     )
-    noisy = canary_verdict(champion, candidate, 100, 0.01, OnlineComparison("rmse", 50.0, 55.0, 48.0, 60.0), -1.0)
-    assert noisy.promote  # the interval reaches the champion: not shown to be worse
-    accuracy = OnlineComparison("accuracy", 0.90, 0.85, 0.80, 0.89)
+    noisy = OnlineComparison("rmse", 50.0, 55.0, -5.0, -10.0, 0.5)
+    assert canary_verdict(champion, candidate, 100, 0.01, noisy, -1.0).promote  # not shown to be worse
+    assert not canary_verdict(champion, candidate, 100, 0.01, noisy, min_gain=1.0).promote  # not shown to gain 1
+    accuracy = OnlineComparison("accuracy", 0.90, 0.85, -0.05, -0.10, -0.01)
     assert not canary_verdict(champion, candidate, 100, 0.01, accuracy).promote
     assert canary_verdict(champion, candidate, 100, 0.01, accuracy, min_gain=-0.02).promote
