@@ -8,6 +8,10 @@ import signal
 import urllib.request
 from pathlib import Path
 
+# a busy endpoint still answers /ping and /version from its event loop, but a loaded machine can take seconds; an
+# endpoint taken for gone would be started a second time beside the first
+PING_TIMEOUT_S = 10.0
+
 
 def state_file(state_dir: str | Path, name: str) -> Path:
     return Path(state_dir) / f"{name}.json"
@@ -20,7 +24,7 @@ def running_url(state_dir: str | Path, name: str) -> str | None:
         return None
     url = json.loads(path.read_text())["url"]
     try:
-        with urllib.request.urlopen(f"{url}/ping", timeout=2.0) as response:
+        with urllib.request.urlopen(f"{url}/ping", timeout=PING_TIMEOUT_S) as response:
             return url if response.status == 200 else None
     except OSError:
         return None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlops_assets.audit import describe_decision, read_decisions
 from mlops_assets.contracts import ArtifactStore
-from mlops_assets.endpoint_state import running_url
+from mlops_assets.endpoint_state import PING_TIMEOUT_S, running_url
 from mlops_assets.layout import LocalLayout
 
 
@@ -61,7 +61,7 @@ def _endpoint(url: str | None) -> str:
     if url is None:
         return "not running"
     try:
-        with urllib.request.urlopen(f"{url}/version", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/version", timeout=PING_TIMEOUT_S) as response:
             served = json.load(response)
     except (OSError, ValueError):
         return f"{url} (not answering /version)"

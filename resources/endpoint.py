@@ -18,7 +18,7 @@ from mlops_assets.endpoint_state import running_url, state_file
 from mlops_assets.routing import Rollout
 
 
-def _get_json(url: str, timeout: float = 2.0, data: bytes | None = None) -> dict:
+def _get_json(url: str, timeout: float = 10.0, data: bytes | None = None) -> dict:
     headers = {"Content-Type": "application/json"}
     token = os.environ.get("MLOPS_ADMIN_TOKEN")
     if token:
@@ -35,7 +35,7 @@ class LocalProcessDeployer(EndpointDeployer):
     tracking_uri: str
     host: str = "127.0.0.1"
     port: int = 0
-    start_timeout_s: float = 60.0
+    start_timeout_s: float = 120.0  # a cold start imports mlflow and sklearn, loads and checks the model
 
     def running_url(self, name: str) -> str | None:
         return running_url(self.state_dir, name)

@@ -29,14 +29,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition, timeout: float, what: str):
+def wait_for(condition, timeout: float, what: str, log: Path):
+    """Generous deadlines (a loaded 2-core machine starts a webserver, a daemon and run workers); the
+    condition usually holds long before, and a timeout shows the end of ``dagster dev``'s log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what}; dagster dev said:\n{log.read_text()[-3000:]}"
+    )
 
 
 def test_drift_retrains_under_the_daemon(tmp_path):
@@ -52,9 +56,9 @@ def test_drift_retrains_under_the_daemon(tmp_path):
     env = {**os.environ, "MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "MLOPS_PIPELINES": str(pipelines)}
     uri = f"sqlite:///{home / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    port = free_port()
     dev = None
-    with open(tmp_path / "dev.log", "wb") as dev_log:
+    dev_log_path = tmp_path / "dev.log"
+    with open(dev_log_path, "wb") as dev_log:
         try:
             deployed = subprocess.run(
                 [
@@ -73,6 +77,7 @@ def test_drift_retrains_under_the_daemon(tmp_path):
                 timeout=300,
             )
             assert deployed.returncode == 0, deployed.stderr[-3000:]
+            port = free_port()
             dev = subprocess.Popen(
                 [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-p", str(port)],
                 cwd=REPO,
@@ -92,7 +97,7 @@ def test_drift_retrains_under_the_daemon(tmp_path):
                 except (OSError, KeyError, TypeError):
                     return None
 
-            nodes = wait_for(graph, 120, "the Dagster webserver")
+            nodes = wait_for(graph, 300, "the Dagster webserver", dev_log_path)
             deps = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
             assert deps["breast_cancer/drift_report"] == {
                 "breast_cancer/validated_features",
@@ -107,12 +112,13 @@ def test_drift_retrains_under_the_daemon(tmp_path):
                 versions = client.search_model_versions("name='breast_cancer'")
                 return [v for v in versions if v.tags.get("trigger", "").startswith("drift_report:")]
 
-            (version,) = wait_for(retrained, 300, "a model version trained because of drift")
+            (version,) = wait_for(retrained, 600, "a model version trained because of drift", dev_log_path)
             assert version.tags["spec_hash"] == spec.spec_hash and version.tags["dataset_hash"]
             wait_for(
                 lambda: client.get_model_version("breast_cancer", version.version).tags.get("gate"),
-                120,
+                300,
                 "the retrained version's evaluation",
+                dev_log_path,
             )
         finally:
             if dev is not None:

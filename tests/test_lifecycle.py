@@ -49,7 +49,7 @@ def edit_spec(project, name, edit):
 
 def wait_for_log_rows(project, name, rows):
     folder = project.layout.data / name / "inference_log"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if sum(pq.read_metadata(p).num_rows for p in folder.glob("*.parquet")) >= rows:
             return

@@ -57,7 +57,7 @@ class Loop:
     def send(self, rows: int, seed: int, shifts=None):
         before = self.logged_rows()
         replay(self.spec, self.project.pipelines, self.url, rows=rows, batch=10, seed=seed, shifts=shifts)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while self.logged_rows() < before + rows:
             assert time.monotonic() < deadline, "the endpoint did not log the traffic"
             time.sleep(0.1)

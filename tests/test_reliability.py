@@ -108,7 +108,7 @@ class Clients:
         """Let traffic flow for ``seconds`` and until ``answers`` requests sent from now on were answered (at
         most one request per client was in flight before), so that each window has traffic however slow
         the machine."""
-        target, deadline = len(self.answers) + len(self._threads) + answers, time.monotonic() + 10
+        target, deadline = len(self.answers) + len(self._threads) + answers, time.monotonic() + 30
         time.sleep(seconds)
         while len(self.answers) < target and time.monotonic() < deadline:
             time.sleep(0.01)
