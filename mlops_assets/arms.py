@@ -16,7 +16,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops_assets.confidence import metric_interval
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.inference_log import CHAMPION_PREDICTION
 from mlops_assets.locations import log_prefix, shadow_log_prefix
@@ -25,6 +24,7 @@ from mlops_assets.monitoring import (
     PREDICTION,
     Labelled,
     labelled_arrays,
+    labelled_metric,
     labelled_predictions,
     log_since,
     logged_class_index,
@@ -72,9 +72,7 @@ def arm_metrics(
         predictions = rows.column(PREDICTION).to_numpy(zero_copy_only=False)
         mine = joined[joined["model_version"] == version] if not joined.empty else joined
         labelled = labelled_arrays(metric, mine, spec.target, model) if len(mine) else None
-        value = low = high = math.nan
-        if labelled is not None:
-            value, low, high = metric_interval(metric, *labelled, spec.online_confidence)
+        value, low, high = labelled_metric(metric, labelled, spec.online_confidence)
         disagreement = None
         if CHAMPION_PREDICTION in rows.column_names:
             champion = rows.column(CHAMPION_PREDICTION).to_numpy(zero_copy_only=False)

@@ -80,10 +80,13 @@ def gain_interval(
     Both arms are samples, so both arms' noise must widen the interval. Bootstrapping each arm does not
     do it where a small sample is ranked or classified perfectly (a good model's canary often is): every
     resample of it is perfect too, and that arm looks exactly known. The interval here inverts a
-    permutation test instead: if the arms were alike their rows would be exchangeable, so dealing the
-    pooled rows between them again, in the arms' sizes, shows the gains that chance alone makes, and the
-    interval is the observed gain less those (a shift model). Its upper end is below 0 exactly when a
-    one-sided permutation test finds the challenger worse at level ``(1 - confidence) / 2``.
+    permutation test instead: dealing the pooled rows between the arms again, in the arms' sizes, shows
+    the gains that chance alone makes, and the interval is the observed gain less those (a shift model).
+    The dealt gain is studentized (divided by its standard error: DeLong's for roc_auc, the per-row
+    spread for accuracy, mae, rmse and log_loss), so the test holds its level when the arms have the same
+    metric with differently spread errors, not only when their rows are interchangeable; f1 and r2 are
+    dealt as they are, which assumes the latter. The upper end is below 0 when a one-sided test finds the
+    challenger worse at level ``(1 - confidence) / 2``, up to the Monte-Carlo error of ``n_perm`` deals.
 
     >>> y = np.array([0, 1] * 20)
     >>> perfect, one_swap = np.eye(2)[y], np.eye(2)[np.r_[1, y[1:]]]
@@ -100,22 +103,33 @@ def gain_interval(
     if math.isnan(observed) or dealt in (0, rows):
         return observed, math.nan, math.nan
     statistic = _FROM_WEIGHTS[name](y_true, y_pred, y_score)
+    spread = _VARIANCE_FROM_WEIGHTS[name](y_true, y_pred, y_score) if name in _VARIANCE_FROM_WEIGHTS else None
+
+    def gain_and_error(to_challenger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mine, theirs = to_challenger.astype(float), (~to_challenger).astype(float)
+        # the statistics take weights summing to the pooled row count, as the bootstrap's draw counts do
+        gains = gain(name, statistic(mine * (rows / dealt)), statistic(theirs * (rows / (rows - dealt))))
+        return gains, (np.ones_like(gains) if spread is None else np.sqrt(spread(mine) + spread(theirs)))
+
+    (observed_error,) = gain_and_error((np.arange(rows) >= rows - dealt)[None, :])[1]
+    if observed_error == 0:  # each arm's rows all alike (two perfect arms): nothing to deal
+        return observed, observed, observed
     rng = np.random.default_rng(seed)
     per_block = max(1, BLOCK_CELLS // rows)
-    gains = []
+    dealt_t = []
     for start in range(0, n_perm, per_block):
         size = min(per_block, n_perm - start)
-        to_challenger = rng.permuted(np.tile(np.arange(rows) < dealt, (size, 1)), axis=1)
-        # weights summing to the pooled row count, as the bootstrap's draw counts do
-        mine, theirs = to_challenger * (rows / dealt), ~to_challenger * (rows / (rows - dealt))
-        gains.append(gain(name, statistic(mine), statistic(theirs)))
-    gains = np.concatenate(gains)
-    # a deal that gives the observed gain, but for rounding in the weighted sums, is a tie: the test must not
-    # reject a challenger on the last bit of a float (two perfect arms would otherwise be "worse" half the time)
-    gains[np.isclose(gains, observed, rtol=1e-9, atol=1e-12)] = observed
+        gains, errors = gain_and_error(rng.permuted(np.tile(np.arange(rows) < dealt, (size, 1)), axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dealt_t.append(np.where(gains == 0, 0.0, gains / errors))
+    dealt_t = np.concatenate(dealt_t)
+    observed_t = observed / observed_error
+    # a deal that gives the observed value, but for rounding in the weighted sums, is a tie: the test must
+    # not reject a challenger on the last bit of a float
+    dealt_t[np.isclose(dealt_t, observed_t, rtol=1e-9, atol=1e-12)] = observed_t
     tail = (1 - confidence) / 2 * 100
-    chance_low, chance_high = np.nanpercentile(gains, [tail, 100 - tail])
-    return observed, float(observed - chance_high), float(observed - chance_low)
+    chance_low, chance_high = np.nanpercentile(dealt_t, [tail, 100 - tail])
+    return observed, float(observed - chance_high * observed_error), float(observed - chance_low * observed_error)
 
 
 def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], rows: int, n_boot: int, seed: int) -> np.ndarray:
@@ -132,15 +146,54 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], rows: int, n_boot: 
 
 
 def _mean_of(per_row: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The weighted mean of ``per_row``, for weights that sum to its length (draw counts, or a dealt arm's
+    rows scaled up to the pooled count)."""
     return lambda weights: weights @ per_row / len(per_row)
 
 
+def _variance_of_mean(per_row: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The sampling variance of the mean of the rows that 0/1 ``weights`` select."""
+
+    def variance(weights):
+        count = weights.sum(axis=1)
+        mean = weights @ per_row / count
+        return np.maximum(weights @ (per_row * per_row) / count - mean * mean, 0.0) / count
+
+    return variance
+
+
+def _correct(y, pred, score):
+    return (np.asarray(y) == pred).astype(float)
+
+
+def _absolute_error(y, pred, score):
+    return np.abs(np.asarray(y, float) - pred)
+
+
+def _squared_error(y, pred, score):
+    return (np.asarray(y, float) - pred) ** 2
+
+
+def _row_log_loss(y, pred, score):
+    eps = np.finfo(score.dtype).eps  # scikit-learn's clipping
+    return -np.log(np.clip(score[np.arange(len(y)), y.astype(int)], eps, 1 - eps))
+
+
 def _rmse(y, pred, score):
-    return lambda weights: np.sqrt(_mean_of((np.asarray(y, float) - pred) ** 2)(weights))
+    return lambda weights: np.sqrt(_mean_of(_squared_error(y, pred, score))(weights))
 
 
-def _mae(y, pred, score):
-    return _mean_of(np.abs(np.asarray(y, float) - pred))
+def _rmse_variance(y, pred, score):
+    """Of the mean squared error, through the square root (the delta method)."""
+    squared = _squared_error(y, pred, score)
+    of_mean = _variance_of_mean(squared)
+
+    def variance(weights):
+        mse = weights @ squared / weights.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(mse > 0, of_mean(weights) / (4 * mse), 0.0)
+
+    return variance
 
 
 def _r2(y, pred, score):
@@ -153,11 +206,6 @@ def _r2(y, pred, score):
             return np.where(spread > 0, 1 - (weights @ (y - pred) ** 2) / spread, np.nan)
 
     return r2
-
-
-def _log_loss(y, pred, score):
-    eps = np.finfo(score.dtype).eps  # scikit-learn's clipping
-    return _mean_of(-np.log(np.clip(score[np.arange(len(y)), y.astype(int)], eps, 1 - eps)))
 
 
 def _f1_of(y, pred, labels):
@@ -183,15 +231,25 @@ def _f1_macro(y, pred, score):
     return _f1_of(y, pred, np.union1d(y, pred))
 
 
-def _roc_auc(y, pred, score):
-    """Weighted Mann-Whitney: per resample, P(score of a positive > score of a negative) + half the ties."""
+def _tied_groups(y, score) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Weighted counts of positives and negatives per group of tied scores, groups in rising score."""
     order = np.argsort(score[:, 1], kind="stable")
     ranked, positive = score[order, 1], (np.asarray(y)[order] == 1).astype(float)
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # groups of tied scores
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+
+    def counts(weights):
+        w = weights[:, order]
+        return np.add.reduceat(w * positive, starts, axis=1), np.add.reduceat(w * (1 - positive), starts, axis=1)
+
+    return counts
+
+
+def _roc_auc(y, pred, score):
+    """Weighted Mann-Whitney: per resample, P(score of a positive > score of a negative) + half the ties."""
+    counts = _tied_groups(y, score)
 
     def auc(weights):
-        w = weights[:, order]
-        pos, neg = np.add.reduceat(w * positive, starts, axis=1), np.add.reduceat(w * (1 - positive), starts, axis=1)
+        pos, neg = counts(weights)
         below = np.cumsum(neg, axis=1) - neg
         with np.errstate(invalid="ignore", divide="ignore"):
             return (pos * (below + neg / 2)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
@@ -199,13 +257,41 @@ def _roc_auc(y, pred, score):
     return auc
 
 
+def _roc_auc_variance(y, pred, score):
+    """DeLong's variance of the AUC of the rows that 0/1 weights select: the spread of each positive's share
+    of negatives ranked below it, over the positives, plus the same for the negatives."""
+    counts = _tied_groups(y, score)
+
+    def variance(weights):
+        pos, neg = counts(weights)
+        positives, negatives = pos.sum(axis=1, keepdims=True), neg.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            of_positives = (np.cumsum(neg, axis=1) - neg / 2) / negatives  # negatives below, half the ties
+            of_negatives = (positives - np.cumsum(pos, axis=1) + pos / 2) / positives  # positives above
+            auc = (pos * of_positives).sum(axis=1, keepdims=True) / positives
+            spread_positives = (pos * (of_positives - auc) ** 2).sum(axis=1, keepdims=True) / positives
+            spread_negatives = (neg * (of_negatives - auc) ** 2).sum(axis=1, keepdims=True) / negatives
+            return (spread_positives / positives + spread_negatives / negatives)[:, 0]
+
+    return variance
+
+
 _FROM_WEIGHTS = {
-    "accuracy": lambda y, pred, score: _mean_of((np.asarray(y) == pred).astype(float)),
+    "accuracy": lambda y, pred, score: _mean_of(_correct(y, pred, score)),
     "roc_auc": _roc_auc,
     "f1": _f1,
     "f1_macro": _f1_macro,
-    "log_loss": _log_loss,
+    "log_loss": lambda y, pred, score: _mean_of(_row_log_loss(y, pred, score)),
     "rmse": _rmse,
-    "mae": _mae,
+    "mae": lambda y, pred, score: _mean_of(_absolute_error(y, pred, score)),
     "r2": _r2,
+}
+
+# the sampling variance of a metric on the rows that 0/1 weights select, to studentize a dealt gain
+_VARIANCE_FROM_WEIGHTS = {
+    "accuracy": lambda y, pred, score: _variance_of_mean(_correct(y, pred, score)),
+    "roc_auc": _roc_auc_variance,
+    "log_loss": lambda y, pred, score: _variance_of_mean(_row_log_loss(y, pred, score)),
+    "rmse": _rmse_variance,
+    "mae": lambda y, pred, score: _variance_of_mean(_absolute_error(y, pred, score)),
 }

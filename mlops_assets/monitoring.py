@@ -126,14 +126,11 @@ def labelled_arrays(metric: str, joined: pd.DataFrame, target: str, model: Pipel
     return Labelled(y_true, y_pred, proba)
 
 
-def labelled_metric(
-    metric: str, joined: pd.DataFrame, target: str, model: PipelineModel, confidence: float
-) -> tuple[float, float, float]:
-    """(value, low, high) of ``metric`` on rows from ``labelled_predictions``; NaN where it is undefined."""
+def labelled_metric(metric: str, labelled: Labelled | None, confidence: float) -> tuple[float, float, float]:
+    """(value, low, high) of ``metric`` on rows from ``labelled_arrays``; NaN where it is undefined."""
     from mlops_assets.confidence import metric_interval
 
-    arrays = labelled_arrays(metric, joined, target, model)
-    return (math.nan, math.nan, math.nan) if arrays is None else metric_interval(metric, *arrays, confidence)
+    return (math.nan, math.nan, math.nan) if labelled is None else metric_interval(metric, *labelled, confidence)
 
 
 def logged_class_index(classes: list, logged: np.ndarray) -> np.ndarray:
@@ -151,7 +148,8 @@ def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: Pipe
     joined = labelled_predictions(spec, window, labels).tail(settings.window)
     if joined.empty:
         return None
-    value, low, high = labelled_metric(settings.metric, joined, spec.target, model, settings.confidence)
+    labelled = labelled_arrays(settings.metric, joined, spec.target, model)
+    value, low, high = labelled_metric(settings.metric, labelled, settings.confidence)
     bound = high if METRICS[settings.metric].higher_is_better else low
     return OnlinePerformance(
         settings.metric,

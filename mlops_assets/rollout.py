@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops_assets.confidence import gain_interval
 from mlops_assets.contracts import EndpointDeployer, ModelRegistry, RegisteredModel
 from mlops_assets.routing import ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
 
@@ -148,13 +149,11 @@ def online_comparison(
 ) -> OnlineComparison | None:
     """Both arms' online metric and the challenger's gain, once each arm has ``min_rows`` labelled
     predictions and the metric is defined on both (roc_auc is not, on rows of one class)."""
-    from mlops_assets.confidence import gain_interval
-
     by_version = {arm.version: arm for arm in arms if arm.role == "served"}
     first, second = by_version.get(champion), by_version.get(challenger)
     if first is None or second is None or min(first.labelled_rows, second.labelled_rows) < min_rows:
         return None
-    if first.labelled is None or second.labelled is None or math.isnan(first.value) or math.isnan(second.value):
+    if first.labelled is None or second.labelled is None:
         return None
     interval = gain_interval(first.metric, first.labelled, second.labelled, confidence)
     return None if math.isnan(interval[2]) else OnlineComparison(first.metric, first.value, second.value, *interval)

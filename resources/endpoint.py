@@ -14,11 +14,11 @@ from dataclasses import asdict
 import dagster as dg
 
 from mlops_assets.contracts import EndpointDeployer, RegisteredModel
-from mlops_assets.endpoint_state import running_url, state_file
+from mlops_assets.endpoint_state import PING_TIMEOUT_S, running_url, state_file
 from mlops_assets.routing import Rollout
 
 
-def _get_json(url: str, timeout: float = 10.0, data: bytes | None = None) -> dict:
+def _get_json(url: str, timeout: float = PING_TIMEOUT_S, data: bytes | None = None) -> dict:
     headers = {"Content-Type": "application/json"}
     token = os.environ.get("MLOPS_ADMIN_TOKEN")
     if token:

@@ -77,7 +77,20 @@ def test_shadow_disagreement_is_a_share_for_classes_and_a_mean_distance_for_numb
 
 
 def arm(version: str, labelled: int, value: float, rows: Labelled | None = None) -> ArmMetrics:
-    return ArmMetrics(version, "served", 100, 100, None, 0.5, "roc_auc", labelled, value, value, value, None, rows)
+    return ArmMetrics(
+        version=version,
+        role="served",
+        requests=100,
+        rows=100,
+        mean_prediction=None,
+        positive_share=0.5,
+        metric="roc_auc",
+        labelled_rows=labelled,
+        value=value,
+        low=value,
+        high=value,
+        labelled=rows,
+    )
 
 
 def test_the_canary_compares_only_defined_metrics_on_enough_labelled_rows():

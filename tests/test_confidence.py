@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from mlops_assets.confidence import _FROM_WEIGHTS, gain_interval, metric_interval, wilson_interval
+from mlops_assets.confidence import (
+    _FROM_WEIGHTS,
+    _VARIANCE_FROM_WEIGHTS,
+    gain_interval,
+    metric_interval,
+    wilson_interval,
+)
 from mlops_assets.metrics import METRICS, gain
 
 
@@ -133,6 +139,46 @@ def test_alike_arms_are_found_worse_about_as_often_as_the_level_allows(name):
         champion, challenger = _binary(200, seed=rng.integers(1 << 30)), _binary(30, seed=rng.integers(1 << 30))
         found_worse.append(gain_interval(name, champion, challenger, n_perm=500, seed=seed)[2] < 0)
     assert 0 < np.mean(found_worse) <= 0.045
+
+
+def test_delong_variance_of_the_selected_rows_equals_its_definition():
+    y, _, score = _binary(90)  # with tied scores
+    selected = np.random.default_rng(7).random(90) < 0.6
+    positives, negatives = score[selected & (y == 1), 1], score[selected & (y == 0), 1]
+    below = np.array([np.mean((p > negatives) + 0.5 * (p == negatives)) for p in positives])
+    above = np.array([np.mean((positives > q) + 0.5 * (positives == q)) for q in negatives])
+    auc = below.mean()
+    expected = np.mean((below - auc) ** 2) / len(below) + np.mean((above - auc) ** 2) / len(above)
+    (variance,) = _VARIANCE_FROM_WEIGHTS["roc_auc"](y, None, score)(selected[None, :].astype(float))
+    assert variance == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["accuracy", "mae", "log_loss"])
+def test_the_variance_of_a_mean_metric_is_its_rows_spread_over_their_count(name):
+    y, pred, score = CASES[name](100)
+    selected = np.arange(100) < 40
+    per_row = {
+        "accuracy": lambda: (y == pred).astype(float),
+        "mae": lambda: np.abs(y - pred),
+        "log_loss": lambda: -np.log(score[np.arange(100), y.astype(int)]),
+    }[name]()[selected]
+    (variance,) = _VARIANCE_FROM_WEIGHTS[name](y, pred, score)(selected[None, :].astype(float))
+    assert variance == pytest.approx(np.var(per_row) / 40, rel=1e-9)
+
+
+def test_an_equal_metric_with_differently_spread_errors_is_not_found_worse():
+    """Same mean absolute error, 1.0: the champion's errors normal, the small challenger's mostly 0.2 and
+    one in ten 8.2. Its rows are not interchangeable with the champion's, which a plain permutation test
+    assumes (it rolled back about 20% of such canaries); the studentized one keeps near its level."""
+    rng = np.random.default_rng(14)
+    found_worse = []
+    for seed in range(300):
+        y = rng.normal(10, 3, 300)
+        champion_errors = rng.normal(0, np.sqrt(np.pi / 2), 270)
+        challenger_errors = np.where(rng.random(30) < 0.9, 0.2, 8.2) * rng.choice([-1, 1], 30)
+        champion, challenger = (y[:270], y[:270] + champion_errors, None), (y[270:], y[270:] + challenger_errors, None)
+        found_worse.append(gain_interval("mae", champion, challenger, n_perm=500, seed=seed)[2] < 0)
+    assert np.mean(found_worse) <= 0.05
 
 
 def test_a_worse_challenger_is_found_and_its_interval_holds_the_true_gain():

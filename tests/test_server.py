@@ -162,7 +162,7 @@ def test_every_scored_row_lands_in_the_inference_log(endpoint, versions):
     port, log_dir = endpoint
     for _ in range(3):
         assert call(port, "POST", "/invocations", rows(7))[0] == 200
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while sum(pq.read_metadata(p).num_rows for p in log_dir.glob("*.parquet")) < 21 and time.monotonic() < deadline:
         time.sleep(0.05)
     table = pq.ParquetDataset(sorted(log_dir.glob("*.parquet"))).read()
@@ -227,7 +227,7 @@ def test_a_100_mb_body_gets_a_413_without_being_read_and_the_server_keeps_servin
     status, answer, sent = stream(port, head, b"[" * 65536, total)
     assert status == 413 and answer["error_code"] == "REQUEST_LIMIT_EXCEEDED"
     assert answer["message"] == f"request body of {total} bytes is over the limit of 16777216 bytes"
-    assert sent < total  # answered before the body was all sent
+    assert sent < 32 * 1024 * 1024  # answered once the header was read: the limit plus socket buffers at most
     assert call(port, "POST", "/invocations", rows(1))[0] == 200
 
 
@@ -236,7 +236,7 @@ def test_a_chunked_body_is_counted_as_it_arrives(endpoint):
     head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     status, answer, sent = stream(port, head, b"10000\r\n" + b"[" * 65536 + b"\r\n", 100 * 1024 * 1024)
     assert status == 413 and answer["message"] == "request body over the limit of 16777216 bytes"
-    assert sent < 100 * 1024 * 1024  # refused once over the limit, not after the whole body
+    assert sent < 32 * 1024 * 1024  # refused once over the limit, not after the whole body
     assert call(port, "POST", "/invocations", rows(1))[0] == 200
 
 
