@@ -120,8 +120,8 @@ def gain_interval(
     for start in range(0, n_perm, per_block):
         size = min(per_block, n_perm - start)
         gains, errors = gain_and_error(rng.permuted(np.tile(np.arange(rows) < dealt, (size, 1)), axis=1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            dealt_t.append(np.where(gains == 0, 0.0, gains / errors))
+        with np.errstate(invalid="ignore", divide="ignore"):  # no gain but rounding's: no spread to divide by
+            dealt_t.append(np.where(np.isclose(gains, 0, rtol=0, atol=1e-12), 0.0, gains / errors))
     dealt_t = np.concatenate(dealt_t)
     observed_t = observed / observed_error
     # a deal that gives the observed value, but for rounding in the weighted sums, is a tie: the test must
