@@ -24,7 +24,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import secrets
 import selectors
@@ -37,10 +36,15 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
-from serving import Connection, log_holdout_inputs, process, state_url  # as every bench starts and registers
+from serving import (  # as every bench starts and registers
+    Connection,
+    log_holdout_inputs,
+    machine_line,
+    process,
+    state_url,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_PATH = REPO / "pipelines" / "breast_cancer.yaml"
@@ -254,13 +258,7 @@ def main() -> None:
     parser.add_argument("--canaries", type=int, default=5, help="canaries, each rolled back")
     args = parser.parse_args()
 
-    print(
-        f"{dt.datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}; "
-        + ", ".join(f"{p} {version(p)}" for p in PACKAGES)
-        + f"; 1-minute load average before: {os.getloadavg()[0]:.2f}",
-        flush=True,
-    )
+    print(machine_line(f"{dt.datetime.now():%Y-%m-%d %H:%M}", PACKAGES, os.getloadavg()[0]), flush=True)
     pick = random.Random(0)
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="bench-reliability-") as tmp:

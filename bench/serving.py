@@ -48,6 +48,16 @@ WARMUP_REQUESTS = 300
 PACKAGES = ("mlflow", "scikit-learn", "numpy", "uvicorn", "uvloop", "httptools", "orjson")
 
 
+def machine_line(when: str, packages: tuple[str, ...], load: float) -> str:
+    """The first line of a bench's output: when, on what, with which versions and how loaded it ran."""
+    return (
+        f"{when}, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"Python {platform.python_version()}; "
+        + ", ".join(f"{p} {version(p)}" for p in packages)
+        + f"; 1-minute load average before: {load:.2f}"
+    )
+
+
 @dataclass
 class Measured:
     latencies_ms: list[float]
@@ -470,13 +480,7 @@ def main() -> None:
         return
 
     load_before = wait_for_quiet_machine(args.max_load, args.wait_minutes)
-    print(
-        f"{dt.date.today()}, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Python {platform.python_version()}; "
-        + ", ".join(f"{p} {version(p)}" for p in PACKAGES)
-        + f"; 1-minute load average before: {load_before:.2f}",
-        flush=True,
-    )
+    print(machine_line(str(dt.date.today()), PACKAGES, load_before), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         folder = Path(tmp)
         tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
