@@ -102,14 +102,17 @@ def gain_interval(
     rows, dealt = len(y_true), len(challenger[0])
     if math.isnan(observed) or dealt in (0, rows):
         return observed, math.nan, math.nan
-    statistic = _FROM_WEIGHTS[name](y_true, y_pred, y_score)
-    spread = _VARIANCE_FROM_WEIGHTS[name](y_true, y_pred, y_score) if name in _VARIANCE_FROM_WEIGHTS else None
+    studentized = name in _WITH_VARIANCE_FROM_WEIGHTS
+    of_rows = (_WITH_VARIANCE_FROM_WEIGHTS if studentized else _FROM_WEIGHTS)[name](y_true, y_pred, y_score)
 
     def gain_and_error(to_challenger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mine, theirs = to_challenger.astype(float), (~to_challenger).astype(float)
-        # the statistics take weights summing to the pooled row count, as the bootstrap's draw counts do
-        gains = gain(name, statistic(mine * (rows / dealt)), statistic(theirs * (rows / (rows - dealt))))
-        return gains, (np.ones_like(gains) if spread is None else np.sqrt(spread(mine) + spread(theirs)))
+        if not studentized:  # f1, r2: dealt as they are
+            # the statistics take weights summing to the pooled row count, as the bootstrap's draw counts do
+            gains = gain(name, of_rows(mine * (rows / dealt)), of_rows(theirs * (rows / (rows - dealt))))
+            return gains, np.ones_like(gains)
+        (my_value, my_variance), (their_value, their_variance) = of_rows(mine), of_rows(theirs)
+        return gain(name, my_value, their_value), np.sqrt(my_variance + their_variance)
 
     (observed_error,) = gain_and_error((np.arange(rows) >= rows - dealt)[None, :])[1]
     if observed_error == 0:  # each arm's rows all alike (two perfect arms): nothing to deal
@@ -151,15 +154,15 @@ def _mean_of(per_row: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda weights: weights @ per_row / len(per_row)
 
 
-def _variance_of_mean(per_row: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The sampling variance of the mean of the rows that 0/1 ``weights`` select."""
+def _mean_and_variance(per_row: np.ndarray) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The mean of the rows that 0/1 ``weights`` select, and its sampling variance."""
 
-    def variance(weights):
+    def mean_and_variance(weights):
         count = weights.sum(axis=1)
         mean = weights @ per_row / count
-        return np.maximum(weights @ (per_row * per_row) / count - mean * mean, 0.0) / count
+        return mean, np.maximum(weights @ (per_row * per_row) / count - mean * mean, 0.0) / count
 
-    return variance
+    return mean_and_variance
 
 
 def _correct(y, pred, score):
@@ -183,17 +186,16 @@ def _rmse(y, pred, score):
     return lambda weights: np.sqrt(_mean_of(_squared_error(y, pred, score))(weights))
 
 
-def _rmse_variance(y, pred, score):
-    """Of the mean squared error, through the square root (the delta method)."""
-    squared = _squared_error(y, pred, score)
-    of_mean = _variance_of_mean(squared)
+def _rmse_and_variance(y, pred, score):
+    """The variance of the mean squared error, through the square root (the delta method)."""
+    of_squares = _mean_and_variance(_squared_error(y, pred, score))
 
-    def variance(weights):
-        mse = weights @ squared / weights.sum(axis=1)
+    def rmse_and_variance(weights):
+        mse, variance = of_squares(weights)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(mse > 0, of_mean(weights) / (4 * mse), 0.0)
+            return np.sqrt(mse), np.where(mse > 0, variance / (4 * mse), 0.0)
 
-    return variance
+    return rmse_and_variance
 
 
 def _r2(y, pred, score):
@@ -257,12 +259,12 @@ def _roc_auc(y, pred, score):
     return auc
 
 
-def _roc_auc_variance(y, pred, score):
-    """DeLong's variance of the AUC of the rows that 0/1 weights select: the spread of each positive's share
-    of negatives ranked below it, over the positives, plus the same for the negatives."""
+def _roc_auc_and_variance(y, pred, score):
+    """The AUC of the rows that 0/1 weights select and DeLong's variance of it: the spread of each positive's
+    share of negatives ranked below it, over the positives, plus the same for the negatives."""
     counts = _tied_groups(y, score)
 
-    def variance(weights):
+    def auc_and_variance(weights):
         pos, neg = counts(weights)
         positives, negatives = pos.sum(axis=1, keepdims=True), neg.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -271,9 +273,9 @@ def _roc_auc_variance(y, pred, score):
             auc = (pos * of_positives).sum(axis=1, keepdims=True) / positives
             spread_positives = (pos * (of_positives - auc) ** 2).sum(axis=1, keepdims=True) / positives
             spread_negatives = (neg * (of_negatives - auc) ** 2).sum(axis=1, keepdims=True) / negatives
-            return (spread_positives / positives + spread_negatives / negatives)[:, 0]
+            return auc[:, 0], (spread_positives / positives + spread_negatives / negatives)[:, 0]
 
-    return variance
+    return auc_and_variance
 
 
 _FROM_WEIGHTS = {
@@ -287,11 +289,11 @@ _FROM_WEIGHTS = {
     "r2": _r2,
 }
 
-# the sampling variance of a metric on the rows that 0/1 weights select, to studentize a dealt gain
-_VARIANCE_FROM_WEIGHTS = {
-    "accuracy": lambda y, pred, score: _variance_of_mean(_correct(y, pred, score)),
-    "roc_auc": _roc_auc_variance,
-    "log_loss": lambda y, pred, score: _variance_of_mean(_row_log_loss(y, pred, score)),
-    "rmse": _rmse_variance,
-    "mae": lambda y, pred, score: _variance_of_mean(_absolute_error(y, pred, score)),
+# a metric on the rows that 0/1 weights select with its sampling variance, in one pass, to studentize a dealt gain
+_WITH_VARIANCE_FROM_WEIGHTS = {
+    "accuracy": lambda y, pred, score: _mean_and_variance(_correct(y, pred, score)),
+    "roc_auc": _roc_auc_and_variance,
+    "log_loss": lambda y, pred, score: _mean_and_variance(_row_log_loss(y, pred, score)),
+    "rmse": _rmse_and_variance,
+    "mae": lambda y, pred, score: _mean_and_variance(_absolute_error(y, pred, score)),
 }

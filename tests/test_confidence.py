@@ -5,7 +5,7 @@ import pytest
 
 from mlops_assets.confidence import (
     _FROM_WEIGHTS,
-    _VARIANCE_FROM_WEIGHTS,
+    _WITH_VARIANCE_FROM_WEIGHTS,
     gain_interval,
     metric_interval,
     wilson_interval,
@@ -149,8 +149,11 @@ def test_delong_variance_of_the_selected_rows_equals_its_definition():
     above = np.array([np.mean((positives > q) + 0.5 * (positives == q)) for q in negatives])
     auc = below.mean()
     expected = np.mean((below - auc) ** 2) / len(below) + np.mean((above - auc) ** 2) / len(above)
-    (variance,) = _VARIANCE_FROM_WEIGHTS["roc_auc"](y, None, score)(selected[None, :].astype(float))
+    (auc_of_selected,), (variance,) = _WITH_VARIANCE_FROM_WEIGHTS["roc_auc"](y, None, score)(
+        selected[None, :].astype(float)
+    )
     assert variance == pytest.approx(expected, rel=1e-9)
+    assert auc_of_selected == pytest.approx(auc, rel=1e-12)
 
 
 @pytest.mark.parametrize("name", ["accuracy", "mae", "log_loss"])
@@ -162,8 +165,9 @@ def test_the_variance_of_a_mean_metric_is_its_rows_spread_over_their_count(name)
         "mae": lambda: np.abs(y - pred),
         "log_loss": lambda: -np.log(score[np.arange(100), y.astype(int)]),
     }[name]()[selected]
-    (variance,) = _VARIANCE_FROM_WEIGHTS[name](y, pred, score)(selected[None, :].astype(float))
+    (mean,), (variance,) = _WITH_VARIANCE_FROM_WEIGHTS[name](y, pred, score)(selected[None, :].astype(float))
     assert variance == pytest.approx(np.var(per_row) / 40, rel=1e-9)
+    assert mean == pytest.approx(np.mean(per_row), rel=1e-12)
 
 
 def test_an_equal_metric_with_differently_spread_errors_is_not_found_worse():
