@@ -1,9 +1,20 @@
 """Drift statistics as pure functions: reference and current values in, effect sizes and tests out.
 
 A feature drifts when an effect size exceeds its threshold (numbers: PSI or W1 over the reference's std;
-categories: Jensen-Shannon distance) and its test (KS; chi-squared), corrected over all tested features,
+categories: Jensen-Shannon distance) and its test (KS; chi-squared), corrected over all tests of the report,
 rejects at alpha. The effect size decides: with a large window the test alone flags shifts too small to
 matter. The test guards the other side: in a small window the effect size alone is often noise.
+
+Missing values follow the same rule. Categories count them as one more category. The KS test sees only
+present numbers, so a numeric feature's missing share is tested on its own (when either sample has a missing
+value): the JS distance between the samples' (missing, present) shares against the feature's ``js``
+threshold, and the chi-squared test of those counts. The distance is steep near zero: at the default 0.1 a
+column that had no missing value drifts once about 2% of the window is missing, while 10% becoming 15% does
+not. Two schema breaks are verdicts without a test: a column absent from the window, and a column with no
+value in a window of rows when the reference had values.
+
+Categories are compared by the text Arrow casts them to, the form the inference log stores (1 is "1",
+True "true", 1.5 "1.5"), so a reference of the model's int classes meets the logged strings.
 
 The effect sizes live in ``divergence``, the exact numeric statistics in ``numeric_drift``; this module
 holds the categorical statistics, the correction, the decision and the report.
@@ -27,20 +38,41 @@ MISSING = "<missing>"
 
 def category_counts(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Counts per reference category (sorted by name), then of categories the reference never had, then of
-    missing values when either sample has some. Hash factorisation: no Python loop over the values."""
+    missing values when either sample has some. Both samples are compared as ``category_text``."""
     import pandas as pd
 
-    ref_codes, ref_uniques = pd.factorize(np.asarray(reference, dtype=object))
-    cur_codes, cur_uniques = pd.factorize(np.asarray(current, dtype=object))
-    names = [str(u) for u in ref_uniques]
-    rank = np.argsort(np.argsort(names, kind="stable"))
-    unseen, missing = len(names), len(names) + 1
-    found = pd.Index(ref_uniques).get_indexer(cur_uniques)
-    ref_index = np.append(rank, missing)[ref_codes]  # factorize codes a missing value -1: the appended slot
-    cur_index = np.append(np.where(found >= 0, rank[found], unseen), missing)[cur_codes]
+    ref_codes, ref_names = _category_codes(reference)
+    cur_codes, cur_names = _category_codes(current)
+    rank = np.argsort(np.argsort(ref_names, kind="stable"))
+    unseen, missing = len(ref_names), len(ref_names) + 1
+    found = pd.Index(ref_names).get_indexer(cur_names)
+    ref_index = np.append(rank, missing)[ref_codes]  # index -1 (missing; not found) picks the appended slot
+    cur_index = np.append(np.append(rank, unseen)[found], missing)[cur_codes]
     counts = np.bincount(ref_index, minlength=missing + 1), np.bincount(cur_index, minlength=missing + 1)
     keep = missing + 1 if counts[0][missing] or counts[1][missing] else missing
-    return counts[0][:keep], counts[1][:keep], [*sorted(names), UNSEEN, MISSING][:keep]
+    return counts[0][:keep], counts[1][:keep], [*sorted(ref_names), UNSEEN, MISSING][:keep]
+
+
+def category_text(values: Any) -> Any:
+    """The values as an Arrow string array, cast as the inference log casts them (1 is "1", True "true",
+    1.5 "1.5"); None and NaN stay missing. An object array mixing types, which Arrow cannot hold as one
+    column, is cast one distinct value at a time (values equal in Python, such as 1 and True, are one)."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, from_pandas=True).cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        import pandas as pd
+
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+        text = np.array([pa.scalar(u).cast(pa.string()).as_py() for u in uniques] + [None], dtype=object)
+        return pa.array(text[codes], pa.string())  # code -1 (missing) picks the appended None
+
+
+def _category_codes(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's index into the sample's distinct texts (-1 when missing), and those texts."""
+    encoded = category_text(values).dictionary_encode()
+    return encoded.indices.fill_null(-1).to_numpy(), encoded.dictionary.to_numpy(zero_copy_only=False)
 
 
 def category_shares(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -85,6 +117,7 @@ class FeatureDrift:
     feature: str
     kind: str  # "numeric", "categorical" or "missing" (absent from the current window: schema drift)
     drifted: bool
+    reason: str | None = None  # why it drifted: "absent", "no values", or "distribution" and/or "missing share"
     psi: float | None = None
     wasserstein: float | None = None  # W1 between the samples over the reference's standard deviation
     js: float | None = None  # Jensen-Shannon distance, base 2, in [0, 1]
@@ -94,7 +127,11 @@ class FeatureDrift:
     p_value: float | None = None
     p_adjusted: float | None = None  # after the report's multiple-testing correction
     unseen_share: float | None = None  # share of current values in categories the reference never had
+    reference_missing_share: float | None = None
     missing_share: float | None = None  # share of current values missing
+    missing_js: float | None = None  # numeric: JS distance between the samples' (missing, present) shares
+    missing_p_value: float | None = None  # numeric: chi-squared test of the (missing, present) counts
+    missing_p_adjusted: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,14 +162,16 @@ class DriftReport:
             f" {self.correction} correction.",
             "",
             f"| feature | kind | PSI | W1/std | JS | thresholds | test | statistic | p | p ({self.correction}) |"
-            " unseen | missing | drifted |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            f" unseen | missing (reference → current) | missing JS | missing p ({self.correction}) | drifted |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f in self.features:
             thresholds = ", ".join(f"{k} {v:g}" for k, v in f.thresholds.items())
+            missing = "" if f.missing_share is None else f"{_fmt(f.reference_missing_share)} → {_fmt(f.missing_share)}"
             cells = [*map(_fmt, [f.psi, f.wasserstein, f.js]), thresholds, f.test or ""]
-            cells += map(_fmt, [f.statistic, f.p_value, f.p_adjusted, f.unseen_share, f.missing_share])
-            lines.append(f"| {f.feature} | {f.kind} | {' | '.join(cells)} | {'yes' if f.drifted else 'no'} |")
+            cells += [*map(_fmt, [f.statistic, f.p_value, f.p_adjusted, f.unseen_share]), missing]
+            cells += [*map(_fmt, [f.missing_js, f.missing_p_adjusted]), f"yes: {f.reason}" if f.drifted else "no"]
+            lines.append(f"| {f.feature} | {f.kind} | {' | '.join(cells)} |")
         return "\n".join(lines)
 
 
@@ -153,7 +192,7 @@ def _json_safe(value: Any) -> Any:
 @dataclass(frozen=True)
 class DriftConfig:
     """Thresholds of the drift decision; ``overrides`` maps a feature to its own thresholds
-    (keys ``psi``, ``wasserstein``, ``js``)."""
+    (keys ``psi``, ``wasserstein``, ``js``). A numeric feature's missing share is held to its ``js``."""
 
     bins: int = 10
     psi_threshold: float = 0.2
@@ -163,11 +202,13 @@ class DriftConfig:
     correction: str = "bonferroni"  # or "bh"
     overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
-    def thresholds(self, feature: str, kind: str) -> dict[str, float]:
-        """The effect-size thresholds that apply to one feature of this kind."""
+    def thresholds(self, feature: str, kind: str, missing_tested: bool = False) -> dict[str, float]:
+        """The effect-size thresholds that apply to one feature of this kind, with ``missing_js`` when its
+        missing share was tested on its own."""
         default = {"psi": self.psi_threshold, "wasserstein": self.wasserstein_threshold, "js": self.js_threshold}
         merged = {**default, **self.overrides.get(feature, {})}
-        return {k: merged[k] for k in (("js",) if kind == "categorical" else ("psi", "wasserstein"))}
+        limits = {k: merged[k] for k in (("js",) if kind == "categorical" else ("psi", "wasserstein"))}
+        return {**limits, "missing_js": merged["js"]} if missing_tested else limits
 
 
 def compute_drift(
@@ -177,30 +218,62 @@ def compute_drift(
     config: DriftConfig,
 ) -> DriftReport:
     """Per-feature drift of ``current`` against ``reference``; ``dtypes`` gives each feature's spec dtype
-    ("str" is categorical, anything else numeric). The rule is the module docstring's; a feature absent
-    from ``current`` is schema drift and counts as drifted."""
+    ("str" is categorical, anything else numeric). The rule and the schema breaks are the module
+    docstring's."""
     present = [c for c in dtypes if c in current]
-    stats = numeric_stats(reference, current, [c for c in present if dtypes[c] != "str"], config.bins)
+    numeric = [c for c in present if dtypes[c] != "str"]
+    stats = numeric_stats(reference, current, numeric, config.bins)
+    for c in numeric:
+        s = stats[c]
+        s.update(missing_shift(s["reference_missing_share"], len(reference[c]), s["missing_share"], len(current[c])))
     stats.update({c: _categorical_stats(reference[c], current[c]) for c in present if dtypes[c] == "str"})
-    adjusted = adjust_p_values([s["p_value"] for s in stats.values()], config.correction)
-    for s, p in zip(stats.values(), adjusted, strict=True):
-        s["p_adjusted"] = float(p)
-    features = []
-    for column in dtypes:
-        if column not in current:
-            features.append(FeatureDrift(column, "missing", True))
-            continue
-        s, limits = stats[column], config.thresholds(column, stats[column]["kind"])
-        drifted = any(s[name] > limit for name, limit in limits.items()) and s["p_adjusted"] < config.alpha
-        features.append(FeatureDrift(column, drifted=bool(drifted), thresholds=limits, **s))
+    tests = [(s, name) for s in stats.values() for name in _ADJUSTED if name in s]
+    adjusted = adjust_p_values([s[name] for s, name in tests], config.correction)
+    for (s, name), p in zip(tests, adjusted, strict=True):
+        s[_ADJUSTED[name]] = float(p)
+    features = [
+        _verdict(c, stats[c], len(current[c]) > 0, config) if c in stats else FeatureDrift(c, "missing", True, "absent")
+        for c in dtypes
+    ]
     n_ref, n_cur = (len(next(iter(data.values()), [])) for data in (reference, current))
     return DriftReport(n_ref, n_cur, config.correction, config.alpha, features)
+
+
+_ADJUSTED = {"p_value": "p_adjusted", "missing_p_value": "missing_p_adjusted"}  # the tests a report corrects
+
+
+def missing_shift(
+    reference_share: float, reference_rows: int, current_share: float, current_rows: int
+) -> dict[str, float]:
+    """Effect size and test of a change in the missing share: the JS distance between the samples'
+    (missing, present) shares and the chi-squared p-value of those counts. No test (NaN) when either sample
+    is empty, or the pooled samples have no missing value or no present one: nothing could differ."""
+    shares = np.array([[reference_share, 1 - reference_share], [current_share, 1 - current_share]])
+    counts = np.rint(shares * [[reference_rows], [current_rows]])
+    testable = reference_rows > 0 and current_rows > 0 and counts.sum(axis=0).min() > 0
+    p_value = chi2_test(counts[0], counts[1])[1] if testable else math.nan
+    return {"missing_js": js_distance(shares[0], shares[1]), "missing_p_value": p_value}
+
+
+def _verdict(column: str, s: dict[str, Any], has_rows: bool, config: DriftConfig) -> FeatureDrift:
+    """The rule for one feature's statistics; a window of rows without a single value, where the reference
+    had values, drifts whatever the tests say: there is nothing left to test."""
+    missing_tested = not math.isnan(s.get("missing_p_value", math.nan))
+    limits = config.thresholds(column, s["kind"], missing_tested)
+    shifted = any(s[k] > v for k, v in limits.items() if k != "missing_js") and s["p_adjusted"] < config.alpha
+    missing = missing_tested and s["missing_js"] > limits["missing_js"] and s["missing_p_adjusted"] < config.alpha
+    if has_rows and s["missing_share"] == 1 and s["reference_missing_share"] < 1:
+        reason = "no values"
+    else:
+        reason = ", ".join(r for r, hit in (("distribution", shifted), ("missing share", missing)) if hit) or None
+    return FeatureDrift(column, drifted=reason is not None, reason=reason, thresholds=limits, **s)
 
 
 def _categorical_stats(reference: Any, current: Any) -> dict[str, Any]:
     ref_counts, cur_counts, names = category_counts(reference, current)
     statistic, p_value = chi2_test(ref_counts, cur_counts)
     ref_shares, cur_shares = ref_counts / max(ref_counts.sum(), 1), cur_counts / max(cur_counts.sum(), 1)
+    has_missing = names[-1] == MISSING
     return {
         "kind": "categorical",
         "psi": psi(ref_shares, cur_shares),
@@ -209,5 +282,6 @@ def _categorical_stats(reference: Any, current: Any) -> dict[str, Any]:
         "statistic": statistic,
         "p_value": p_value,
         "unseen_share": float(cur_shares[names.index(UNSEEN)]),
-        "missing_share": float(cur_shares[-1]) if names[-1] == MISSING else 0.0,
+        "reference_missing_share": float(ref_shares[-1]) if has_missing else 0.0,
+        "missing_share": float(cur_shares[-1]) if has_missing else 0.0,
     }

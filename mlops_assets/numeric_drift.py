@@ -43,7 +43,7 @@ def ks_p_values(statistic: np.ndarray, n_reference: np.ndarray, n_current: np.nd
 
 
 def numeric_drift(reference: np.ndarray, current: np.ndarray, bins: int) -> dict[str, np.ndarray]:
-    """PSI, KS statistic and p-value, W1 over the reference's std and the current missing share, for every
+    """PSI, KS statistic and p-value, W1 over the reference's std and each sample's missing share, for every
     row of two (columns, rows) float blocks in which NaN marks a missing value (PSI gives missing values a
     bin; the other statistics skip them).
 
@@ -91,9 +91,10 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray, bins: int) -> dict
         std = reference.std(axis=1) if (ref.finite == reference.shape[1]).all() else _nan_std(reference)
         wasserstein = np.where(std > 0, w1 / std, np.where(w1 > 0, np.inf, w1))
     statistic, p_value = _ks_test(ks, reference, current, ref.finite, cur.finite)
+    reference_missing_share = 1 - ref.finite / max(reference.shape[1], 1)
     missing_share = 1 - cur.finite / max(current.shape[1], 1)
     return {"psi": psi_values, "wasserstein": wasserstein, "statistic": statistic, "p_value": p_value,
-            "missing_share": missing_share}  # fmt: skip
+            "reference_missing_share": reference_missing_share, "missing_share": missing_share}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,21 @@
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from mlops_assets.divergence import binned_shares, js_distance, psi, quantile_edges
-from mlops_assets.drift import DriftConfig, adjust_p_values, category_counts, category_shares, compute_drift
+from mlops_assets.drift import (
+    DriftConfig,
+    adjust_p_values,
+    category_counts,
+    category_shares,
+    category_text,
+    compute_drift,
+    missing_shift,
+)
 from mlops_assets.numeric_drift import EXACT_KS_MAX_ROWS, numeric_drift
 
 CONFIG = DriftConfig()
@@ -90,7 +99,133 @@ def test_a_column_missing_from_traffic_is_schema_drift():
         {"x": np.ones(10), "y": np.ones(10)}, {"x": np.ones(10)}, {"x": "float", "y": "float"}, CONFIG
     )
     assert report.drifted_features == ["y"] and report.features[1].kind == "missing"
-    assert "drift in y" in report.to_markdown()
+    assert report.features[1].reason == "absent"
+    assert "drift in y" in report.to_markdown() and "| yes: absent |" in report.to_markdown()
+
+
+def _as_logged(values) -> np.ndarray:
+    """What the inference log stores for a classifier's predictions: Arrow's cast to string."""
+    return pa.array(values).cast(pa.string()).to_numpy(zero_copy_only=False)
+
+
+def test_categories_are_compared_as_the_text_arrow_casts_them_to():
+    """The log's form for every type; a missing value stays missing, never the text "nan" or "None"."""
+    assert category_text(np.array([0, 1, 12])).to_pylist() == ["0", "1", "12"]
+    assert category_text(np.array([1.0, 1.5, np.nan])).to_pylist() == ["1", "1.5", None]
+    assert category_text(np.array([True, False])).to_pylist() == ["true", "false"]
+    assert category_text(np.array(["a", None, np.nan], dtype=object)).to_pylist() == ["a", None, None]
+    assert category_text(np.array([1, "a", 1.5, None], dtype=object)).to_pylist() == ["1", "a", "1.5", None]
+    ref, cur, names = category_counts(np.array([1.0, np.nan, 2.0]), np.array(["1", None, "2", "2"], dtype=object))
+    assert names == ["1", "2", "<unseen>", "<missing>"]
+    assert ref.tolist() == [1, 1, 0, 1] and cur.tolist() == [1, 2, 0, 1]
+
+
+CATEGORIES = {
+    "int": np.array([0, 1, 2]),
+    "float": np.array([0.5, 1.0, 2.25]),
+    "bool": np.array([True, False]),
+    "str": np.array(["b", "a", "c"], dtype=object),
+}
+AS_SENT = {
+    "raw reference, logged window": (np.asarray, _as_logged),
+    "logged reference, raw window": (_as_logged, np.asarray),
+    "both raw": (np.asarray, np.asarray),
+}
+
+
+@pytest.mark.parametrize("pairing", AS_SENT)
+@pytest.mark.parametrize("kind", CATEGORIES)
+def test_a_category_meets_itself_whatever_type_carries_it(kind, pairing):
+    """A model of an int (or bool, float) target predicts ints while the log stores their text: the same
+    classes must count as the same categories, so an unchanged model does not drift and a real shift does."""
+    rng, values = np.random.default_rng(49), CATEGORIES[kind]
+    as_reference, as_current = AS_SENT[pairing]
+    reference = values[rng.integers(0, len(values), 3_000)]
+    same = rng.permutation(reference)
+    ref_counts, cur_counts, names = category_counts(as_reference(reference), as_current(same))
+    assert names == [*sorted(category_text(values).to_pylist()), "<unseen>"]
+    assert cur_counts.tolist() == ref_counts.tolist() and ref_counts.sum() == 3_000
+    ref_shares, cur_shares, _ = category_shares(as_reference(reference), as_current(same))
+    assert cur_shares.tolist() == ref_shares.tolist()
+    unchanged = compute_drift({"k": as_reference(reference)}, {"k": as_current(same)}, {"k": "str"}, CONFIG)
+    feature = unchanged.features[0]
+    assert feature.psi == 0 and feature.js == 0 and feature.p_value == pytest.approx(1.0)
+    assert feature.unseen_share == 0 and not feature.drifted
+    window = values[rng.integers(0, len(values), 1_000)]
+    sampled = compute_drift({"k": as_reference(reference)}, {"k": as_current(window)}, {"k": "str"}, CONFIG)
+    assert sampled.features[0].unseen_share == 0 and not sampled.drifted
+    skewed = np.where(rng.random(1_000) < 0.7, values[0], window)
+    shifted = compute_drift({"k": as_reference(reference)}, {"k": as_current(skewed)}, {"k": "str"}, CONFIG)
+    assert shifted.features[0].unseen_share == 0 and shifted.features[0].reason == "distribution"
+    assert shifted.features[0].js > CONFIG.js_threshold and shifted.features[0].p_adjusted < CONFIG.alpha
+
+
+@pytest.mark.parametrize("dtype", ["float", "str"])
+def test_a_column_with_no_value_in_the_window_is_schema_drift(dtype):
+    """No value left means no test can run: the verdict must not wait for one, or a broken column is
+    never drift."""
+    rng = np.random.default_rng(50)
+    categories = np.array(["a", "b"], dtype=object)
+    values = rng.normal(size=2_000) if dtype == "float" else categories[rng.integers(0, 2, 2_000)]
+    empty = np.full(5, np.nan) if dtype == "float" else np.full(5, None, dtype=object)
+    report = compute_drift({"x": values}, {"x": empty}, {"x": dtype}, CONFIG)
+    feature = report.features[0]
+    assert feature.drifted and feature.reason == "no values" and feature.missing_share == 1
+    assert "| yes: no values |" in report.to_markdown()
+    as_json = json.loads(json.dumps(report.to_dict()))
+    assert as_json["features"][0]["reason"] == "no values" and as_json["drifted_features"] == ["x"]
+    never_filled = compute_drift({"x": empty}, {"x": empty}, {"x": dtype}, CONFIG)
+    assert not never_filled.drifted and never_filled.features[0].reason is None
+
+
+def test_a_jump_in_the_missing_share_of_a_numeric_column_drifts():
+    """The KS test sees only present values, which have not moved here: the missing share is tested on its
+    own, and its test joins the correction (two tests for one feature)."""
+    rng = np.random.default_rng(51)
+    current = rng.normal(size=2_000)
+    current[rng.random(2_000) < 0.6] = np.nan
+    report = compute_drift({"x": rng.normal(size=5_000)}, {"x": current}, {"x": "float"}, CONFIG)
+    feature = report.features[0]
+    assert feature.drifted and feature.reason == "missing share" and feature.p_adjusted > CONFIG.alpha
+    assert feature.reference_missing_share == 0 and feature.missing_share == pytest.approx(0.6, abs=0.03)
+    assert feature.missing_js > feature.thresholds["missing_js"] == CONFIG.js_threshold
+    assert feature.missing_p_adjusted == pytest.approx(min(2 * feature.missing_p_value, 1))
+    assert feature.p_adjusted == pytest.approx(min(2 * feature.p_value, 1))
+    assert "0 → 0.6" in report.to_markdown()
+
+
+def test_a_jump_in_the_missing_share_of_a_categorical_column_drifts():
+    """Categories count a missing value as one more category, so the usual test sees the jump."""
+    rng = np.random.default_rng(52)
+    names = np.array(["a", "b", "c"], dtype=object)
+    current = names[rng.integers(0, 3, 2_000)]
+    current[rng.random(2_000) < 0.6] = None
+    feature = compute_drift({"k": names[rng.integers(0, 3, 5_000)]}, {"k": current}, {"k": "str"}, CONFIG).features[0]
+    assert feature.drifted and feature.reason == "distribution" and feature.unseen_share == 0
+    assert feature.reference_missing_share == 0 and feature.missing_share == pytest.approx(0.6, abs=0.03)
+
+
+def test_an_equal_missing_share_never_flags():
+    """Equal shares make the missingness effect size zero whatever the window size, so only a shift of the
+    present values can make such a column drift."""
+    rng = np.random.default_rng(53)
+    reference = rng.normal(size=10_000)
+    reference[:3_000] = np.nan
+    for n in (20, 200, 2_000, 20_000):
+        current = rng.normal(size=n) + (1.0 if n == 20_000 else 0.0)
+        current[: n * 3 // 10] = np.nan
+        feature = compute_drift({"x": reference}, {"x": current}, {"x": "float"}, CONFIG).features[0]
+        assert feature.missing_js == pytest.approx(0, abs=1e-7) and feature.missing_p_value == pytest.approx(1)
+        assert feature.reason == ("distribution" if n == 20_000 else None)
+
+
+def test_the_missing_share_test_is_scipys_chi_squared_and_js_distance():
+    js, p_value = missing_shift(0.1, 4_000, 0.25, 1_000).values()
+    counts = np.array([[400, 3_600], [250, 750]])
+    assert p_value == pytest.approx(stats.chi2_contingency(counts).pvalue, rel=1e-12)
+    assert js == pytest.approx(jensenshannon([0.1, 0.9], [0.25, 0.75], base=2), rel=1e-12)
+    assert np.isnan(missing_shift(0.0, 100, 0.0, 50)["missing_p_value"])  # nothing missing: nothing to test
+    assert np.isnan(missing_shift(0.0, 100, 1.0, 0)["missing_p_value"])  # an empty window
 
 
 def _blocks(n_ref: int, n_cur: int) -> tuple[np.ndarray, np.ndarray]:
