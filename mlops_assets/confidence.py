@@ -7,7 +7,9 @@ resamples is a (resamples, rows) matrix of how often each row was drawn, and eve
 from weighted sums over rows, not by calling scikit-learn once per resample.
 
 Two models that answered different rows (the arms of a canary) are compared by ``gain_interval``, which
-deals the pooled rows between the arms again with the same weighted sums.
+deals the pooled rows between the arms again with the same weighted sums. Two models scored on the same
+rows (a holdout of recent production rows) are compared by ``paired_gain_interval``, which draws the rows
+once per resample for both, so the noise of which rows were drawn cancels out of their difference.
 
 >>> import numpy as np
 >>> y = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 1])
@@ -133,6 +135,72 @@ def gain_interval(
     tail = (1 - confidence) / 2 * 100
     chance_low, chance_high = np.nanpercentile(dealt_t, [tail, 100 - tail])
     return observed, float(observed - chance_high * observed_error), float(observed - chance_low * observed_error)
+
+
+def paired_gain_interval(
+    name: str,
+    y_true: np.ndarray,
+    champion: tuple[np.ndarray, np.ndarray | None],
+    challenger: tuple[np.ndarray, np.ndarray | None],
+    sample_weight: np.ndarray | None = None,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(gain, low, high): the challenger's gain over the champion on a metric of ``METRICS`` (positive when
+    better, as ``metrics.gain``), both models given as (y_pred, y_score) on the same rows ``y_true``.
+
+    A percentile bootstrap of the gain in which each resample draws the rows once and scores both models on
+    that draw: most of either model's error comes from which rows were drawn (hard rows are hard for both),
+    and it cancels in the difference, so the interval is far narrower than two independent ones would give.
+    ``sample_weight`` (importance weights of the rows) weighs each row as ``metrics`` does; the point gain is
+    the gain of the weighted metrics. Resamples on which the metric is undefined (roc_auc with one class)
+    are left out of the percentiles.
+
+    >>> y = np.array([0, 1] * 20)
+    >>> same = (y, np.eye(2)[y])
+    >>> paired_gain_interval("roc_auc", y, same, same)
+    (0.0, 0.0, 0.0)
+    """
+    y_true = np.asarray(y_true)
+    compute = METRICS[name].compute
+    observed = gain(name, compute(y_true, *challenger, sample_weight), compute(y_true, *champion, sample_weight))
+    if math.isnan(observed) or len(y_true) == 0:
+        return observed, math.nan, math.nan
+    of_champion, of_challenger = (_FROM_WEIGHTS[name](y_true, *model) for model in (champion, challenger))
+    to_weights = _importance_weighted(sample_weight)
+
+    def gains(draws: np.ndarray) -> np.ndarray:
+        weights = to_weights(draws)
+        return gain(name, of_challenger(weights), of_champion(weights))
+
+    replicates = bootstrap(gains, len(y_true), n_boot, seed)
+    if np.isnan(replicates).all():
+        return observed, math.nan, math.nan
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(replicates, [tail, 100 - tail])
+    return observed, float(low), float(high)
+
+
+def _importance_weighted(sample_weight: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Draw counts times the rows' importance weights, scaled to sum to the row count in each resample.
+
+    The statistics of ``_FROM_WEIGHTS`` take weights summing to the row count (``_mean_of`` divides by it,
+    ``_r2`` centres with it), which draw counts do. Multiplied by importance weights they no longer do, and
+    each resample's sum differs: scaling each resample to the row count makes every statistic the weighted
+    metric of the drawn rows, as ``metrics`` computes it (the self-normalised, ratio estimate). A resample
+    that drew only rows of zero weight has no metric and gives NaN, left out as an undefined one.
+    """
+    if sample_weight is None:
+        return lambda draws: draws
+    sample_weight = np.asarray(sample_weight, float)
+
+    def weighted(draws: np.ndarray) -> np.ndarray:
+        weights = draws * sample_weight
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return weights * (draws.shape[1] / weights.sum(axis=1, keepdims=True))
+
+    return weighted
 
 
 def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], rows: int, n_boot: int, seed: int) -> np.ndarray:

@@ -14,56 +14,75 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric over (y_true, y_pred, y_score); ``y_score`` is class probabilities for classifiers."""
+    """A metric over (y_true, y_pred, y_score, sample_weight=None); ``y_score`` is class probabilities for
+    classifiers. ``sample_weight`` weighs each row (importance weights, a training window's decay); without
+    it every row counts once, computed exactly as before weights existed."""
 
-    compute: Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
+    compute: Callable[..., float]
     higher_is_better: bool
     tasks: tuple[str, ...]
     needs_scores: bool = False  # computed from class probabilities, not labels alone
 
 
-def _accuracy(y, pred, score):
-    return float(np.mean(y == pred))
+def _accuracy(y, pred, score, sample_weight=None):
+    if sample_weight is None:
+        return float(np.mean(y == pred))
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
 
-def _f1(y, pred, score):
+def _f1(y, pred, score, sample_weight=None):
     from sklearn.metrics import f1_score
 
-    return float(f1_score(y, pred, average="binary" if len(np.unique(y)) <= 2 else "macro"))
+    average = "binary" if len(np.unique(y)) <= 2 else "macro"
+    return float(f1_score(y, pred, average=average, sample_weight=sample_weight))
 
 
-def _roc_auc(y, pred, score):
+def _roc_auc(y, pred, score, sample_weight=None):
     from sklearn.metrics import roc_auc_score
 
-    if len(np.unique(y)) < 2:
+    # rows of zero weight are not in the sample: both classes must be among the weighted rows
+    counted = np.asarray(y) if sample_weight is None else np.asarray(y)[np.asarray(sample_weight) > 0]
+    if len(np.unique(counted)) < 2:
         return float("nan")
-    return float(roc_auc_score(y, score[:, 1]))
+    return float(roc_auc_score(y, score[:, 1], sample_weight=sample_weight))
 
 
-def _log_loss(y, pred, score):
+def _log_loss(y, pred, score, sample_weight=None):
     from sklearn.metrics import log_loss
 
-    return float(log_loss(y, score, labels=np.arange(score.shape[1])))
+    return float(log_loss(y, score, labels=np.arange(score.shape[1]), sample_weight=sample_weight))
 
 
-def _f1_macro(y, pred, score):
+def _f1_macro(y, pred, score, sample_weight=None):
     from sklearn.metrics import f1_score
 
-    return float(f1_score(y, pred, average="macro"))
+    return float(f1_score(y, pred, average="macro", sample_weight=sample_weight))
 
 
-def _rmse(y, pred, score):
-    return float(np.sqrt(np.mean((np.asarray(y, float) - pred) ** 2)))
+def _mean(values: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+    """The plain mean without weights (bit for bit what the metrics gave before they took weights)."""
+    return np.mean(values) if sample_weight is None else np.average(values, weights=sample_weight)
 
 
-def _mae(y, pred, score):
-    return float(np.mean(np.abs(np.asarray(y, float) - pred)))
+def _rmse(y, pred, score, sample_weight=None):
+    return float(np.sqrt(_mean((np.asarray(y, float) - pred) ** 2, sample_weight)))
 
 
-def _r2(y, pred, score):
+def _mae(y, pred, score, sample_weight=None):
+    return float(_mean(np.abs(np.asarray(y, float) - pred), sample_weight))
+
+
+def _r2(y, pred, score, sample_weight=None):
     y = np.asarray(y, float)
-    total = np.sum((y - y.mean()) ** 2)
-    return float(1 - np.sum((y - pred) ** 2) / total) if total > 0 else float("nan")
+    if sample_weight is None:
+        total, residual = np.sum((y - y.mean()) ** 2), np.sum((y - pred) ** 2)
+    else:
+        weight = np.asarray(sample_weight, float)
+        total = np.sum(weight * (y - np.average(y, weights=weight)) ** 2)
+        residual = np.sum(weight * (y - pred) ** 2)
+    return float(1 - residual / total) if total > 0 else float("nan")
 
 
 METRICS: dict[str, Metric] = {
@@ -90,10 +109,14 @@ def default_metrics(task: str) -> list[str]:
 
 
 def compute_metrics(
-    names: list[str], y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray | None
+    names: list[str],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    y_score: np.ndarray | None,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Every named metric on one set of predictions."""
-    return {name: METRICS[name].compute(y_true, y_pred, y_score) for name in names}
+    """Every named metric on one set of predictions, each row weighted by ``sample_weight`` where given."""
+    return {name: METRICS[name].compute(y_true, y_pred, y_score, sample_weight) for name in names}
 
 
 def gain(name: str, challenger: float, champion: float) -> float:

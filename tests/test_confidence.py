@@ -6,8 +6,11 @@ import pytest
 from mlops_assets.confidence import (
     _FROM_WEIGHTS,
     _WITH_VARIANCE_FROM_WEIGHTS,
+    _importance_weighted,
+    bootstrap,
     gain_interval,
     metric_interval,
+    paired_gain_interval,
     wilson_interval,
 )
 from mlops_assets.metrics import METRICS, gain
@@ -204,3 +207,92 @@ def test_perfect_arms_tie_and_undefined_metrics_give_no_interval():
     one_class = (np.ones(6, dtype=int), np.ones(6, dtype=int), np.tile([0.2, 0.8], (6, 1)))
     observed, low, high = gain_interval("roc_auc", perfect, one_class)
     assert math.isnan(observed) and math.isnan(low) and math.isnan(high)
+
+
+def _two_models(name: str, n: int, seed: int):
+    """The same rows, scored by two models of a kind: the second one's outputs drawn afresh."""
+    y, champion_pred, champion_score = CASES[name](n, seed=seed)
+    _, challenger_pred, challenger_score = CASES[name](n, seed=seed + 100)
+    return y, (champion_pred, champion_score), (challenger_pred, challenger_score)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_model_compared_with_itself_gains_nothing_with_certainty(name):
+    y, model, _ = _two_models(name, 200, 3)
+    weights = np.random.default_rng(8).uniform(0.2, 3.0, 200)
+    assert paired_gain_interval(name, y, model, model, n_boot=300) == (0.0, 0.0, 0.0)
+    assert paired_gain_interval(name, y, model, model, sample_weight=weights, n_boot=300) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_paired_gain_is_the_gain_of_the_weighted_metrics(name):
+    y, champion, challenger = _two_models(name, 300, 4)
+    weights = np.random.default_rng(9).uniform(0.1, 5.0, 300)
+    for sample_weight in (None, weights):
+        observed, low, high = paired_gain_interval(name, y, champion, challenger, sample_weight, n_boot=300)
+        compute = METRICS[name].compute
+        expected = gain(name, compute(y, *challenger, sample_weight), compute(y, *champion, sample_weight))
+        assert observed == expected
+        assert low <= observed <= high
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_importance_weighted_resamples_equal_the_weighted_metric_of_the_drawn_rows(name):
+    """Draw counts times importance weights no longer sum to the row count the statistics assume; scaled
+    back to it, each resample is the weighted metric of its rows, as metrics.py computes it."""
+    y, pred, score = CASES[name](120)
+    rng = np.random.default_rng(10)
+    importance = rng.uniform(0.1, 5.0, 120)
+    draws = rng.integers(0, 120, size=(5, 120))
+    counts = np.stack([np.bincount(d, minlength=120) for d in draws])
+    vectorised = _FROM_WEIGHTS[name](y, pred, score)(_importance_weighted(importance)(counts))
+    for d, value in zip(draws, vectorised, strict=True):
+        expected = METRICS[name].compute(y[d], pred[d], None if score is None else score[d], importance[d])
+        assert value == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_clearly_better_challenger_has_an_interval_above_zero():
+    rng = np.random.default_rng(15)
+    y = rng.normal(10, 3, 400)
+    champion, challenger = (y + rng.normal(0, 1.5, 400), None), (y + rng.normal(0, 1.0, 400), None)
+    weights = rng.uniform(0.5, 2.0, 400)
+    for sample_weight in (None, weights):
+        observed, low, high = paired_gain_interval("rmse", y, champion, challenger, sample_weight)
+        assert 0 < low < observed < high
+        assert low < 0.5 < high  # rmse 1.5 against 1.0
+
+
+def test_pairing_narrows_the_interval_when_the_models_err_alike():
+    """Two models sharing most of their error: which rows were drawn moves both alike, which a comparison
+    of separate samples cannot tell from a difference between the models."""
+    rng = np.random.default_rng(16)
+    y = rng.normal(10, 3, 500)
+    shared = rng.normal(0, 1, 500)
+    champion, challenger = y + shared, y + shared + rng.normal(0, 0.2, 500)
+    _, paired_low, paired_high = paired_gain_interval("mae", y, (champion, None), (challenger, None))
+    _, unpaired_low, unpaired_high = gain_interval("mae", (y, champion, None), (y, challenger, None))
+    assert paired_high - paired_low < (unpaired_high - unpaired_low) / 4
+
+
+def test_the_paired_interval_is_reproducible_and_the_seed_matters():
+    y, champion, challenger = _two_models("roc_auc", 300, 5)
+    first = paired_gain_interval("roc_auc", y, champion, challenger, seed=3)
+    assert first == paired_gain_interval("roc_auc", y, champion, challenger, seed=3)
+    assert first != paired_gain_interval("roc_auc", y, champion, challenger, seed=4)
+
+
+def test_paired_resamples_with_one_class_are_left_out():
+    y = np.array([0, 1, 1])
+    champion = (y, np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]))  # ranks the rows perfectly
+    challenger = (y, np.array([[0.5, 0.5], [0.1, 0.9], [0.9, 0.1]]))  # ranks the second positive below the negative
+    observed, low, high = paired_gain_interval("roc_auc", y, champion, challenger, n_boot=400)
+
+    def by_hand(counts):  # the challenger misranks the share of drawn positives that are the second one
+        negative, first, second = counts.T.astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((negative > 0) & (first + second > 0), -second / (first + second), np.nan)
+
+    gains = bootstrap(by_hand, 3, 400, 0)  # the same draws: the same seed and row count
+    assert np.isnan(gains).sum() > 50  # many resamples had one class
+    assert observed == -0.5
+    assert (low, high) == pytest.approx(tuple(np.nanpercentile(gains, [2.5, 97.5])), rel=1e-12)
