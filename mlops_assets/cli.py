@@ -95,6 +95,7 @@ def _replay(args: argparse.Namespace) -> int:
         batch=args.batch,
         shifts={k: float(v) for k, v in shifts.items()},
         seed=args.seed,
+        nulls=args.null,
     )
     print(f"sent {sent} rows to {url}" + (f" with {args.shift}" if args.shift else ""))
     return 0
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="COLUMN=FACTOR",
         help="multiply a numeric column, to simulate drift (repeatable)",
+    )
+    replay.add_argument(
+        "--null", action="append", default=[], metavar="COLUMN", help="send a column empty, to simulate a broken feed"
     )
     replay.add_argument("--seed", type=int, default=0)
     replay.set_defaults(run=_replay)

@@ -15,12 +15,23 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
+from mlops_assets.feedback_asset import build_feedback_asset, external_assets
 from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS, list_files, log_prefix
+from mlops_assets.naming import (
+    ADAPTATION_TAG,
+    APPROVER_TAG,
+    RETRAIN_TAG,
+    TRIGGER_TAG,
+    WINDOW_END_TAG,
+    DriftStatus,
+    asset_keys,
+)
 from mlops_assets.provenance import code_version
 from mlops_assets.records import (
     EndpointState,
     EvaluationReport,
     FeatureSet,
+    FeedbackSet,
     RawSnapshot,
     TrainedModel,
     TrainingRequest,
@@ -50,17 +61,7 @@ class DeploymentConfig(dg.Config):
     )
 
 
-ASSET_NAMES = (
-    "raw_data",
-    "validated_features",
-    "trained_model",
-    "evaluation_report",
-    "deployed_endpoint",
-    "drift_report",
-)
 HOLDOUT_CHECK_ROWS = 10_000  # holdout rows a compiled fast path must reproduce before it serves
-TRIGGER_TAG = "mlops/trigger"
-APPROVER_TAG = "mlops/approved_by"
 
 
 def _image(png: bytes, alt: str) -> str:
@@ -70,8 +71,10 @@ def _image(png: bytes, alt: str) -> str:
 def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.AssetsDefinition]:
     """The six assets of one spec, with their checks."""
     base_dir = spec_path.parent
-    key = {name: dg.AssetKey([spec.name, name]) for name in ASSET_NAMES}
+    key = asset_keys(spec.name)
     common = {"group_name": spec.name, "code_version": spec.spec_hash}
+    has_feedback = spec.source.labels is not None
+    feedback_in = {"feedback": dg.AssetIn(key["feedback"])} if has_feedback else {}
 
     @dg.asset(key=key["raw_data"], description=f"Immutable snapshot of {spec.source.path}.", **common)
     def raw_data(context: dg.AssetExecutionContext, store: ArtifactStore):
@@ -85,10 +88,12 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         new = not store.exists(snapshot_key)
         size = store.write_table(snapshot_key, pa.Table.from_pandas(source.frame, preserve_index=False)) if new else 0
         context.log.info(f"{'wrote' if new else 'reused'} snapshot {snapshot_key}")
-        for file in source.unreadable_label_files:
-            context.log.warning(f"skipped unreadable label file {file}")
-        if source.labels_with_unknown_ids:
-            context.log.warning(f"{source.labels_with_unknown_ids} labels name ids that are not in the data")
+        for file, reason in source.unreadable_label_files.items():
+            context.log.warning(f"skipped unreadable label file {file}: {reason}")
+        if source.labels_conflicting_with_source:
+            context.log.warning(
+                f"{source.labels_conflicting_with_source} labels disagree with the source's own target; it was kept"
+            )
         return dg.Output(
             RawSnapshot(snapshot_key, digest, len(source.frame)),
             data_version=dg.DataVersion(digest),
@@ -102,14 +107,17 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "source_files": dg.MetadataValue.json(source.files),
                 "label_files": dg.MetadataValue.json(source.label_files),
                 "rows_waiting_for_labels": source.unlabeled_rows,
-                "labels_with_unknown_ids": source.labels_with_unknown_ids,
+                "labels_conflicting_with_source": source.labels_conflicting_with_source,
                 "unreadable_label_files": dg.MetadataValue.json(source.unreadable_label_files),
             },
         )
 
     @dg.asset(
         key=key["validated_features"],
-        description="Rows that pass the schema, split into train and holdout; failing rows quarantined.",
+        description="Rows that pass the schema (source and labelled production rows), split by id into training, "
+        "the fixed holdout and the recent holdout; failing rows quarantined; weights from the training window and, "
+        "for a drift without labels, importance weights.",
+        ins={"raw_data": dg.AssetIn(key["raw_data"]), **feedback_in},
         check_specs=[
             dg.AssetCheckSpec(
                 "rows_accounted_for",
@@ -125,51 +133,32 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         ],
         **common,
     )
-    def validated_features(context: dg.AssetExecutionContext, store: ArtifactStore, raw_data: RawSnapshot):
-        import pyarrow as pa
+    def validated_features(context: dg.AssetExecutionContext, store: ArtifactStore, raw_data: RawSnapshot, **inputs):
+        from mlops_assets.training_data import write_training_set
 
-        from mlops_assets.validation import split_holdout, validate
-
-        frame = store.read_table(raw_data.key).to_pandas()
-        result = validate(spec, frame)
-        version = f"{raw_data.content_hash}-{spec.spec_hash[:8]}"
-        prefix = f"{spec.name}/features/{version}"
-        train, holdout = split_holdout(result.kept, spec.split.holdout, spec.split.seed)
-        for name, part in (("train", train), ("holdout", holdout)):
-            store.write_table(f"{prefix}/{name}.parquet", pa.Table.from_pandas(part, preserve_index=False))
-        quarantine_key = None
-        if len(result.quarantined):
-            quarantine_key = f"{prefix}/quarantine.parquet"
-            store.write_table(
-                quarantine_key, pa.Table.from_pandas(result.quarantined.astype(str), preserve_index=False)
-            )
-            context.log.warning(f"{len(result.quarantined)} rows quarantined in {store.uri(quarantine_key)}")
-        kept, quarantined = len(result.kept), len(result.quarantined)
-        share = quarantined / max(len(frame), 1)
+        feedback: FeedbackSet | None = inputs.get("feedback")
+        written = write_training_set(spec, store, raw_data, feedback, context.run.tags.get(ADAPTATION_TAG))
+        if written.quarantine_key:
+            context.log.warning(f"{written.rows_quarantined} rows quarantined in {store.uri(written.quarantine_key)}")
+        share = written.rows_quarantined / max(written.rows_in, 1)
         yield dg.Output(
-            FeatureSet(
-                version,
-                f"{prefix}/train.parquet",
-                f"{prefix}/holdout.parquet",
-                quarantine_key,
-                raw_data.content_hash,
-            ),
-            data_version=dg.DataVersion(version),
+            written.features,
+            data_version=dg.DataVersion(written.features.version),
             metadata={
-                "rows_in": len(frame),
-                "rows_kept": kept,
-                "rows_quarantined": quarantined,
-                "train_rows": len(train),
-                "holdout_rows": len(holdout),
-                "failures_by_check": dg.MetadataValue.json(result.failures_by_check),
-                "quarantine": dg.MetadataValue.path(store.uri(quarantine_key)) if quarantine_key else "none",
-                "dataset_hash": raw_data.content_hash,
+                **written.metadata,
+                "quarantine": dg.MetadataValue.path(store.uri(written.quarantine_key))
+                if written.quarantine_key
+                else "none",
             },
         )
         yield dg.AssetCheckResult(
             check_name="rows_accounted_for",
-            passed=len(frame) == kept + quarantined,
-            metadata={"rows_in": len(frame), "rows_kept": kept, "rows_quarantined": quarantined},
+            passed=written.rows_in == written.rows_kept + written.rows_quarantined,
+            metadata={
+                "rows_in": written.rows_in,
+                "rows_kept": written.rows_kept,
+                "rows_quarantined": written.rows_quarantined,
+            },
         )
         yield dg.AssetCheckResult(
             check_name="quarantine_share",
@@ -179,7 +168,9 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
 
     @dg.asset(
         key=key["trained_model"],
-        description=f"{spec.model.estimator or 'torch MLP'} trained and registered in MLflow as `challenger`.",
+        description=f"{spec.model.estimator or 'torch MLP'} trained and registered in MLflow as `challenger`. "
+        "An automatic retraining whose training set is the champion's is not run: it could only copy it.",
+        output_required=False,
         **common,
     )
     def trained_model(
@@ -190,10 +181,21 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         validated_features: FeatureSet,
     ):
         trigger = context.run.tags.get(TRIGGER_TAG, "manual")
+        champion = registry.by_alias(spec.name, "champion")
+        automatic = context.run.tags.get(RETRAIN_TAG) == "true"
+        if automatic and champion is not None and champion.tags.get("features_version") == validated_features.version:
+            context.log.warning(
+                f"not retrained ({trigger}): the training set is champion v{champion.version}'s "
+                f"({validated_features.version}), so a new version could only copy it; the champion stays"
+            )
+            return
         tags = {
             "dataset_hash": validated_features.dataset_hash,
             "features_version": validated_features.version,
-            "reference_key": validated_features.train_key,
+            "feedback_hash": validated_features.feedback_hash or "none",
+            "reference_key": validated_features.reference_key,
+            "recent_holdout_key": validated_features.recent_holdout_key or "none",
+            "adaptation": json.dumps(validated_features.adaptation) if validated_features.adaptation else "none",
             "spec_hash": spec.spec_hash,
             "trigger": trigger,
             "dagster_run_id": context.run_id,
@@ -207,13 +209,15 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             tags=tags,
         )
         result = trainer.train(context, request)
-        return dg.Output(
+        yield dg.Output(
             TrainedModel(spec.name, result["version"], result["run_id"], validated_features, trigger),
             metadata={
                 "model_version": result["version"],
                 "mlflow_run_id": result["run_id"],
                 "device": result["device"],
                 "training_seconds": result["seconds"],
+                "training_rows": result["rows"],
+                "weighted": result["weighted"],
                 "params": dg.MetadataValue.json(result["params"]),
                 **{k: float(v) for k, v in result["train_metrics"].items()},
                 **tags,
@@ -239,25 +243,39 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         registry: ModelRegistry,
         trained_model: TrainedModel,
     ):
-        from mlops_assets.gate import evaluate_gate
+        from mlops_assets.drift_memory import acknowledge
+        from mlops_assets.holdouts import judge
         from mlops_assets.model_card import model_card
 
-        holdout = store.read_table(trained_model.features.holdout_key).to_pandas()
+        features = trained_model.features
+        holdout = store.read_table(features.holdout_key).to_pandas()
+        recent = (
+            store.read_table(features.recent_holdout_key).to_pandas() if features.recent_holdout_key else holdout[:0]
+        )
         challenger = registry.load(spec.name, trained_model.version)
-        metrics = challenger.evaluate(holdout, spec.target, spec.metrics)
         champion = registry.by_alias(spec.name, "champion")
-        champion_metrics = None
-        if champion is not None and champion.version != trained_model.version:
-            champion_metrics = registry.load(spec.name, champion.version).evaluate(holdout, spec.target, spec.metrics)
-        gate = evaluate_gate(spec.evaluation.gate.thresholds, spec.evaluation.gate.min_gain, metrics, champion_metrics)
+        if champion is not None and champion.version == trained_model.version:
+            champion = None
+        champion_model = registry.load(spec.name, champion.version) if champion else None
+        judgement = judge(spec, challenger, champion_model, holdout, recent)
+        fixed, gate = judgement.by_name()["fixed"], judgement.gate
+        metrics, champion_metrics = fixed.challenger, fixed.champion
         report = EvaluationReport(
             trained_model,
             metrics,
-            champion.version if champion_metrics else None,
+            champion.version if champion else None,
             champion_metrics,
             gate.passed,
             gate.reasons,
+            judgement.as_json(),
         )
+        if not gate.passed and features.adaptation and champion is not None:
+            key_ = acknowledge(store, spec.name, champion.version, trained_model.version, features.adaptation)
+            context.log.warning(
+                f"known drift: v{trained_model.version}, weighted toward the drifted window, did not pass the "
+                f"gate; champion v{champion.version} stays and the drift is acknowledged ({store.uri(key_)}): "
+                "waiting for labels"
+            )
         plots = _plots(challenger, holdout, spec)
         tags = registry.get(spec.name, trained_model.version).tags
         card = model_card(spec, report, tags)
@@ -282,6 +300,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "champion_version": report.champion_version or "none",
                 **{f"holdout_{k}": v for k, v in metrics.items()},
                 **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
+                "holdouts": dg.MetadataValue.md(judgement.markdown()),
                 "plots": dg.MetadataValue.md("\n\n".join(_image(png, name) for name, png in plots.items())),
                 "model_card": dg.MetadataValue.md(card),
                 "report_folder": dg.MetadataValue.path(store.uri(prefix)),
@@ -376,29 +395,62 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
     ):
         import pandas as pd
 
-        from mlops_assets.monitoring import build_drift_report
+        from mlops_assets.drift_memory import acknowledged, plan_adaptation
+        from mlops_assets.monitoring import PREDICTION, build_drift_report
         from mlops_assets.snapshot import read_labels
 
         labels = read_labels(spec, base_dir) if spec.monitoring.performance is not None else pd.DataFrame()
         model = registry.load(spec.name, deployed_endpoint.model_version)
-        outcome = build_drift_report(spec, store, deployed_endpoint, model, labels)
+        end_row = context.run.tags.get(WINDOW_END_TAG)
+        outcome = build_drift_report(
+            spec, store, deployed_endpoint, model, labels, int(end_row) if end_row is not None else None
+        )
         for key_ in outcome.window.skipped:
             context.log.warning(f"skipped unreadable inference log file {key_}")
+        status, verdict, adaptation = DriftStatus(outcome.status), "", {}
+        if outcome.drifted_features:
+            known = acknowledged(store, spec.name, deployed_endpoint.model_version)
+            if known and set(outcome.drifted_features) <= set(known["features"]):
+                status = DriftStatus.known_drift
+                verdict = (
+                    f"known drift: retraining did not help (v{known['challenger_version']}, weighted toward it, "
+                    f"did not pass the gate on {known['at']}); v{deployed_endpoint.model_version} stays, "
+                    "waiting for labels"
+                )
+            else:
+                inputs = [f for f in outcome.drifted_features if f != PREDICTION]
+                window = outcome.window.table.to_pandas()
+                key_, reasons, adaptation = plan_adaptation(
+                    spec, store, outcome.reference, window, inputs, context.run_id
+                )
+                if key_ is None:
+                    status = DriftStatus.waiting_for_labels
+                    verdict = (
+                        "importance weights cannot answer this drift: " + "; ".join(reasons) + "; waiting for labels"
+                    )
+                else:
+                    adaptation = {**adaptation, "window": key_}
+                    verdict = f"importance weights can answer it (effective share {adaptation['effective_share']:.1%})"
+        markdown = outcome.markdown + (f"\n\n**{status}**: {verdict}" if verdict else "")
+        as_json = {**outcome.as_json, "status": str(status), "verdict": verdict, "adaptation": adaptation}
         report_key = f"{spec.name}/reports/drift/{context.run_id}"
-        store.write_bytes(f"{report_key}.json", json.dumps(outcome.as_json, indent=2, default=str).encode())
-        store.write_bytes(f"{report_key}.md", outcome.markdown.encode())
+        store.write_bytes(f"{report_key}.json", json.dumps(as_json, indent=2, default=str).encode())
+        store.write_bytes(f"{report_key}.md", markdown.encode())
         performance = outcome.performance
         yield dg.Output(
-            outcome.as_json,
+            as_json,
             metadata={
                 "drift_report_id": context.run_id,
-                "status": outcome.status,
+                "status": str(status),
+                "verdict": verdict or str(status),
                 "model_version": deployed_endpoint.model_version,
                 "window_rows": outcome.window.table.num_rows,
                 "window_end": outcome.window.end or "none",
+                "drift_reference": deployed_endpoint.reference_key,
                 "skipped_log_files": len(outcome.window.skipped),
                 "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
-                "report": dg.MetadataValue.md(outcome.markdown),
+                **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
+                "report": dg.MetadataValue.md(markdown),
                 "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
                 **(
                     {
@@ -416,8 +468,10 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         yield dg.AssetCheckResult(
             check_name="no_drift",
             passed=not outcome.drifted_features,
+            severity=dg.AssetCheckSeverity.WARN if status == DriftStatus.known_drift else dg.AssetCheckSeverity.ERROR,
             metadata={
-                "status": outcome.status,
+                "status": str(status),
+                "verdict": verdict or str(status),
                 "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
                 "psi_threshold": spec.monitoring.psi_threshold,
                 "wasserstein_threshold": spec.monitoring.wasserstein_threshold,
@@ -426,6 +480,8 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         )
 
     assets = [raw_data, validated_features, trained_model, evaluation_report, deployed_endpoint, drift_report]
+    if has_feedback:
+        assets += [build_feedback_asset(spec, base_dir, common, key), *external_assets(spec, key)]
     if spec.batch is not None:
         assets.append(_batch_predictions_asset(spec, base_dir, common, key["deployed_endpoint"]))
     return assets

@@ -5,6 +5,7 @@ It is what MLflow stores (wrapped by ``pyfunc.PipelineModelWrapper``) and what t
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +54,25 @@ class PipelineModel:
         return np.array([index[v] for v in np.asarray(y).tolist()])
 
 
-def fit_pipeline_model(spec, train: Columns, estimator: Any) -> PipelineModel:
-    """Fit transformer and estimator on the training split; classes are the sorted target values."""
+def fit_pipeline_model(spec, train: Columns, estimator: Any, sample_weight: np.ndarray | None = None) -> PipelineModel:
+    """Fit transformer and estimator on the training split; classes are the sorted target values.
+
+    ``sample_weight`` (the training window's recency, a drift's importance weights) goes to the
+    estimator's ``fit``; an estimator that takes none gets a weighted resample of the rows instead, so
+    every estimator learns the weighted distribution.
+    """
     y = np.asarray(train[spec.target])
     classes = None if spec.task == "regression" else sorted(set(y.tolist()))
     transformer = FeatureTransformer.from_spec(spec).fit(train)
     model = PipelineModel(spec.task, spec.input_columns, transformer, estimator, classes)
-    estimator.fit(transformer.transform(train), model.encode_target(y))
+    features, target = transformer.transform(train), model.encode_target(y)
+    if sample_weight is None:
+        estimator.fit(features, target)
+    elif "sample_weight" in inspect.signature(estimator.fit).parameters:
+        estimator.fit(features, target, sample_weight=sample_weight)
+    else:
+        rows = np.random.default_rng(spec.split.seed).choice(
+            len(target), len(target), p=sample_weight / sample_weight.sum()
+        )
+        estimator.fit(features[rows], target[rows])
     return model

@@ -54,6 +54,7 @@ class DriftOutcome:
     as_json: dict[str, Any]
     drifted_features: list[str] = field(default_factory=list)
     performance: OnlinePerformance | None = None
+    reference: pd.DataFrame | None = None  # the reference's rows, for a drift's adaptation plan
 
 
 def newest_window(store: ArtifactStore, prefix: str, rows: int) -> LogWindow:
@@ -76,6 +77,30 @@ def newest_window(store: ArtifactStore, prefix: str, rows: int) -> LogWindow:
         return LogWindow(pa.table({}), None, skipped)
     window = pa.concat_tables(reversed(tables), promote_options="permissive")
     return LogWindow(window.slice(max(0, window.num_rows - rows)), end, skipped)
+
+
+def window_ending_at(store: ArtifactStore, prefix: str, end_row: int, rows: int) -> LogWindow:
+    """The ``rows`` logged rows that end at row ``end_row`` of the log (counted over its readable files in
+    write order, as the drift sensor counts them): each report reads the window it was asked for, however
+    much traffic came since. Row counts come from footers; only the files of the window are read."""
+    tables, skipped, seen = [], [], 0
+    start_row = max(end_row - rows, 0)
+    for key in log_files(store, prefix):
+        if seen >= end_row:
+            break
+        try:
+            count = store.row_count(key)
+        except (OSError, pa.ArrowException):
+            skipped.append(key)
+            continue
+        first, seen = seen, seen + count
+        if seen <= start_row:
+            continue
+        table = store.read_table(key)
+        tables.append(table.slice(max(start_row - first, 0), min(end_row, seen) - max(start_row, first)))
+    if not tables:
+        return LogWindow(pa.table({}), None, skipped)
+    return LogWindow(pa.concat_tables(tables, promote_options="permissive"), f"rows {start_row}-{end_row}", skipped)
 
 
 def drift_config(monitoring) -> DriftConfig:
@@ -140,11 +165,16 @@ def logged_class_index(classes: list, logged: np.ndarray) -> np.ndarray:
     return np.array([index[v] for v in logged.tolist()])
 
 
-def online_performance(spec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel) -> OnlinePerformance | None:
-    """The spec's online metric on the window's rows whose id has a label; ``None`` without any."""
+def online_performance(
+    spec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel, version: str
+) -> OnlinePerformance | None:
+    """The spec's online metric on the window's rows that ``version`` answered and whose id has a label;
+    ``None`` without any. Rows another version answered judge that version, not the one serving."""
     settings = spec.monitoring.performance
     if settings is None:
         return None
+    if "model_version" in window.column_names:
+        window = window.filter(pc.equal(window.column("model_version"), version))
     joined = labelled_predictions(spec, window, labels).tail(settings.window)
     if joined.empty:
         return None
@@ -181,13 +211,38 @@ def log_since(store: ArtifactStore, prefix: str, since: dt.datetime, until: dt.d
     return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
 
 
+def served_predictions(window: pa.Table, version: str, min_rows: int) -> tuple[np.ndarray | None, str]:
+    """The window's predictions by the served version, and a note when they are too few to compare.
+
+    Prediction drift is the served model's: rows another version answered (before a swap) say nothing
+    about it, and would read as drift the moment a retrained model starts serving."""
+    if PREDICTION not in window.column_names:
+        return None, ""
+    mine = pc.equal(window.column("model_version"), version) if "model_version" in window.column_names else None
+    predictions = window.column(PREDICTION) if mine is None else window.column(PREDICTION).filter(mine)
+    if len(predictions) < min_rows:
+        return None, (
+            f"The prediction is not compared: {len(predictions)} rows of the window were answered by v{version}, "
+            f"a verdict needs {min_rows} (monitoring.min_rows)."
+        )
+    return predictions.to_numpy(zero_copy_only=False), ""
+
+
 def build_drift_report(
-    spec, store: ArtifactStore, endpoint: EndpointState, model: PipelineModel, labels: pd.DataFrame
+    spec,
+    store: ArtifactStore,
+    endpoint: EndpointState,
+    model: PipelineModel,
+    labels: pd.DataFrame,
+    end_row: int | None = None,
 ) -> DriftOutcome:
-    """Inputs and the prediction of the newest window against the reference and the champion's predictions
-    on it; ``labels`` may be empty."""
+    """Inputs and the prediction of a window (the one ending at ``end_row``, else the newest) against the
+    reference and the champion's predictions on it; ``labels`` may be empty."""
     monitoring = spec.monitoring
-    window = newest_window(store, endpoint.log_key, monitoring.window)
+    if end_row is None:
+        window = newest_window(store, endpoint.log_key, monitoring.window)
+    else:
+        window = window_ending_at(store, endpoint.log_key, end_row, monitoring.window)
     rows = window.table.num_rows
     base = {
         "model_version": endpoint.model_version,
@@ -210,10 +265,15 @@ def build_drift_report(
     current = {
         c: window.table.column(c).to_numpy(zero_copy_only=False) for c in window.table.column_names if c in dtypes
     }
+    served, note = served_predictions(window.table, endpoint.model_version, monitoring.min_rows)
+    if served is None:
+        del dtypes[PREDICTION]
+    else:
+        current[PREDICTION] = served
     report = compute_drift(reference, current, dtypes, drift_config(monitoring))
-    performance = online_performance(spec, window.table, labels, model)
+    performance = online_performance(spec, window.table, labels, model, endpoint.model_version)
     status = "drifted" if report.drifted else "no drift"
-    markdown = report.to_markdown()
+    markdown = report.to_markdown() + (f"\n\n{note}" if note else "")
     if performance is not None:
         markdown += (
             f"\n\nOnline {performance.metric} on {performance.rows} labelled predictions: {performance.value:.4f} "
@@ -221,4 +281,4 @@ def build_drift_report(
             f"floor {performance.floor}: {'DECAYED' if performance.decayed else 'ok'}."
         )
     as_json = {**base, "status": status, **report.to_dict(), "performance": performance and vars(performance)}
-    return DriftOutcome(status, window, markdown, as_json, report.drifted_features, performance)
+    return DriftOutcome(status, window, markdown, as_json, report.drifted_features, performance, reference_frame)

@@ -13,12 +13,24 @@ class RawSnapshot:
 
 
 @dataclass(frozen=True)
+class FeedbackSet:
+    key: str  # artifact-store key of the labelled production rows, named by their content hash
+    content_hash: str
+    rows: int
+    quarantine_key: str | None  # label rows set aside, with the reason
+
+
+@dataclass(frozen=True)
 class FeatureSet:
-    version: str  # raw content hash + spec hash: the same rows under the same spec give the same split
+    version: str  # hash of what trains and judges (rows, weights, holdouts) and of the spec
     train_key: str
     holdout_key: str
     quarantine_key: str | None
-    dataset_hash: str
+    dataset_hash: str  # the raw snapshot's content hash
+    recent_holdout_key: str | None = None  # labelled production rows never trained on
+    reference_key: str = ""  # inputs the version is fitted for: its drift reference once it serves
+    feedback_hash: str | None = None
+    adaptation: dict | None = None  # the drift the importance weights answer, and their sample size
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class EvaluationReport:
     champion_metrics: dict[str, float] | None
     gate_passed: bool
     gate_reasons: list[str] = field(default_factory=list)
+    holdouts: dict = field(default_factory=dict)  # per holdout (fixed, weighted, recent): rows, metrics, gains
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class EndpointState:
     url: str
     model_version: str
     log_key: str  # artifact-store prefix of the inference log
-    reference_key: str  # training split of the served model: the drift reference
+    reference_key: str  # inputs the served model is fitted for: the drift reference
     previous_version: str | None
     approved_by: str
 

@@ -22,8 +22,8 @@ class SourceRead:
     files: list[str]
     unlabeled_rows: int = 0
     label_files: list[str] = field(default_factory=list)
-    unreadable_label_files: list[str] = field(default_factory=list)
-    labels_with_unknown_ids: int = 0
+    unreadable_label_files: dict[str, str] = field(default_factory=dict)
+    labels_conflicting_with_source: int = 0
 
 
 def read_file(file: str) -> pd.DataFrame:
@@ -59,44 +59,45 @@ def read_files(
 def read_source(spec, base_dir: Path) -> SourceRead:
     """The declared data, with label batches joined by id when the spec has a labels source.
 
-    Rows whose label has not arrived yet are left out of the snapshot and counted: they are not bad rows,
-    just not trainable yet. A later label batch brings them in (a new snapshot).
+    A source row keeps its own target where it has one; a label batch gives the target to the rows that
+    lack it, and never overwrites one (a disagreeing label is counted). Rows still without a label are
+    left out of the snapshot and counted: they are not bad rows, just not trainable yet; a later label
+    batch brings them in (a new snapshot). Label batches are read by ``feedback.read_label_batches``, so
+    a truncated, conflicting or invalid label is quarantined there and never used here.
     """
+    from mlops_assets.feedback import read_label_batches
+
     frame, files, _ = read_files(spec.source.path, base_dir)
     if not files:
         raise DataError(f"{spec.name}: no data file matches {spec.source.path!r} under {base_dir}")
-    labels = spec.source.labels
-    if labels is None:
+    if spec.source.labels is None:
         return SourceRead(frame, files)
-    label_frame, label_files, unreadable = read_files(
-        labels.path, base_dir, skip_unreadable=True, required=frozenset({labels.id_column, spec.target})
-    )
-    key = labels.id_column
-    if label_frame.empty:
-        empty = frame.iloc[:0].assign(**{spec.target: pd.Series(dtype=object)})
-        return SourceRead(empty, files, len(frame), label_files, unreadable)
-    for name, part in (("data", frame), ("labels", label_frame)):
-        if key not in part.columns:
-            raise DataError(f"{spec.name}: the {name} have no id column {key!r}")
-    if spec.target not in label_frame.columns:
-        raise DataError(f"{spec.name}: the label files have no target column {spec.target!r}")
-    # A later batch corrects an earlier one: keep the last label given for each id.
-    latest = label_frame[[key, spec.target]].drop_duplicates(key, keep="last")
-    data = frame.drop(columns=[spec.target], errors="ignore")
-    data[key] = data[key].astype(str)
-    latest[key] = latest[key].astype(str)
-    joined = data.merge(latest, on=key, how="inner")
-    unknown = int((~latest[key].isin(data[key])).sum())
-    return SourceRead(joined, files, len(frame) - len(joined), label_files, unreadable, unknown)
+    key, target = spec.source.labels.id_column, spec.target
+    if key not in frame.columns:
+        raise DataError(f"{spec.name}: the data have no id column {key!r}")
+    batches = read_label_batches(spec, base_dir)
+    frame = frame.assign(**{key: frame[key].astype(str)})
+    own = frame[target] if target in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
+    given = frame[key].map(batches.labels.set_index(key)[target]) if len(batches.labels) else own.iloc[:0]
+    given = given.reindex(frame.index)
+    conflicting = int((own.notna() & given.notna() & (own.astype(str) != given.astype(str))).sum())
+    labelled = frame.assign(**{target: own.where(own.notna(), given)})
+    joined = labelled[labelled[target].notna()].reset_index(drop=True)
+    return SourceRead(joined, files, len(frame) - len(joined), batches.files, batches.unreadable, conflicting)
+
+
+def source_ids(spec, base_dir: Path) -> set[str]:
+    """The ids of the declared data: a label for none of them nor for a served row is for an unknown id."""
+    frame, _, _ = read_files(spec.source.path, base_dir)
+    return set(frame[spec.id_column].astype(str)) if spec.id_column in frame.columns else set()
 
 
 def read_labels(spec, base_dir: Path) -> pd.DataFrame:
-    """Every label batch that has arrived; unreadable ones are left out (the labels sensor reports them)."""
-    if spec.source.labels is None:
-        return pd.DataFrame()
-    required = frozenset({spec.source.labels.id_column, spec.target})
-    labels, _, _ = read_files(spec.source.labels.path, base_dir, skip_unreadable=True, required=required)
-    return labels
+    """Every accepted label (one per id, as ``feedback.read_label_batches`` decides); empty without a
+    labels source."""
+    from mlops_assets.feedback import read_label_batches
+
+    return read_label_batches(spec, base_dir).labels if spec.source.labels is not None else pd.DataFrame()
 
 
 def content_hash(frame: pd.DataFrame) -> str:

@@ -299,6 +299,86 @@ class Retraining(SpecModel):
     interval_seconds: int = Field(default=30, ge=5, description="Least time between two sensor ticks.")
 
 
+class TrainingWindow(SpecModel):
+    policy: Literal["all", "newest", "max_age", "half_life"] = Field(
+        default="all",
+        description="Which labelled production rows train, beside the source: all; the newest `rows`; those "
+        "logged within `days`; or all, weighted by recency with `half_life_days`. Ages count from the newest "
+        "labelled production row, so the same data always gives the same training set.",
+    )
+    rows: int | None = Field(
+        default=None, ge=1, description="newest: rows kept, production rows first (source rows count as oldest)."
+    )
+    days: float | None = Field(default=None, gt=0, description="max_age: production rows logged within this many days.")
+    half_life_days: float | None = Field(
+        default=None, gt=0, description="half_life: a production row this old weighs half as much as the newest."
+    )
+    source_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of the declared source's rows (0 drops them once production rows can train alone): "
+        "lower it when production has taught a concept the source no longer holds.",
+    )
+
+    @model_validator(mode="after")
+    def _policy_has_its_setting(self) -> TrainingWindow:
+        needed = {"newest": "rows", "max_age": "days", "half_life": "half_life_days"}.get(self.policy)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"policy {self.policy!r} needs {needed!r}")
+        return self
+
+
+class RecentHoldout(SpecModel):
+    rows: int = Field(
+        default=500,
+        ge=1,
+        description="Newest labelled production rows on the holdout side of the id split (never trained on) that "
+        "judge challenger and champion on today's data.",
+    )
+    min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="From this many rows the recent holdout decides the gate; fewer are reported, not decisive.",
+    )
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the interval on the recent gain.")
+
+
+class Adaptation(SpecModel):
+    enabled: bool = Field(
+        default=True,
+        description="Answer drift without labels by importance weights (covariate-shift adaptation); off: wait "
+        "for labels.",
+    )
+    max_weight: float = Field(default=20.0, gt=1, description="Largest importance weight, as a multiple of the mean.")
+    min_effective_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Least effective sample size of the weighted training rows, as a share of them; below it "
+        "weighting cannot help and the loop waits for labels. Must exceed 1 / max_weight: capped weights of mean "
+        "1 never fall below that share.",
+    )
+
+    @model_validator(mode="after")
+    def _share_can_fail(self) -> Adaptation:
+        if self.min_effective_share <= 1 / self.max_weight:
+            raise ValueError(
+                f"min_effective_share {self.min_effective_share} must exceed 1 / max_weight "
+                f"({1 / self.max_weight:.3g}): weights capped at {self.max_weight} never give a smaller share"
+            )
+        return self
+
+
+class Training(SpecModel):
+    window: TrainingWindow = Field(
+        default_factory=TrainingWindow, description="Which labelled production rows train, and their weights."
+    )
+    recent_holdout: RecentHoldout = Field(
+        default_factory=RecentHoldout, description="Labelled production rows that judge the gate on today's data."
+    )
+    adaptation: Adaptation = Field(default_factory=Adaptation, description="Drift without labels.")
+
+
 class Batch(SpecModel):
     path: str = Field(description="CSV or parquet file or glob to score with the champion, relative to the spec.")
     batch_rows: int = Field(default=65_536, ge=1, description="Rows scored at a time: what bounds memory.")
@@ -324,6 +404,9 @@ class PipelineSpec(SpecModel):
         default=None, description="A dataset scored by the `batch_predictions` asset (no asset when absent)."
     )
     retraining: Retraining = Field(default_factory=Retraining, description="When the sensors retrain by themselves.")
+    training: Training = Field(
+        default_factory=Training, description="What a retraining learns from: production feedback, drift weights."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -334,8 +417,14 @@ class PipelineSpec(SpecModel):
             raise ValueError(f"target {self.target!r} is not a schema column")
         if self.id_column is not None and self.id_column not in columns:
             raise ValueError(f"id_column {self.id_column!r} is not a schema column")
-        if self.source.labels is not None and self.source.labels.id_column not in columns:
-            raise ValueError(f"source.labels.id_column {self.source.labels.id_column!r} is not a schema column")
+        labels = self.source.labels
+        if labels is not None and labels.id_column not in columns:
+            raise ValueError(f"source.labels.id_column {labels.id_column!r} is not a schema column")
+        if labels is not None and labels.id_column != self.id_column:
+            raise ValueError(
+                f"source.labels.id_column {labels.id_column!r} must be the spec's id_column ({self.id_column!r}): "
+                "the endpoint logs that id, and labels that arrive later join served rows by it"
+            )
         known = set(columns) - self.non_features
         for name, source in self.features.derived.items():
             try:

@@ -41,7 +41,9 @@ class TorchMLP:
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> TorchMLP:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> TorchMLP:
+        """Minimise the (``sample_weight``-weighted) mean loss; weights are rescaled to mean 1, so a
+        weighted fit keeps the learning rate's meaning."""
         torch.manual_seed(self.seed)
         device = self._device()
         n_out = 1 if self.task == "regression" else int(np.max(y)) + 1
@@ -51,12 +53,14 @@ class TorchMLP:
             layers += [nn.Linear(n_in, n_hidden), nn.ReLU()]
         network = nn.Sequential(*layers, nn.Linear(sizes[-1], n_out)).to(device)
         features = torch.as_tensor(X, dtype=torch.float32, device=device)
+        weights = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        weights = torch.as_tensor(weights / weights.mean(), dtype=torch.float32, device=device)
         if self.task == "regression":
             target = torch.as_tensor(y, dtype=torch.float32, device=device)[:, None]
-            loss_fn: nn.Module = nn.MSELoss()
+            loss_fn: nn.Module = nn.MSELoss(reduction="none")
         else:
             target = torch.as_tensor(y, dtype=torch.long, device=device)
-            loss_fn = nn.CrossEntropyLoss()
+            loss_fn = nn.CrossEntropyLoss(reduction="none")
         optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
         generator = torch.Generator().manual_seed(self.seed)
         network.train()
@@ -65,7 +69,8 @@ class TorchMLP:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
                 optimizer.zero_grad()
-                loss_fn(network(features[batch]), target[batch]).backward()
+                per_row = loss_fn(network(features[batch]), target[batch]).reshape(len(batch), -1).mean(dim=1)
+                (per_row * weights[batch]).mean().backward()
                 optimizer.step()
         self.network_ = network.cpu().eval()
         self.device_used_ = str(device)

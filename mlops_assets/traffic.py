@@ -22,17 +22,21 @@ def replay(
     batch: int = 1,
     shifts: dict[str, float] | None = None,
     seed: int = 0,
+    nulls: list[str] | None = None,
 ) -> int:
     """Send ``rows`` rows sampled from the source (with replacement), ``batch`` per request, as
-    ``dataframe_split``; numeric columns in ``shifts`` are multiplied by their factor. Returns rows sent."""
+    ``dataframe_split``; numeric columns in ``shifts`` are multiplied by their factor, columns in ``nulls``
+    are sent empty (an upstream system that stopped filling them). Returns rows sent."""
     frame, _, _ = read_files(spec.source.path, base_dir)
     columns = spec.input_columns + ([spec.id_column] if spec.id_column in frame.columns else [])
-    unknown = sorted(set(shifts or {}) - set(spec.input_columns))
+    unknown = sorted((set(shifts or {}) | set(nulls or [])) - set(spec.input_columns))
     if unknown:
-        raise MlopsError(f"cannot shift {unknown}: not input columns of {spec.name} ({spec.input_columns})")
+        raise MlopsError(f"cannot shift or empty {unknown}: not input columns of {spec.name} ({spec.input_columns})")
     sample = frame[columns].iloc[np.random.default_rng(seed).integers(0, len(frame), rows)].copy()
     for column, factor in (shifts or {}).items():
         sample[column] = sample[column].astype(float) * factor
+    for column in nulls or []:
+        sample[column] = None
     data = sample.astype(object).where(sample.notna(), None).to_numpy().tolist()
     headers = {"Content-Type": "application/json"}
     if spec.deployment.scoring_token_env:

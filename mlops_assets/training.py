@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlops_assets.estimators import build_estimator
@@ -19,6 +20,7 @@ from mlops_assets.model import fit_pipeline_model
 from mlops_assets.provenance import environment
 from mlops_assets.records import TrainingRequest
 from mlops_assets.spec import PipelineSpec, load_spec
+from mlops_assets.training_set import ORIGIN, WEIGHT
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class TrainingResult:
     params: dict[str, Any]
     device: str
     seconds: float
+    rows: int
+    weighted: bool  # trained with sample weights (training window, importance weights)
 
 
 def make_estimator(spec: PipelineSpec, spec_path: str) -> Any:
@@ -48,9 +52,12 @@ def run_training(request: TrainingRequest, log) -> TrainingResult:
     started = time.perf_counter()
     spec = load_spec(request.spec_path)
     train = pd.read_parquet(request.train_uri)
+    weights = train[WEIGHT].to_numpy() if WEIGHT in train.columns else None
+    weighted = weights is not None and not np.allclose(weights, weights[0])
     estimator = make_estimator(spec, request.spec_path)
-    log.info(f"training {type(estimator).__name__} on {len(train)} rows")
-    model = fit_pipeline_model(spec, train, estimator)
+    origins = train[ORIGIN].value_counts().to_dict() if ORIGIN in train.columns else {"source": len(train)}
+    log.info(f"training {type(estimator).__name__} on {len(train)} rows {origins}{', weighted' if weighted else ''}")
+    model = fit_pipeline_model(spec, train, estimator, weights if weighted else None)
     train_metrics = {f"train_{k}": v for k, v in model.evaluate(train, spec.target, spec.metrics).items()}
     params = {k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | str | bool)}
     device = getattr(estimator, "device_used_", None) or "cpu"
@@ -69,9 +76,8 @@ def run_training(request: TrainingRequest, log) -> TrainingResult:
         client.set_model_version_tag(spec.name, version, key, value)
     client.set_registered_model_alias(spec.name, "challenger", version)
     log.info(f"registered {spec.name} version {version} as challenger")
-    return TrainingResult(
-        version, run.info.run_id, train_metrics, params, device, round(time.perf_counter() - started, 3)
-    )
+    seconds = round(time.perf_counter() - started, 3)
+    return TrainingResult(version, run.info.run_id, train_metrics, params, device, seconds, len(train), weighted)
 
 
 def main() -> None:

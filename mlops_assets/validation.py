@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +20,15 @@ class ValidationResult:
     failures_by_check: dict[str, int]
 
 
-def build_schema(spec, with_checks: bool = True):
-    """The pandera schema of the spec: coercion, nullability and (optionally) the declared checks."""
+def build_schema(spec, with_checks: bool = True, only: Collection[str] | None = None):
+    """The pandera schema of the spec: coercion, nullability and (optionally) the declared checks; ``only``
+    restricts it to some of the columns."""
     import pandera.pandas as pa
 
     columns = {}
     for name, column in spec.schema_.columns.items():
+        if only is not None and name not in only:
+            continue
         bounds = (
             ("ge", column.ge),
             ("gt", column.gt),
@@ -41,19 +45,26 @@ def build_schema(spec, with_checks: bool = True):
     return pa.DataFrameSchema(columns, strict=strict)
 
 
-def validate(spec, frame: pd.DataFrame) -> ValidationResult:
+def validate(spec, frame: pd.DataFrame, carry: Sequence[str] = ()) -> ValidationResult:
     """Validate lazily; raise ``DataError`` only for problems no single row causes (a missing column).
 
     Two passes, because pandera cannot run value checks on a column that failed to coerce: first types
-    and nulls, then the declared checks on the rows that passed the first.
+    and nulls, then the declared checks on the rows that passed the first. ``carry`` names columns outside
+    the schema that travel with their rows unchecked (when a labelled production row was served); with
+    them, the schema's columns that ``frame`` lacks are not checked either (production rows carry the
+    inputs, the id and the label, not the columns the model never sees).
     """
     frame = frame.reset_index(drop=True)
-    type_failures = _row_failures(spec, build_schema(spec, with_checks=False), frame)
-    check_failures = _row_failures(spec, build_schema(spec), frame.drop(index=type_failures.index.unique()))
+    carried, frame = frame[list(carry)], frame.drop(columns=list(carry))
+    only = set(frame.columns) if carry else None
+    type_failures = _row_failures(spec, build_schema(spec, with_checks=False, only=only), frame)
+    checks = build_schema(spec, only=only)
+    check_failures = _row_failures(spec, checks, frame.drop(index=type_failures.index.unique()))
     cases = pd.concat([type_failures, check_failures])
     reasons = cases.groupby(level=0).agg("; ".join)
     bad = frame.index.isin(reasons.index)
-    kept = build_schema(spec).validate(frame[~bad]).reset_index(drop=True)
+    kept = checks.validate(frame[~bad]).reset_index(drop=True)
+    kept = kept.assign(**{c: carried.loc[~bad, c].to_numpy() for c in carry})
     quarantined = frame[bad].assign(_failures=reasons.reindex(frame.index[bad]).to_numpy())
     counts = cases.str.replace(r" got .*", "", regex=True).value_counts()
     return ValidationResult(kept, quarantined.reset_index(drop=True), {k: int(v) for k, v in counts.items()})

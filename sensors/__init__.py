@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.factory import ASSET_NAMES
+from mlops_assets.naming import asset_keys
 from sensors.drift import build_drift_sensor
 from sensors.labels import build_labels_sensor
 from sensors.performance import build_performance_sensor
@@ -12,12 +12,18 @@ from sensors.performance import build_performance_sensor
 
 def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
     """Drift sensor always; labels sensor when the spec has a labels source; performance sensor when it
-    declares an online metric."""
-    keys = {name: dg.AssetKey([spec.name, name]) for name in ASSET_NAMES}
-    after_training = [keys[n] for n in ("trained_model", "evaluation_report", "deployed_endpoint", "drift_report")]
-    sensors = [build_drift_sensor(spec, keys, after_training)]
+    declares an online metric.
+
+    A retraining re-materializes the whole pipeline: an unchanged source or feedback set is reused by its
+    content hash, and new feedback is what the retraining learns from.
+    """
+    keys = asset_keys(spec.name)
+    names = ["raw_data", *(["feedback"] if spec.source.labels else []), "validated_features"]
+    names += ["trained_model", "evaluation_report", "deployed_endpoint", "drift_report"]
+    retrain = [keys[n] for n in names]
+    sensors = [build_drift_sensor(spec, keys, retrain)]
     if spec.source.labels is not None:
-        sensors.append(build_labels_sensor(spec, spec_path, list(keys.values())))
+        sensors.append(build_labels_sensor(spec, spec_path, keys["drift_report"], retrain))
     if spec.monitoring.performance is not None:
-        sensors.append(build_performance_sensor(spec, keys["drift_report"], after_training))
+        sensors.append(build_performance_sensor(spec, keys["drift_report"], retrain))
     return sensors

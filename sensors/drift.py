@@ -12,6 +12,7 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.locations import log_files, log_prefix
+from mlops_assets.naming import ADAPTATION_TAG, PIPELINE_TAG, TRIGGER_TAG, WINDOW_END_TAG, DriftStatus
 from sensors.policy import retrain_request, retraining_refusal
 
 
@@ -44,17 +45,47 @@ def count_new_rows(store: ArtifactStore, keys: list[str], cursor: DriftCursor, l
 
 
 def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -> list[dict]:
-    """The newest drift reports, one per traffic window, newest first: status, window and run id."""
+    """The newest drift reports, one per traffic window, newest first: status, window, run id, verdict and
+    the drifted window a retraining may adapt to."""
     records = instance.fetch_materializations(key, limit=count * 4).records
     reports, windows = [], set()
     for record in records:
-        metadata = record.asset_materialization.metadata
-        window = getattr(metadata.get("window_end"), "value", None)
+        metadata = {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
+        window = metadata.get("window_end")
         if window in windows or window in (None, "none"):
             continue
         windows.add(window)
-        reports.append({"status": metadata["status"].value, "window": window, "run_id": record.run_id})
+        reports.append(
+            {
+                "status": metadata["status"],
+                "window": window,
+                "run_id": record.run_id,
+                "verdict": metadata.get("verdict", metadata["status"]),
+                "adaptation_window": metadata.get("adaptation_window"),
+            }
+        )
     return reports[:count]
+
+
+def report_requests(spec, key: dg.AssetKey, cursor: DriftCursor) -> list[dg.RunRequest]:
+    """One drift report per full window of new traffic, each over its own window (the rows that end at its
+    count), so a burst of traffic gives every window its verdict."""
+    requests, window = [], spec.monitoring.window
+    while cursor.rows - cursor.rows_at_last_report >= window:
+        end = cursor.rows_at_last_report + window
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{spec.name}:drift_report:rows:{end}",
+                asset_selection=[key],
+                tags={
+                    PIPELINE_TAG: spec.name,
+                    TRIGGER_TAG: f"traffic:rows {end - window}-{end}",
+                    WINDOW_END_TAG: str(end),
+                },
+            )
+        )
+        cursor.rows_at_last_report = end
+    return requests
 
 
 def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
@@ -71,29 +102,26 @@ def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[
     )
     def drift_sensor(context: dg.SensorEvaluationContext, store: ArtifactStore):
         cursor = count_new_rows(store, log_files(store, prefix), DriftCursor.parse(context.cursor), context.log)
-        requests, notes = [], []
-        if cursor.rows - cursor.rows_at_last_report >= spec.monitoring.window:
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{spec.name}:drift_report:{cursor.last_file}",
-                    asset_selection=[keys["drift_report"]],
-                    tags={"mlops/pipeline": spec.name, "mlops/trigger": f"traffic:{cursor.rows} rows"},
-                )
-            )
-            cursor.rows_at_last_report = cursor.rows
-        else:
+        requests, notes = report_requests(spec, keys["drift_report"], cursor), []
+        if not requests:
             notes.append(f"{cursor.rows - cursor.rows_at_last_report} new rows of {spec.monitoring.window}")
         reports = recent_reports(context.instance, keys["drift_report"], persistence)
-        drifted = len(reports) == persistence and all(r["status"] == "drifted" for r in reports)
-        if spec.retraining.on_drift and drifted and reports[0]["window"] != cursor.retrained_window:
+        drifted = len(reports) == persistence and all(r["status"] != DriftStatus.no_drift for r in reports)
+        newest = reports[0] if reports else {}
+        if spec.retraining.on_drift and drifted and newest["window"] != cursor.retrained_window:
             refused = retraining_refusal(context.instance, spec, time.time())
-            if refused:
-                notes.append(f"drift in window {reports[0]['window']} not acted on: {refused}")
+            if newest["status"] != DriftStatus.drifted or not newest["adaptation_window"]:
+                notes.append(f"drift in window {newest['window']} not retrained: {newest['verdict']}")
+            elif refused:
+                notes.append(f"drift in window {newest['window']} not acted on: {refused}")
             else:
-                trigger = f"drift_report:{reports[0]['run_id']}"
-                run_key = f"{spec.name}:retrain:drift:{reports[0]['window']}"
-                requests.append(retrain_request(spec, run_key, trigger, retrain_assets))
-                cursor.retrained_window = reports[0]["window"]
+                trigger = f"drift_report:{newest['run_id']}"
+                run_key = f"{spec.name}:retrain:drift:{newest['window']}"
+                request = retrain_request(spec, run_key, trigger, retrain_assets)
+                requests.append(
+                    request.with_replaced_attrs(tags={**request.tags, ADAPTATION_TAG: newest["adaptation_window"]})
+                )
+                cursor.retrained_window = newest["window"]
         if cursor.skipped_files:
             notes.append(f"{cursor.skipped_files} unreadable log file(s) skipped so far")
         context.update_cursor(json.dumps(asdict(cursor)))

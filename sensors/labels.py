@@ -1,4 +1,6 @@
-"""The labels sensor: a new label batch (a new or changed file in the labels source) retrains the model.
+"""The labels sensor: a new label batch (a new or changed file in the labels source) brings a drift and
+performance report at once (the online metric is computed when labels land, whatever the cooldown) and
+retrains the model on the labelled production rows it completes.
 
 A tick stats the files of the labels source and opens only new or changed ones, to check that they can be
 read (a parquet footer, a CSV header); it never loads the batches: raw_data does, in the run.
@@ -13,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets.locations import list_files
+from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG
 from sensors.policy import retrain_request, retraining_refusal
 
 
@@ -32,14 +35,16 @@ def readable(file: str, columns: set[str]) -> str | None:
     return f"missing column(s) {sorted(missing)}" if missing else None
 
 
-def build_labels_sensor(spec, spec_path: Path, retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
+def build_labels_sensor(
+    spec, spec_path: Path, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]
+) -> dg.SensorDefinition:
     labels = spec.source.labels
     columns = {labels.id_column, spec.target}
 
     @dg.sensor(
         name=f"{spec.name}_labels_sensor",
         description=f"Retrains when a label batch lands in {labels.path}.",
-        asset_selection=dg.AssetSelection.assets(*retrain_assets),
+        asset_selection=dg.AssetSelection.assets(report_key, *retrain_assets),
         minimum_interval_seconds=spec.retraining.interval_seconds,
         default_status=dg.DefaultSensorStatus(spec.retraining.sensors.upper()),
     )
@@ -61,18 +66,25 @@ def build_labels_sensor(spec, spec_path: Path, retrain_assets: list[dg.AssetKey]
             return dg.SkipReason(
                 f"no new label batch ({len(bad)} unreadable file(s) skipped)" if bad else "no new label batch"
             )
+        batch_id = hashlib.sha256(json.dumps({f: files[f] for f in batch}, sort_keys=True).encode()).hexdigest()[:12]
+        names = ", ".join(Path(f).name for f in batch)
+        trigger = f"label_batch:{batch_id} ({names})"
+        report = dg.RunRequest(
+            run_key=f"{spec.name}:labels_report:{batch_id}",
+            asset_selection=[report_key],
+            tags={PIPELINE_TAG: spec.name, TRIGGER_TAG: trigger},
+        )
         if not spec.retraining.on_new_labels:
             context.update_cursor(json.dumps({**seen, **bad, **{f: files[f] for f in batch}}))
-            return dg.SkipReason(f"{len(batch)} new label file(s); retraining.on_new_labels is off")
+            return dg.SensorResult(
+                [report], skip_reason=f"{len(batch)} new label file(s); retraining.on_new_labels is off"
+            )
         refused = retraining_refusal(context.instance, spec, time.time())
         if refused:
             context.update_cursor(json.dumps({**seen, **bad}))  # the batch stays new until it can be acted on
-            return dg.SkipReason(f"{len(batch)} new label file(s) not acted on: {refused}")
-        batch_id = hashlib.sha256(json.dumps({f: files[f] for f in batch}, sort_keys=True).encode()).hexdigest()[:12]
-        names = ", ".join(Path(f).name for f in batch)
+            context.log.info(f"{len(batch)} new label file(s): a report now, no retraining yet: {refused}")
+            return [report]
         context.update_cursor(json.dumps({**seen, **bad, **{f: files[f] for f in batch}}))
-        return retrain_request(
-            spec, f"{spec.name}:labels:{batch_id}", f"label_batch:{batch_id} ({names})", retrain_assets
-        )
+        return [report, retrain_request(spec, f"{spec.name}:labels:{batch_id}", trigger, retrain_assets)]
 
     return labels_sensor

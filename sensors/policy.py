@@ -10,10 +10,8 @@ import datetime as dt
 
 import dagster as dg
 
-from mlops_assets.factory import TRIGGER_TAG
+from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG
 
-PIPELINE_TAG = "mlops/pipeline"
-RETRAIN_TAG = "mlops/retrain"
 DAY = 86_400.0
 
 

@@ -8,10 +8,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import failures, metadata
+from conftest import check, failures, metadata
 from mlflow import MlflowClient
 
 from mlops_assets.definitions import build_definitions
+from mlops_assets.naming import ADAPTATION_TAG, RETRAIN_TAG, TRIGGER_TAG, WINDOW_END_TAG, DriftStatus
+from mlops_assets.sensor_driver import SensorDriver
 from mlops_assets.spec import load_spec
 from mlops_assets.traffic import replay
 from resources import local_resources
@@ -21,15 +23,14 @@ DRIFT = {"mean_radius": 1.3, "mean_texture": 1.4}
 
 
 class Loop:
-    """One pipeline of a project with its sensors, cursors kept between ticks as the daemon keeps them."""
+    """One pipeline of a project with its sensors, ticked through Dagster's API as the demo ticks them."""
 
     def __init__(self, project, name="breast_cancer"):
         self.project, self.name = project, name
         self.path = project.pipelines / f"{name}.yaml"
         self.spec = load_spec(self.path)
         self.defs = build_definitions(project.pipelines, local_resources(project.layout), build_sensors)
-        self.sensors = {s.name.removeprefix(f"{name}_"): s for s in self.defs.sensors if s.name.startswith(name)}
-        self.cursors: dict[str, str | None] = {}
+        self.driver = SensorDriver(self.defs, project.instance, local_resources(project.layout))
         self.url = None
 
     def deploy(self):
@@ -38,25 +39,17 @@ class Loop:
         self.url = metadata(result, self.name, "deployed_endpoint")["url"]
 
     def tick(self, sensor: str):
-        context = dg.build_sensor_context(
-            instance=self.project.instance,
-            cursor=self.cursors.get(sensor),
-            resources=local_resources(self.project.layout),
-            definitions=self.defs,
-        )
-        data = self.sensors[sensor].evaluate_tick(context)
-        self.cursors[sensor] = data.cursor
-        return data
+        return self.driver.tick(f"{self.name}_{sensor}")
 
-    def launch(self, request: dg.RunRequest):
+    def launch(self, request: dg.RunRequest, sensor: str = "drift_sensor"):
+        result = self.driver.launch(f"{self.name}_{sensor}", request).result
         names = [key.path[-1] for key in request.asset_selection]
-        result = self.project.materialize(self.name, *names, tags=request.tags)
         assert result.success or "evaluation_report" in names, failures(result)
         return result
 
-    def send(self, rows: int, seed: int, shifts=None):
+    def send(self, rows: int, seed: int, shifts=None, nulls=None):
         before = self.logged_rows()
-        replay(self.spec, self.project.pipelines, self.url, rows=rows, batch=10, seed=seed, shifts=shifts)
+        replay(self.spec, self.project.pipelines, self.url, rows=rows, batch=10, seed=seed, shifts=shifts, nulls=nulls)
         deadline = time.monotonic() + 30
         while self.logged_rows() < before + rows:
             assert time.monotonic() < deadline, "the endpoint did not log the traffic"
@@ -88,31 +81,50 @@ def loop(project):
     return loop
 
 
-def test_drift_starts_exactly_one_retraining_that_carries_the_report_id(loop):
+def test_drift_without_labels_retrains_once_toward_the_window_and_the_next_report_is_clean(loop):
     assert not loop.tick("drift_sensor").run_requests  # no traffic yet
     loop.send(200, seed=1, shifts=DRIFT)
 
     requests = loop.tick("drift_sensor").run_requests
     assert [r.asset_selection for r in requests] == [[dg.AssetKey(["breast_cancer", "drift_report"])]]
+    assert requests[0].tags[WINDOW_END_TAG] == "200"
     report = metadata(loop.launch(requests[0]), "breast_cancer", "drift_report")
-    assert report["status"] == "drifted" and report["drifted_features"] == ["mean_radius", "mean_texture", "prediction"]
+    assert report["status"] == DriftStatus.drifted and report["drifted_features"] == [
+        "mean_radius",
+        "mean_texture",
+        "prediction",
+    ]
+    assert report["adaptation_window"].startswith("breast_cancer/adaptation/")
 
     requests = loop.tick("drift_sensor").run_requests
     assert len(requests) == 1
     retrain = requests[0]
     report_id = report["drift_report_id"]
-    assert retrain.tags["mlops/trigger"] == f"drift_report:{report_id}"
-    assert {k.path[-1] for k in retrain.asset_selection} == {
-        "trained_model",
-        "evaluation_report",
-        "deployed_endpoint",
-        "drift_report",
-    }
+    assert retrain.tags[TRIGGER_TAG] == f"drift_report:{report_id}"
+    assert retrain.tags[ADAPTATION_TAG] == report["adaptation_window"]
     result = loop.launch(retrain)
-    version = metadata(result, "breast_cancer", "trained_model")["model_version"]
-    assert loop.versions()[version].tags["trigger"] == f"drift_report:{report_id}"
-    assert metadata(result, "breast_cancer", "trained_model")["trigger"] == f"drift_report:{report_id}"
-    assert loop.versions()[version].tags["gate"] in {"passed", "failed"}
+    assert result.success, failures(result)
+    features = metadata(result, "breast_cancer", "validated_features")
+    assert features["adaptation"]["features"] == ["mean_radius", "mean_texture"]
+    assert features["adaptation"]["drift_report"] == report_id
+    assert features["weights"]["max"] > 1.5 * features["weights"]["min"]  # the weights moved toward the window
+    trained = metadata(result, "breast_cancer", "trained_model")
+    version = trained["model_version"]
+    assert trained["weighted"] and trained["trigger"] == f"drift_report:{report_id}"
+    tags = loop.versions()[version].tags
+    assert (
+        tags["trigger"] == f"drift_report:{report_id}"
+        and tags["features_version"] != loop.versions()["1"].tags["features_version"]
+    )
+    evaluation = metadata(result, "breast_cancer", "evaluation_report")
+    assert "| weighted |" in evaluation["holdouts"] and "| fixed |" in evaluation["holdouts"]
+    assert metadata(result, "breast_cancer", "deployed_endpoint")["model_version"] == version
+    # the reference moved with the model: the same traffic is no longer drift
+    after = metadata(result, "breast_cancer", "drift_report")
+    assert after["status"] == DriftStatus.no_drift
+    data = loop.project.layout.data
+    reference, window = (pq.read_table(data / key) for key in (after["drift_reference"], report["adaptation_window"]))
+    assert reference.equals(window)
 
     assert not loop.tick("drift_sensor").run_requests  # no new traffic: nothing to do
 
@@ -132,15 +144,18 @@ def test_a_new_label_batch_retrains_on_the_joined_labels(project):
 
     stray = pd.DataFrame({"patient_id": ["P9999"], "diagnosis": ["benign"]})  # an id the data does not have
     pd.concat([all_labels.iloc[450:], stray]).to_csv(labels / "batch-0003.csv", index=False)
-    requests = loop.tick("labels_sensor").run_requests
-    assert len(requests) == 1 and requests[0].tags["mlops/trigger"].startswith("label_batch:")
-    assert "batch-0003.csv" in requests[0].tags["mlops/trigger"]
-    result = loop.launch(requests[0])
+    report, retrain = loop.tick("labels_sensor").run_requests
+    assert report.asset_selection == [dg.AssetKey(["breast_cancer", "drift_report"])]  # performance figures now
+    assert retrain.tags[TRIGGER_TAG].startswith("label_batch:") and "batch-0003.csv" in retrain.tags[TRIGGER_TAG]
+    result = loop.launch(retrain, "labels_sensor")
     raw = metadata(result, "breast_cancer", "raw_data")
-    assert raw["rows"] == 569 and raw["rows_waiting_for_labels"] == 0 and raw["labels_with_unknown_ids"] == 1
-    assert raw["unreadable_label_files"] == [str(labels / "batch-0002.csv")]
+    assert raw["rows"] == 569 and raw["rows_waiting_for_labels"] == 0
+    feedback = metadata(result, "breast_cancer", "feedback")
+    assert feedback["counts"]["unknown_id_labels"] == 1 and feedback["labels_quarantined"] == 1
+    assert list(feedback["unreadable_label_files"]) == [str(labels / "batch-0002.csv")]
+    assert check(result, "breast_cancer", "feedback", "labels_accounted_for").passed
     version = metadata(result, "breast_cancer", "trained_model")["model_version"]
-    assert loop.versions()[version].tags["trigger"] == requests[0].tags["mlops/trigger"]
+    assert loop.versions()[version].tags["trigger"] == retrain.tags[TRIGGER_TAG]
     assert not loop.tick("labels_sensor").run_requests
 
 
@@ -167,22 +182,61 @@ def test_performance_decay_retrains_when_the_interval_is_under_the_floor(project
     assert not loop.tick("drift_sensor").run_requests
 
 
-def test_constant_unfixable_drift_is_stopped_by_the_daily_budget(project):
+def drift_window(loop, seed, **traffic):
+    """Send one window of traffic, have its drift report made, and tick the drift sensor once more."""
+    loop.send(loop.spec.monitoring.window, seed=seed, **traffic)
+    (report_request,) = loop.tick("drift_sensor").run_requests
+    report = metadata(loop.launch(report_request), "breast_cancer", "drift_report")
+    return report, loop.tick("drift_sensor")
+
+
+def test_a_drift_the_retraining_answered_stops_the_loop_by_itself_not_by_the_budget(project):
     configure(project, monitoring={"window": 100}, retraining={"cooldown_minutes": 0, "daily_budget": 2})
     loop = Loop(project)
     loop.deploy()
-    outcomes = []
+    statuses, retrains = [], []
     for seed in range(3):
-        loop.send(100, seed=10 + seed, shifts=DRIFT)
-        (report_request,) = loop.tick("drift_sensor").run_requests
-        assert metadata(loop.launch(report_request), "breast_cancer", "drift_report")["status"] == "drifted"
-        data = loop.tick("drift_sensor")
-        outcomes.append(len(data.run_requests))
+        report, data = drift_window(loop, 10 + seed, shifts=DRIFT)
+        statuses.append(report["status"])
+        retrains.append(len(data.run_requests))
         for request in data.run_requests:
             loop.launch(request)
-    assert outcomes == [1, 1, 0]
-    assert "daily budget spent: 2 automatic retrainings today" in data.skip_message
-    assert len(loop.versions()) == 3  # the first deployment and two retrainings
+    assert statuses == ["drifted", "no drift", "no drift"] and retrains == [1, 0, 0]
+    assert "budget" not in (data.skip_message or "")
+    assert len(loop.versions()) == 2  # the first deployment and one retraining
+
+
+def test_a_column_that_arrives_empty_waits_for_labels_and_retrains_nothing(loop):
+    report, data = drift_window(loop, 30, nulls=["mean_radius"])
+    assert report["status"] == DriftStatus.waiting_for_labels
+    assert "mean_radius" in report["drifted_features"] and "mean_radius" in report["verdict"]
+    assert "waiting for labels" in report["verdict"]
+    assert not data.run_requests and "not retrained" in data.skip_message
+    assert len(loop.versions()) == 1
+
+
+def test_a_weighted_retraining_that_does_not_help_acknowledges_the_drift(project):
+    gate = {"thresholds": {"roc_auc": 0.95}, "min_gain": {"roc_auc": 0.5}}  # no retraining can gain 0.5
+    configure(project, monitoring={"window": 100}, retraining={"cooldown_minutes": 0}, evaluation={"gate": gate})
+    loop = Loop(project)
+    loop.deploy()
+    report, data = drift_window(loop, 40, shifts=DRIFT)
+    (retrain,) = data.run_requests
+    result = loop.launch(retrain)
+    assert not check(result, "breast_cancer", "evaluation_report", "gate").passed
+    assert loop.versions()["2"].tags["gate"] == "failed"
+
+    report, data = drift_window(loop, 41, shifts=DRIFT)
+    assert report["status"] == DriftStatus.known_drift and "retraining did not help" in report["verdict"]
+    assert not data.run_requests and "waiting for labels" in data.skip_message
+    assert len(loop.versions()) == 2
+
+
+def test_an_automatic_retraining_of_the_champions_training_set_does_not_run(loop):
+    names = ("raw_data", "feedback", "validated_features", "trained_model", "evaluation_report")
+    result = loop.project.materialize("breast_cancer", *names, tags={RETRAIN_TAG: "true", TRIGGER_TAG: "test"})
+    assert result.success and not result.asset_materializations_for_node("breast_cancer__trained_model")
+    assert len(loop.versions()) == 1
 
 
 def test_drift_must_persist_for_the_configured_windows(project):

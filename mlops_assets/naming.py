@@ -1,0 +1,41 @@
+"""Names shared by the assets, the sensors, the CLI and the tests: each defined once, here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import dagster as dg
+
+ASSET_NAMES = (
+    "raw_data",
+    "feedback",
+    "validated_features",
+    "trained_model",
+    "evaluation_report",
+    "deployed_endpoint",
+    "drift_report",
+)
+EXTERNAL_ASSET_NAMES = ("inference_log", "labels")  # written outside Dagster: the endpoint, the label feed
+
+# run tags
+PIPELINE_TAG = "mlops/pipeline"
+RETRAIN_TAG = "mlops/retrain"  # "true" on automatic retrainings: what the cooldown and budget count
+TRIGGER_TAG = "mlops/trigger"  # why a run started; travels into the model version's tags
+APPROVER_TAG = "mlops/approved_by"
+ADAPTATION_TAG = "mlops/adapt_to"  # the drifted window (artifact-store key) a retraining weights toward
+WINDOW_END_TAG = "mlops/window_end_row"  # a drift report's window: the logged rows that end at this count
+
+
+def asset_keys(pipeline: str) -> dict[str, dg.AssetKey]:
+    """Every asset key of a pipeline, by asset name: ``<pipeline>/<asset>``."""
+    return {name: dg.AssetKey([pipeline, name]) for name in (*ASSET_NAMES, *EXTERNAL_ASSET_NAMES)}
+
+
+class DriftStatus(StrEnum):
+    """A drift report's verdict, as the drift sensor reads it."""
+
+    not_enough_traffic = "not enough traffic"
+    no_drift = "no drift"
+    drifted = "drifted"  # importance weights can answer it: a retraining may run
+    waiting_for_labels = "drifted, waiting for labels"  # weights cannot answer it: only labels can
+    known_drift = "known drift"  # a weighted retraining did not help: acknowledged, waiting for labels

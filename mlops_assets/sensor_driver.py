@@ -1,0 +1,84 @@
+"""Sensors ticked through Dagster's own API, and their run requests materialized in this process.
+
+What the daemon does, without the daemon: ``mlops-assets tick`` (the demo closes the loop with it), the
+loop bench and the tests use it. Runs carry the sensor's name and run key as the daemon's do, and a run
+key that already ran is skipped as the daemon skips it, so the daemon turned on later repeats nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass(frozen=True)
+class Launched:
+    sensor: str
+    request: dg.RunRequest
+    result: dg.ExecuteInProcessResult | None  # None: the run key had already run
+
+
+class SensorDriver:
+    """The sensors of ``defs``, cursors kept between ticks (in ``cursor_file`` when given, so they
+    outlive the process, as the daemon keeps them in its storage)."""
+
+    def __init__(
+        self,
+        defs: dg.Definitions,
+        instance: dg.DagsterInstance,
+        resources: Mapping[str, Any],
+        cursor_file: Path | None = None,
+        run_config: Mapping[str, Any] | None = None,
+    ):
+        self.defs, self.instance, self.resources = defs, instance, dict(resources)
+        self.cursor_file, self.run_config = cursor_file, dict(run_config or QUIET)
+        self.sensors = {s.name: s for s in defs.sensors}
+        self.cursors: dict[str, str | None] = {}
+        if cursor_file is not None and cursor_file.exists():
+            self.cursors = json.loads(cursor_file.read_text())
+
+    def tick(self, name: str):
+        """One evaluation of sensor ``name``; its cursor moves as the daemon's would."""
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursors.get(name), resources=self.resources, definitions=self.defs
+        )
+        data = self.sensors[name].evaluate_tick(context)
+        self.cursors[name] = data.cursor
+        if self.cursor_file is not None:
+            self.cursor_file.parent.mkdir(parents=True, exist_ok=True)
+            self.cursor_file.write_text(json.dumps(self.cursors))
+        return data
+
+    def launch(self, sensor: str, request: dg.RunRequest) -> Launched:
+        """Materialize what ``request`` asks for, unless a run with its key already ran for ``sensor``."""
+        if request.run_key and self._already_ran(sensor, request.run_key):
+            return Launched(sensor, request, None)
+        tags = {**(request.tags or {}), SENSOR_NAME_TAG: sensor}
+        if request.run_key:
+            tags[RUN_KEY_TAG] = request.run_key
+        result = dg.materialize(
+            [a for a in self.defs.assets if isinstance(a, dg.AssetsDefinition)],
+            selection=list(request.asset_selection),
+            resources=self.resources,
+            instance=self.instance,
+            tags=tags,
+            raise_on_error=False,
+            run_config=self.run_config,
+        )
+        return Launched(sensor, request, result)
+
+    def step(self, names: list[str]) -> list[Launched]:
+        """Tick each sensor once and launch what it asks for, in order."""
+        return [self.launch(name, request) for name in names for request in self.tick(name).run_requests or []]
+
+    def _already_ran(self, sensor: str, run_key: str) -> bool:
+        runs = self.instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}))
+        return any(run.tags.get(SENSOR_NAME_TAG) == sensor for run in runs)
