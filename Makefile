@@ -30,17 +30,24 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mlops-assets validate pipelines
-	@echo "== 1/4 the whole lifecycle of every pipeline (raw data -> ... -> endpoint), from the Dagster CLI"
+	@echo "== 1/5 the whole lifecycle of every pipeline (raw data -> ... -> endpoint), from the Dagster CLI"
 	$(MATERIALIZE) --select '*'
-	@echo "== 2/4 normal traffic through each endpoint, then a drift report"
+	@echo "== 2/5 normal traffic through each endpoint, then a drift report"
 	$(foreach p,$(PIPELINES),$(BIN)/mlops-assets replay pipelines/$(p).yaml --rows 300 --seed 1 &&) true
 	sleep 2
 	$(MATERIALIZE) --select 'key:"*/drift_report"'
-	@echo "== 3/4 drifted traffic, then a drift report that flags it"
+	@echo "== 3/5 drifted traffic, then a drift report that flags it"
 	$(foreach p,$(PIPELINES),$(BIN)/mlops-assets replay pipelines/$(p).yaml --rows 300 --seed 2 $(DRIFT_$(p)) &&) true
 	sleep 2
 	$(MATERIALIZE) --select 'key:"*/drift_report"'
-	@echo "== 4/4 what was built"
+	@echo "== 4/5 the loop closes by itself: the sensors, ticked through Dagster's API, report each window of"
+	@echo "       traffic and retrain toward the drifted one (importance weights); the new version is gated on"
+	@echo "       the fixed and the weighted holdouts, promoted, and the same traffic is no longer drift"
+	$(BIN)/mlops-assets tick
+	$(foreach p,$(PIPELINES),$(BIN)/mlops-assets replay pipelines/$(p).yaml --rows 300 --seed 2 $(DRIFT_$(p)) &&) true
+	sleep 2
+	$(BIN)/mlops-assets tick
+	@echo "== 5/5 what was built"
 	$(BIN)/mlops-assets status
 	$(BIN)/mlops-assets audit breast_cancer
 	$(BIN)/mlops-assets stop

@@ -15,6 +15,7 @@ from mlops_assets.endpoint_state import running_url, stop
 from mlops_assets.errors import MlopsError
 from mlops_assets.layout import LocalLayout
 from mlops_assets.locations import log_prefix, shadow_log_prefix
+from mlops_assets.naming import TRIGGER_TAG
 from mlops_assets.spec import PipelineSpec, load_spec, load_specs
 
 PIPELINE_HELP = "the pipeline: its spec file, or its name (its spec in MLOPS_PIPELINES, default pipelines/)"
@@ -183,6 +184,55 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tick(args: argparse.Namespace) -> int:
+    """The sensors ticked through Dagster's API against this Dagster instance (``DAGSTER_HOME``), their runs
+    materialized here, round after round until a round asks for nothing: the loop without the daemon."""
+    import dagster as dg
+
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.sensor_driver import SensorDriver
+    from resources import local_resources
+    from sensors import build_sensors
+
+    layout = LocalLayout.from_env()
+    resources = local_resources(layout)
+    defs = build_definitions(args.pipelines, resources, build_sensors)
+    names = [s.name for s in defs.sensors if not args.pipeline or s.name.rsplit("_", 2)[0] in args.pipeline]
+    with dg.DagsterInstance.get() as instance:
+        driver = SensorDriver(defs, instance, resources, layout.home / "sensor_cursors.json")
+        for round_ in range(1, args.rounds + 1):
+            launched = driver.step(names)
+            for item in launched:
+                print(f"round {round_}: {item.sensor} -> {describe_run(item)}")
+            if not launched:
+                print(f"round {round_}: no sensor asked for a run; the loop is quiet")
+                return 0
+    print(f"stopped after {args.rounds} rounds with the sensors still asking for runs")
+    return 0
+
+
+def describe_run(item) -> str:
+    """One line: what a sensor's run did, from its materializations' metadata."""
+    if item.result is None:
+        return f"{item.request.run_key}: already ran"
+    outcome = "ok" if item.result.success else "FAILED"
+    facts = []
+    for event in item.result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        name = materialization.asset_key.path[-1]
+        if name == "drift_report":
+            facts.append(f"drift report {values['window_end']}: {values.get('verdict', values['status'])}")
+        elif name == "trained_model":
+            facts.append(f"v{values['model_version']} trained ({values['trigger']})")
+        elif name == "deployed_endpoint":
+            facts.append(f"v{values['model_version']} serves ({values['action']})")
+    skipped = [e for e in item.result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    return f"{item.request.tags.get(TRIGGER_TAG, item.request.run_key)}: {outcome}; " + (
+        "; ".join(facts) + (f"; {len(skipped)} step(s) skipped" if skipped else "") or "nothing materialized"
+    )
+
+
 def _spec_reference(args: argparse.Namespace) -> int:
     from mlops_assets.spec_reference import render, update_readme
 
@@ -249,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text)
         command.add_argument("pipelines", nargs="?", default="pipelines")
         command.set_defaults(run=run)
+
+    tick = commands.add_parser("tick", help="tick the sensors and run what they ask for, until the loop is quiet")
+    tick.add_argument("pipeline", nargs="*", help="pipeline names (default: all)")
+    tick.add_argument("--pipelines", default=os.environ.get("MLOPS_PIPELINES", "pipelines"), help="specs folder")
+    tick.add_argument("--rounds", type=int, default=10, help="most rounds of ticks")
+    tick.set_defaults(run=_tick)
 
     reference = commands.add_parser("spec-reference", help="print the spec reference (Markdown)")
     reference.add_argument("--update", metavar="README", help="rewrite the reference section of this file")

@@ -266,7 +266,10 @@ class Monitoring(SpecModel):
         default=0.1, gt=0, description="Wasserstein distance over the reference's std above which it has drifted."
     )
     js_threshold: float = Field(
-        default=0.1, gt=0, description="Jensen-Shannon distance above which a categorical feature has drifted."
+        default=0.1,
+        gt=0,
+        description="Jensen-Shannon distance above which a categorical feature, or a numeric feature's missing "
+        "share, has drifted.",
     )
     alpha: float = Field(
         default=0.05,

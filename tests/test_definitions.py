@@ -23,6 +23,13 @@ SIX = {
     "deployed_endpoint": {"evaluation_report"},
     "drift_report": {"validated_features", "deployed_endpoint"},
 }
+# with a labels source, what production taught joins training: inference log + labels -> feedback
+FEEDBACK = {
+    "inference_log": set(),
+    "labels": set(),
+    "feedback": {"inference_log", "labels"},
+    "validated_features": {"raw_data", "feedback"},
+}
 
 PROBE = """
 import json, sys
@@ -45,13 +52,15 @@ def load_location(env: dict[str, str]) -> dict:
 
 
 def test_every_spec_becomes_six_assets_with_their_lineage(tmp_path):
-    """Six per spec, and ``batch_predictions`` for the specs that declare a dataset to score."""
+    """Six per spec, the feedback asset and its two external sources for specs with labels, and
+    ``batch_predictions`` for the specs that declare a dataset to score."""
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home")}
     location = load_location(env)
     specs = {spec.name: spec for spec, _ in load_specs(REPO / "pipelines")}
     assert {key.split("/")[0] for key in location["nodes"]} == set(specs)
     for pipeline, spec in specs.items():
-        expected = {**SIX, **({"batch_predictions": {"deployed_endpoint"}} if spec.batch else {})}
+        expected = {**SIX, **(FEEDBACK if spec.source.labels else {})}
+        expected.update({"batch_predictions": {"deployed_endpoint"}} if spec.batch else {})
         assert {k for k in location["nodes"] if k.startswith(f"{pipeline}/")} == {f"{pipeline}/{a}" for a in expected}
         for asset, parents in expected.items():
             node = location["nodes"][f"{pipeline}/{asset}"]
@@ -59,6 +68,8 @@ def test_every_spec_becomes_six_assets_with_their_lineage(tmp_path):
             assert node["group"] == pipeline
         assert f"{pipeline}/evaluation_report:gate" in location["checks"]
         assert f"{pipeline}/drift_report:no_drift" in location["checks"]
+        if spec.source.labels:
+            assert f"{pipeline}/feedback:labels_accounted_for" in location["checks"]
     assert location["heavy"] == [], "the code location must not import torch, mlflow, sklearn, pandas or pyarrow"
 
 
