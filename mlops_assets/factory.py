@@ -145,6 +145,9 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             written.features,
             data_version=dg.DataVersion(written.features.version),
             metadata={
+                "rows_in": written.rows_in,
+                "rows_kept": written.rows_kept,
+                "rows_quarantined": written.rows_quarantined,
                 **written.metadata,
                 "quarantine": dg.MetadataValue.path(store.uri(written.quarantine_key))
                 if written.quarantine_key
@@ -196,6 +199,8 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             "reference_key": validated_features.reference_key,
             "recent_holdout_key": validated_features.recent_holdout_key or "none",
             "adaptation": json.dumps(validated_features.adaptation) if validated_features.adaptation else "none",
+            "training_set": validated_features.train_key,
+            "training_rows_by_origin": json.dumps(validated_features.rows_by_origin),
             "spec_hash": spec.spec_hash,
             "trigger": trigger,
             "dagster_run_id": context.run_id,

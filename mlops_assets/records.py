@@ -31,6 +31,7 @@ class FeatureSet:
     reference_key: str = ""  # inputs the version is fitted for: its drift reference once it serves
     feedback_hash: str | None = None
     adaptation: dict | None = None  # the drift the importance weights answer, and their sample size
+    rows_by_origin: dict = field(default_factory=dict)  # training rows from the source and from production
 
 
 @dataclass(frozen=True)

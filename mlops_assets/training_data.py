@@ -76,6 +76,7 @@ def write_training_set(
         keys.get("reference", keys["train"]),
         feedback.content_hash if feedback else None,
         training.adaptation,
+        training.origins(),
     )
     rows_kept = len(source.kept) + len(production)
     return WrittenTrainingSet(

@@ -21,6 +21,7 @@ from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from mlops_assets.audit import read_decisions
 from mlops_assets.endpoint_state import running_url
+from mlops_assets.naming import TRIGGER_TAG
 from mlops_assets.pyfunc import load_pipeline_model
 from mlops_assets.spec import load_spec
 from mlops_assets.traffic import replay
@@ -151,7 +152,7 @@ def test_bad_rows_are_quarantined_and_counted(project):
     lines = data.read_text().splitlines()
     lines[1] = lines[1].replace(lines[1].split(",")[1], "-5", 1)  # a negative radius
     data.write_text("\n".join(lines) + "\n")
-    result = project.materialize("breast_cancer", "raw_data", "validated_features")
+    result = project.materialize("breast_cancer", "raw_data", "feedback", "validated_features")
     features = metadata(result, "breast_cancer", "validated_features")
     assert (features["rows_in"], features["rows_kept"], features["rows_quarantined"]) == (569, 568, 1)
     assert check(result, "breast_cancer", "validated_features", "rows_accounted_for").passed
@@ -167,7 +168,7 @@ def test_too_many_bad_rows_block_training(project):
     for i in range(1, 41):
         lines[i] = lines[i].replace(lines[i].split(",")[1], "-5", 1)
     data.write_text("\n".join(lines) + "\n")
-    result = project.materialize("breast_cancer", "raw_data", "validated_features", "trained_model")
+    result = project.materialize("breast_cancer", "raw_data", "feedback", "validated_features", "trained_model")
     share = check(result, "breast_cancer", "validated_features", "quarantine_share")
     assert not share.passed and share.metadata["share"].value == 40 / 569
     assert not result.asset_materializations_for_node("breast_cancer__trained_model")
@@ -203,7 +204,12 @@ def test_a_failed_training_leaves_the_champion_where_it_was(project):
 
 def test_the_trigger_travels_into_the_model_version(project):
     result = project.materialize(
-        "breast_cancer", "raw_data", "validated_features", "trained_model", tags={"mlops/trigger": "drift_report:1234"}
+        "breast_cancer",
+        "raw_data",
+        "feedback",
+        "validated_features",
+        "trained_model",
+        tags={TRIGGER_TAG: "drift_report:1234"},
     )
     version = metadata(result, "breast_cancer", "trained_model")["model_version"]
     assert client(project).get_model_version("breast_cancer", version).tags["trigger"] == "drift_report:1234"

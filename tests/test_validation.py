@@ -74,13 +74,13 @@ def test_content_hash_depends_on_rows_not_files(frame, tmp_path):
     assert content_hash(changed) != content_hash(frame)
 
 
-def test_labels_join_keeps_the_latest_label_and_counts_unlabeled(spec, pipelines):
+def test_a_later_label_never_overwrites_an_earlier_one_and_unlabeled_rows_are_counted(spec, pipelines):
     labels = pipelines / "data" / "breast_cancer" / "labels"
     first = pd.read_csv(labels / "batch-0001.csv")
     first.iloc[:500].to_csv(labels / "batch-0001.csv", index=False)
-    correction = first.iloc[[0]].assign(diagnosis="malignant" if first.diagnosis[0] == "benign" else "benign")
-    correction.to_csv(labels / "batch-0002.csv", index=False)
+    conflict = first.iloc[[0]].assign(diagnosis="malignant" if first.diagnosis[0] == "benign" else "benign")
+    conflict.to_csv(labels / "batch-0002.csv", index=False)
     source = read_source(spec, pipelines)
     assert len(source.frame) == 500 and source.unlabeled_rows == len(first) - 500
-    assert source.frame.set_index("patient_id").loc["P0000", "diagnosis"] == correction.diagnosis.iloc[0]
+    assert source.frame.set_index("patient_id").loc["P0000", "diagnosis"] == first.diagnosis[0]
     assert [Path(f).name for f in source.label_files] == ["batch-0001.csv", "batch-0002.csv"]
