@@ -179,6 +179,7 @@ class Run:
         self.layout = LocalLayout.from_env().ensure()
         self.resources = local_resources(self.layout)
         self.defs = build_definitions(pipelines, self.resources, build_sensors)
+        (root / "dagster_home").mkdir()
         self.instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
         self.driver = SensorDriver(self.defs, self.instance, self.resources)
         self.pipelines, self.next_id = pipelines, 1_000_000
@@ -187,8 +188,12 @@ class Run:
     def deploy(self) -> str:
         import dagster as dg
 
+        from mlops_assets.sensor_driver import QUIET
+
         assets = [a for a in self.defs.assets if isinstance(a, dg.AssetsDefinition)]
-        result = dg.materialize(assets, resources=self.resources, instance=self.instance, raise_on_error=False)
+        result = dg.materialize(
+            assets, resources=self.resources, instance=self.instance, raise_on_error=False, run_config=QUIET
+        )
         assert result.success, "the champion did not deploy"
         return result.asset_materializations_for_node("loans__deployed_endpoint")[-1].metadata["url"].value
 

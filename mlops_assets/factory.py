@@ -8,6 +8,7 @@ loading the code location stays cheap.
 import base64
 import functools
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -388,7 +389,13 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "no_drift",
                 asset=key["drift_report"],
                 description="no input feature and not the prediction drifted (effect size confirmed by a test)",
-            )
+            ),
+            dg.AssetCheckSpec(
+                "requests_accepted",
+                asset=key["drift_report"],
+                description=f"at most {spec.monitoring.max_rejected_share:.1%} of scoring requests rejected since "
+                "the last report",
+            ),
         ],
         **common,
     )
@@ -396,6 +403,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         context: dg.AssetExecutionContext,
         store: ArtifactStore,
         registry: ModelRegistry,
+        deployer: EndpointDeployer,
         deployed_endpoint: EndpointState,
     ):
         import pandas as pd
@@ -436,6 +444,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 else:
                     adaptation = {**adaptation, "window": key_}
                     verdict = f"importance weights can answer it (effective share {adaptation['effective_share']:.1%})"
+        counts = _request_counts(context, deployer, spec.name, key["drift_report"])
         markdown = outcome.markdown + (f"\n\n**{status}**: {verdict}" if verdict else "")
         as_json = {**outcome.as_json, "status": str(status), "verdict": verdict, "adaptation": adaptation}
         report_key = f"{spec.name}/reports/drift/{context.run_id}"
@@ -452,6 +461,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "window_rows": outcome.window.table.num_rows,
                 "window_end": outcome.window.end or "none",
                 "drift_reference": deployed_endpoint.reference_key,
+                **counts.metadata,
                 "skipped_log_files": len(outcome.window.skipped),
                 "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
                 **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
@@ -481,6 +491,15 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                 "psi_threshold": spec.monitoring.psi_threshold,
                 "wasserstein_threshold": spec.monitoring.wasserstein_threshold,
                 "js_threshold": spec.monitoring.js_threshold,
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="requests_accepted",
+            passed=counts.share <= spec.monitoring.max_rejected_share,
+            metadata={
+                **counts.metadata,
+                "rejected_share": counts.share,
+                "threshold": spec.monitoring.max_rejected_share,
             },
         )
 
@@ -531,6 +550,34 @@ def _batch_predictions_asset(spec: PipelineSpec, base_dir: Path, common: dict, e
         )
 
     return batch_predictions
+
+
+@dataclass(frozen=True)
+class _RequestCounts:
+    share: float  # rejected / (accepted + rejected) since the previous report; 0 when unknown
+    metadata: dict
+
+
+def _request_counts(context, deployer: EndpointDeployer, name: str, report_key: dg.AssetKey) -> _RequestCounts:
+    """Requests the endpoint accepted and rejected since the previous drift report (its counters are read
+    over the admin route; the previous reading is that report's metadata)."""
+    from mlops_assets.monitoring import requests_since
+
+    try:
+        now = deployer.rollout_status(name)["requests"]
+    except Exception as exc:  # an endpoint that does not answer: the report goes on, and says so
+        context.log.warning(f"could not read the endpoint's request counts: {exc}")
+        return _RequestCounts(0.0, {"requests_counted": False})
+    event = context.instance.get_latest_materialization_event(report_key)
+    before = event.asset_materialization.metadata.get("endpoint_requests") if event else None
+    accepted, rejected = requests_since(now, getattr(before, "value", None))
+    metadata = {
+        "endpoint_requests": dg.MetadataValue.json(now),
+        "accepted_requests": accepted,
+        "rejected_requests": rejected,
+        "last_rejection": now.get("last_rejection") or "none",
+    }
+    return _RequestCounts(rejected / max(accepted + rejected, 1), metadata)
 
 
 def holdout_inputs_parquet(frame) -> bytes:

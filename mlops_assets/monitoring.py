@@ -103,6 +103,16 @@ def window_ending_at(store: ArtifactStore, prefix: str, end_row: int, rows: int)
     return LogWindow(pa.concat_tables(tables, promote_options="permissive"), f"rows {start_row}-{end_row}", skipped)
 
 
+def requests_since(now: dict | None, before: dict | None) -> tuple[int, int] | None:
+    """(accepted, rejected) scoring requests between two readings of the endpoint's counters; an endpoint
+    that restarted meanwhile counts from zero. ``None`` when the endpoint could not be asked."""
+    if now is None:
+        return None
+    restarted = before is None or any(now[k] < before.get(k, 0) for k in ("accepted", "rejected"))
+    base = {"accepted": 0, "rejected": 0} if restarted else before
+    return now["accepted"] - base["accepted"], now["rejected"] - base["rejected"]
+
+
 def drift_config(monitoring) -> DriftConfig:
     """The spec's ``monitoring`` section as the drift statistics' configuration."""
     return DriftConfig(

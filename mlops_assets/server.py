@@ -109,6 +109,16 @@ def create_app(
     )
 
 
+@dataclass
+class RequestCounts:
+    """Scoring requests accepted and rejected (400: a body the schema cannot take). A feature that stops
+    arriving is rejected, never logged: these counts are how the drift report still sees it."""
+
+    accepted: int = 0
+    rejected: int = 0
+    last_rejection: str = ""
+
+
 class ScoringApp:
     """The ASGI app ``create_app`` returns; ``current`` is the model being served (``None`` before startup)."""
 
@@ -132,6 +142,7 @@ class ScoringApp:
         self.rollout_started: str | None = None  # ISO time the running rollout started
         self.candidate: LoadedModel | None = None
         self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+        self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
         self.inference_log, self.shadow_log, self.id_column = inference_log, shadow_log, id_column
         self.admin_token, self.scoring_token = admin_token, scoring_token
         self.max_body_bytes = max_body_bytes
@@ -175,7 +186,10 @@ class ScoringApp:
             parsed = parse_payload(body)
             columns, n_rows = coerce_columns(parsed, self.input_dtypes)
         except PayloadError as exc:
+            self.requests.rejected += 1
+            self.requests.last_rejection = str(exc)[:300]
             raise _HttpError(400, str(exc)) from None
+        self.requests.accepted += 1
         if self.id_column is not None:
             ids = parsed.get(self.id_column) or [None] * n_rows
             columns[self.id_column] = [None if v is None else str(v) for v in ids][:n_rows]
@@ -296,6 +310,7 @@ class ScoringApp:
             log.exception("the candidate did not load; no rollout")
             raise _HttpError(500, f"could not load candidate {rollout.candidate_version}: {exc}") from None
         self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+        self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
         self.candidate, self.rollout = candidate, rollout
         self.rollout_started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         await self._status(scope, receive, send)
@@ -319,6 +334,7 @@ class ScoringApp:
             "candidate_fast_path_check": candidate.fast_path_check if candidate else None,
             "rollout": None if rollout is None else {**asdict(rollout), "started_at": self.rollout_started},
             "arms": {arm: asdict(stats) for arm, stats in self.arms.items()},
+            "requests": asdict(self.requests),
         }
 
     async def _status(self, scope: dict, receive: Callable, send: Callable) -> None:

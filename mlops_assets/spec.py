@@ -286,6 +286,14 @@ class Monitoring(SpecModel):
     persistence: int = Field(
         default=1, ge=1, description="Consecutive drifted windows (one report each) before retraining."
     )
+    max_rejected_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Largest share of scoring requests the endpoint may reject (400: a missing column, a bad "
+        "value) between two drift reports; rejected requests are never logged, so this is how a feature that "
+        "stops arriving is seen.",
+    )
     performance: Performance | None = Field(
         default=None, description="Online performance check once labels can be joined to predictions."
     )

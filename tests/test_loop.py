@@ -1,7 +1,10 @@
 """The closed loop, daemon-free: real sensors ticked with ``build_sensor_context``, their run requests
 materialized for real, traffic sent through the real endpoint."""
 
+import json
 import time
+import urllib.error
+import urllib.request
 
 import dagster as dg
 import pandas as pd
@@ -213,6 +216,28 @@ def test_a_column_that_arrives_empty_waits_for_labels_and_retrains_nothing(loop)
     assert "waiting for labels" in report["verdict"]
     assert not data.run_requests and "not retrained" in data.skip_message
     assert len(loop.versions()) == 1
+
+
+def test_requests_the_endpoint_rejects_are_counted_and_fail_a_check(loop):
+    body = json.dumps({"dataframe_split": {"columns": ["mean_texture"], "data": [[10.0]]}}).encode()
+    for _ in range(5):  # a feature that stopped arriving: 400, never logged
+        request = urllib.request.Request(f"{loop.url}/invocations", body, {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(request, timeout=10)
+    loop.send(200, seed=6)
+    (report_request,) = loop.tick("drift_sensor").run_requests
+    result = loop.launch(report_request)
+    report = metadata(result, "breast_cancer", "drift_report")
+    assert (report["accepted_requests"], report["rejected_requests"]) == (20, 5)
+    assert "missing column(s)" in report["last_rejection"]
+    rejected = check(result, "breast_cancer", "drift_report", "requests_accepted")
+    assert not rejected.passed and rejected.metadata["rejected_share"].value == 5 / 25
+
+    loop.send(200, seed=7)  # the next report counts from the previous one: no new rejection
+    (report_request,) = loop.tick("drift_sensor").run_requests
+    result = loop.launch(report_request)
+    assert metadata(result, "breast_cancer", "drift_report")["rejected_requests"] == 0
+    assert check(result, "breast_cancer", "drift_report", "requests_accepted").passed
 
 
 def test_a_weighted_retraining_that_does_not_help_acknowledges_the_drift(project):
