@@ -34,6 +34,7 @@ def describe(specs, layout: LocalLayout, store: ArtifactStore) -> str:
             f"  champion: version {champion.version} (approved by {tags.get('approved_by', '?')})",
             f"  holdout: {holdout}",
             f"  dataset {tags.get('dataset_hash')}, spec {tags.get('spec_hash')}, code {tags.get('git_sha')}",
+            f"  trained on {tags.get('training_rows_by_origin', '?')} rows, trigger {tags.get('trigger', '?')}",
             f"  endpoint: {_endpoint(running_url(layout.endpoints, spec.name))}",
         ]
         decisions = read_decisions(store, spec.name)
@@ -51,6 +52,7 @@ def describe(specs, layout: LocalLayout, store: ArtifactStore) -> str:
             lines.append(
                 f"  latest drift report: {latest['status']}"
                 + (f" ({', '.join(drifted)})" if drifted else "")
+                + (f": {latest['verdict']}" if latest.get("verdict") else "")
                 + f", {Path(reports[-1]).with_suffix('.md')}"
             )
     return "\n".join(lines)
