@@ -284,7 +284,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             )
         plots = _plots(challenger, holdout, spec)
         tags = registry.get(spec.name, trained_model.version).tags
-        card = model_card(spec, report, tags)
+        card = model_card(spec, report, tags, judgement.markdown())
         prefix = f"{spec.name}/reports/evaluation/v{trained_model.version}"
         for filename, data in {**plots, "model_card.md": card.encode()}.items():
             store.write_bytes(f"{prefix}/{filename}", data)

@@ -111,10 +111,11 @@ def _read_log(store: ArtifactStore, spec):
             skipped.append(key)
             continue
         tables.append(table.select([c for c in columns if c in table.column_names]))
-    if not tables:
-        import pandas as pd
+    if not tables:  # typed as the log's columns, so "nothing served yet" always hashes alike
+        from mlops_assets.inference_log import log_schema
 
-        return pd.DataFrame(columns=columns), skipped
+        dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
+        tables = [log_schema(dtypes, spec.task, spec.id_column).empty_table().select(columns)]
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), skipped
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from mlops_assets.records import EvaluationReport
 
 
-def model_card(spec, report: EvaluationReport, tags: dict[str, str]) -> str:
+def model_card(spec, report: EvaluationReport, tags: dict[str, str], holdouts: str = "") -> str:
+    """``holdouts``: every holdout the version was judged on, side by side (``holdouts.Judgement.markdown``)."""
     model = report.model
     champion = report.champion_version or "none"
     rows = "\n".join(
@@ -21,6 +22,8 @@ def model_card(spec, report: EvaluationReport, tags: dict[str, str]) -> str:
 - Task: {spec.task}, target `{spec.target}`
 - Estimator: {tags.get("estimator", "?")} ({spec.model.estimator or "torch MLP"}), trained on {tags.get("device", "?")}
 - Dataset: content hash `{model.features.dataset_hash}`, features version `{model.features.version}`
+- Trained on: {model.features.rows_by_origin or "?"} rows (feedback `{model.features.feedback_hash or "none"}`)
+- Adapted to: {model.features.adaptation or "nothing (no drift answered by importance weights)"}
 - Spec hash: `{tags.get("spec_hash", "?")}`
 - Code: `{tags.get("git_sha", "?")}` (package {tags.get("package_version", "?")})
 - Trigger: {model.trigger}; MLflow run `{model.run_id}`
@@ -30,6 +33,10 @@ def model_card(spec, report: EvaluationReport, tags: dict[str, str]) -> str:
 | metric | challenger | champion |
 |---|---|---|
 {rows}
+
+## Every holdout (challenger vs champion)
+
+{holdouts or "fixed holdout only"}
 
 ## Gate: {"passed" if report.gate_passed else "FAILED"}
 

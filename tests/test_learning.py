@@ -139,3 +139,20 @@ def send_frame(loop: Loop, frame: pd.DataFrame) -> None:
     while loop.logged_rows() < before + len(frame):
         assert time.monotonic() < deadline, "the endpoint did not log the traffic"
         time.sleep(0.1)
+
+
+def test_feedback_is_named_by_its_rows_and_changes_only_when_production_taught_something(credit):
+    first = metadata(credit.project.materialize("credit", "feedback"), "credit", "feedback")
+    assert first["labelled_production_rows"] == 0
+    production = cases(np.random.default_rng(4), 120, 100_000)
+    send_frame(credit, production)
+    unchanged = metadata(credit.project.materialize("credit", "feedback"), "credit", "feedback")
+    assert unchanged["content_hash"] == first["content_hash"]  # served rows without labels teach nothing yet
+    labels = credit.project.pipelines / "data" / "credit" / "labels"
+    production[["case_id", "defaulted"]].iloc[:100].to_csv(labels / "batch-0001.csv", index=False)
+    taught = metadata(credit.project.materialize("credit", "feedback"), "credit", "feedback")
+    assert taught["labelled_production_rows"] == 100 and taught["content_hash"] != first["content_hash"]
+    rows = pd.read_parquet(taught["feedback"])
+    expected = production.iloc[:100].sort_values("case_id").reset_index(drop=True)
+    assert rows.sort_values("case_id")["defaulted"].tolist() == expected["defaulted"].tolist()
+    assert np.allclose(rows.sort_values("case_id")["x1"], expected["x1"])  # the features as served
