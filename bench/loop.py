@@ -7,7 +7,8 @@ and categorical inputs; production windows of 50,000 rows sent through the endpo
 Per scenario it prints the action the loop took and its trigger, the retrainings (new model versions; a
 version whose training set equals the champion's would be a copy and counts as a failure), the champion's and
 the new version's roc_auc on a fresh sample of the scenario's own labelled traffic (revealed to the bench
-after the decision), whether the next drift report on the same traffic is clean, and the seconds from the
+after the decision) with the paired 95% interval of the new one's gain ("at least as good" = the interval
+reaches 0; "better" = it lies above 0), whether the next drift report on the same traffic is clean, and the seconds from the
 first drifted request to the new champion serving (sensors ticked as soon as the traffic is logged; the
 daemon adds its tick interval).
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import http.client
 import json
 import os
 import sys
@@ -26,7 +26,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -125,25 +124,9 @@ class Outcome:
     copies: int = 0
     champion_auc: float = float("nan")
     new_auc: float = float("nan")
+    gain: tuple[float, float, float] | None = None  # new minus champion, paired 95% interval
     next_report: str = ""
     seconds_to_new_champion: float = float("nan")
-
-
-def send(url: str, frame: pd.DataFrame, batch: int = 1_000) -> None:
-    columns = [c for c in frame.columns if c != "default"]
-    data = frame[columns].astype(object).where(frame[columns].notna(), None).to_numpy().tolist()
-    target = urlsplit(url)
-    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-    try:
-        for start in range(0, len(data), batch):
-            body = json.dumps({"dataframe_split": {"columns": columns, "data": data[start : start + batch]}})
-            connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            answer = response.read()
-            if response.status != 200:
-                raise RuntimeError(f"{url} answered {response.status}: {answer[:300]!r}")
-    finally:
-        connection.close()
 
 
 def wait_logged(folder: Path, rows: int, timeout: float = 120) -> None:
@@ -235,9 +218,20 @@ class Run:
                 outcome.actions.append(f"v{values['model_version']} promoted")
         return status
 
-    def roc_auc(self, version: str, frame: pd.DataFrame) -> float:
-        model = self.resources["registry"].load("loans", version)
-        return model.evaluate(frame, "default", ["roc_auc"])["roc_auc"]
+    def judge(self, outcome: Outcome, truth: pd.DataFrame) -> None:
+        """Champion and newest version on the scenario's labelled traffic, and the new one's paired gain."""
+        from mlops_assets.confidence import paired_gain_interval
+        from mlops_assets.holdouts import score
+        from mlops_assets.metrics import compute_metrics
+
+        registry = self.resources["registry"]
+        scored = [score(registry.load("loans", str(v)), truth, "default") for v in range(1, 2 + outcome.retrainings)]
+        champion, newest = scored[0], scored[-1]
+        outcome.champion_auc = compute_metrics(["roc_auc"], *vars(champion).values())["roc_auc"]
+        if outcome.retrainings:
+            outcome.new_auc = compute_metrics(["roc_auc"], *vars(newest).values())["roc_auc"]
+            pair = (champion.y_pred, champion.y_score), (newest.y_pred, newest.y_score)
+            outcome.gain = paired_gain_interval("roc_auc", champion.y_true, *pair, n_boot=1000)
 
     def copies(self) -> int:
         """Versions whose training set is an earlier version's: retrainings that could only copy."""
@@ -255,6 +249,7 @@ class Run:
 
 def run_scenario(name: str, world: World, labels_later: bool, rows: int, root: Path, seed: int) -> Outcome:
     from mlops_assets.endpoint_state import stop
+    from mlops_assets.traffic import send_rows
 
     spec = json.loads(json.dumps(SPEC))
     if name.startswith("negligible"):
@@ -266,20 +261,18 @@ def run_scenario(name: str, world: World, labels_later: bool, rows: int, root: P
         outcome.actions.clear()
         production = run.traffic(world, rows)
         started = time.monotonic()
-        send(url, production)
+        send_rows(url, production.drop(columns=["default"]), 1_000)
         wait_logged(run.log, rows)
         run.until_quiet(outcome, started)
         if labels_later:
             production[["loan_id", "default"]].to_csv(run.pipelines / "labels" / "batch-0001.csv", index=False)
             run.until_quiet(outcome, started)
         before = run.logged()
-        send(url, run.traffic(world, spec["monitoring"]["window"]))
+        send_rows(url, run.traffic(world, spec["monitoring"]["window"]).drop(columns=["default"]), 1_000)
         wait_logged(run.log, before + spec["monitoring"]["window"])
         outcome.next_report = run.until_quiet(outcome, started) or "no report"
         truth = run.traffic(world, 20_000)
-        outcome.champion_auc = run.roc_auc("1", truth)
-        newest = str(1 + outcome.retrainings)
-        outcome.new_auc = run.roc_auc(newest, truth) if outcome.retrainings else float("nan")
+        run.judge(outcome, truth)
         outcome.copies = run.copies()
     finally:
         stop(run.layout.endpoints, "loans")
@@ -299,8 +292,8 @@ def main() -> None:
         )
     )
     print(
-        "| scenario | what the loop did | retrainings (copies) | roc_auc champion / new, on the scenario's "
-        "traffic | next drift report | s to new champion |"
+        "| scenario | what the loop did | retrainings (copies) | roc_auc champion / new, on 20,000 fresh rows "
+        "of the scenario's traffic | next drift report | s to new champion |"
     )
     print("|---|---|---|---|---|---|")
     for seed, (name, (world, labels_later)) in enumerate(SCENARIOS.items()):
@@ -308,7 +301,12 @@ def main() -> None:
             continue
         with tempfile.TemporaryDirectory() as folder:
             outcome = run_scenario(name, world, labels_later, args.rows, Path(folder), seed)
-        new = "" if np.isnan(outcome.new_auc) else f" / {outcome.new_auc:.4f}"
+        new = (
+            ""
+            if outcome.gain is None
+            else f" / {outcome.new_auc:.4f} (gain {outcome.gain[0]:+.4f}, CI "
+            f"{outcome.gain[1]:+.4f} to {outcome.gain[2]:+.4f})"
+        )
         took = "" if np.isnan(outcome.seconds_to_new_champion) else f"{outcome.seconds_to_new_champion:.0f}"
         print(
             f"| {name} | {'; '.join(outcome.actions)} | {outcome.retrainings} ({outcome.copies}) | "

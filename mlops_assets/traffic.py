@@ -37,14 +37,20 @@ def replay(
         sample[column] = sample[column].astype(float) * factor
     for column in nulls or []:
         sample[column] = None
-    data = sample.astype(object).where(sample.notna(), None).to_numpy().tolist()
-    headers = {"Content-Type": "application/json"}
-    if spec.deployment.scoring_token_env:
-        headers["Authorization"] = f"Bearer {os.environ.get(spec.deployment.scoring_token_env, '')}"
+    token = os.environ.get(spec.deployment.scoring_token_env, "") if spec.deployment.scoring_token_env else None
+    return send_rows(url, sample, batch, token)
+
+
+def send_rows(url: str, frame, batch: int = 1, token: str | None = None) -> int:
+    """POST ``frame``'s rows (every column, missing values as null) to ``url``'s ``/invocations``, ``batch``
+    rows a request as ``dataframe_split``, over one connection; raise on any answer but 200."""
+    columns = list(frame.columns)
+    data = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     target = urlsplit(url)
-    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
     try:
-        for start in range(0, rows, batch):
+        for start in range(0, len(data), batch):
             body = json.dumps({"dataframe_split": {"columns": columns, "data": data[start : start + batch]}})
             connection.request("POST", "/invocations", body, headers)
             response = connection.getresponse()
@@ -53,4 +59,4 @@ def replay(
                 raise MlopsError(f"{url} answered {response.status}: {answer.decode()[:500]}")
     finally:
         connection.close()
-    return rows
+    return len(data)

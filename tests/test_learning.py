@@ -2,6 +2,8 @@
 judged on today's data. A synthetic pipeline with an integer target and ids of its own, so production rows
 are new cases, not copies of the training data."""
 
+import time
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ from conftest import Project, check, failures, metadata
 from test_loop import Loop
 
 from mlops_assets.naming import TRIGGER_TAG, DriftStatus
+from mlops_assets.traffic import send_rows
 from resources import local_resources
 
 SPEC = {
@@ -117,24 +120,8 @@ def test_a_labels_source_with_no_label_at_all_stops_early_and_says_why(pipelines
 
 def send_frame(loop: Loop, frame: pd.DataFrame) -> None:
     """Serve ``frame``'s rows (inputs and ids) through the endpoint and wait until they are logged."""
-    import http.client
-    import json
-    import time
-    from urllib.parse import urlsplit
-
     before = loop.logged_rows()
-    columns = ["case_id", "x1", "x2"]
-    target = urlsplit(loop.url)
-    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-    for start in range(0, len(frame), 100):
-        body = json.dumps(
-            {"dataframe_split": {"columns": columns, "data": frame[columns][start : start + 100].values.tolist()}}
-        )
-        connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        assert response.status == 200, response.read()
-        response.read()
-    connection.close()
+    send_rows(loop.url, frame[["case_id", "x1", "x2"]], batch=100)
     deadline = time.monotonic() + 30
     while loop.logged_rows() < before + len(frame):
         assert time.monotonic() < deadline, "the endpoint did not log the traffic"

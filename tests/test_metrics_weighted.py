@@ -1,40 +1,9 @@
 import numpy as np
 import pytest
 from sklearn import metrics as sk
+from test_confidence import CASES
 
 from mlops_assets.metrics import METRICS, compute_metrics
-
-
-def _binary(n: int, rng):
-    y = rng.integers(0, 2, n)
-    p1 = np.clip(0.5 + (y - 0.5) * 0.4 + rng.normal(0, 0.25, n), 0.01, 0.99)
-    p1[: n // 10] = 0.5  # ties in the scores
-    return y, (p1 > 0.5).astype(int), np.column_stack([1 - p1, p1])
-
-
-def _multiclass(n: int, rng):
-    y = rng.integers(0, 3, n)
-    pred = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
-    score = rng.dirichlet(np.ones(3), n) * 0.5
-    score[np.arange(n), pred] += 0.5
-    return y, pred, score
-
-
-def _regression(n: int, rng):
-    y = rng.normal(10, 3, n)
-    return y, y + rng.normal(0, 1, n), None
-
-
-CASES = {
-    "accuracy": _binary,
-    "roc_auc": _binary,
-    "f1": _binary,
-    "log_loss": _binary,
-    "f1_macro": _multiclass,
-    "rmse": _regression,
-    "mae": _regression,
-    "r2": _regression,
-}
 
 # scikit-learn's own weighted metric, called directly: the reference the weighted metrics must meet
 SKLEARN = {
@@ -52,7 +21,7 @@ SKLEARN = {
 @pytest.mark.parametrize("name", CASES)
 def test_weighted_metrics_equal_scikit_learn_with_random_positive_weights(name):
     rng = np.random.default_rng(21)
-    y, pred, score = CASES[name](300, rng)
+    y, pred, score = CASES[name](300, seed=300)
     weights = rng.uniform(0.1, 5.0, len(y))
     expected = SKLEARN[name](y, pred, score, weights)
     assert METRICS[name].compute(y, pred, score, weights) == pytest.approx(expected, rel=1e-12)
@@ -62,7 +31,7 @@ def test_weighted_metrics_equal_scikit_learn_with_random_positive_weights(name):
 @pytest.mark.parametrize("name", CASES)
 def test_integer_weights_equal_repeating_the_rows(name):
     rng = np.random.default_rng(22)
-    y, pred, score = CASES[name](200, rng)
+    y, pred, score = CASES[name](200, seed=200)
     counts = rng.integers(0, 4, len(y))
     repeated = np.repeat(np.arange(len(y)), counts)
     on_repeated = METRICS[name].compute(y[repeated], pred[repeated], None if score is None else score[repeated])
@@ -71,8 +40,7 @@ def test_integer_weights_equal_repeating_the_rows(name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_without_weights_every_metric_is_what_it_was_before_weights(name):
-    rng = np.random.default_rng(23)
-    y, pred, score = CASES[name](250, rng)
+    y, pred, score = CASES[name](250, seed=250)
     before = {  # the formulas the metrics used before they took weights
         "accuracy": lambda: float(np.mean(y == pred)),
         "roc_auc": lambda: float(sk.roc_auc_score(y, score[:, 1])),
@@ -89,7 +57,7 @@ def test_without_weights_every_metric_is_what_it_was_before_weights(name):
 
 def test_compute_metrics_passes_the_weights_to_every_metric():
     rng = np.random.default_rng(24)
-    y, pred, score = _binary(200, rng)
+    y, pred, score = CASES["roc_auc"](200, seed=24)
     weights = rng.uniform(0.5, 2.0, 200)
     names = ["roc_auc", "accuracy", "f1", "log_loss"]
     weighted = compute_metrics(names, y, pred, score, sample_weight=weights)
