@@ -8,9 +8,9 @@ Per scenario it prints the action the loop took and its trigger, the retrainings
 version whose training set equals the champion's would be a copy and counts as a failure), the champion's and
 the new version's roc_auc on a fresh sample of the scenario's own labelled traffic (revealed to the bench
 after the decision) with the paired 95% interval of the new one's gain ("at least as good" = the interval
-reaches 0; "better" = it lies above 0), whether the next drift report on the same traffic is clean, and the seconds from the
-first drifted request to the new champion serving (sensors ticked as soon as the traffic is logged; the
-daemon adds its tick interval).
+reaches 0; "better" = it lies above 0), whether the next drift report on the same traffic is clean, and the
+seconds from the first drifted request to the new champion serving (sensors ticked as soon as the traffic is
+logged; the daemon adds its tick interval).
 
 Usage: python bench/loop.py [--only NAME ...] [--rows 50000]
 """
