@@ -179,8 +179,12 @@ def test_performance_decay_retrains_when_the_interval_is_under_the_floor(project
     assert report["online_high"] < 0.9
     requests = loop.tick("performance_sensor").run_requests
     assert len(requests) == 1
-    assert requests[0].tags["mlops/trigger"].startswith(f"performance_decay:{report['drift_report_id']}")
-    loop.launch(requests[0])
+    assert requests[0].tags[TRIGGER_TAG].startswith(f"performance_decay:{report['drift_report_id']}")
+    result = loop.launch(requests[0], "performance_sensor")
+    # the decayed rows' labels train the next version (recent ones weigh more under breast_cancer's half-life)
+    origins = metadata(result, "breast_cancer", "validated_features")["training_rows_by_origin"]
+    assert origins["production"] > 100
+    assert "| recent |" in metadata(result, "breast_cancer", "evaluation_report")["holdouts"]
     assert not loop.tick("performance_sensor").run_requests  # the same window does not retrain twice
     assert not loop.tick("drift_sensor").run_requests
 
