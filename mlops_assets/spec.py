@@ -223,6 +223,12 @@ class Deployment(SpecModel):
     )
     host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
+    on_invalid: Literal["reject", "flag"] = Field(
+        default="reject",
+        description="A scoring row that breaks the schema (a type, a bound, an unseen category, NaN or infinity "
+        "where not nullable): reject answers 400 naming the row, column and rule; flag scores it, marks it invalid "
+        "in the inference log and counts it.",
+    )
     fast_path: bool = Field(
         default=True,
         description="Score small requests with the model compiled to numpy (linear models, trees, forests, "
