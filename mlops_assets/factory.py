@@ -421,9 +421,13 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         for key_ in outcome.window.skipped:
             context.log.warning(f"skipped unreadable inference log file {key_}")
         status, verdict, adaptation = DriftStatus(outcome.status), "", {}
+        inputs = [f for f in outcome.drifted_features if f != PREDICTION]
         if outcome.drifted_features:
             known = acknowledged(store, spec.name, deployed_endpoint.model_version)
-            if known and set(outcome.drifted_features) <= set(known["features"]):
+            if not inputs:
+                status = DriftStatus.waiting_for_labels
+                verdict = "only the prediction moved, not the inputs: importance weights have nothing to answer"
+            elif known and set(inputs) <= set(known["features"]):
                 status = DriftStatus.known_drift
                 verdict = (
                     f"known drift: retraining did not help (v{known['challenger_version']}, weighted toward it, "
@@ -431,7 +435,6 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
                     "waiting for labels"
                 )
             else:
-                inputs = [f for f in outcome.drifted_features if f != PREDICTION]
                 window = outcome.window.table.to_pandas()
                 key_, reasons, adaptation = plan_adaptation(
                     spec, store, outcome.reference, window, inputs, context.run_id
