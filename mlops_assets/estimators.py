@@ -1,67 +1,179 @@
-"""Find and build the estimator a spec names by import path.
+"""Check and build the estimator a spec names by import path.
 
-``locate`` runs when a spec is loaded, which happens on every Dagster code-location load: importing
-scikit-learn there would cost over a second, so it finds the module file and the class name in its
-source without importing anything. ``build_estimator`` imports for real, at training time.
+A spec is untrusted input: its import path must name a class from an allowed module (scikit-learn, plus
+the module prefixes listed in ``MLOPS_ALLOWED_ESTIMATOR_MODULES``) that has ``fit`` and ``predict``, or
+``subprocess.Popen`` with ``params: {args: [...]}`` would run a command. ``locate`` checks this when a spec
+is loaded, on every Dagster code-location load, where importing scikit-learn would cost over a second: it
+reads the modules' source with ``ast`` (following re-exports and base classes) and imports nothing.
+``build_estimator`` checks again for real before it instantiates, at training time and in ``validate``.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
+import functools
 import importlib
 import importlib.util
 import inspect
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from mlops_assets.errors import SpecError
 
+ALLOWED_MODULES_ENV = "MLOPS_ALLOWED_ESTIMATOR_MODULES"
+DEFAULT_ALLOWED_MODULES = ("sklearn",)
+REQUIRED_METHODS = ("fit", "predict")
+_MAX_HOPS = 12  # re-exports and base classes followed before the static check gives up
+
+
+def allowed_modules() -> tuple[str, ...]:
+    """scikit-learn, and the comma-separated module prefixes of ``MLOPS_ALLOWED_ESTIMATOR_MODULES``."""
+    extra = [p.strip() for p in os.environ.get(ALLOWED_MODULES_ENV, "").split(",") if p.strip()]
+    return DEFAULT_ALLOWED_MODULES + tuple(extra)
+
+
+def split_allowed(import_path: str) -> tuple[str, str]:
+    """``(module, class name)`` of ``import_path``; ``ValueError`` unless it is in an allowed module."""
+    module_name, _, attribute = import_path.rpartition(".")
+    if not module_name or not all(part.isidentifier() for part in import_path.split(".")):
+        raise ValueError(f"{import_path!r} is not an import path like 'sklearn.linear_model.Ridge'")
+    allowed = allowed_modules()
+    if not any(module_name == prefix or module_name.startswith(f"{prefix}.") for prefix in allowed):
+        raise ValueError(
+            f"{import_path!r} is not in an allowed module (allowed: {', '.join(allowed)}); "
+            f"to trust another, add its prefix to {ALLOWED_MODULES_ENV} (comma-separated)"
+        )
+    return module_name, attribute
+
 
 def locate(import_path: str) -> None:
-    """Raise ``ValueError`` unless ``import_path`` (``package.module.Class``) names a defined class."""
-    module_name, _, attribute = import_path.rpartition(".")
-    if not module_name or not attribute:
-        raise ValueError(f"{import_path!r} is not an import path like 'sklearn.linear_model.Ridge'")
-    source = _module_source(module_name)
-    if source is None:
-        raise ValueError(f"module {module_name!r} of {import_path!r} is not installed")
-    if attribute not in _defined_names(source.read_text()):
+    """Raise ``ValueError`` unless ``import_path`` names an allowed class with ``fit`` and ``predict``, as
+    far as its source shows (a base class the source cannot resolve leaves the methods to ``build_estimator``)."""
+    module_name, attribute = split_allowed(import_path)
+    if _module_source(module_name) is None:
+        raise ValueError(f"module {module_name!r} of {import_path!r} is not installed (or has no Python source)")
+    if _module_source(import_path) is not None:
+        raise ValueError(f"{import_path!r} is a module, not an estimator class")
+    found = _find_class(module_name, attribute, _MAX_HOPS)
+    if found is None:
         raise ValueError(f"{module_name!r} defines no {attribute!r}")
+    if isinstance(found, str):
+        raise ValueError(f"{import_path!r} is {found}, not an estimator class")
+    methods, complete = _methods(*found, _MAX_HOPS)
+    missing = [m for m in REQUIRED_METHODS if m not in methods]
+    if missing and complete:
+        raise ValueError(f"{import_path!r} is not an estimator: it has no {' or '.join(missing)}")
 
 
 def _module_source(module_name: str) -> Path | None:
+    """The file of ``module_name``, found without importing it or its parents (``find_spec`` of a dotted
+    name would import the package)."""
     top, *rest = module_name.split(".")
-    spec = importlib.util.find_spec(top)
-    if spec is None or spec.origin is None:
+    if not all(part.isidentifier() for part in (top, *rest)):
         return None
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):  # a half-imported module in sys.modules
+        return None
+    if spec is None or spec.origin is None or not Path(spec.origin).is_file():
+        return None  # not installed, built-in, or a namespace package
     path = Path(spec.origin).parent
     if not rest:
         return Path(spec.origin)
     for part in rest[:-1]:
         path = path / part
     for candidate in (path / rest[-1] / "__init__.py", path / f"{rest[-1]}.py"):
-        if candidate.exists():
+        if candidate.is_file():
             return candidate
     return None
 
 
-def _defined_names(source: str) -> set[str]:
-    """Names a module binds at top level: classes, functions, assignments and imports."""
-    names: set[str] = set()
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+@functools.lru_cache(maxsize=256)
+def _bindings(module_name: str) -> dict[str, ast.ClassDef | tuple[str, str] | str]:
+    """Top-level names of a module: its classes, what it imports from where, and what else it binds."""
+    source = _module_source(module_name)
+    if source is None:
+        return {}
+    try:
+        tree = ast.parse(source.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    package = module_name if source.name == "__init__.py" else module_name.rpartition(".")[0]
+    names: dict[str, ast.ClassDef | tuple[str, str] | str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names[node.name] = node
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names[node.name] = "a function"
+        elif isinstance(node, ast.Import):
+            names.update({(a.asname or a.name).split(".")[0]: "a module" for a in node.names})
+        elif isinstance(node, ast.ImportFrom):
+            origin = _absolute(package, node.module, node.level)
+            names.update({a.asname or a.name: (origin, a.name) for a in node.names})
         elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            names.update({t.id: "a variable" for t in node.targets if isinstance(t, ast.Name)})
     return names
 
 
+def _absolute(package: str, module: str | None, level: int) -> str:
+    if not level:
+        return module or ""
+    parts = package.split(".")[: len(package.split(".")) - level + 1]
+    return ".".join(parts + ([module] if module else []))
+
+
+def _find_class(module_name: str, name: str, hops: int) -> tuple[str, ast.ClassDef] | str | None:
+    """Where ``name`` of ``module_name`` is defined as a class, following ``from x import name``; a string
+    says what it is instead; ``None``: not found."""
+    binding = _bindings(module_name).get(name)
+    if isinstance(binding, tuple):
+        origin, original = binding
+        if _module_source(f"{origin}.{original}") is not None:
+            return "a module"
+        return _find_class(origin, original, hops - 1) if hops > 0 else None
+    if isinstance(binding, ast.ClassDef):
+        return module_name, binding
+    return binding
+
+
+def _methods(module_name: str, cls: ast.ClassDef, hops: int) -> tuple[set[str], bool]:
+    """Method names of ``cls`` and its base classes, and whether every base class could be read."""
+    methods = {n.name for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    complete = True
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and _from_python_itself(module_name, base.id):
+            continue  # object, dict, abc.ABC: none has fit or predict
+        found = _find_class(module_name, base.id, hops - 1) if isinstance(base, ast.Name) and hops > 0 else None
+        if isinstance(found, tuple):
+            inherited, base_complete = _methods(*found, hops - 1)
+            methods, complete = methods | inherited, complete and base_complete
+        else:
+            complete = False
+    return methods, complete
+
+
+def _from_python_itself(module_name: str, name: str) -> bool:
+    """Whether ``name`` in ``module_name`` is a built-in class or imported from the standard library, whose
+    sources may be frozen or compiled and are never read."""
+    binding = _bindings(module_name).get(name)
+    if binding is None:
+        return inspect.isclass(getattr(builtins, name, None))
+    return isinstance(binding, tuple) and binding[0].split(".")[0] in sys.stdlib_module_names
+
+
 def build_estimator(import_path: str, params: dict[str, Any], spec_path: str) -> Any:
-    """Import and instantiate; wrong parameter names become a ``SpecError`` on ``model.params``."""
-    module_name, _, attribute = import_path.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), attribute)
+    """Check, import and instantiate; a disallowed class or wrong parameter names are a ``SpecError``."""
+    try:
+        module_name, attribute = split_allowed(import_path)
+    except ValueError as exc:
+        raise SpecError(spec_path, [f"model.estimator: {exc}"]) from None
+    cls = getattr(importlib.import_module(module_name), attribute, None)
+    missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
+    if not inspect.isclass(cls) or missing:
+        raise SpecError(spec_path, [f"model.estimator: {import_path!r} is not an estimator class with fit and predict"])
     accepted = inspect.signature(cls).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import types
+from collections import defaultdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,25 +28,17 @@ from mlops_assets.errors import SpecError
 from mlops_assets.estimators import locate
 from mlops_assets.expressions import Expression
 from mlops_assets.metrics import METRICS, default_metrics
+from mlops_assets.safe_yaml import load_yaml
 
 Task = Literal["binary", "multiclass", "regression"]
 Dtype = Literal["float", "int", "str", "bool"]
 
 
 class SpecModel(BaseModel):
-    """Base of every spec section: unknown keys are errors that list the allowed ones."""
+    """Base of every spec section: unknown keys are errors (``extra="forbid"``), reported together with
+    every other problem of the spec and with the allowed keys (see ``_describe_all``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            allowed = [field.alias or name for name, field in cls.model_fields.items()]
-            unknown = sorted(set(data) - set(allowed))
-            if unknown:
-                raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}")
-        return data
 
 
 def _existing_files(pattern: str, info: ValidationInfo) -> str:
@@ -149,7 +142,12 @@ class TorchModel(SpecModel):
 
 
 class Model(SpecModel):
-    estimator: str | None = Field(default=None, description="Import path of a scikit-learn compatible estimator class.")
+    estimator: str | None = Field(
+        default=None,
+        description="Import path of an estimator class (with fit and predict) from scikit-learn, e.g. "
+        "`sklearn.linear_model.Ridge`; classes of other modules only once their prefixes are listed, "
+        "comma-separated, in the environment variable MLOPS_ALLOWED_ESTIMATOR_MODULES (e.g. `xgboost,lightgbm`).",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
     torch: TorchModel | None = Field(default=None, description="Train a torch MLP instead of an estimator.")
 
@@ -522,42 +520,90 @@ METRICS_BY_TASK = {task: [m for m, info in METRICS.items() if task in info.tasks
 def load_spec(path: str | Path) -> PipelineSpec:
     """Read and validate one spec; its relative paths resolve against its folder."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(str(path), ["file does not exist"]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(str(path), [f"not valid YAML: {exc}"]) from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise SpecError(str(path), ["the top level must be a mapping of fields"])
     try:
         spec = PipelineSpec.model_validate(raw, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise SpecError(str(path), [_describe(err) for err in exc.errors()]) from None
+        raise SpecError(str(path), _describe_all(exc.errors())) from None
     return spec
 
 
-def load_specs(folder: str | Path) -> list[tuple[PipelineSpec, Path]]:
-    """Every ``*.yaml``/``*.yml`` spec in ``folder`` with its resolved path; all problems of all files are
-    reported together."""
-    specs, problems = [], []
+def read_specs(folder: str | Path) -> tuple[list[tuple[PipelineSpec, Path]], list[SpecError]]:
+    """Every good ``*.yaml``/``*.yml`` spec in ``folder`` with its resolved path, and a ``SpecError`` per
+    file that is not: the code location serves the good ones and shows the others, ``validate`` refuses all.
+    Files that declare the same pipeline name are all refused: picking one could serve the wrong model."""
+    loaded, problems = [], []
     for path in sorted(Path(folder).glob("*.y*ml")):
         try:
-            specs.append((load_spec(path), path.resolve()))
+            loaded.append((load_spec(path), path.resolve()))
         except SpecError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
+    files_by_name = defaultdict(list)
+    for spec, path in loaded:
+        files_by_name[spec.name].append(path.name)
+    specs = []
+    for spec, path in loaded:
+        others = [name for name in files_by_name[spec.name] if name != path.name]
+        if others:
+            problems.append(SpecError(str(path), [f"name: pipeline {spec.name!r} is also declared by {others}"]))
+        else:
+            specs.append((spec, path))
+    return specs, problems
+
+
+def load_specs(folder: str | Path) -> list[tuple[PipelineSpec, Path]]:
+    """Every spec in ``folder`` with its resolved path, or one ``SpecError`` with all problems of all files."""
+    specs, problems = read_specs(folder)
     if problems:
-        raise SpecError(str(folder), problems)
-    names = [spec.name for spec, _ in specs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise SpecError(str(folder), [f"pipeline name(s) used twice: {duplicates}"])
+        raise SpecError(str(folder), [str(p) for p in problems])
     return specs
 
 
+def _describe_all(errors: list[dict[str, Any]]) -> list[str]:
+    """One line per problem; the unknown keys of one section share a line that lists the allowed keys."""
+    lines, unknown = [], defaultdict(list)
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            unknown[tuple(error["loc"][:-1])].append(error["loc"][-1])
+        else:
+            lines.append(_describe(error))
+    for loc, keys in unknown.items():
+        allowed = ", ".join(_allowed_keys(loc))
+        lines.append(f"{_path(loc)}: unknown field(s) {', '.join(map(repr, keys))}; allowed: {allowed}")
+    return lines
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Keys of the spec section at ``loc``, found by walking the models' annotations from the top."""
+    node: Any = PipelineSpec
+    for part in loc:
+        node = _unwrap_optional(node)
+        if isinstance(node, type) and issubclass(node, SpecModel):
+            fields = {field.alias or name: field for name, field in node.model_fields.items()}
+            node = fields[part].annotation if part in fields else None
+        elif get_origin(node) in (list, dict):
+            node = get_args(node)[-1]  # ``part`` is an index or a key: on to the item's type
+    node = _unwrap_optional(node)
+    if isinstance(node, type) and issubclass(node, SpecModel):
+        return [field.alias or name for name, field in node.model_fields.items()]
+    return []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return ".".join("schema" if part == "schema_" else str(part) for part in loc) or "(top level)"
+
+
 def _describe(error: dict[str, Any]) -> str:
-    loc = ".".join("schema" if part == "schema_" else str(part) for part in error["loc"]) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         message = "required field is missing"
-    return f"{loc}: {message}"
+    return f"{_path(error['loc'])}: {message}"

@@ -6,12 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 from conftest import failures, metadata
 from mlflow import MlflowClient
 
+from mlops_assets import definitions
+from mlops_assets.definitions import SPEC_ERROR_ASSET, SPEC_ERROR_GROUP, build_definitions, spec_error_assets
 from mlops_assets.endpoint_state import stop
+from mlops_assets.errors import SpecError
+from mlops_assets.factory import build_pipeline_assets
 from mlops_assets.spec import load_specs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +43,11 @@ graph = definitions.defs.resolve_asset_graph()
 nodes = {}
 for key in graph.get_all_asset_keys():
     node = graph.get(key)
-    nodes["/".join(key.path)] = {"deps": sorted("/".join(p.path) for p in node.parent_keys), "group": node.group_name}
+    nodes["/".join(key.path)] = {
+        "deps": sorted("/".join(p.path) for p in node.parent_keys),
+        "group": node.group_name,
+        "description": node.description,
+    }
 checks = sorted(f"{'/'.join(k.asset_key.path)}:{k.name}" for k in graph.asset_check_keys)
 heavy = [m for m in ("torch", "mlflow", "sklearn", "pandas", "pyarrow") if m in sys.modules]
 print(json.dumps({"nodes": nodes, "checks": checks, "heavy": heavy}))
@@ -80,14 +89,45 @@ def test_pipelines_folder_comes_from_the_environment(tmp_path, pipelines):
     assert {k.split("/")[0] for k in load_location(env)["nodes"]} == {"breast_cancer"}
 
 
-def test_a_bad_spec_stops_the_code_location_with_the_file_and_field(tmp_path, pipelines):
+def test_a_bad_spec_is_shown_on_the_code_location_with_its_file_and_field_and_the_others_load(tmp_path, pipelines):
     text = (pipelines / "wine.yaml").read_text().replace("task: multiclass", "task: multi")
     (pipelines / "wine.yaml").write_text(text)
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home"), "MLOPS_PIPELINES": str(pipelines)}
     done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True)
-    assert done.returncode != 0
-    assert f"invalid pipeline spec {pipelines}" in done.stderr and "wine.yaml" in done.stderr
-    assert "task: Input should be 'binary', 'multiclass' or 'regression'" in done.stderr
+    assert done.returncode == 0, done.stderr
+    location = json.loads(done.stdout.splitlines()[-1])
+    assert {k.split("/")[0] for k in location["nodes"]} == {"breast_cancer", "diabetes", "wine"}
+    assert not [k for k in location["nodes"] if k.startswith("wine/") and k != f"wine/{SPEC_ERROR_ASSET}"]
+    placeholder = location["nodes"][f"wine/{SPEC_ERROR_ASSET}"]
+    assert placeholder["group"] == SPEC_ERROR_GROUP
+    problem = "task: Input should be 'binary', 'multiclass' or 'regression'"
+    assert str(pipelines / "wine.yaml") in placeholder["description"] and problem in placeholder["description"]
+    assert f"invalid pipeline spec {pipelines / 'wine.yaml'}" in done.stderr and problem in done.stderr
+    assert {"breast_cancer/drift_report:no_drift", "diabetes/drift_report:no_drift"} <= set(location["checks"])
+
+
+def test_materializing_a_broken_spec_placeholder_fails_with_its_problems(tmp_path):
+    errors = [SpecError(str(tmp_path / name), [f"task: wrong in {name}"]) for name in ("my-spec.yaml", "my_spec.yaml")]
+    assets = spec_error_assets(errors)
+    assert [a.key.path for a in assets] == [["my_spec", SPEC_ERROR_ASSET], ["my_spec_", SPEC_ERROR_ASSET]]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(assets[:1], instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node(f"my_spec__{SPEC_ERROR_ASSET}").error.message
+    assert "my-spec.yaml" in failure and "task: wrong in my-spec.yaml" in failure
+
+
+def test_a_spec_whose_assets_cannot_be_built_does_not_take_the_others_down(pipelines, monkeypatch):
+    def build(spec, path):
+        if spec.name == "diabetes":
+            raise RuntimeError("boom")
+        return build_pipeline_assets(spec, path)
+
+    monkeypatch.setattr(definitions, "build_pipeline_assets", build)
+    assets = {"/".join(a.key.path): a for a in build_definitions(pipelines).assets}
+    assert "breast_cancer/trained_model" in assets and "wine/trained_model" in assets
+    assert [k for k in assets if k.startswith("diabetes/")] == [f"diabetes/{SPEC_ERROR_ASSET}"]
+    assert "RuntimeError: boom" in next(iter(assets[f"diabetes/{SPEC_ERROR_ASSET}"].descriptions_by_key.values()))
 
 
 def test_dagster_cli_materializes_a_whole_pipeline(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from mlops_assets.errors import SpecError
+from mlops_assets.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.spec import load_spec, load_specs
 from mlops_assets.spec_reference import render
 
@@ -44,6 +45,22 @@ def test_unknown_field_names_the_field_and_what_is_allowed(pipelines):
     assert "allowed: window, min_rows" in message
 
 
+def test_unknown_fields_are_reported_with_every_other_problem_of_the_spec(pipelines):
+    def edit(raw):
+        raw.update(colour="red", task="binery")
+        raw["monitoring"].update(size=3, window="many")
+        raw["schema"]["columns"]["mean_radius"].update(maximum=50)
+        del raw["target"]
+
+    message = problems(write_variant(pipelines, edit))
+    assert "(top level): unknown field(s) 'colour'; allowed: name, description, task" in message
+    assert "monitoring: unknown field(s) 'size'; allowed: window, min_rows" in message
+    assert "schema.columns.mean_radius: unknown field(s) 'maximum'; allowed: dtype, nullable" in message
+    assert "task: Input should be 'binary'" in message
+    assert "monitoring.window: Input should be a valid integer" in message
+    assert "target: required field is missing" in message
+
+
 def test_wrong_type_names_the_field_path(pipelines):
     path = write_variant(pipelines, lambda raw: raw["monitoring"].update(window="many"))
     assert "monitoring.window: Input should be a valid integer" in problems(path)
@@ -64,7 +81,8 @@ def test_missing_file_and_unknown_estimator_are_reported_together(pipelines):
     assert "model.estimator: 'sklearn.linear_model' defines no 'LogisticRegresion'" in message
 
 
-def test_estimator_in_a_missing_module(pipelines):
+def test_estimator_in_a_missing_module(pipelines, monkeypatch):
+    monkeypatch.setenv(ALLOWED_MODULES_ENV, "nosuchpkg")
     path = write_variant(pipelines, lambda raw: raw["model"].update(estimator="nosuchpkg.Model"))
     assert "module 'nosuchpkg' of 'nosuchpkg.Model' is not installed" in problems(path)
 
