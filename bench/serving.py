@@ -5,7 +5,9 @@ RandomForestClassifier (20 numeric features, synthetic data, fixed seed; 20% hel
 SQLite store, then measures, on the same registered version: (a) ``PipelineModel.predict`` and the compiled fast
 path in this process; (b) ``mlops-assets serve`` (the real CLI, which serves the compiled path once it has
 reproduced the model on the holdout) with the inference log on, and the same app and server settings with the
-log off, two processes of each; (c) ``mlflow models serve --env-manager local``.
+log off, two processes of each; (c) ``mlflow models serve --env-manager local``. Every feature is bounded
+(ge -100, le 100); the server without the log checks each row against the bounds, as the CLI does once it
+passes the spec's schema to ``create_app``.
 The load comes from this process over persistent loopback connections, one single-row ``dataframe_split``
 request in flight per connection, at 1 and 8 connections.
 Usage: python bench/serving.py [--seconds 8] [--rounds 4] [--replicas 2] [--connections 1 8] [--models ...]
@@ -98,7 +100,9 @@ def write_pipeline(folder: Path, name: str, rows: int = 5000, seed: int = 0) -> 
         "task": "binary",
         "target": "label",
         "source": {"path": "data.csv"},
-        "schema": {"columns": {**{c: {"dtype": "float"} for c in FEATURES}, "label": {"dtype": "int"}}},
+        "schema": {  # bounds every row meets: the endpoint checks each row against them
+            "columns": {**{c: {"dtype": "float", "ge": -100, "le": 100} for c in FEATURES}, "label": {"dtype": "int"}}
+        },
         "model": {"estimator": estimator, "params": params},
     }
     path = folder / f"{name}.yaml"
@@ -316,13 +320,21 @@ def state_url(path: Path):
 
 
 def serve_without_log(spec_path: str, tracking_uri: str, state_path: str) -> None:
-    """``mlops-assets serve`` without the inference log: the same app, fast path and server settings."""
+    """``mlops-assets serve`` without the inference log: the same app, schema checks, fast path and server
+    settings."""
+    from mlops_assets.row_checks import column_rules
     from mlops_assets.server import bind, champion_loader, create_app, run
     from mlops_assets.spec import load_spec
 
     spec = load_spec(spec_path)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
-    app = create_app(spec.name, dtypes, champion_loader(spec.name, tracking_uri, spec.deployment.fast_path_tolerance))
+    app = create_app(
+        spec.name,
+        dtypes,
+        champion_loader(spec.name, tracking_uri, spec.deployment.fast_path_tolerance),
+        schema=column_rules(spec.schema_.columns),
+        on_invalid=spec.deployment.on_invalid,
+    )
     sock = bind("127.0.0.1", 0)
     Path(state_path).write_text(json.dumps({"url": f"http://127.0.0.1:{sock.getsockname()[1]}"}))
     run(app, sock)
@@ -371,9 +383,19 @@ def prepare(name: str, folder: Path, tracking_uri: str) -> Case:
 def in_process(case: Case, args: argparse.Namespace) -> list[tuple]:
     """Rows of (model, what, connections, Measured) for the model called in this process."""
     from mlops_assets.payload import coerce_columns, parse_payload
+    from mlops_assets.row_checks import RowChecks, column_rules
+    from mlops_assets.spec import load_spec
 
     dtypes = dict.fromkeys(FEATURES, "float")
+    checks = RowChecks(dtypes, column_rules(load_spec(case.spec_path).schema_.columns))
     served = case.compiled or case.model
+
+    def checked_predict():
+        coerced = coerce_columns(parse_payload(case.body), dtypes)
+        if checks.check(coerced.columns, coerced.numeric, coerced.n_rows, coerced.violations) is not None:
+            raise RuntimeError("the bench's row breaks its schema")
+        return served.predict(coerced.columns)
+
     python = time_calls(lambda: case.model.predict(case.columns), args)
     rows = [(case.name, "in-process `PipelineModel.predict`", 1, python)]
     if case.compiled is not None:
@@ -387,6 +409,9 @@ def in_process(case: Case, args: argparse.Namespace) -> list[tuple]:
             1,
             time_calls(lambda: served.predict(coerce_columns(parse_payload(case.body), dtypes)[0]), args),
         )
+    )
+    rows.append(
+        (case.name, "in-process parse + coerce + schema check + served predict", 1, time_calls(checked_predict, args))
     )
     return rows
 

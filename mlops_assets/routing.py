@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 CHAMPION, CANDIDATE = "champion", "candidate"
+MODES = ("canary", "shadow", "ab")  # the rollout strategies: the spec's deployment.strategy, less replace
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,32 @@ class Rollout:
     candidate_version: str
     share: float = 0.1
     sticky_key: str | None = None
+
+
+def rollout_from_json(document: Any) -> Rollout:
+    """The ``Rollout`` an admin request's body describes; ``ValueError`` naming the first field that is wrong.
+
+    >>> rollout_from_json({"mode": "canary", "candidate_version": "3", "share": "x"})
+    Traceback (most recent call last):
+    ValueError: share must be a number between 0 and 1 (both excluded); got 'x'
+    """
+    names = [f.name for f in fields(Rollout)]
+    if not isinstance(document, dict):
+        raise ValueError(f"the body must be a JSON object with the fields {names}")
+    unknown = sorted(str(name) for name in document if name not in names)
+    if unknown:
+        raise ValueError(f"unknown field(s) {unknown}; a rollout has the fields {names}")
+    mode, version = document.get("mode"), document.get("candidate_version")
+    share, sticky_key = document.get("share", Rollout.share), document.get("sticky_key")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}; got {mode!r}")
+    if not isinstance(version, str) or not version.strip():
+        raise ValueError(f'candidate_version must be a registered version as a string, such as "3"; got {version!r}')
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise ValueError(f"share must be a number between 0 and 1 (both excluded); got {share!r}")
+    if sticky_key is not None and (not isinstance(sticky_key, str) or not sticky_key):
+        raise ValueError(f"sticky_key must be a column name or null; got {sticky_key!r}")
+    return Rollout(mode, version, float(share), sticky_key)
 
 
 def choose_arm(rollout: Rollout | None, key: str | None = None) -> str:

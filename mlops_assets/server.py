@@ -5,6 +5,13 @@ model version and the code path serving it, and ``POST /admin/reload`` loads the
 that it predicts, and swaps it in. The swap replaces one reference: a request holds the model it started
 with until it ends.
 
+Each row is checked against the spec's column rules (row_checks.py): ``on_invalid="reject"`` answers 400
+naming the row, column and rule; ``"flag"`` scores the row (a value of the wrong type as a missing one) and
+marks it in the log's ``invalid`` column.
+Columns the model does not take are ignored, as MLflow ignores them, and counted in ``/admin/status``.
+A request's head must arrive within ``head_timeout_s`` and its body within ``body_timeout_s`` (deadlines.py):
+a slow client is answered 408 and disconnected.
+
 The app is a plain ASGI callable with five routes rather than a Starlette app: for a single row the
 framework's request, routing and response objects cost 50-70 µs of server CPU per request, 12-18% of the
 whole (bench/RESULTS.md, "Serving").
@@ -13,12 +20,13 @@ whole (bench/RESULTS.md, "Serving").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import logging
 import socket
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,18 +35,25 @@ from threadpoolctl import threadpool_limits
 
 from mlops_assets import __version__
 from mlops_assets.compiled import CompiledModel
+from mlops_assets.deadlines import Deadlines
 from mlops_assets.errors import PayloadError
 from mlops_assets.inference_log import InferenceLogWriter
 from mlops_assets.model import PipelineModel, Prediction
 from mlops_assets.payload import coerce_columns, parse_payload
-from mlops_assets.routing import CANDIDATE, CHAMPION, ArmStats, Rollout, choose_arm
+from mlops_assets.routing import CANDIDATE, CHAMPION, ArmStats, Rollout, choose_arm, rollout_from_json
+from mlops_assets.row_checks import ColumnRules, RowChecks, RowReport
 
 log = logging.getLogger(__name__)
 
 FAST_PATH_MAX_ROWS = 100  # from a few hundred rows scikit-learn's own loops are as fast (compiled.py)
+ON_INVALID = ("reject", "flag")  # what a row that breaks the schema gets (the spec's deployment.on_invalid)
+REPORTED_VIOLATIONS = 5  # named in a 400; the rest are counted
+MAX_IGNORED_COLUMN_NAMES = 100  # counted by name in /admin/status; further names are counted together
+OTHER_NAMES = "(other names)"
 ERROR_CODES = {  # MLflow's names for them; other 4xx are BAD_REQUEST, other 5xx INTERNAL_ERROR
     401: "UNAUTHENTICATED",
     404: "ENDPOINT_NOT_FOUND",
+    408: "REQUEST_TIMEOUT",
     413: "REQUEST_LIMIT_EXCEEDED",
     503: "TEMPORARILY_UNAVAILABLE",
 }
@@ -69,9 +84,10 @@ VersionLoader = Callable[[str], LoadedModel]
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, close: bool = False):
         super().__init__(message)
         self.status = status
+        self.close = close  # answer with "Connection: close" (closing while a client still sends resets it)
 
 
 def create_app(
@@ -86,6 +102,10 @@ def create_app(
     id_column: str | None = None,
     version_loader: VersionLoader | None = None,
     shadow_log: InferenceLogWriter | None = None,
+    schema: Mapping[str, ColumnRules] | None = None,
+    on_invalid: str = "reject",
+    head_timeout_s: float = 10.0,
+    body_timeout_s: float = 30.0,
 ) -> ScoringApp:
     """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
 
@@ -94,7 +114,14 @@ def create_app(
     ``version_loader`` loads a given version: it enables canary, shadow and ab rollouts (``/admin/rollout``);
     a shadow model's answers go to ``shadow_log``. Admin routes need ``admin_token`` as a bearer token when
     it is set, scoring routes need ``scoring_token`` when that is set.
+
+    ``schema`` holds the rules of the input columns and the id (``row_checks.column_rules(spec.schema_.columns)``;
+    a column without rules is checked for its dtype only, and may be null); ``on_invalid`` is ``reject`` or
+    ``flag``. A request's head must arrive within ``head_timeout_s`` (``run`` applies it), its body within
+    ``body_timeout_s`` of the head.
     """
+    if on_invalid not in ON_INVALID:
+        raise ValueError(f"on_invalid must be one of {list(ON_INVALID)}; got {on_invalid!r}")
     return ScoringApp(
         name,
         input_dtypes,
@@ -106,6 +133,10 @@ def create_app(
         id_column=id_column,
         version_loader=version_loader,
         shadow_log=shadow_log,
+        schema=schema or {},
+        on_invalid=on_invalid,
+        head_timeout_s=head_timeout_s,
+        body_timeout_s=body_timeout_s,
     )
 
 
@@ -117,6 +148,15 @@ class RequestCounts:
     accepted: int = 0
     rejected: int = 0
     last_rejection: str = ""
+    invalid_rows: int = 0  # scored under on_invalid: flag although they break the schema
+    ignored_columns: dict[str, int] = field(default_factory=dict)  # requests that sent a column the model ignores
+
+    def ignored(self, names: set) -> None:
+        for name in names:
+            key = str(name)[:100]
+            if key not in self.ignored_columns and len(self.ignored_columns) >= MAX_IGNORED_COLUMN_NAMES:
+                key = OTHER_NAMES
+            self.ignored_columns[key] = self.ignored_columns.get(key, 0) + 1
 
 
 class ScoringApp:
@@ -135,8 +175,19 @@ class ScoringApp:
         id_column: str | None,
         version_loader: VersionLoader | None,
         shadow_log: InferenceLogWriter | None,
+        schema: Mapping[str, ColumnRules],
+        on_invalid: str,
+        head_timeout_s: float,
+        body_timeout_s: float,
     ):
         self.name, self.input_dtypes, self.loader = name, input_dtypes, loader
+        checked = {**input_dtypes, **({id_column: "str"} if id_column else {})}
+        self.checks = RowChecks(checked, schema, optional=[id_column] if id_column else [])
+        self.on_invalid = on_invalid
+        self.known_columns = frozenset(checked)  # any other column a request sends is ignored, and counted
+        self.head_timeout_s = head_timeout_s  # run() gives it to the server: the app never sees a head
+        self.body_deadlines = Deadlines(body_timeout_s, self._body_timed_out)
+        self._timed_out: set[asyncio.Task] = set()
         self.version_loader = version_loader
         self.rollout: Rollout | None = None
         self.rollout_started: str | None = None  # ISO time the running rollout started
@@ -172,7 +223,11 @@ class ScoringApp:
                 raise _HttpError(405, f"{scope['path']} answers {method} only")
             await handler(scope, receive, send)
         except _HttpError as exc:
-            await _error(send, exc.status, str(exc))
+            await _error(send, exc.status, str(exc), exc.close)
+        except Exception:  # a bug: answered as MLflow answers errors, and the endpoint serves on
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            with contextlib.suppress(Exception):  # unless the answer had already started
+                await _error(send, 500, f"the endpoint failed on {scope['path']}; see its log", close=True)
 
     async def _invocations(self, scope: dict, receive: Callable, send: Callable) -> None:
         self._authorize_scoring(scope)
@@ -183,17 +238,19 @@ class ScoringApp:
         if body is None:
             return  # the client went away
         try:
-            parsed = parse_payload(body)
-            columns, n_rows = coerce_columns(parsed, self.input_dtypes)
+            parsed, columns, n_rows, report = self._parse(scope, body)
         except PayloadError as exc:
             self.requests.rejected += 1
             self.requests.last_rejection = str(exc)[:300]
             raise _HttpError(400, str(exc)) from None
         self.requests.accepted += 1
-        if self.id_column is not None:
-            ids = parsed.get(self.id_column) or [None] * n_rows
-            columns[self.id_column] = [None if v is None else str(v) for v in ids][:n_rows]
+        invalid = None
+        if report is not None:
+            self.requests.invalid_rows += report.invalid_rows
+            invalid = report.reasons
         rollout, candidate, arms = self.rollout, self.candidate, self.arms  # one rollout's, whatever comes next
+        if not parsed.keys() <= self.known_columns:
+            self.requests.ignored(parsed.keys() - self.known_columns - {rollout.sticky_key if rollout else None})
         arm = CHAMPION
         if rollout is not None and candidate is not None:
             key = parsed.get(rollout.sticky_key or "", [None])[0] if n_rows == 1 else None
@@ -213,14 +270,40 @@ class ScoringApp:
         await _respond(send, 200, answer, [(b"x-model-version", current.version.encode())])
         try:  # after the response: no request waits on the log, and no failure here reaches a client
             if self.inference_log is not None:
-                self.inference_log.append(columns, n_rows, current.version, labels, _score(prediction))
+                self.inference_log.append(columns, n_rows, current.version, labels, _score(prediction), None, invalid)
             if rollout is not None and rollout.mode == "shadow" and candidate is not None:
-                self._shadow(candidate, arms[CANDIDATE], columns, n_rows, prediction.labels)
+                self._shadow(candidate, arms[CANDIDATE], columns, n_rows, prediction.labels, invalid)
         except Exception:
             log.exception("could not log a request scored by version %s", current.version)
 
+    def _parse(self, scope: dict, body: bytes) -> tuple[dict, dict, int, RowReport | None]:
+        """The request's columns as sent, typed for the model (with the row id), the row count, and the rows
+        that break the schema (``None``: none do); raise ``PayloadError`` for a request that cannot be scored."""
+        parsed = parse_payload(body, _header(scope, b"content-type"))
+        columns, n_rows, numeric, type_violations = coerce_columns(parsed, self.input_dtypes)
+        if self.id_column is not None:
+            ids = parsed.get(self.id_column)
+            columns[self.id_column] = [None] * n_rows if ids is None else [None if v is None else str(v) for v in ids]
+        flag = self.on_invalid == "flag"
+        limit = None if flag else REPORTED_VIOLATIONS + 1
+        report = self.checks.check(columns, numeric, n_rows, type_violations, limit)
+        if report is not None and not flag:
+            named = "; ".join(str(v) for v in report.violations[:REPORTED_VIOLATIONS])
+            more = "; ..." if len(report.violations) > REPORTED_VIOLATIONS else ""
+            raise PayloadError(
+                f"{report.invalid_rows} of {n_rows} row(s) break the schema: {named}{more} "
+                "(deployment.on_invalid: reject)"
+            )
+        return parsed, columns, n_rows, report
+
     def _shadow(
-        self, candidate: LoadedModel, stats: ArmStats, columns: dict, n_rows: int, answered: np.ndarray
+        self,
+        candidate: LoadedModel,
+        stats: ArmStats,
+        columns: dict,
+        n_rows: int,
+        answered: np.ndarray,
+        invalid: list[str | None] | None,
     ) -> None:
         """Score a copy with the candidate after the response went out; log and count, never return, its
         answers. Regression answers count as different beyond floating-point noise."""
@@ -236,27 +319,47 @@ class ScoringApp:
         stats.disagreements += int(np.sum(differs))
         if self.shadow_log is not None:
             labels = shadow.labels.tolist()
-            self.shadow_log.append(columns, n_rows, candidate.version, labels, _score(shadow), answered.tolist())
+            self.shadow_log.append(
+                columns, n_rows, candidate.version, labels, _score(shadow), answered.tolist(), invalid
+            )
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes | None:
         """The request body, or ``None`` if the client disconnected; counted as it streams in, so a body
-        without a Content-Length is refused as soon as it passes the limit."""
+        without a Content-Length is refused as soon as it passes the limit, and refused with a 408 unless
+        it is whole within ``body_timeout_s`` (a client that trickles it would hold the connection)."""
         limit = self.max_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _HttpError(413, f"request body of {int(declared)} bytes is over the limit of {limit} bytes")
         chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _HttpError(413, f"request body over the limit of {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        task = asyncio.current_task()
+        self.body_deadlines.set(task, asyncio.get_running_loop())
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _HttpError(413, f"request body over the limit of {limit} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except asyncio.CancelledError:
+            if task not in self._timed_out:
+                raise
+            self._timed_out.discard(task)
+            task.uncancel()
+            seconds = self.body_deadlines.seconds
+            message = f"the request body was not complete within {seconds:g} s ({size} bytes came)"
+            raise _HttpError(408, message, close=True) from None
+        finally:
+            self.body_deadlines.clear(task)
+
+    def _body_timed_out(self, task: asyncio.Task) -> None:
+        self._timed_out.add(task)
+        task.cancel()
 
     async def _ping(self, scope: dict, receive: Callable, send: Callable) -> None:
         await _respond(send, 200 if self.current else 503, b"", content_type=None)
@@ -294,15 +397,18 @@ class ScoringApp:
         await _respond(send, 200, orjson.dumps(document))
 
     async def _start_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
-        """Load the candidate version (warmed like any model), then route to it; counters start at zero."""
+        """Load the candidate version (warmed like any model), then route to it; counters start at zero.
+        A body that is not a valid rollout is refused before anything changes."""
         self._authorize(scope)
+        if self.version_loader is None:
+            raise _HttpError(400, "this endpoint was started without a version loader: it cannot run rollouts")
         body = await self._read_body(scope, receive)
+        if body is None:
+            return
         try:
-            rollout = Rollout(**orjson.loads(body or b"{}"))
-        except (TypeError, orjson.JSONDecodeError) as exc:
-            raise _HttpError(400, f"a rollout needs mode, candidate_version, share, sticky_key: {exc}") from None
-        if rollout.mode not in ("canary", "shadow", "ab") or self.version_loader is None:
-            raise _HttpError(400, f"cannot start a {rollout.mode!r} rollout on this endpoint")
+            rollout = rollout_from_json(orjson.loads(body or b"{}"))
+        except ValueError as exc:  # orjson's JSONDecodeError is one
+            raise _HttpError(400, f"invalid rollout: {exc}") from None
         version_loader = self.version_loader
         try:
             candidate = await self.load(lambda: version_loader(rollout.candidate_version))
@@ -335,9 +441,13 @@ class ScoringApp:
             "rollout": None if rollout is None else {**asdict(rollout), "started_at": self.rollout_started},
             "arms": {arm: asdict(stats) for arm, stats in self.arms.items()},
             "requests": asdict(self.requests),
+            "on_invalid": self.on_invalid,
+            "log": None if self.inference_log is None else self.inference_log.status(),
+            "shadow_log": None if self.shadow_log is None else self.shadow_log.status(),
         }
 
     async def _status(self, scope: dict, receive: Callable, send: Callable) -> None:
+        self._authorize(scope)
         await _respond(send, 200, orjson.dumps(self._status_document()))
 
     async def load(self, loader: ModelLoader | None = None) -> LoadedModel:
@@ -360,7 +470,7 @@ class ScoringApp:
         missing = sorted(set(loaded.model.input_columns) - set(self.input_dtypes))
         if missing:
             raise RuntimeError(f"model version {loaded.version} needs columns {missing} the endpoint does not take")
-        sample, _ = coerce_columns({name: [None] for name in self.input_dtypes}, self.input_dtypes)
+        sample = coerce_columns({name: [None] for name in self.input_dtypes}, self.input_dtypes).columns
         try:
             labels = loaded.predict(sample, 1).labels
         except Exception as exc:
@@ -427,9 +537,10 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _error(send: Callable, status: int, message: str) -> None:
+async def _error(send: Callable, status: int, message: str, close: bool = False) -> None:
     code = ERROR_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
-    await _respond(send, status, orjson.dumps({"error_code": code, "message": message}))
+    headers = [(b"connection", b"close")] if close else None
+    await _respond(send, status, orjson.dumps({"error_code": code, "message": message}), headers)
 
 
 def with_fast_path(loaded: LoadedModel, holdout: dict | None, tolerance: float) -> LoadedModel:
@@ -493,10 +604,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(app: Any, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM: uvicorn on uvloop with the httptools parser, no access
-    log (the settings bench/serving.py measured)."""
+def server_config(app: ScoringApp, **settings: Any):
+    """uvicorn's settings for ``app`` (a ``ScoringApp``): uvloop, the httptools parser with the app's read
+    deadlines (deadlines.py), no access log (the settings bench/serving.py measured); ``settings`` override
+    them."""
     import uvicorn
 
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    from mlops_assets.deadlines import with_read_deadlines
+
+    http = with_read_deadlines(app.head_timeout_s, app.body_deadlines.seconds)
+    defaults = {"loop": "uvloop", "http": http, "log_level": "warning", "access_log": False}
+    return uvicorn.Config(app, **{**defaults, **settings})
+
+
+def run(app: ScoringApp, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` until SIGINT/SIGTERM, with ``server_config``'s settings."""
+    import uvicorn
+
+    uvicorn.Server(server_config(app)).run(sockets=[sock])

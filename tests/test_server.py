@@ -20,7 +20,8 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.inference_log import InferenceLogWriter, log_schema
 from mlops_assets.model import fit_pipeline_model
-from mlops_assets.server import LoadedModel, create_app, with_fast_path
+from mlops_assets.row_checks import column_rules
+from mlops_assets.server import LoadedModel, create_app, server_config, with_fast_path
 from mlops_assets.snapshot import read_source
 from mlops_assets.spec import load_spec
 
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")
 DTYPES = {c: SPEC.schema_.columns[c].dtype for c in SPEC.input_columns}
 DATA = read_source(SPEC, REPO / "pipelines").frame
+RULES = column_rules(SPEC.schema_.columns)
 
 
 def fitted(C: float):
@@ -41,7 +43,7 @@ CANDIDATE = LoadedModel("2", fitted(0.0001))  # strongly regularised: answers di
 def serving(app):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(server_config(app))  # the settings `mlops-assets serve` runs with
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -88,6 +90,7 @@ def endpoint(tmp_path, versions):
         admin_token="secret",
         version_loader={"2": CANDIDATE}.__getitem__,
         shadow_log=shadow_log,
+        schema=RULES,
     )
     with serving(app) as port:
         yield port, tmp_path / "log"
@@ -129,7 +132,7 @@ def test_ping_and_version(endpoint):
         (b"{oops", "not valid JSON"),
         (b'{"inputs": {"mean_radius": [1.0]}}', "missing column(s)"),
         (b"", "empty request body"),
-        (b'{"dataframe_split": {"columns": [], "data": []}}', "missing column(s)"),
+        (b'{"dataframe_split": {"columns": [], "data": []}}', "the request has no rows"),
         (b"\xff\xfe", "not valid JSON"),
         (b"[1, 2]", "exactly one of the keys"),
     ],
@@ -175,24 +178,21 @@ def test_every_scored_row_lands_in_the_inference_log(endpoint, versions):
     np.testing.assert_allclose(table.column("score").to_numpy()[:7], expected.proba[:, 1])
 
 
+REJECT = "(deployment.on_invalid: reject)"
+
+
 def split(columns: list[str], row: list) -> bytes:
     return json.dumps({"dataframe_split": {"columns": columns, "data": [row]}}).encode()
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("abc", "column 'mean_radius' must hold numbers; got 'abc'"),
-        ([1.0, 2.0], "column 'mean_radius' must hold numbers; got [1.0, 2.0]"),
-        ({"a": 1}, "column 'mean_radius' must hold numbers; got {'a': 1}"),
-    ],
-)
-def test_wrong_types_name_the_column(endpoint, value, message):
+@pytest.mark.parametrize("value", ["abc", [1.0, 2.0], {"a": 1}, True])
+def test_wrong_types_name_the_row_the_column_and_the_type(endpoint, value):
     port, _ = endpoint
     row = DATA[SPEC.input_columns].iloc[0].tolist()
     row[SPEC.input_columns.index("mean_radius")] = value
     status, _, answer = call(port, "POST", "/invocations", split(SPEC.input_columns, row))
-    assert status == 400 and json.loads(answer) == {"error_code": "BAD_REQUEST", "message": message}
+    message = f"1 of 1 row(s) break the schema: row 0, column 'mean_radius': dtype float got {value!r} "
+    assert status == 400 and json.loads(answer) == {"error_code": "BAD_REQUEST", "message": message + REJECT}
 
 
 def test_no_rows_and_unknown_routes_are_4xx(endpoint):
@@ -258,12 +258,13 @@ def test_the_log_repeats_request_fields_per_row_and_keeps_strings_and_ids(tmp_pa
     writer.append({"x": np.array([2.0]), "plan": ["b"], "id": ["8"]}, 1, "4", np.array([2.5]), np.array([np.nan]))
     writer.close()
     table = pq.read_table(next(tmp_path.glob("*.parquet")))
-    assert table.column_names == ["request_id", "timestamp", "model_version", "id", "x", "plan", "prediction", "score"]
+    names = ["request_id", "timestamp", "model_version", "id", "x", "plan", "prediction", "score", "invalid"]
+    assert table.column_names == names
     rows = table.drop(["request_id", "timestamp", "score"]).to_pylist()
     assert rows == [
-        {"model_version": "3", "id": "7", "x": 1.0, "plan": "a", "prediction": 0.5},
-        {"model_version": "3", "id": None, "x": 3.0, "plan": None, "prediction": 1.5},
-        {"model_version": "4", "id": "8", "x": 2.0, "plan": "b", "prediction": 2.5},
+        {"model_version": "3", "id": "7", "x": 1.0, "plan": "a", "prediction": 0.5, "invalid": None},
+        {"model_version": "3", "id": None, "x": 3.0, "plan": None, "prediction": 1.5, "invalid": None},
+        {"model_version": "4", "id": "8", "x": 2.0, "plan": "b", "prediction": 2.5, "invalid": None},
     ]
     ids = table.column("request_id").to_pylist()
     assert ids[0] == ids[1] != ids[2] and len(ids[2]) == 32
@@ -283,7 +284,7 @@ def test_shadow_scores_copies_logs_its_answers_apart_and_the_champion_answers(en
     assert start(port, mode="shadow", candidate_version="2")["rollout"]["mode"] == "shadow"
     answers = [call(port, "POST", "/invocations", rows(10))[1]["X-Model-Version"] for _ in range(5)]
     assert answers == ["1"] * 5
-    arms = json.loads(call(port, "GET", "/admin/status")[2])["arms"]
+    arms = json.loads(call(port, "GET", "/admin/status", None, ADMIN)[2])["arms"]
     assert arms["champion"]["requests"] == 5 and arms["candidate"]["rows"] == 50
     assert 0 < arms["candidate"]["disagreements"] <= 50
     shadow = wait_for_rows(log_dir.parent / "shadow_log", 50)
@@ -328,7 +329,7 @@ def test_a_rollout_of_an_unknown_version_is_refused_and_serving_goes_on(endpoint
     port, _ = endpoint
     status, _, body = call(port, "POST", "/admin/rollout", b'{"mode": "canary", "candidate_version": "9"}', ADMIN)
     assert status == 500 and "could not load candidate 9" in json.loads(body)["message"]
-    assert json.loads(call(port, "GET", "/admin/status")[2])["rollout"] is None
+    assert json.loads(call(port, "GET", "/admin/status", None, ADMIN)[2])["rollout"] is None
     assert call(port, "POST", "/invocations", rows(1))[0] == 200
 
 

@@ -1,0 +1,78 @@
+"""Admin routes: every one needs the token when one is set, and a bad body is refused before anything changes."""
+
+import json
+
+import pytest
+from test_server import CANDIDATE, DTYPES, RULES, SPEC, call, fitted, rows, serving
+
+from mlops_assets.server import LoadedModel, create_app
+
+ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
+ROUTES = [
+    ("GET", "/admin/status"),
+    ("POST", "/admin/reload"),
+    ("POST", "/admin/rollout"),
+    ("POST", "/admin/rollout/end"),
+]
+
+
+@pytest.fixture
+def port():
+    champion = LoadedModel("1", fitted(0.5))
+    app = create_app(
+        SPEC.name,
+        DTYPES,
+        lambda: champion,
+        admin_token="secret",
+        version_loader={"2": CANDIDATE}.__getitem__,
+        schema=RULES,
+    )
+    with serving(app) as port:
+        yield port
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "secret", "Bearer secret "])
+def test_every_admin_route_needs_the_token(port, method, path, authorization):
+    headers = {"Content-Type": "application/json"} | ({"Authorization": authorization} if authorization else {})
+    status, _, body = call(port, method, path, b"{}" if method == "POST" else None, headers)
+    assert status == 401 and json.loads(body)["error_code"] == "UNAUTHENTICATED"
+
+
+def test_the_status_answers_with_the_token(port):
+    status, _, body = call(port, "GET", "/admin/status", None, ADMIN)
+    assert status == 200 and json.loads(body)["model_version"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        ({"mode": "canary", "candidate_version": "2", "share": "x"}, "share must be a number between 0 and 1"),
+        ({"mode": "canary", "candidate_version": "2", "share": 0}, "share must be a number between 0 and 1"),
+        ({"mode": "canary", "candidate_version": "2", "share": 1.5}, "share must be a number between 0 and 1"),
+        ({"mode": "canary", "candidate_version": "2", "share": True}, "share must be a number between 0 and 1"),
+        ({"mode": "blue-green", "candidate_version": "2"}, "mode must be one of ['canary', 'shadow', 'ab']"),
+        ({"mode": "canary", "candidate_version": 2}, "candidate_version must be a registered version as a string"),
+        ({"mode": "canary"}, "candidate_version must be a registered version as a string"),
+        ({"mode": "canary", "candidate_version": "2", "sticky_key": 7}, "sticky_key must be a column name or null"),
+        ({"mode": "canary", "candidate_version": "2", "weight": 3}, "unknown field(s) ['weight']"),
+        ([1, 2], "the body must be a JSON object"),
+        ("{oops", "invalid rollout"),
+    ],
+)
+def test_a_bad_rollout_is_refused_naming_the_field_and_changes_nothing(port, rollout, message):
+    """A share of "x" was once accepted, after which every request failed with a plain-text 500."""
+    for _ in range(3):
+        assert call(port, "POST", "/invocations", rows(1))[0] == 200
+    before = json.loads(call(port, "GET", "/admin/status", None, ADMIN)[2])
+    sent = rollout.encode() if isinstance(rollout, str) else json.dumps(rollout).encode()
+    status, _, body = call(port, "POST", "/admin/rollout", sent, ADMIN)
+    assert status == 400 and message in json.loads(body)["message"]
+    assert json.loads(call(port, "GET", "/admin/status", None, ADMIN)[2]) == before
+    status, headers, answer = call(port, "POST", "/invocations", rows(1))
+    assert status == 200 and headers["X-Model-Version"] == "1" and json.loads(answer)["predictions"]
+
+
+def test_a_valid_rollout_still_starts(port):
+    status, _, body = call(port, "POST", "/admin/rollout", b'{"mode": "canary", "candidate_version": "2"}', ADMIN)
+    assert status == 200 and json.loads(body)["rollout"]["share"] == 0.1
