@@ -67,6 +67,9 @@ SPEC = {
     },
     "monitoring": {"window": 50_000, "min_rows": 500},
     "retraining": {"cooldown_minutes": 0, "daily_budget": 10, "sensors": "stopped"},
+    # rows that break the schema (the empty column) are scored and flagged, so they reach the log and the
+    # drift report; under the default (reject) they are 400s and the report's requests_accepted check fails
+    "deployment": {"on_invalid": "flag"},
     "training": {"window": {"policy": "newest", "rows": 40_000}, "recent_holdout": {"rows": 5_000, "min_rows": 500}},
 }
 

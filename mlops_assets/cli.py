@@ -11,12 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from mlops_assets.endpoint_state import running_url, stop
+from mlops_assets.endpoint_state import endpoint_port, forget_process, running_url, state_file, stop, write_state
 from mlops_assets.errors import MlopsError
 from mlops_assets.layout import LocalLayout
 from mlops_assets.locations import log_prefix, shadow_log_prefix
 from mlops_assets.naming import TRIGGER_TAG
-from mlops_assets.spec import PipelineSpec, load_spec, load_specs
+from mlops_assets.spec import PipelineSpec, load_spec, load_specs, read_specs
 
 PIPELINE_HELP = "the pipeline: its spec file, or its name (its spec in MLOPS_PIPELINES, default pipelines/)"
 
@@ -26,7 +26,7 @@ def _spec(value: str) -> tuple[PipelineSpec, Path]:
     if Path(value).is_file():
         return load_spec(value), Path(value)
     folder = os.environ.get("MLOPS_PIPELINES", "pipelines")
-    specs = load_specs(folder) if Path(folder).is_dir() else []
+    specs = read_specs(folder)[0] if Path(folder).is_dir() else []  # a broken neighbour does not hide this one
     for spec, path in specs:
         if spec.name == value:
             return spec, path
@@ -46,37 +46,60 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import secrets
+
     from mlops_assets.inference_log import InferenceLogWriter, log_schema
+    from mlops_assets.row_checks import column_rules
     from mlops_assets.server import bind, champion_loader, create_app, run, version_loader
 
-    spec, _ = _spec(args.spec)
+    spec, spec_path = _spec(args.spec)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
-    tracking_uri = args.tracking_uri or LocalLayout.from_env().tracking_uri
-    log_dir = Path(args.log_dir or LocalLayout.from_env().data / log_prefix(spec.name))
+    layout = LocalLayout.from_env()
+    tracking_uri = args.tracking_uri or layout.tracking_uri
+    log_dir = Path(args.log_dir or layout.data / log_prefix(spec.name))
     shadow_dir = Path(args.shadow_log_dir or log_dir.parent / Path(shadow_log_prefix(spec.name)).name)
+    state_path = Path(args.state_file or state_file(layout.endpoints, spec.name))
     scoring_token = None
     if spec.deployment.scoring_token_env:
         scoring_token = os.environ.get(spec.deployment.scoring_token_env)
         if not scoring_token:
             raise MlopsError(f"deployment.scoring_token_env names {spec.deployment.scoring_token_env}, which is unset")
+    # Secure by default: without MLOPS_ADMIN_TOKEN the endpoint makes its own, kept in the owner-only state file.
+    configured_token = os.environ.get("MLOPS_ADMIN_TOKEN")
+    admin_token = configured_token or secrets.token_urlsafe(32)
     tolerance = spec.deployment.fast_path_tolerance if spec.deployment.fast_path else None
     app = create_app(
         spec.name,
         dtypes,
         champion_loader(spec.name, tracking_uri, tolerance),
         InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column)),
-        admin_token=os.environ.get("MLOPS_ADMIN_TOKEN"),
+        admin_token=admin_token,
         scoring_token=scoring_token,
         id_column=spec.id_column,
         version_loader=version_loader(spec.name, tracking_uri, tolerance),
         shadow_log=InferenceLogWriter(shadow_dir, log_schema(dtypes, spec.task, spec.id_column, shadow=True)),
+        schema=column_rules(spec.schema_.columns),
+        on_invalid=spec.deployment.on_invalid,
     )
-    sock = bind(args.host, args.port)
-    url = f"http://{args.host}:{sock.getsockname()[1]}"
-    if args.state_file:
-        Path(args.state_file).write_text(json.dumps({"pid": os.getpid(), "url": url}))
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(state_path.read_text()) if state_path.exists() else {}
+    host = args.host or spec.deployment.host
+    port = endpoint_port(args.port, spec.deployment.port, previous)
+    try:
+        sock = bind(host, port)
+        sock.listen(1024)  # before the state file names it: a client that comes early waits, it is not refused
+    except OSError as exc:
+        raise MlopsError(
+            f"cannot listen on {host}:{port} ({exc}); the {spec.name} endpoint keeps one address across restarts "
+            f"(deployment.port, else the port it first had, kept in {state_path}): free that port, or declare "
+            "another deployment.port"
+        ) from None
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    state = {"pid": os.getpid(), "url": url, "spec": str(spec_path.resolve()), "log_dir": str(log_dir)}
+    write_state(state_path, state if configured_token else {**state, "admin_token": admin_token})
     print(f"serving {spec.name} (champion) at {url}, logging to {log_dir}", flush=True)
     run(app, sock)
+    forget_process(state_path, os.getpid())  # a clean exit is a stop: the supervisor restarts crashes only
     return 0
 
 
@@ -104,11 +127,19 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     """A shortcut for the one way to roll back: ``deployed_endpoint`` materialized with ``rollback: true``,
-    so the rollback is a Dagster run like any deployment."""
+    so the rollback is a Dagster run like any deployment. A rollback that cannot happen is refused first."""
     import getpass
     import subprocess
 
+    from mlops_assets.alias_history import read_alias_moves, rollback_target
+    from resources import local_resources
+
     spec, _ = _spec(args.spec)
+    resources = local_resources(LocalLayout.from_env())
+    current = resources["registry"].by_alias(spec.name, "champion")
+    if current is None:
+        raise MlopsError(f"{spec.name} has no champion to roll back")
+    target = rollback_target(spec.name, read_alias_moves(resources["store"], spec.name, "champion"), current.version)
     config = {"rollback": True, "approved_by": args.by or f"rollback by {getpass.getuser()}"}
     run_config = {"ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
     command = [
@@ -126,14 +157,26 @@ def _rollback(args: argparse.Namespace) -> int:
     if done.returncode != 0:
         failure = [line for line in done.stderr.splitlines() if "Failure" in line or "Error" in line]
         raise MlopsError(f"rollback of {spec.name} failed: {(failure or done.stderr.splitlines() or ['?'])[-1]}")
-    print(f"rolled back {spec.name}; `mlops-assets status` shows the champion")
+    print(f"rolled back {spec.name} from v{current.version} to v{target}; `mlops-assets status` shows the champion")
     return 0
 
 
+def _pipelines(values: list[str]) -> list[tuple[PipelineSpec, Path]]:
+    """Pipelines named by spec files, folders of specs or pipeline names; none named: every pipeline in
+    ``MLOPS_PIPELINES`` (default ``pipelines``)."""
+    if not values:
+        folder = os.environ.get("MLOPS_PIPELINES", "pipelines")
+        if not Path(folder).is_dir():
+            raise MlopsError(f"no pipelines folder {folder}/: name one, or set MLOPS_PIPELINES")
+        return load_specs(folder)
+    return [item for value in values for item in (load_specs(value) if Path(value).is_dir() else [_spec(value)])]
+
+
 def _stop(args: argparse.Namespace) -> int:
-    for spec, _ in load_specs(args.pipelines):
-        if stop(LocalLayout.from_env().endpoints, spec.name):
-            print(f"stopped the {spec.name} endpoint")
+    endpoints = LocalLayout.from_env().endpoints
+    for spec, _ in _pipelines(args.pipelines):
+        stopped = stop(endpoints, spec.name)
+        print(f"stopped the {spec.name} endpoint" if stopped else f"the {spec.name} endpoint was not running")
     return 0
 
 
@@ -142,7 +185,7 @@ def _status(args: argparse.Namespace) -> int:
     from resources import local_resources
 
     layout = LocalLayout.from_env()
-    print(describe(load_specs(args.pipelines), layout, local_resources(layout)["store"]))
+    print(describe(_pipelines(args.pipelines), layout, local_resources(layout)["store"]))
     return 0
 
 
@@ -227,6 +270,10 @@ def describe_run(item) -> str:
             facts.append(f"v{values['model_version']} trained ({values['trigger']})")
         elif name == "deployed_endpoint":
             facts.append(f"v{values['model_version']} serves ({values['action']})")
+    for event in item.result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
+            evaluation = event.event_specific_data
+            facts.append(f"check {evaluation.check_name} failed on {evaluation.asset_key.path[-1]}")
     skipped = [e for e in item.result.all_events if e.event_type_value == "STEP_SKIPPED"]
     return f"{item.request.tags.get(TRIGGER_TAG, item.request.run_key)}: {outcome}; " + (
         "; ".join(facts) + (f"; {len(skipped)} step(s) skipped" if skipped else "") or "nothing materialized"
@@ -253,12 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve a pipeline's champion (MLflow scoring protocol)")
     serve.add_argument("spec", help=PIPELINE_HELP)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    serve.add_argument("--host", help="interface to listen on (default: the spec's deployment.host)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        help="0 picks a free port (default: the spec's deployment.port, else the port this endpoint had, else any)",
+    )
     serve.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the local one)")
     serve.add_argument("--log-dir", help="inference log folder (default: under MLOPS_HOME)")
     serve.add_argument("--shadow-log-dir", help="shadow answers' log folder (default: shadow_log beside the log)")
-    serve.add_argument("--state-file", help="write {pid, url} here once listening")
+    serve.add_argument(
+        "--state-file", help="its state file: address, pid, admin token (default: under MLOPS_HOME/endpoints)"
+    )
     serve.set_defaults(run=_serve)
 
     replay = commands.add_parser("replay", help="send rows of the pipeline's own data to its endpoint")
@@ -278,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--seed", type=int, default=0)
     replay.set_defaults(run=_replay)
 
-    rollback = commands.add_parser("rollback", help="move champion back to the version it replaced")
+    rollback = commands.add_parser(
+        "rollback", help="move champion back to the last different champion in its alias history"
+    )
     rollback.add_argument("spec", help=PIPELINE_HELP)
     rollback.add_argument("--by", help="who decides (recorded on the model versions)")
     rollback.add_argument("--definitions", default="definitions.py", help="the Dagster code location file")
@@ -297,7 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("stop", _stop, "stop the local endpoints"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("pipelines", nargs="?", default="pipelines")
+        command.add_argument(
+            "pipelines",
+            nargs="*",
+            help="pipeline names, spec files or folders of specs (default: every spec in MLOPS_PIPELINES, "
+            "default pipelines/)",
+        )
         command.set_defaults(run=run)
 
     tick = commands.add_parser("tick", help="tick the sensors and run what they ask for, until the loop is quiet")

@@ -89,6 +89,11 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
         its predecessor alone."""
 
     @abstractmethod
+    def fail_unfinished_runs(self, name: str, dagster_run_id: str) -> list[str]:
+        """End as FAILED the pipeline's training runs that Dagster run ``dagster_run_id`` started (their
+        ``dagster_run_id`` tag) and that are still running: a trainer that died cannot end them. Return their ids."""
+
+    @abstractmethod
     def record(self, name: str, version: str, tags: dict[str, str], run_metrics: dict[str, float]) -> None:
         """Attach tags to the version and metrics to its training run."""
 
@@ -105,7 +110,8 @@ class Trainer(dg.ConfigurableResource, ABC):
 
 
 class EndpointDeployer(dg.ConfigurableResource, ABC):
-    """Starts the scoring server for a pipeline, or makes a running one load the new champion."""
+    """Starts the scoring server for a pipeline, or makes a running one load the new champion. An endpoint keeps
+    one address across restarts, so its clients never lose it."""
 
     @abstractmethod
     def running_url(self, name: str) -> str | None:
@@ -126,3 +132,13 @@ class EndpointDeployer(dg.ConfigurableResource, ABC):
     @abstractmethod
     def end_rollout(self, name: str) -> dict[str, Any]:
         """Drop the candidate and serve the registry's champion alone; return the final counters."""
+
+    @abstractmethod
+    def crashed(self, name: str) -> str | None:
+        """The endpoint's address when it was started, not stopped, and nothing listens there; else ``None``.
+        Cheap (a state read and a ping): the supervisor asks it every tick."""
+
+    @abstractmethod
+    def restart(self, name: str) -> str:
+        """Start the crashed endpoint again on its address, serving the champion; return the URL once it
+        answers."""

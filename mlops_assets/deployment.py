@@ -1,5 +1,6 @@
 """What ``deployed_endpoint`` decides and does: promote the gated challenger, roll it out, or roll back;
-make the endpoint serve the result; keep the decision in the audit log.
+make the endpoint serve the result; keep the decision in the audit log and every move of ``champion`` in the
+alias history.
 
 A failed run leaves the champion where it was: the gate is checked again here, and a version the endpoint
 refuses to load moves ``champion`` back to the version that was serving.
@@ -14,6 +15,17 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_assets.alias_history import (
+    PROMOTE,
+    RESTORE,
+    ROLLBACK,
+    AliasMove,
+    RollbackError,
+    read_alias_moves,
+    record_alias_move,
+    rollback_target,
+    rolled_back,
+)
 from mlops_assets.audit import record_decision
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, RegisteredModel
 from mlops_assets.locations import log_prefix
@@ -23,7 +35,7 @@ from mlops_assets.rollout import ArmReader, roll_out
 
 @dataclass(frozen=True)
 class DeploymentDecision:
-    action: str  # "replace", "rollback", "promoted", "rolled back", "shadow started" or "ab started"
+    action: str  # "replace", "redeploy", "rollback", "promoted", "rolled back", "shadow started" or "ab started"
     version: RegisteredModel  # the champion afterwards
     previous: RegisteredModel | None  # the champion it replaced, if that changed
     approved_by: str
@@ -51,17 +63,12 @@ class DeploymentRun:
 
     def carry_out(self, rollback: bool, strategy: str, approver: str | None) -> DeploymentDecision:
         """Roll back, or promote the gated challenger by ``strategy``; a running shadow or ab rollout ends
-        either way, its figures kept."""
+        either way, its figures kept. A challenger that is already champion is served again, not promoted:
+        a re-run restarts a stopped endpoint and moves no alias."""
+        if rollback:
+            return self._roll_back(approver or f"rollback by {getpass.getuser()}")
         name = self.spec.name
         reasons, ended = self._end_running_rollout()
-        if rollback:
-            approved_by = approver or f"rollback by {getpass.getuser()}"
-            current = self.registry.by_alias(name, "champion")
-            target = current and current.tags.get("previous_champion", "none")
-            if target in (None, "none"):
-                raise dg.Failure(f"{name} has no previous champion to roll back to")
-            self.registry.promote(name, target, approved_by, rollback=True)
-            return self._serve("rollback", self.registry.get(name, target), current, approved_by, reasons, ended)
         challenger = self.report.model
         if not self.report.gate_passed:
             # The blocking gate check already stops this in the same run; this guards later runs too.
@@ -71,8 +78,16 @@ class DeploymentRun:
             )
         approved_by = approver or f"gate:auto (run started by {getpass.getuser()})"
         champion = self.registry.by_alias(name, "champion")
-        if strategy == "replace" or champion is None or champion.version == challenger.version:
-            previous = self.registry.promote(name, challenger.version, approved_by)
+        undone = None if approver else rolled_back(read_alias_moves(self.store, name, "champion"), challenger.version)
+        if champion is not None and (champion.version == challenger.version or undone is not None):
+            if undone is not None:
+                reasons.append(
+                    f"v{challenger.version} was rolled back by {undone.by} at {undone.time}: it is promoted again "
+                    "only with an explicit approval (approved_by); the champion is served again"
+                )
+            return self._serve("redeploy", champion, None, approved_by, reasons, ended)
+        if strategy == "replace" or champion is None:
+            previous = self._move_champion(challenger.version, approved_by, PROMOTE)
             version = self.registry.get(name, challenger.version)
             return self._serve("replace", version, previous, approved_by, reasons, ended)
         self.deployer.deploy(self.spec_path, champion, self.store.uri(log_prefix(name)))  # serves meanwhile
@@ -87,6 +102,9 @@ class DeploymentRun:
             self.read_arms,
         )
         previous = champion if outcome.served_version != champion.version else None
+        if previous is not None:  # roll_out moved the alias itself
+            move = AliasMove("champion", outcome.served_version, champion.version, PROMOTE, approved_by, self.run_id)
+            record_alias_move(self.store, name, move)
         return self._record(
             outcome.action,
             self.registry.get(name, outcome.served_version),
@@ -96,6 +114,28 @@ class DeploymentRun:
             arms_record(outcome.arms, outcome.metrics),
             ended,
         )
+
+    def _roll_back(self, approved_by: str) -> DeploymentDecision:
+        """Back to the last different champion in the alias history; a rollback that cannot happen fails
+        before anything moves."""
+        name = self.spec.name
+        current = self.registry.by_alias(name, "champion")
+        if current is None:
+            raise dg.Failure(f"{name} has no champion to roll back")
+        try:
+            target = rollback_target(name, read_alias_moves(self.store, name, "champion"), current.version)
+        except RollbackError as exc:
+            raise dg.Failure(str(exc)) from None
+        reasons, ended = self._end_running_rollout()
+        self._move_champion(target, approved_by, ROLLBACK)
+        return self._serve("rollback", self.registry.get(name, target), current, approved_by, reasons, ended)
+
+    def _move_champion(self, version: str, approved_by: str, action: str) -> RegisteredModel | None:
+        """Point ``champion`` at ``version`` and append the move to the alias history; return the previous one."""
+        previous = self.registry.promote(self.spec.name, version, approved_by, rollback=action != PROMOTE)
+        move = AliasMove("champion", version, previous and previous.version, action, approved_by, self.run_id)
+        record_alias_move(self.store, self.spec.name, move)
+        return previous
 
     def _end_running_rollout(self) -> tuple[list[str], dict | None]:
         """A person ends a shadow or ab rollout by deploying: what it showed, before it ends."""
@@ -124,7 +164,7 @@ class DeploymentRun:
             self.deployer.deploy(self.spec_path, version, self.store.uri(log_prefix(name)))
         except Exception as exc:
             if previous is not None:
-                self.registry.promote(name, previous.version, f"restored: v{version.version} did not deploy", True)
+                self._move_champion(previous.version, f"restored: v{version.version} did not deploy", RESTORE)
             failed = {"action": f"{action} failed", "model_version": version.version, "reasons": [str(exc)]}
             record_decision(self.store, name, {**failed, "previous_version": previous and previous.version})
             raise

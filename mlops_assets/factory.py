@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.alias_history import TRAIN, AliasMove, record_alias_move
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
 from mlops_assets.feedback_asset import build_feedback_asset, external_assets
 from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS, list_files, log_prefix
@@ -205,7 +206,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             "spec_hash": spec.spec_hash,
             "trigger": trigger,
             "dagster_run_id": context.run_id,
-            **code_version(base_dir),
+            **code_version(spec_path),
         }
         request = TrainingRequest(
             spec_path=str(spec_path),
@@ -214,7 +215,21 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
             experiment_id=registry.experiment(spec.name),
             tags=tags,
         )
-        result = trainer.train(context, request)
+        challenger = registry.by_alias(spec.name, "challenger")
+        try:
+            result = trainer.train(context, request)
+        except BaseException:
+            # a trainer that died (killed, out of memory) cannot end its MLflow run: it would stay RUNNING
+            try:
+                ended = registry.fail_unfinished_runs(spec.name, context.run_id)
+                context.log.warning(f"training failed; MLflow run(s) it left running ended as FAILED: {ended}")
+            except Exception as exc:
+                context.log.warning(f"training failed, and its MLflow runs could not be ended: {exc!r}")
+            raise
+        move = AliasMove(
+            "challenger", result["version"], challenger and challenger.version, TRAIN, trigger, context.run_id
+        )
+        record_alias_move(store, spec.name, move)
         yield dg.Output(
             TrainedModel(spec.name, result["version"], result["run_id"], validated_features, trigger),
             metadata={
@@ -567,7 +582,8 @@ def _request_counts(context, deployer: EndpointDeployer, name: str, report_key: 
     from mlops_assets.monitoring import requests_since
 
     try:
-        now = deployer.rollout_status(name)["requests"]
+        status = deployer.rollout_status(name)
+        now = status["requests"]
     except Exception as exc:  # an endpoint that does not answer: the report goes on, and says so
         context.log.warning(f"could not read the endpoint's request counts: {exc}")
         return _RequestCounts(0.0, {"requests_counted": False})
@@ -579,6 +595,7 @@ def _request_counts(context, deployer: EndpointDeployer, name: str, report_key: 
         "accepted_requests": accepted,
         "rejected_requests": rejected,
         "last_rejection": now.get("last_rejection") or "none",
+        "inference_log": dg.MetadataValue.json(status.get("log", {})),  # rows written, dead-lettered, dropped
     }
     return _RequestCounts(rejected / max(accepted + rejected, 1), metadata)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlops_assets.audit import describe_decision, read_decisions
 from mlops_assets.contracts import ArtifactStore
-from mlops_assets.endpoint_state import PING_TIMEOUT_S, running_url
+from mlops_assets.endpoint_state import PING_TIMEOUT_S, crashed_url, running_url
 from mlops_assets.layout import LocalLayout
 
 
@@ -35,7 +35,7 @@ def describe(specs, layout: LocalLayout, store: ArtifactStore) -> str:
             f"  holdout: {holdout}",
             f"  dataset {tags.get('dataset_hash')}, spec {tags.get('spec_hash')}, code {tags.get('git_sha')}",
             f"  trained on {tags.get('training_rows_by_origin', '?')} rows, trigger {tags.get('trigger', '?')}",
-            f"  endpoint: {_endpoint(running_url(layout.endpoints, spec.name))}",
+            f"  endpoint: {_endpoint(layout.endpoints, spec.name)}",
         ]
         decisions = read_decisions(store, spec.name)
         if decisions:
@@ -58,10 +58,12 @@ def describe(specs, layout: LocalLayout, store: ArtifactStore) -> str:
     return "\n".join(lines)
 
 
-def _endpoint(url: str | None) -> str:
+def _endpoint(endpoints: Path, name: str) -> str:
     """The endpoint's URL and the code path serving its single rows, as its /version says."""
+    url = running_url(endpoints, name)
     if url is None:
-        return "not running"
+        crashed = crashed_url(endpoints, name)
+        return f"{crashed} is down (crashed): the endpoint supervisor restarts it" if crashed else "not running"
     try:
         with urllib.request.urlopen(f"{url}/version", timeout=PING_TIMEOUT_S) as response:
             served = json.load(response)

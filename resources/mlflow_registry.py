@@ -59,12 +59,24 @@ class MlflowRegistry(ModelRegistry):
             # The restored version keeps its own predecessor, so a second rollback goes further back.
             for key, value in {"rolled_back_by": approved_by, "rolled_back_at": now}.items():
                 client.set_model_version_tag(name, previous.version, key, value)
-        else:
+        elif previous is None or previous.version != version:  # a version is never its own predecessor
             tags["previous_champion"] = previous.version if previous else "none"
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         client.set_registered_model_alias(name, "champion", version)
         return previous
+
+    def fail_unfinished_runs(self, name: str, dagster_run_id: str) -> list[str]:
+        from mlflow.entities import RunStatus
+
+        client = self._client()
+        runs = client.search_runs(
+            [self.experiment(name)],
+            filter_string=f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+        )
+        for run in runs:
+            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        return [run.info.run_id for run in runs]
 
     def record(self, name: str, version: str, tags: dict[str, str], run_metrics: dict[str, float]) -> None:
         client = self._client()

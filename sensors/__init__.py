@@ -8,11 +8,12 @@ from mlops_assets.naming import asset_keys
 from sensors.drift import build_drift_sensor
 from sensors.labels import build_labels_sensor
 from sensors.performance import build_performance_sensor
+from sensors.supervisor import build_endpoint_supervisor
 
 
 def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
-    """Drift sensor always; labels sensor when the spec has a labels source; performance sensor when it
-    declares an online metric.
+    """Drift sensor and endpoint supervisor always; labels sensor when the spec has a labels source;
+    performance sensor when it declares an online metric.
 
     A retraining re-materializes the whole pipeline: an unchanged source or feedback set is reused by its
     content hash, and new feedback is what the retraining learns from.
@@ -21,7 +22,7 @@ def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
     names = ["raw_data", *(["feedback"] if spec.source.labels else []), "validated_features"]
     names += ["trained_model", "evaluation_report", "deployed_endpoint", "drift_report"]
     retrain = [keys[n] for n in names]
-    sensors = [build_drift_sensor(spec, keys, retrain)]
+    sensors = [build_drift_sensor(spec, keys, retrain), build_endpoint_supervisor(spec)]
     if spec.source.labels is not None:
         sensors.append(build_labels_sensor(spec, spec_path, keys["drift_report"], retrain))
     if spec.monitoring.performance is not None:

@@ -19,8 +19,9 @@ from dagster import AssetKey
 from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
+from mlops_assets.alias_history import read_alias_moves
 from mlops_assets.audit import read_decisions
-from mlops_assets.endpoint_state import running_url
+from mlops_assets.endpoint_state import admin_token, running_url
 from mlops_assets.naming import TRIGGER_TAG
 from mlops_assets.pyfunc import load_pipeline_model
 from mlops_assets.spec import load_spec
@@ -39,6 +40,15 @@ def client(project):
 
 def champion(project, name="breast_cancer"):
     return str(client(project).get_model_version_by_alias(name, "champion").version)
+
+
+def admin(project, url: str, route: str, body: dict | None = None, name: str = "breast_cancer") -> dict:
+    """An admin call with the token the endpoint made for itself (its state file)."""
+    token = admin_token(project.layout.endpoints, name)
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}{route}", data=data, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
 
 
 def edit_spec(project, name, edit):
@@ -235,33 +245,32 @@ def test_torch_pipeline_trains_in_the_subprocess(project):
     assert metadata(result, "wine", "evaluation_report")["holdout_accuracy"] >= 0.85
 
 
-def test_rollback_restores_the_previous_champion_and_records_who(project):
+def rollback_cli(project, by: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLOPS_PIPELINES": str(project.pipelines)}
+    command = ["rollback", "breast_cancer", "--by", by, "--definitions", str(REPO / "definitions.py")]
+    # a pipeline's name, found in MLOPS_PIPELINES; the CLI's run goes to the test's instance (DAGSTER_HOME)
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_assets.cli", *command], cwd=REPO, env=env, capture_output=True, text=True
+    )
+
+
+def test_rollback_follows_the_alias_history_through_re_runs_and_records_who(project):
     first = project.materialize("breast_cancer")
     assert first.success, failures(first)
     second = project.materialize("breast_cancer", *TRAINING)
     assert second.success, failures(second)
     assert champion(project) == "2"
-    env = {**os.environ, "MLOPS_PIPELINES": str(project.pipelines)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlops_assets.cli",
-            "rollback",
-            "breast_cancer",  # a pipeline's name, found in MLOPS_PIPELINES
-            "--by",
-            "bob",
-            "--definitions",
-            str(REPO / "definitions.py"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    # Re-running deployed_endpoint (how a stopped endpoint is brought back) serves the champion, moves no alias.
+    rerun = project.materialize("breast_cancer", "deployed_endpoint")
+    assert rerun.success, failures(rerun)
+    redeployed = metadata(rerun, "breast_cancer", "deployed_endpoint")
+    assert (redeployed["action"], redeployed["previous_champion"]) == ("redeploy", "none")
+    assert client(project).get_model_version("breast_cancer", "2").tags["previous_champion"] == "1"
+
+    done = rollback_cli(project, "bob")
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "from v2 to v1" in done.stdout
     assert champion(project) == "1"
-    # The CLI's run went to the test's instance (DAGSTER_HOME is inherited).
     event = project.instance.get_latest_materialization_event(AssetKey(["breast_cancer", "deployed_endpoint"]))
     deployed = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
     assert (deployed["action"], deployed["previous_champion"], deployed["approved_by"]) == ("rollback", "2", "bob")
@@ -269,12 +278,27 @@ def test_rollback_restores_the_previous_champion_and_records_who(project):
     assert versions["2"]["rolled_back_by"] == "bob" and versions["1"]["approved_by"] == "bob"
     with urllib.request.urlopen(f"{deployed['url']}/version") as response:
         assert json.load(response)["model_version"] == "1"
+
+    # A re-run after the rollback serves v1 again: the rolled-back v2 is not promoted without an approval.
+    after = project.materialize("breast_cancer", "deployed_endpoint")
+    assert after.success, failures(after)
+    served = metadata(after, "breast_cancer", "deployed_endpoint")
+    assert (served["action"], served["model_version"]) == ("redeploy", "1")
+    assert "v2 was rolled back by bob" in served["decision"]
+    assert champion(project) == "1"
+
+    # Nothing earlier to return to: the CLI says why and exits non-zero, the asset run fails, no alias moves.
+    refused = rollback_cli(project, "bob")
+    assert refused.returncode == 2 and "no earlier champion" in refused.stderr, refused.stderr[-2000:]
     again = project.materialize(
         "breast_cancer",
         "deployed_endpoint",
         run_config={"ops": {"breast_cancer__deployed_endpoint": {"config": {"rollback": True}}}},
     )
-    assert not again.success and champion(project) == "1"  # version 1 has no predecessor
+    assert not again.success and "no earlier champion" in failures(again)
+    assert champion(project) == "1"
+    moves = read_alias_moves(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer", "champion")
+    assert [(m.action, m.version) for m in moves] == [("promote", "1"), ("promote", "2"), ("rollback", "1")]
 
 
 def canary(project, rollout: dict):
@@ -318,8 +342,7 @@ def test_canary_promotes_the_challenger_after_enough_requests_and_labels(project
     assert versions["1"]["labelled_rows"] >= 15 and versions["2"]["labelled_rows"] >= 15
     assert "online roc_auc" in deployed["decision"]
     assert champion(project) == "2"
-    with urllib.request.urlopen(f"{url}/admin/status") as response:
-        status = json.load(response)
+    status = admin(project, url, "/admin/status")
     assert status["model_version"] == "2" and status["rollout"] is None
     decisions = read_decisions(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer")
     assert [(d["action"], d["model_version"]) for d in decisions] == [("replace", "1"), ("promoted", "2")]

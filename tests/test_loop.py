@@ -213,7 +213,12 @@ def test_a_drift_the_retraining_answered_stops_the_loop_by_itself_not_by_the_bud
     assert len(loop.versions()) == 2  # the first deployment and one retraining
 
 
-def test_a_column_that_arrives_empty_waits_for_labels_and_retrains_nothing(loop):
+def test_a_column_that_arrives_empty_waits_for_labels_and_retrains_nothing(project):
+    """With ``on_invalid: flag`` the empty rows are scored and logged (under ``reject`` they are 400s, counted
+    by the next report's ``requests_accepted`` check): the drift report sees the column go empty."""
+    configure(project, monitoring={"window": 200}, deployment={"on_invalid": "flag"})
+    loop = Loop(project)
+    loop.deploy()
     report, data = drift_window(loop, 30, nulls=["mean_radius"])
     assert report["status"] == DriftStatus.waiting_for_labels
     assert "mean_radius" in report["drifted_features"] and "mean_radius" in report["verdict"]
