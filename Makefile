@@ -42,7 +42,8 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(MATERIALIZE) --select 'key:"*/drift_report"'
 	@echo "== 4/5 the loop closes by itself: the sensors, ticked through Dagster's API, report each window of"
 	@echo "       traffic and retrain toward the drifted one (importance weights); the new version is gated on"
-	@echo "       the fixed and the weighted holdouts, promoted, and the same traffic is no longer drift"
+	@echo "       the fixed and the weighted holdouts and promoted, and the same traffic is no longer drift; a"
+	@echo "       version that does not pass the gate leaves the champion, and its drift is known from then on"
 	$(BIN)/mlops-assets tick
 	$(foreach p,$(PIPELINES),$(BIN)/mlops-assets replay pipelines/$(p).yaml --rows 300 --seed 2 $(DRIFT_$(p)) &&) true
 	sleep 2
