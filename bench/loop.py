@@ -242,7 +242,7 @@ class Run:
         seen, copies, version = set(), 0, 1
         while True:
             try:
-                features = registry.get("loans", str(version)).tags["features_version"]
+                features = registry.get("loans", str(version)).tags["training_rows_hash"]
             except Exception:
                 return copies
             copies += features in seen

@@ -188,15 +188,17 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
         trigger = context.run.tags.get(TRIGGER_TAG, "manual")
         champion = registry.by_alias(spec.name, "champion")
         automatic = context.run.tags.get(RETRAIN_TAG) == "true"
-        if automatic and champion is not None and champion.tags.get("features_version") == validated_features.version:
+        same_rows = champion is not None and champion.tags.get("training_rows_hash") == validated_features.rows_hash
+        if automatic and same_rows:
             context.log.warning(
-                f"not retrained ({trigger}): the training set is champion v{champion.version}'s "
-                f"({validated_features.version}), so a new version could only copy it; the champion stays"
+                f"not retrained ({trigger}): the training rows and weights are champion v{champion.version}'s "
+                f"({validated_features.rows_hash}), so a new version could only copy it; the champion stays"
             )
             return
         tags = {
             "dataset_hash": validated_features.dataset_hash,
             "features_version": validated_features.version,
+            "training_rows_hash": validated_features.rows_hash,
             "feedback_hash": validated_features.feedback_hash or "none",
             "reference_key": validated_features.reference_key,
             "recent_holdout_key": validated_features.recent_holdout_key or "none",

@@ -14,6 +14,7 @@ it. Without a deciding recent holdout the fixed holdout decides, and the weighte
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -91,12 +92,14 @@ def judge(
     fixed = _compare("fixed", spec, challenger, champion, holdout, None)
     comparisons, conditions = [fixed], []
     recent_settings = spec.training.recent_holdout
-    deciding_recent = len(recent) >= recent_settings.min_rows
     if IMPORTANCE in holdout.columns:
         weighted = _compare("weighted", spec, challenger, champion, holdout, holdout[IMPORTANCE].to_numpy())
         comparisons.append(weighted)
+    undefined = ""
     if len(recent):
-        comparisons.append(_compare_recent(spec, challenger, champion, recent, deciding_recent))
+        comparisons.append(_compare_recent(spec, challenger, champion, recent))
+        undefined = _undefined(spec, comparisons[-1])
+    deciding_recent = len(recent) >= recent_settings.min_rows and not undefined
     if deciding_recent:
         recent_result = comparisons[-1]
         conditions.append(_recent_gate(spec, recent_result))
@@ -109,13 +112,10 @@ def judge(
             )
     else:
         if len(recent):
-            comparisons[-1] = HoldoutComparison(
-                **{
-                    **asdict(comparisons[-1]),
-                    "note": f"{len(recent)} rows, fewer than training.recent_holdout.min_rows "
-                    f"({recent_settings.min_rows}): reported, not deciding",
-                }
+            why = undefined or (
+                f"{len(recent)} rows, fewer than training.recent_holdout.min_rows ({recent_settings.min_rows})"
             )
+            comparisons[-1] = HoldoutComparison(**{**asdict(comparisons[-1]), "note": f"{why}: reported, not deciding"})
         for comparison in comparisons:
             if comparison.name in ("fixed", "weighted"):
                 gate = evaluate_gate(
@@ -140,7 +140,19 @@ def _compare(name, spec, challenger, champion, frame, weights) -> HoldoutCompari
     return HoldoutComparison(name, len(frame), metrics, champion_metrics)
 
 
-def _compare_recent(spec, challenger, champion, recent, decides) -> HoldoutComparison:
+def _undefined(spec, recent: HoldoutComparison) -> str:
+    """Why the recent holdout cannot decide although it has rows ("" when it can): a metric the gate needs is
+    undefined on it (roc_auc over one class, r2 over a constant target), and an undefined value would pass
+    or fail every challenger alike."""
+    needed = {*spec.evaluation.gate.thresholds, *_gain_metrics(spec)}
+    values = [recent.challenger[m] for m in needed] + [recent.champion[m] for m in needed if recent.champion]
+    values += [bound for m in needed for bound in recent.gains.get(m, [])]
+    if all(math.isfinite(v) for v in values):
+        return ""
+    return f"{', '.join(sorted(needed))} undefined on these rows (one class, or a constant target)"
+
+
+def _compare_recent(spec, challenger, champion, recent) -> HoldoutComparison:
     from mlops_assets.confidence import paired_gain_interval
 
     compared = _compare("recent", spec, challenger, champion, recent, None)
@@ -174,7 +186,7 @@ def _recent_gate(spec, recent: HoldoutComparison) -> GateResult:
             reasons.append(f"ok: {metric} gain not checked, there is no champion yet")
             continue
         gain, low, high = recent.gains[metric]
-        ok = bool(np.isnan(high) or high >= least)
+        ok = bool(high >= least)  # defined: an undefined metric keeps the recent holdout from deciding
         passed &= ok
         reasons.append(
             f"{'ok' if ok else 'FAIL'}: {metric} gain over champion {gain:+.4f} "

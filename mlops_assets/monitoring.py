@@ -22,6 +22,7 @@ from mlops_assets.drift import DriftConfig, compute_drift
 from mlops_assets.locations import log_files
 from mlops_assets.metrics import METRICS, meets_threshold
 from mlops_assets.model import PipelineModel
+from mlops_assets.naming import WINDOW_PREFIX
 from mlops_assets.records import EndpointState
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,9 @@ def window_ending_at(store: ArtifactStore, prefix: str, end_row: int, rows: int)
         tables.append(table.slice(max(start_row - first, 0), min(end_row, seen) - max(start_row, first)))
     if not tables:
         return LogWindow(pa.table({}), None, skipped)
-    return LogWindow(pa.concat_tables(tables, promote_options="permissive"), f"rows {start_row}-{end_row}", skipped)
+    return LogWindow(
+        pa.concat_tables(tables, promote_options="permissive"), f"{WINDOW_PREFIX}{start_row}-{end_row}", skipped
+    )
 
 
 def requests_since(now: dict | None, before: dict | None) -> tuple[int, int] | None:

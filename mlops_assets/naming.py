@@ -24,6 +24,7 @@ TRIGGER_TAG = "mlops/trigger"  # why a run started; travels into the model versi
 APPROVER_TAG = "mlops/approved_by"
 ADAPTATION_TAG = "mlops/adapt_to"  # the drifted window (artifact-store key) a retraining weights toward
 WINDOW_END_TAG = "mlops/window_end_row"  # a drift report's window: the logged rows that end at this count
+WINDOW_PREFIX = "rows "  # how such a window is named in its report ("rows 200-400"), as the drift sensor reads it
 
 
 def asset_keys(pipeline: str) -> dict[str, dg.AssetKey]:

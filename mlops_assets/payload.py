@@ -53,9 +53,30 @@ def parse_payload(body: bytes, content_type: str | None = None) -> dict[str, lis
     if isinstance(value, dict) and key in ("inputs", "instances"):
         return {name: v if isinstance(v, list) else [v] for name, v in value.items()}
     if isinstance(value, list) and all(isinstance(r, dict) for r in value):
-        names = list(dict.fromkeys(name for record in value for name in record))
-        return {name: [record.get(name) for record in value] for name in names}
+        return _columns_of_records(value)
     raise PayloadError(f"{key} must be a list of records" + (" or a mapping of columns" if key != FORMATS[1] else ""))
+
+
+MAX_CELLS = 10_000_000  # column names x records a body of records may span: what bounds its time and memory
+
+
+def _columns_of_records(records: list[dict]) -> dict[str, list[Any]]:
+    """Records as columns in one pass (a record without a name gets None there). Every new name costs a
+    column as long as the request, so names x records is bounded: a body of many records that each bring a
+    name of their own would otherwise hold the event loop for minutes."""
+    columns: dict[str, list[Any]] = {}
+    for i, record in enumerate(records):
+        for name, item in record.items():
+            column = columns.get(name)
+            if column is None:
+                if (len(columns) + 1) * len(records) > MAX_CELLS:
+                    raise PayloadError(
+                        f"the records use {len(columns) + 1}+ column names over {len(records)} records: more than "
+                        f"{MAX_CELLS:,} cells; send the columns the model takes"
+                    )
+                column = columns[name] = [None] * len(records)
+            column[i] = item
+    return columns
 
 
 def _columns_of_rows(names: list, rows: list, where: str) -> dict[str, list[Any]]:

@@ -32,6 +32,7 @@ class FeatureSet:
     feedback_hash: str | None = None
     adaptation: dict | None = None  # the drift the importance weights answer, and their sample size
     rows_by_origin: dict = field(default_factory=dict)  # training rows from the source and from production
+    rows_hash: str = ""  # the training rows and their weights, with the spec: equal hashes train a copy
 
 
 @dataclass(frozen=True)

@@ -415,8 +415,7 @@ class ScoringApp:
         except Exception as exc:
             log.exception("the candidate did not load; no rollout")
             raise _HttpError(500, f"could not load candidate {rollout.candidate_version}: {exc}") from None
-        self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
-        self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
+        self.arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}  # per arm since the rollout; requests: since start
         self.candidate, self.rollout = candidate, rollout
         self.rollout_started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         await self._status(scope, receive, send)

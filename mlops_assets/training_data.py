@@ -51,7 +51,7 @@ def write_training_set(
     training = assemble(spec, source.kept, production)
     if adapt_to:
         training = adapt(spec, training, store.read_table(adapt_to).to_pandas(), _drift_note(store, adapt_to))
-    version = _version(spec, training)
+    version = _version(spec, training.train, training.holdout, training.recent)
     prefix = f"{spec.name}/features/{version}"
     keys = {"train": f"{prefix}/train.parquet", "holdout": f"{prefix}/holdout.parquet"}
     parts = {"train": training.train, "holdout": training.holdout}
@@ -77,6 +77,7 @@ def write_training_set(
         feedback.content_hash if feedback else None,
         training.adaptation,
         training.origins(),
+        _version(spec, training.train),
     )
     rows_kept = len(source.kept) + len(production)
     return WrittenTrainingSet(
@@ -92,10 +93,11 @@ def _drift_note(store: ArtifactStore, window_key: str) -> dict[str, Any]:
     return {"window": window_key, **json.loads(store.read_bytes(adaptation_note_key(window_key)))}
 
 
-def _version(spec, training: TrainingSet) -> str:
-    """What trains and judges a version, and the spec: equal versions would train the same model."""
+def _version(spec, *frames: pd.DataFrame) -> str:
+    """A hash of the spec and ``frames``: of the training rows (and weights) alone, equal hashes would
+    train the same model; with the holdouts, it names everything a version learnt from and was judged on."""
     digest = hashlib.sha256(spec.spec_hash.encode())
-    for frame in (training.train, training.holdout, training.recent):
+    for frame in frames:
         digest.update(content_hash(frame).encode())
     return digest.hexdigest()[:16]
 

@@ -2,8 +2,8 @@
 
 The declared source's validated rows are split by id into training and the fixed holdout. Labelled
 production rows (the feedback set) are split by the same rule: the holdout side's newest rows form the
-recent holdout, which no version ever trained on when it judges it; the rest join the source under the
-spec's training window. A drift answered without labels adds importance weights, for the training rows
+recent holdout, and no holdout id ever trains; the training side joins the source under the spec's
+training window. A drift answered without labels adds importance weights, for the training rows
 and for the fixed holdout, so the gate can also judge both models on the drifted distribution.
 
 Every choice here is a function of the data (ages count from the newest production row, splits hash the
@@ -64,10 +64,10 @@ def assemble(spec, source: pd.DataFrame, production: pd.DataFrame) -> TrainingSe
     """Source and labelled production rows (both validated) as training rows, fixed and recent holdouts."""
     source_train, holdout = split_rows(spec, source)
     production_train, production_holdout = split_rows(spec, production) if len(production) else (production,) * 2
-    # holdout-side rows older than the recent holdout judged earlier versions only: they may train now
-    older, recent = _oldest_and_newest(production_holdout, spec.training.recent_holdout.rows)
-    production_train = pd.concat([production_train, older], ignore_index=True)
-    now_ms = int(production[LOGGED_AT].max()) if len(production) else 0
+    # a holdout id never trains, however old its row: it may be a case of the fixed holdout served again, or
+    # come back into the recent holdout when it is served again
+    recent = newest_rows(production_holdout, spec.training.recent_holdout.rows).reset_index(drop=True)
+    now_ms = int(production_train[LOGGED_AT].max()) if len(production_train) else 0
     train = select_training_rows(source_train, production_train, window_policy(spec), now_ms)
     if train.empty:
         raise DataError(
@@ -85,13 +85,7 @@ def _production_reference(spec, train: pd.DataFrame) -> pd.DataFrame | None:
     production = train[train[ORIGIN] == "production"]
     if len(production) < spec.monitoring.min_rows:
         return None
-    return _oldest_and_newest(production, spec.monitoring.window)[1][spec.input_columns]
-
-
-def _oldest_and_newest(rows: pd.DataFrame, newest: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``rows`` cut before the newest ``newest`` of them."""
-    kept = newest_rows(rows, newest)
-    return rows.drop(index=kept.index), kept.reset_index(drop=True)
+    return newest_rows(production, spec.monitoring.window)[spec.input_columns].reset_index(drop=True)
 
 
 def adapt(spec, training: TrainingSet, window: pd.DataFrame, drift: dict[str, Any]) -> TrainingSet:

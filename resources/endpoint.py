@@ -56,7 +56,11 @@ class LocalProcessDeployer(EndpointDeployer):
                 raise dg.Failure(f"endpoint {url} refused the reload: {exc.read().decode()}") from exc
         else:
             url = self._start(spec_path, model.name, log_uri)
-        serving = _get_json(f"{url}/version", admin_token(self.state_dir, model.name))["model_version"]
+        token = admin_token(self.state_dir, model.name)
+        serving = _get_json(f"{url}/version", token)["model_version"]
+        if serving != model.version:  # started meanwhile (by the supervisor) with the champion of before the move
+            _get_json(f"{url}/admin/reload", token, timeout=self.start_timeout_s, data=b"{}")
+            serving = _get_json(f"{url}/version", token)["model_version"]
         if serving != model.version:
             raise dg.Failure(f"endpoint {url} serves version {serving}, expected {model.version}")
         return url

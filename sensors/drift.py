@@ -12,7 +12,14 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.locations import log_files, log_prefix
-from mlops_assets.naming import ADAPTATION_TAG, PIPELINE_TAG, TRIGGER_TAG, WINDOW_END_TAG, DriftStatus
+from mlops_assets.naming import (
+    ADAPTATION_TAG,
+    PIPELINE_TAG,
+    TRIGGER_TAG,
+    WINDOW_END_TAG,
+    WINDOW_PREFIX,
+    DriftStatus,
+)
 from sensors.policy import retrain_request, retraining_refusal
 
 
@@ -45,14 +52,16 @@ def count_new_rows(store: ArtifactStore, keys: list[str], cursor: DriftCursor, l
 
 
 def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -> list[dict]:
-    """The newest drift reports, one per traffic window, newest first: status, window, run id, verdict and
-    the drifted window a retraining may adapt to."""
-    records = instance.fetch_materializations(key, limit=count * 4).records
+    """The newest drift reports of this sensor's traffic windows (``rows a-b``), one per window, newest first:
+    status, window, run id, verdict and the drifted window a retraining may adapt to. Reports over the newest
+    rows (by hand, after a label batch or a retraining) cover traffic a window report covers too: counted
+    again they would make one drifted window look persistent."""
+    records = instance.fetch_materializations(key, limit=count * 4 + 20).records
     reports, windows = [], set()
     for record in records:
         metadata = {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
         window = metadata.get("window_end")
-        if window in windows or window in (None, "none"):
+        if window in windows or not str(window).startswith(WINDOW_PREFIX):
             continue
         windows.add(window)
         reports.append(
@@ -106,12 +115,15 @@ def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[
         if not requests:
             notes.append(f"{cursor.rows - cursor.rows_at_last_report} new rows of {spec.monitoring.window}")
         reports = recent_reports(context.instance, keys["drift_report"], persistence)
-        drifted = len(reports) == persistence and all(r["status"] != DriftStatus.no_drift for r in reports)
-        newest = reports[0] if reports else {}
-        if spec.retraining.on_drift and drifted and newest["window"] != cursor.retrained_window:
+        newest = reports[0] if reports else {"status": DriftStatus.no_drift}
+        quiet = (DriftStatus.no_drift, DriftStatus.not_enough_traffic)
+        if spec.retraining.on_drift and newest["status"] not in quiet and newest["window"] != cursor.retrained_window:
+            persisted = len(reports) == persistence and all(r["status"] == DriftStatus.drifted for r in reports)
             refused = retraining_refusal(context.instance, spec, time.time())
             if newest["status"] != DriftStatus.drifted or not newest["adaptation_window"]:
                 notes.append(f"drift in window {newest['window']} not retrained: {newest['verdict']}")
+            elif not persisted:
+                notes.append(f"drift in window {newest['window']}: not yet in {persistence} windows in a row")
             elif refused:
                 notes.append(f"drift in window {newest['window']} not acted on: {refused}")
             else:

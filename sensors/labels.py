@@ -6,6 +6,7 @@ A tick stats the files of the labels source and opens only new or changed ones, 
 read (a parquet footer, a CSV header); it never loads the batches: raw_data does, in the run.
 """
 
+import csv
 import hashlib
 import json
 import os
@@ -27,8 +28,8 @@ def readable(file: str, columns: set[str]) -> str | None:
         if file.endswith(".parquet"):
             names = set(pq.read_schema(file).names)
         else:
-            with open(file, encoding="utf-8") as handle:
-                names = set(handle.readline().strip().split(","))
+            with open(file, encoding="utf-8-sig", newline="") as handle:  # a BOM, quoted names: as pandas reads them
+                names = set(next(csv.reader(handle), []))
     except Exception as exc:
         return f"unreadable ({type(exc).__name__}: {exc})"
     missing = columns - names

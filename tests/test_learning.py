@@ -12,7 +12,7 @@ import yaml
 from conftest import Project, check, failures, metadata
 from test_loop import Loop
 
-from mlops_assets.naming import TRIGGER_TAG, DriftStatus
+from mlops_assets.naming import RETRAIN_TAG, TRIGGER_TAG, DriftStatus
 from mlops_assets.traffic import send_rows
 from resources import local_resources
 
@@ -143,3 +143,20 @@ def test_feedback_is_named_by_its_rows_and_changes_only_when_production_taught_s
     expected = production.iloc[:100].sort_values("case_id").reset_index(drop=True)
     assert rows.sort_values("case_id")["defaulted"].tolist() == expected["defaulted"].tolist()
     assert np.allclose(rows.sort_values("case_id")["x1"], expected["x1"])  # the features as served
+
+
+def test_labels_for_holdout_ids_alone_judge_but_never_train_and_start_no_copy(credit):
+    from mlops_assets.training_window import holdout_mask
+
+    production = cases(np.random.default_rng(5), 300, 100_000)
+    send_frame(credit, production)
+    held = production[holdout_mask(production["case_id"], credit.spec.split.holdout, credit.spec.split.seed)]
+    held[["case_id", "defaulted"]].to_csv(
+        credit.project.pipelines / "data" / "credit" / "labels" / "batch-0001.csv", index=False
+    )
+    names = ("raw_data", "feedback", "validated_features", "trained_model")
+    result = credit.project.materialize("credit", *names, tags={RETRAIN_TAG: "true", TRIGGER_TAG: "test"})
+    features = metadata(result, "credit", "validated_features")
+    assert features["recent_holdout_rows"] == len(held) > 0  # they judge the next version...
+    assert "production" not in features["training_rows_by_origin"]  # ...and never train one
+    assert not result.asset_materializations_for_node("credit__trained_model")  # the rows are v1's: no copy

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import orjson
 import pytest
 
 from mlops_assets.errors import PayloadError
@@ -133,3 +134,10 @@ def test_nulls_nan_and_numeric_strings_are_numbers():
     assert coerced.n_rows == 3 and np.isnan(coerced.columns["x"][:2]).all() and coerced.columns["x"][2] == 2.5
     assert coerced.columns["k"] == [None, "a", "1"] and list(coerced.columns) == ["x", "k"]
     assert coerced.numeric.shape == (1, 3) and not coerced.violations
+
+
+def test_records_that_each_bring_a_name_of_their_own_are_refused_before_they_cost_minutes():
+    body = orjson.dumps({"dataframe_records": [{f"k{i}": 0} for i in range(8_000)]})
+    with pytest.raises(PayloadError, match="more than 10,000,000 cells"):
+        parse_payload(body)
+    assert parse_payload(orjson.dumps({"dataframe_records": [{"a": 1}, {"b": 2}]})) == {"a": [1, None], "b": [None, 2]}
