@@ -204,7 +204,10 @@ def main() -> None:
         folder = Path(tmp)
         pipelines, home, dagster_home = folder / "pipelines", folder / "home", folder / "dagster_home"
         shutil.copytree(REPO / "pipelines" / "data" / PIPELINE, pipelines / "data" / PIPELINE)
-        shutil.copy(REPO / "pipelines" / f"{PIPELINE}.yaml", pipelines)
+        # each client row carries an id of its own (c<client>-<n>), to find it in the log: an id the spec's
+        # str_matches refuses, so the rows are scored and flagged rather than rejected
+        spec_text = (REPO / "pipelines" / f"{PIPELINE}.yaml").read_text()
+        (pipelines / f"{PIPELINE}.yaml").write_text(spec_text + "\ndeployment: {on_invalid: flag}\n")
         dagster_home.mkdir()
         (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         env = {"MLOPS_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "MLOPS_PIPELINES": str(pipelines)}

@@ -15,6 +15,10 @@ from mlops_assets.endpoint_state import (
     write_state,
 )
 
+# stands in for an endpoint, taking SIGTERM as the real one does (uvicorn installs its own handler): a test
+# process that ran Dagster where SIGINT is ignored (a background job) hands its children SIGTERM ignored
+STAND_IN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_DFL); time.sleep({})"
+
 
 def closed_port() -> int:
     """A port nothing listens on (bound, then released)."""
@@ -48,7 +52,7 @@ def test_an_endpoint_meant_to_run_where_nothing_listens_has_crashed(tmp_path):
 
 
 def test_a_stop_ends_the_process_and_keeps_the_address_without_the_token(tmp_path):
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    process = subprocess.Popen([sys.executable, "-c", STAND_IN.format(60)])
     try:
         write_state(state_file(tmp_path, "p"), {"url": "http://127.0.0.1:1", "pid": process.pid, "admin_token": "t"})
         assert stop(tmp_path, "p")
