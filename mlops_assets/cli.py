@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -81,6 +82,9 @@ def _serve(args: argparse.Namespace) -> int:
         schema=column_rules(spec.schema_.columns),
         on_invalid=spec.deployment.on_invalid,
     )
+    # a deployer inside a Dagster run started as a background job hands this process SIGTERM ignored (Dagster
+    # copies SIGINT's disposition, ignored there, to SIGTERM): a stop must end it from the moment it is named
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(state_path.read_text()) if state_path.exists() else {}
     host = args.host or spec.deployment.host

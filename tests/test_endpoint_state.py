@@ -15,9 +15,18 @@ from mlops_assets.endpoint_state import (
     write_state,
 )
 
-# stands in for an endpoint, taking SIGTERM as the real one does (uvicorn installs its own handler): a test
-# process that ran Dagster where SIGINT is ignored (a background job) hands its children SIGTERM ignored
-STAND_IN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_DFL); time.sleep({})"
+
+def stand_in(seconds: int) -> subprocess.Popen:
+    """A process that stands in for an endpoint, returned once it takes SIGTERM as the real one does (uvicorn
+    installs its own handler before it listens). Where the test process runs as a background job, SIGINT is
+    ignored and Dagster copies that to SIGTERM, which children inherit: a SIGTERM sent before the stand-in's
+    own handler is in place would be lost."""
+    code = (
+        f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_DFL); print(flush=True); time.sleep({seconds})"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    process.stdout.readline()
+    return process
 
 
 def closed_port() -> int:
@@ -52,7 +61,7 @@ def test_an_endpoint_meant_to_run_where_nothing_listens_has_crashed(tmp_path):
 
 
 def test_a_stop_ends_the_process_and_keeps_the_address_without_the_token(tmp_path):
-    process = subprocess.Popen([sys.executable, "-c", STAND_IN.format(60)])
+    process = stand_in(60)
     try:
         write_state(state_file(tmp_path, "p"), {"url": "http://127.0.0.1:1", "pid": process.pid, "admin_token": "t"})
         assert stop(tmp_path, "p")

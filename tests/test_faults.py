@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from conftest import QUIET, failures, metadata
 from dagster import AssetKey
-from test_endpoint_state import STAND_IN
+from test_endpoint_state import stand_in
 from test_lifecycle import admin, champion, client
 
 from mlops_assets.audit import read_decisions
@@ -145,7 +145,7 @@ def test_stop_and_status_find_pipelines_by_name_in_mlops_pipelines(layout, pipel
             [sys.executable, "-m", "mlops_assets.cli", *args], env=env, capture_output=True, text=True
         )
 
-    endpoint = subprocess.Popen([sys.executable, "-c", STAND_IN.format(120)])  # stands in for one
+    endpoint = stand_in(120)
     try:
         write_state(state_file(layout.endpoints, "breast_cancer"), {"pid": endpoint.pid, "url": "http://h:1"})
         unknown = run_cli("stop", "no_such_pipeline")
