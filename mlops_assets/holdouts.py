@@ -89,21 +89,22 @@ def judge(
     spec, challenger: PipelineModel, champion: PipelineModel | None, holdout: pd.DataFrame, recent: pd.DataFrame
 ) -> Judgement:
     gate_spec = spec.evaluation.gate
-    fixed = _compare("fixed", spec, challenger, champion, holdout, None)
+    on_holdout = _score_both(spec, challenger, champion, holdout)  # scored once: fixed and weighted share it
+    fixed = _compare("fixed", spec, *on_holdout, None)
     comparisons, conditions = [fixed], []
     recent_settings = spec.training.recent_holdout
     if IMPORTANCE in holdout.columns:
-        weighted = _compare("weighted", spec, challenger, champion, holdout, holdout[IMPORTANCE].to_numpy())
+        weighted = _compare("weighted", spec, *on_holdout, holdout[IMPORTANCE].to_numpy())
         comparisons.append(weighted)
     undefined = ""
     if len(recent):
-        comparisons.append(_compare_recent(spec, challenger, champion, recent))
+        on_recent = _score_both(spec, challenger, champion, recent)
+        comparisons.append(_compare_recent(spec, *on_recent))
         undefined = _undefined(spec, comparisons[-1])
     deciding_recent = len(recent) >= recent_settings.min_rows and not undefined
     if deciding_recent:
-        recent_result = comparisons[-1]
-        conditions.append(_recent_gate(spec, recent_result))
-        changed = _concept_changed(spec, fixed, recent_result, champion, recent)
+        conditions.append(_recent_gate(spec, comparisons[-1]))
+        changed = _concept_changed(spec, fixed, on_recent[1])
         if changed:
             comparisons[0] = HoldoutComparison(**{**asdict(fixed), "note": changed})
         else:
@@ -128,16 +129,18 @@ def judge(
     return Judgement(comparisons, GateResult(passed, [r for c in conditions for r in c.reasons]))
 
 
-def _compare(name, spec, challenger, champion, frame, weights) -> HoldoutComparison:
-    mine = score(challenger, frame, spec.target)
-    theirs = None if champion is None else score(champion, frame, spec.target)
+def _score_both(spec, challenger, champion, frame) -> tuple[Scored, Scored | None]:
+    return score(challenger, frame, spec.target), None if champion is None else score(champion, frame, spec.target)
+
+
+def _compare(name, spec, mine: Scored, theirs: Scored | None, weights) -> HoldoutComparison:
     metrics = compute_metrics(spec.metrics, mine.y_true, mine.y_pred, mine.y_score, sample_weight=weights)
     champion_metrics = None
     if theirs is not None:
         champion_metrics = compute_metrics(
             spec.metrics, theirs.y_true, theirs.y_pred, theirs.y_score, sample_weight=weights
         )
-    return HoldoutComparison(name, len(frame), metrics, champion_metrics)
+    return HoldoutComparison(name, len(mine.y_true), metrics, champion_metrics)
 
 
 def _undefined(spec, recent: HoldoutComparison) -> str:
@@ -152,13 +155,12 @@ def _undefined(spec, recent: HoldoutComparison) -> str:
     return f"{', '.join(sorted(needed))} undefined on these rows (one class, or a constant target)"
 
 
-def _compare_recent(spec, challenger, champion, recent) -> HoldoutComparison:
+def _compare_recent(spec, mine: Scored, theirs: Scored | None) -> HoldoutComparison:
     from mlops_assets.confidence import paired_gain_interval
 
-    compared = _compare("recent", spec, challenger, champion, recent, None)
-    if champion is None:
+    compared = _compare("recent", spec, mine, theirs, None)
+    if theirs is None:
         return compared
-    mine, theirs = score(challenger, recent, spec.target), score(champion, recent, spec.target)
     gains = {}
     for metric in _gain_metrics(spec):
         gains[metric] = list(
@@ -195,15 +197,14 @@ def _recent_gate(spec, recent: HoldoutComparison) -> GateResult:
     return _labelled(GateResult(bool(passed), reasons), "recent")
 
 
-def _concept_changed(spec, fixed, recent, champion, frame) -> str:
-    """Why the fixed holdout no longer speaks for today ("" while it does): the champion is confidently
-    worse on the recent holdout than on the fixed one."""
+def _concept_changed(spec, fixed: HoldoutComparison, theirs: Scored | None) -> str:
+    """Why the fixed holdout no longer speaks for today ("" while it does): the champion (``theirs``, scored
+    on the recent holdout) is confidently worse there than on the fixed one."""
     from mlops_assets.confidence import metric_interval
 
-    if champion is None or fixed.champion is None:
+    if theirs is None or fixed.champion is None:
         return ""
     metric = spec.primary_metric
-    theirs = score(champion, frame, spec.target)
     value, low, high = metric_interval(metric, theirs.y_true, theirs.y_pred, theirs.y_score)
     bound = high if meets_threshold(metric, 1.0, 0.0) else low
     if meets_threshold(metric, bound, fixed.champion[metric]):
