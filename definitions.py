@@ -5,8 +5,8 @@ and its sensors, on the resources of the embedded default.
 imports neither torch nor mlflow: the assets load them when they run.
 """
 
-from mlops_assets.definitions import build_definitions
-from mlops_assets.layout import LocalLayout
+from mlops_assets.definitions.folder import build_definitions
+from mlops_assets.local.layout import LocalLayout
 from resources import local_resources
 from sensors import build_sensors
 

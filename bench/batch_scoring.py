@@ -1,7 +1,7 @@
 """Batch scoring throughput and peak memory at 10 million rows x 20 features.
 
 Side by side in one run, each in its own process so peak RSS is comparable:
-- ours: ``mlops_assets.batch.score_batches`` over pyarrow record batches (what `batch_predictions` runs);
+- ours: ``mlops_assets.serving.batch.score_batches`` over pyarrow record batches (what `batch_predictions` runs);
 - MLflow pyfunc: the same logged model loaded with ``mlflow.pyfunc.load_model``, fed pandas chunks of the
   same size (what a user of MLflow alone would write);
 - all at once: the whole file read into pandas and scored in one call.
@@ -48,8 +48,8 @@ def prepare(folder: Path, rows: int) -> None:
     import mlflow
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_assets.model import fit_pipeline_model
-    from mlops_assets.pyfunc import PipelineModelWrapper
+    from mlops_assets.model.pipeline_model import fit_pipeline_model
+    from mlops_assets.model.pyfunc import PipelineModelWrapper
     from mlops_assets.spec import load_spec
 
     rng = np.random.default_rng(0)
@@ -77,7 +77,7 @@ def run_method(method: str, folder: Path, batch_rows: int) -> dict:
 
     started = time.perf_counter()
     if method == "ours (record batches)":
-        from mlops_assets.batch import open_dataset, read_batches, score_batches
+        from mlops_assets.serving.batch import open_dataset, read_batches, score_batches
 
         model = pickle.loads((folder / "model.pkl").read_bytes())
         batches = read_batches(open_dataset([str(folder / "score.parquet")]), None, batch_rows)

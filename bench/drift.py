@@ -71,7 +71,7 @@ def _numeric(rng: np.random.Generator, kind: int, mean: float, std: float, rows:
 
 
 def _ours(reference: dict, current: dict) -> list[str]:
-    from mlops_assets.drift import DriftConfig, compute_drift
+    from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
 
     dtypes = {**dict.fromkeys(NUMERIC, "float"), **dict.fromkeys(CATEGORICAL, "str")}
     return compute_drift(reference, current, dtypes, DriftConfig()).drifted_features
@@ -124,7 +124,7 @@ def worker(method: str, folder: Path, repeat: int) -> None:
         import scipy.stats  # noqa: F401
 
         if method == "ours":
-            import mlops_assets.drift  # noqa: F401
+            import mlops_assets.monitoring.drift.verdict  # noqa: F401
 
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     seconds, loads = [], []

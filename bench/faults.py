@@ -111,7 +111,7 @@ def materialize_pipeline(env: dict) -> None:
 def kill_endpoint_and_supervise(endpoints: Path, driver, tick_s: float) -> tuple[float, float, str]:
     """SIGKILL the endpoint, then tick its supervisor until it restarts it: the kill's time, the start of the
     tick that restarted it (answers after it come from the new process) and the URL it serves at."""
-    from mlops_assets.endpoint_state import read_state
+    from mlops_assets.serving.endpoint_state import read_state
 
     state = read_state(endpoints, PIPELINE)
     killed = time.monotonic()
@@ -130,7 +130,7 @@ def training_process(home: Path) -> int | None:
     """The pid of this bench's training process (its environment names this ``MLOPS_HOME``)."""
     for proc in Path("/proc").iterdir():
         try:
-            training = b"mlops_assets.training" in (proc / "cmdline").read_bytes()
+            training = b"mlops_assets.model.training" in (proc / "cmdline").read_bytes()
             if training and f"MLOPS_HOME={home}".encode() in (proc / "environ").read_bytes().split(b"\0"):
                 return int(proc.name)
         except (OSError, ValueError):
@@ -224,11 +224,11 @@ def report(args: argparse.Namespace, env: dict, home: Path) -> None:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops_assets.audit import read_decisions
-    from mlops_assets.definitions import build_definitions
-    from mlops_assets.endpoint_state import read_state, running_url, stop
-    from mlops_assets.layout import LocalLayout
-    from mlops_assets.sensor_driver import SensorDriver
+    from mlops_assets.definitions.folder import build_definitions
+    from mlops_assets.local.layout import LocalLayout
+    from mlops_assets.local.tick import SensorDriver
+    from mlops_assets.rollout.audit import read_decisions
+    from mlops_assets.serving.endpoint_state import read_state, running_url, stop
     from mlops_assets.spec import load_spec
     from resources import local_resources
     from sensors import build_sensors

@@ -149,9 +149,9 @@ class Run:
     def __init__(self, root: Path, spec: dict, seed: int):
         import dagster as dg
 
-        from mlops_assets.definitions import build_definitions
-        from mlops_assets.layout import LocalLayout
-        from mlops_assets.sensor_driver import SensorDriver
+        from mlops_assets.definitions.folder import build_definitions
+        from mlops_assets.local.layout import LocalLayout
+        from mlops_assets.local.tick import SensorDriver
         from resources import local_resources
         from sensors import build_sensors
 
@@ -174,7 +174,7 @@ class Run:
     def deploy(self) -> str:
         import dagster as dg
 
-        from mlops_assets.sensor_driver import QUIET
+        from mlops_assets.local.tick import QUIET
 
         assets = [a for a in self.defs.assets if isinstance(a, dg.AssetsDefinition)]
         result = dg.materialize(
@@ -223,9 +223,9 @@ class Run:
 
     def judge(self, outcome: Outcome, truth: pd.DataFrame) -> None:
         """Champion and newest version on the scenario's labelled traffic, and the new one's paired gain."""
-        from mlops_assets.confidence import paired_gain_interval
-        from mlops_assets.holdouts import score
-        from mlops_assets.metrics import compute_metrics
+        from mlops_assets.evaluation.confidence import paired_gain_interval
+        from mlops_assets.evaluation.holdouts import score
+        from mlops_assets.evaluation.metrics import compute_metrics
 
         registry = self.resources["registry"]
         scored = [score(registry.load("loans", str(v)), truth, "default") for v in range(1, 2 + outcome.retrainings)]
@@ -251,8 +251,8 @@ class Run:
 
 
 def run_scenario(name: str, world: World, labels_later: bool, rows: int, root: Path, seed: int) -> Outcome:
-    from mlops_assets.endpoint_state import stop
-    from mlops_assets.traffic import send_rows
+    from mlops_assets.serving.endpoint_state import stop
+    from mlops_assets.serving.traffic import send_rows
 
     spec = json.loads(json.dumps(SPEC))
     if name.startswith("negligible"):

@@ -89,9 +89,9 @@ def register_versions(tracking_uri: str, artifact_root: Path) -> dict[str, objec
     from mlflow import MlflowClient
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_assets.model import fit_pipeline_model
-    from mlops_assets.pyfunc import load_pipeline_model, log_pipeline_model
-    from mlops_assets.snapshot import read_source
+    from mlops_assets.data.snapshot import read_source
+    from mlops_assets.model.pipeline_model import fit_pipeline_model
+    from mlops_assets.model.pyfunc import load_pipeline_model, log_pipeline_model
     from mlops_assets.spec import load_spec
 
     spec = load_spec(SPEC_PATH)
@@ -113,7 +113,7 @@ def register_versions(tracking_uri: str, artifact_root: Path) -> dict[str, objec
 
 def payloads(models: dict[str, object], port: int) -> list[Payload]:
     """Single rows, and after every third a row of each kind as the first version calls them."""
-    from mlops_assets.snapshot import read_source
+    from mlops_assets.data.snapshot import read_source
     from mlops_assets.spec import load_spec
 
     spec = load_spec(SPEC_PATH)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))  # the code location's packages (resources/, senso
 
 def write_log(folder: Path, spec, rows: int, files: int) -> None:
     """``files`` parquet files of the endpoint's log schema, as the server writes them."""
-    from mlops_assets.inference_log import log_schema
+    from mlops_assets.serving.inference_log import log_schema
 
     schema = log_schema({c: spec.schema_.columns[c].dtype for c in spec.input_columns}, spec.task, spec.id_column)
     rng = np.random.default_rng(0)
@@ -63,8 +63,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp())
     os.environ["MLOPS_HOME"] = str(home)
 
-    from mlops_assets.definitions import build_definitions
-    from mlops_assets.layout import LocalLayout
+    from mlops_assets.definitions.folder import build_definitions
+    from mlops_assets.local.layout import LocalLayout
     from mlops_assets.spec import load_spec
     from resources import local_resources
     from sensors import build_sensors

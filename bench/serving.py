@@ -117,10 +117,10 @@ def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops_assets.model import fit_pipeline_model
-    from mlops_assets.pyfunc import log_pipeline_model
+    from mlops_assets.model.pipeline_model import fit_pipeline_model
+    from mlops_assets.model.pyfunc import log_pipeline_model
+    from mlops_assets.model.training import make_estimator
     from mlops_assets.spec import load_spec
-    from mlops_assets.training import make_estimator
 
     spec = load_spec(spec_path)
     frame = pd.read_csv(spec_path.parent / "data.csv")
@@ -139,8 +139,8 @@ def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
 def log_holdout_inputs(tracking_uri: str, artifact_root: Path, run_id: str, inputs) -> None:
     """Store ``inputs`` as ``evaluation_report`` stores a version's holdout (the same calls): the endpoint
     checks its compiled fast path against them before serving with it."""
-    from mlops_assets.factory import holdout_inputs_parquet
-    from mlops_assets.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
+    from mlops_assets.assets.evaluation_report import holdout_inputs_parquet
+    from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
     from resources.mlflow_registry import MlflowRegistry
 
     registry = MlflowRegistry(uri=tracking_uri, artifact_root=str(artifact_root))
@@ -322,8 +322,10 @@ def state_url(path: Path):
 def serve_without_log(spec_path: str, tracking_uri: str, state_path: str) -> None:
     """``mlops-assets serve`` without the inference log: the same app, schema checks, fast path and server
     settings."""
-    from mlops_assets.row_checks import column_rules
-    from mlops_assets.server import bind, champion_loader, create_app, run
+    from mlops_assets.serving.app import create_app
+    from mlops_assets.serving.loading import champion_loader
+    from mlops_assets.serving.row_checks import column_rules
+    from mlops_assets.serving.run import bind, run
     from mlops_assets.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -364,7 +366,7 @@ class Case:
 
 
 def prepare(name: str, folder: Path, tracking_uri: str) -> Case:
-    from mlops_assets.server import version_loader
+    from mlops_assets.serving.loading import version_loader
     from mlops_assets.spec import load_spec
 
     spec_path = write_pipeline(folder, name)
@@ -382,8 +384,8 @@ def prepare(name: str, folder: Path, tracking_uri: str) -> Case:
 
 def in_process(case: Case, args: argparse.Namespace) -> list[tuple]:
     """Rows of (model, what, connections, Measured) for the model called in this process."""
-    from mlops_assets.payload import coerce_columns, parse_payload
-    from mlops_assets.row_checks import RowChecks, column_rules
+    from mlops_assets.serving.payload import coerce_columns, parse_payload
+    from mlops_assets.serving.row_checks import RowChecks, column_rules
     from mlops_assets.spec import load_spec
 
     dtypes = dict.fromkeys(FEATURES, "float")

@@ -31,10 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 def serve(port_file: str, head_timeout_s: float, body_timeout_s: float) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_assets.model import fit_pipeline_model
-    from mlops_assets.row_checks import column_rules
-    from mlops_assets.server import LoadedModel, bind, create_app, run
-    from mlops_assets.snapshot import read_source
+    from mlops_assets.data.snapshot import read_source
+    from mlops_assets.model.pipeline_model import fit_pipeline_model
+    from mlops_assets.serving.app import LoadedModel, create_app
+    from mlops_assets.serving.row_checks import column_rules
+    from mlops_assets.serving.run import bind, run
     from mlops_assets.spec import load_spec
 
     spec = load_spec(REPO / "pipelines" / "breast_cancer.yaml")

@@ -15,9 +15,9 @@ import dagster as dg
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from mlops_assets.model import PipelineModel
+    from mlops_assets.model.pipeline_model import PipelineModel
     from mlops_assets.records import TrainingRequest
-    from mlops_assets.routing import Rollout
+    from mlops_assets.rollout.routing import Rollout
 
 
 class ArtifactStore(dg.ConfigurableResource, ABC):
@@ -102,7 +102,7 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
 
 
 class Trainer(dg.ConfigurableResource, ABC):
-    """Runs ``mlops_assets.training`` somewhere (a local subprocess, a GPU pod) through Dagster Pipes."""
+    """Runs ``mlops_assets.model.training`` somewhere (a local subprocess, a GPU pod) through Dagster Pipes."""
 
     @abstractmethod
     def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> dict[str, Any]:

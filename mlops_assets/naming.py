@@ -17,6 +17,10 @@ ASSET_NAMES = (
 )
 EXTERNAL_ASSET_NAMES = ("inference_log", "labels")  # written outside Dagster: the endpoint, the label feed
 
+# MLflow registry aliases: the version serving, and the newest trained version awaiting its gate
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
 # run tags
 PIPELINE_TAG = "mlops/pipeline"
 RETRAIN_TAG = "mlops/retrain"  # "true" on automatic retrainings: what the cooldown and budget count
@@ -30,6 +34,18 @@ WINDOW_PREFIX = "rows "  # how such a window is named in its report ("rows 200-4
 def asset_keys(pipeline: str) -> dict[str, dg.AssetKey]:
     """Every asset key of a pipeline, by asset name: ``<pipeline>/<asset>``."""
     return {name: dg.AssetKey([pipeline, name]) for name in (*ASSET_NAMES, *EXTERNAL_ASSET_NAMES)}
+
+
+class Strategy(StrEnum):
+    """How ``deployed_endpoint`` rolls a gated challenger out (the spec's ``deployment.strategy``)."""
+
+    replace = "replace"  # swap at once
+    canary = "canary"  # a share of traffic, promoted or rolled back on the online comparison
+    shadow = "shadow"  # copies of traffic, answers logged, never returned
+    ab = "ab"  # a fixed split until a person ends it
+
+
+STRATEGIES = tuple(strategy.value for strategy in Strategy)  # as the spec's Literal lists them
 
 
 class DriftStatus(StrEnum):

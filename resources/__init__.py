@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mlops_assets.layout import LocalLayout
+from mlops_assets.local.layout import LocalLayout
 from resources.artifact_store import LocalArtifactStore
 from resources.endpoint import LocalProcessDeployer
 from resources.mlflow_registry import MlflowRegistry

@@ -17,8 +17,15 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets.contracts import EndpointDeployer, RegisteredModel
-from mlops_assets.endpoint_state import PING_TIMEOUT_S, admin_token, crashed_url, read_state, running_url, state_file
-from mlops_assets.routing import Rollout
+from mlops_assets.rollout.routing import Rollout
+from mlops_assets.serving.endpoint_state import (
+    PING_TIMEOUT_S,
+    admin_token,
+    crashed_url,
+    read_state,
+    running_url,
+    state_file,
+)
 
 
 def _get_json(url: str, token: str | None, timeout: float = PING_TIMEOUT_S, data: bytes | None = None) -> dict:

@@ -46,7 +46,7 @@ class MlflowRegistry(ModelRegistry):
         return self._registered(self._client().get_model_version(name, version))
 
     def load(self, name: str, version: str):
-        from mlops_assets.pyfunc import load_pipeline_model
+        from mlops_assets.model.pyfunc import load_pipeline_model
 
         return load_pipeline_model(self.uri, name, version)
 

@@ -13,7 +13,7 @@ from mlops_assets.records import TrainingRequest
 
 
 class SubprocessTrainer(Trainer):
-    """Runs ``python -m mlops_assets.training`` as a local subprocess through Dagster Pipes: its logs
+    """Runs ``python -m mlops_assets.model.training`` as a local subprocess through Dagster Pipes: its logs
     stream into the run, a crash fails the asset and touches no alias."""
 
     python: str = sys.executable
@@ -21,7 +21,7 @@ class SubprocessTrainer(Trainer):
     def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> dict[str, Any]:
         invocation = dg.PipesSubprocessClient().run(
             context=context,
-            command=[self.python, "-m", "mlops_assets.training"],
+            command=[self.python, "-m", "mlops_assets.model.training"],
             extras={"request": asdict(request)},
         )
         messages = invocation.get_custom_messages()

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore
-from mlops_assets.locations import log_files, log_prefix
+from mlops_assets.data.locations import log_files, log_prefix
 from mlops_assets.naming import (
     ADAPTATION_TAG,
     PIPELINE_TAG,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.locations import list_files
+from mlops_assets.data.locations import list_files
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG
 from sensors.policy import retrain_request, retraining_refusal
 

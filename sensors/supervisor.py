@@ -8,8 +8,8 @@ The restart goes through the deployer, so each environment restarts its own way.
 
 import dagster as dg
 
-from mlops_assets.audit import record_decision
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
+from mlops_assets.rollout.audit import record_decision
 
 SUPERVISOR = "endpoint supervisor"  # who the audit log says acted
 SUPERVISOR_INTERVAL_S = 10  # between two pings: how long a crashed endpoint may stay down before it is seen

@@ -8,9 +8,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.definitions import build_definitions
-from mlops_assets.endpoint_state import stop
-from mlops_assets.layout import LocalLayout
+from mlops_assets.definitions.folder import build_definitions
+from mlops_assets.local.layout import LocalLayout
+from mlops_assets.serving.endpoint_state import stop
 from resources import local_resources
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlops_assets.adaptation import adaptation_plan, effective_sample_size, fit_density_ratio
 from mlops_assets.errors import DataError
+from mlops_assets.monitoring.adaptation import adaptation_plan, effective_sample_size, fit_density_ratio
 
 DTYPES = {"x": "float", "noise": "float", "flag": "bool", "colour": "str"}
 

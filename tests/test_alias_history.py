@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlops_assets.alias_history import (
+from mlops_assets.rollout.alias_history import (
     PROMOTE,
     RESTORE,
     ROLLBACK,

@@ -21,12 +21,12 @@ from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRe
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from mlops_assets.compiled import CompiledModel, LinearFunction, TreeEnsemble, compile_model, verify
-from mlops_assets.features import FeatureTransformer, _Step
-from mlops_assets.model import PipelineModel, fit_pipeline_model
-from mlops_assets.snapshot import read_source
+from mlops_assets.data.snapshot import read_source
+from mlops_assets.model.features import FeatureTransformer, _Step
+from mlops_assets.model.pipeline_model import PipelineModel, fit_pipeline_model
+from mlops_assets.model.torch_mlp import TorchMLP
+from mlops_assets.serving.fast_path import CompiledModel, LinearFunction, TreeEnsemble, compile_model, verify
 from mlops_assets.spec import load_spec
-from mlops_assets.torch_mlp import TorchMLP
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-9

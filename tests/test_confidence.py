@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from mlops_assets.confidence import (
+from mlops_assets.evaluation.confidence import (
     _FROM_WEIGHTS,
     _WITH_VARIANCE_FROM_WEIGHTS,
     _importance_weighted,
@@ -13,7 +13,7 @@ from mlops_assets.confidence import (
     paired_gain_interval,
     wilson_interval,
 )
-from mlops_assets.metrics import METRICS, gain
+from mlops_assets.evaluation.metrics import METRICS, gain
 
 
 def _binary(n: int, seed: int = 0):

@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 from mlflow import MlflowClient
 
-from mlops_assets.endpoint_state import running_url, stop
+from mlops_assets.serving.endpoint_state import running_url, stop
+from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from mlops_assets.traffic import replay
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -12,11 +12,11 @@ import pandas as pd
 from conftest import failures, metadata
 from mlflow import MlflowClient
 
-from mlops_assets import definitions
-from mlops_assets.definitions import SPEC_ERROR_ASSET, SPEC_ERROR_GROUP, build_definitions, spec_error_assets
-from mlops_assets.endpoint_state import stop
+from mlops_assets.assets import build_pipeline_assets
+from mlops_assets.definitions import folder
+from mlops_assets.definitions.folder import SPEC_ERROR_ASSET, SPEC_ERROR_GROUP, build_definitions, spec_error_assets
 from mlops_assets.errors import SpecError
-from mlops_assets.factory import build_pipeline_assets
+from mlops_assets.serving.endpoint_state import stop
 from mlops_assets.spec import load_specs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def test_a_spec_whose_assets_cannot_be_built_does_not_take_the_others_down(pipel
             raise RuntimeError("boom")
         return build_pipeline_assets(spec, path)
 
-    monkeypatch.setattr(definitions, "build_pipeline_assets", build)
+    monkeypatch.setattr(folder, "build_pipeline_assets", build)
     assets = {"/".join(a.key.path): a for a in build_definitions(pipelines).assets}
     assert "breast_cancer/trained_model" in assets and "wine/trained_model" in assets
     assert [k for k in assets if k.startswith("diabetes/")] == [f"diabetes/{SPEC_ERROR_ASSET}"]

@@ -6,17 +6,10 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlops_assets.divergence import binned_shares, js_distance, psi, quantile_edges
-from mlops_assets.drift import (
-    DriftConfig,
-    adjust_p_values,
-    category_counts,
-    category_shares,
-    category_text,
-    compute_drift,
-    missing_shift,
-)
-from mlops_assets.numeric_drift import EXACT_KS_MAX_ROWS, numeric_drift
+from mlops_assets.monitoring.drift.categorical import category_counts, category_shares, category_text
+from mlops_assets.monitoring.drift.divergence import binned_shares, js_distance, psi, quantile_edges
+from mlops_assets.monitoring.drift.numeric import EXACT_KS_MAX_ROWS, numeric_drift
+from mlops_assets.monitoring.drift.verdict import DriftConfig, adjust_p_values, compute_drift, missing_shift
 
 CONFIG = DriftConfig()
 

@@ -4,7 +4,7 @@ import socket
 import subprocess
 import sys
 
-from mlops_assets.endpoint_state import (
+from mlops_assets.serving.endpoint_state import (
     crashed_url,
     endpoint_port,
     forget_process,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlops_assets.errors import SpecError
-from mlops_assets.estimators import ALLOWED_MODULES_ENV, build_estimator, locate
+from mlops_assets.model.estimators import ALLOWED_MODULES_ENV, build_estimator, locate
 from mlops_assets.spec import load_spec
 
 

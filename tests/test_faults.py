@@ -16,8 +16,8 @@ from dagster import AssetKey
 from test_endpoint_state import stand_in
 from test_lifecycle import admin, champion, client
 
-from mlops_assets.audit import read_decisions
-from mlops_assets.endpoint_state import crashed_url, read_state, running_url, state_file, write_state
+from mlops_assets.rollout.audit import read_decisions
+from mlops_assets.serving.endpoint_state import crashed_url, read_state, running_url, state_file, write_state
 from resources.artifact_store import LocalArtifactStore
 
 
@@ -31,8 +31,8 @@ def wait_until(condition, what: str):
 
 
 def test_a_crashed_endpoint_comes_back_on_its_address_with_its_own_admin_token(project, monkeypatch):
-    from mlops_assets.definitions import build_definitions
-    from mlops_assets.sensor_driver import SensorDriver
+    from mlops_assets.definitions.folder import build_definitions
+    from mlops_assets.local.tick import SensorDriver
     from resources import local_resources
     from sensors import build_sensors
 
@@ -97,14 +97,14 @@ def log_params_then_die(*args, **kwargs):
 
 
 mlflow.log_params = log_params_then_die
-runpy.run_module("mlops_assets.training", run_name="__main__")
+runpy.run_module("mlops_assets.model.training", run_name="__main__")
 """
 
 
 def test_a_killed_training_ends_its_mlflow_run_as_failed_and_leaves_the_champion(project, tmp_path):
     import dagster as dg
 
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.definitions.folder import build_definitions
     from resources import local_resources
     from resources.trainer import SubprocessTrainer
 

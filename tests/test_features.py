@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.expressions import Expression
-from mlops_assets.features import FeatureTransformer, _as_categories, _as_float, _Step
+from mlops_assets.model.expressions import Expression
+from mlops_assets.model.features import FeatureTransformer, _as_categories, _as_float, _Step
 
 
 def test_expression_evaluates_with_numpy_functions():

@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from mlops_assets.data.feedback import LOGGED_AT, TRUNCATED, UNKNOWN_ID, join_feedback, read_label_batches
+from mlops_assets.data.snapshot import content_hash
 from mlops_assets.errors import DataError
-from mlops_assets.feedback import LOGGED_AT, TRUNCATED, UNKNOWN_ID, join_feedback, read_label_batches
-from mlops_assets.inference_log import log_schema
-from mlops_assets.snapshot import content_hash
+from mlops_assets.serving.inference_log import log_schema
 from mlops_assets.spec import load_spec
 
 LABELS = Path("data/breast_cancer/labels")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlops_assets.gate import evaluate_gate
-from mlops_assets.metrics import compute_metrics, gain, meets_threshold
+from mlops_assets.evaluation.gate import evaluate_gate
+from mlops_assets.evaluation.metrics import compute_metrics, gain, meets_threshold
 
 
 def test_thresholds_follow_each_metric_direction():

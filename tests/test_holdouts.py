@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.holdouts import judge
-from mlops_assets.model import fit_pipeline_model
+from mlops_assets.evaluation.holdouts import judge
+from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.spec import PipelineSpec
 
 SPEC = {

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mlops_assets.inference_log import DEAD_LETTER, InferenceLogWriter, log_schema
+from mlops_assets.serving.inference_log import DEAD_LETTER, InferenceLogWriter, log_schema
 
 DTYPES = {"x": "float", "plan": "str"}
 

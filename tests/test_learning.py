@@ -13,7 +13,7 @@ from conftest import Project, check, failures, metadata
 from test_loop import Loop
 
 from mlops_assets.naming import RETRAIN_TAG, TRIGGER_TAG, DriftStatus
-from mlops_assets.traffic import send_rows
+from mlops_assets.serving.traffic import send_rows
 from resources import local_resources
 
 SPEC = {
@@ -146,7 +146,7 @@ def test_feedback_is_named_by_its_rows_and_changes_only_when_production_taught_s
 
 
 def test_labels_for_holdout_ids_alone_judge_but_never_train_and_start_no_copy(credit):
-    from mlops_assets.training_window import holdout_mask
+    from mlops_assets.data.training_window import holdout_mask
 
     production = cases(np.random.default_rng(5), 300, 100_000)
     send_frame(credit, production)

@@ -19,13 +19,13 @@ from dagster import AssetKey
 from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-from mlops_assets.alias_history import read_alias_moves
-from mlops_assets.audit import read_decisions
-from mlops_assets.endpoint_state import admin_token, running_url
+from mlops_assets.model.pyfunc import load_pipeline_model
 from mlops_assets.naming import TRIGGER_TAG
-from mlops_assets.pyfunc import load_pipeline_model
+from mlops_assets.rollout.alias_history import read_alias_moves
+from mlops_assets.rollout.audit import read_decisions
+from mlops_assets.serving.endpoint_state import admin_token, running_url
+from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from mlops_assets.traffic import replay
 from resources.artifact_store import LocalArtifactStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -421,7 +421,7 @@ def test_a_version_the_endpoint_cannot_load_leaves_the_champion_and_the_endpoint
 
 
 def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(project):
-    from mlops_assets.rollout import roll_out
+    from mlops_assets.rollout.driver import roll_out
     from resources import local_resources
 
     canary_ = {"strategy": "canary", "rollout": {"share": 0.5, "min_requests": 5, "timeout_minutes": 1}}

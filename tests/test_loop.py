@@ -14,11 +14,11 @@ import yaml
 from conftest import check, failures, metadata
 from mlflow import MlflowClient
 
-from mlops_assets.definitions import build_definitions
+from mlops_assets.definitions.folder import build_definitions
+from mlops_assets.local.tick import SensorDriver
 from mlops_assets.naming import ADAPTATION_TAG, RETRAIN_TAG, TRIGGER_TAG, WINDOW_END_TAG, DriftStatus
-from mlops_assets.sensor_driver import SensorDriver
+from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from mlops_assets.traffic import replay
 from resources import local_resources
 from sensors import build_sensors
 

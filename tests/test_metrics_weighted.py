@@ -3,7 +3,7 @@ import pytest
 from sklearn import metrics as sk
 from test_confidence import CASES
 
-from mlops_assets.metrics import METRICS, compute_metrics
+from mlops_assets.evaluation.metrics import METRICS, compute_metrics
 
 # scikit-learn's own weighted metric, called directly: the reference the weighted metrics must meet
 SKLEARN = {

@@ -5,8 +5,8 @@ import orjson
 import pytest
 
 from mlops_assets.errors import PayloadError
-from mlops_assets.payload import coerce_columns, parse_payload
-from mlops_assets.row_checks import Violation
+from mlops_assets.serving.payload import coerce_columns, parse_payload
+from mlops_assets.serving.row_checks import Violation
 
 DTYPES = {"x": "float", "k": "str"}
 

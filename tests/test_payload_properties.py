@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mlops_assets.errors import PayloadError
-from mlops_assets.payload import FORMATS, coerce_columns, parse_payload
-from mlops_assets.row_checks import ColumnRules, RowChecks
+from mlops_assets.serving.payload import FORMATS, coerce_columns, parse_payload
+from mlops_assets.serving.row_checks import ColumnRules, RowChecks
 
 DTYPES = {"x": "float", "n": "int", "flag": "bool", "k": "str"}
 RULES = {

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets.provenance import code_version
+from mlops_assets.model.provenance import code_version
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,6 @@
 from collections import Counter
 
-from mlops_assets.routing import (
+from mlops_assets.rollout.routing import (
     CANDIDATE,
     CHAMPION,
     ArmStats,

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.payload import coerce_columns
-from mlops_assets.row_checks import ColumnRules, RowChecks, column_rules
+from mlops_assets.data.validation import validate
+from mlops_assets.serving.payload import coerce_columns
+from mlops_assets.serving.row_checks import ColumnRules, RowChecks, column_rules
 from mlops_assets.spec import load_spec
-from mlops_assets.validation import validate
 
 REPO = Path(__file__).resolve().parents[1]
 

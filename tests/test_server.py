@@ -18,11 +18,13 @@ from mlflow.deployments import PredictionsResponse
 from mlflow.pyfunc.scoring_server.client import dump_input_data
 from sklearn.linear_model import LogisticRegression
 
-from mlops_assets.inference_log import InferenceLogWriter, log_schema
-from mlops_assets.model import fit_pipeline_model
-from mlops_assets.row_checks import column_rules
-from mlops_assets.server import LoadedModel, create_app, server_config, with_fast_path
-from mlops_assets.snapshot import read_source
+from mlops_assets.data.snapshot import read_source
+from mlops_assets.model.pipeline_model import fit_pipeline_model
+from mlops_assets.serving.app import LoadedModel, create_app
+from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
+from mlops_assets.serving.loading import with_fast_path
+from mlops_assets.serving.row_checks import column_rules
+from mlops_assets.serving.run import server_config
 from mlops_assets.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import json
 import pytest
 from test_server import CANDIDATE, DTYPES, RULES, SPEC, call, fitted, rows, serving
 
-from mlops_assets.server import LoadedModel, create_app
+from mlops_assets.serving.app import LoadedModel, create_app
 
 ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
 ROUTES = [

@@ -6,8 +6,8 @@ import json
 import pytest
 from test_server import DATA, DTYPES, RULES, SPEC, call, fitted, serving, wait_for_rows
 
-from mlops_assets.inference_log import InferenceLogWriter, log_schema
-from mlops_assets.server import LoadedModel, create_app
+from mlops_assets.serving.app import LoadedModel, create_app
+from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
 
 ADMIN = {"Authorization": "Bearer secret"}
 MODEL = LoadedModel("1", fitted(0.5))

@@ -11,7 +11,7 @@ import time
 import pytest
 from test_server import DTYPES, SPEC, fitted, rows, serving
 
-from mlops_assets.server import LoadedModel, create_app
+from mlops_assets.serving.app import LoadedModel, create_app
 
 DEADLINE_S = 0.5
 GIVE_UP_S = 10.0  # a connection still open by then was not going to be closed

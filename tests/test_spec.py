@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from mlops_assets.errors import SpecError
-from mlops_assets.estimators import ALLOWED_MODULES_ENV
+from mlops_assets.model.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.spec import load_spec, load_specs
-from mlops_assets.spec_reference import render
+from mlops_assets.spec.reference import render
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mlops_assets.errors import SpecError
-from mlops_assets.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_VALUES
 from mlops_assets.spec import load_spec, load_specs, read_specs
+from mlops_assets.spec.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_VALUES
 
 REPO = Path(__file__).resolve().parents[1]
 BREAST_CANCER = (REPO / "pipelines" / "breast_cancer.yaml").read_text()

@@ -31,7 +31,7 @@ np.save(sys.argv[3], model.predict_proba(X))
 def test_a_model_trained_on_cuda_scores_the_same_on_a_machine_without_one(tmp_path):
     from sklearn.datasets import load_wine
 
-    from mlops_assets.torch_mlp import TorchMLP
+    from mlops_assets.model.torch_mlp import TorchMLP
 
     X, y = load_wine(return_X_y=True)
     X = (X - X.mean(axis=0)) / X.std(axis=0)

@@ -3,7 +3,7 @@ training window hand every estimator."""
 
 import numpy as np
 
-from mlops_assets.torch_mlp import TorchMLP
+from mlops_assets.model.torch_mlp import TorchMLP
 
 SETTINGS = {"hidden_layers": [8], "epochs": 5, "batch_size": 32, "learning_rate": 0.02, "device": "cpu"}
 

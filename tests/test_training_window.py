@@ -2,8 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.errors import DataError
-from mlops_assets.training_window import (
+from mlops_assets.data.training_window import (
     LOGGED_AT,
     MS_PER_DAY,
     WindowPolicy,
@@ -11,6 +10,7 @@ from mlops_assets.training_window import (
     newest_rows,
     select_training_rows,
 )
+from mlops_assets.errors import DataError
 
 NOW = 1_700_000_000_000  # ms since epoch
 

@@ -3,10 +3,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlops_assets.data.snapshot import content_hash, read_source
+from mlops_assets.data.validation import split_holdout, validate
 from mlops_assets.errors import DataError
-from mlops_assets.snapshot import content_hash, read_source
 from mlops_assets.spec import load_spec
-from mlops_assets.validation import split_holdout, validate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,53 @@
+"""``batch_predictions`` (specs with ``batch:``): a dataset scored by the deployed champion, in record batches."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets.assets.context import PipelineContext
+from mlops_assets.contracts import ArtifactStore, ModelRegistry
+from mlops_assets.data.locations import list_files
+from mlops_assets.records import EndpointState
+
+
+def build_batch_predictions(pipeline: PipelineContext) -> dg.AssetsDefinition:
+    spec, base_dir = pipeline.spec, pipeline.base_dir
+
+    @dg.asset(
+        key=dg.AssetKey([spec.name, "batch_predictions"]),
+        description=f"{spec.batch.path} scored by the deployed champion, {spec.batch.batch_rows} rows at a time.",
+        ins={"deployed_endpoint": dg.AssetIn(key=pipeline.keys["deployed_endpoint"])},
+        **pipeline.common,
+    )
+    def batch_predictions(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        deployed_endpoint: EndpointState,
+    ):
+        import time
+
+        from mlops_assets.serving.batch import open_dataset, read_batches, score_batches
+
+        files = list_files(spec.batch.path, base_dir)
+        dataset = open_dataset(files)
+        id_column = spec.id_column if spec.id_column in dataset.schema.names else None
+        columns = spec.input_columns + ([id_column] if id_column else [])
+        model = registry.load(spec.name, deployed_endpoint.model_version)
+        output_key = f"{spec.name}/batch_predictions/{context.run_id}.parquet"
+        started = time.perf_counter()
+        batches = read_batches(dataset, columns, spec.batch.batch_rows)
+        rows = score_batches(model, deployed_endpoint.model_version, batches, Path(store.uri(output_key)), id_column)
+        seconds = time.perf_counter() - started
+        return dg.Output(
+            {"key": output_key, "rows": rows, "model_version": deployed_endpoint.model_version},
+            metadata={
+                "rows": rows,
+                "model_version": deployed_endpoint.model_version,
+                "rows_per_second": rows / seconds if seconds else 0.0,
+                "input_files": dg.MetadataValue.json(files),
+                "predictions": dg.MetadataValue.path(store.uri(output_key)),
+            },
+        )
+
+    return batch_predictions

@@ -1,0 +1,48 @@
+"""What every asset of one pipeline is built from: its spec, where the spec lives, and its asset keys."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_assets.naming import asset_keys
+from mlops_assets.spec import PipelineSpec
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """One spec as the asset builders see it; relative paths in the spec resolve against ``base_dir``."""
+
+    spec: PipelineSpec
+    spec_path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.spec_path.parent
+
+    @cached_property
+    def keys(self) -> dict[str, dg.AssetKey]:
+        return asset_keys(self.spec.name)
+
+    @property
+    def common(self) -> dict:
+        """Arguments every asset of the pipeline shares: its group, and the spec's hash as code version."""
+        return {"group_name": self.spec.name, "code_version": self.spec.spec_hash}
+
+    @property
+    def has_feedback(self) -> bool:
+        """Labels arrive apart from the source: logged rows joined with them become training data."""
+        return self.spec.source.labels is not None
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    """A PNG inlined in Markdown metadata, so the Dagster UI shows the plot itself."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def markdown_list(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines)

@@ -1,0 +1,185 @@
+"""``drift_report``: the newest window of the inference log against what the served model learnt from.
+
+Each report says what the drift means for the loop (``DriftStatus``): weights can answer it (a retraining may
+run), only labels can, or a weighted retraining already failed to help (known drift). It also counts the
+scoring requests the endpoint rejected since the previous report: a feature that stops arriving is never
+logged, and this is where it is still seen.
+"""
+
+import json
+from dataclasses import dataclass
+
+import dagster as dg
+
+from mlops_assets.assets.context import PipelineContext
+from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
+from mlops_assets.naming import WINDOW_END_TAG, DriftStatus
+from mlops_assets.records import EndpointState
+
+
+def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
+    spec, key = pipeline.spec, pipeline.keys["drift_report"]
+
+    @dg.asset(
+        key=key,
+        description="Newest window of the inference log against the served model's training data.",
+        deps=[pipeline.keys["validated_features"]],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "no_drift",
+                asset=key,
+                description="no input feature and not the prediction drifted (effect size confirmed by a test)",
+            ),
+            dg.AssetCheckSpec(
+                "requests_accepted",
+                asset=key,
+                description=f"at most {spec.monitoring.max_rejected_share:.1%} of scoring requests rejected since "
+                "the last report",
+            ),
+        ],
+        **pipeline.common,
+    )
+    def drift_report(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        deployer: EndpointDeployer,
+        deployed_endpoint: EndpointState,
+    ):
+        import pandas as pd
+
+        from mlops_assets.data.snapshot import read_labels
+        from mlops_assets.monitoring.report import build_drift_report
+
+        labels = read_labels(spec, pipeline.base_dir) if spec.monitoring.performance is not None else pd.DataFrame()
+        model = registry.load(spec.name, deployed_endpoint.model_version)
+        end_row = context.run.tags.get(WINDOW_END_TAG)
+        outcome = build_drift_report(
+            spec, store, deployed_endpoint, model, labels, int(end_row) if end_row is not None else None
+        )
+        for skipped in outcome.window.skipped:
+            context.log.warning(f"skipped unreadable inference log file {skipped}")
+        status, verdict, adaptation = drift_verdict(spec, store, outcome, deployed_endpoint, context.run_id)
+        counts = _request_counts(context, deployer, spec.name, key)
+        markdown = outcome.markdown + (f"\n\n**{status}**: {verdict}" if verdict else "")
+        as_json = {**outcome.as_json, "status": str(status), "verdict": verdict, "adaptation": adaptation}
+        report_key = f"{spec.name}/reports/drift/{context.run_id}"
+        store.write_bytes(f"{report_key}.json", json.dumps(as_json, indent=2, default=str).encode())
+        store.write_bytes(f"{report_key}.md", markdown.encode())
+        performance = outcome.performance
+        yield dg.Output(
+            as_json,
+            metadata={
+                "drift_report_id": context.run_id,
+                "status": str(status),
+                "verdict": verdict or str(status),
+                "model_version": deployed_endpoint.model_version,
+                "window_rows": outcome.window.table.num_rows,
+                "window_end": outcome.window.end or "none",
+                "drift_reference": deployed_endpoint.reference_key,
+                **counts.metadata,
+                "skipped_log_files": len(outcome.window.skipped),
+                "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
+                **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
+                "report": dg.MetadataValue.md(markdown),
+                "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
+                **(
+                    {
+                        f"online_{performance.metric}": performance.value,
+                        "online_low": performance.low,
+                        "online_high": performance.high,
+                        "online_rows": performance.rows,
+                        "performance_decayed": performance.decayed,
+                    }
+                    if performance
+                    else {}
+                ),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="no_drift",
+            passed=not outcome.drifted_features,
+            severity=dg.AssetCheckSeverity.WARN if status == DriftStatus.known_drift else dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "status": str(status),
+                "verdict": verdict or str(status),
+                "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
+                "psi_threshold": spec.monitoring.psi_threshold,
+                "wasserstein_threshold": spec.monitoring.wasserstein_threshold,
+                "js_threshold": spec.monitoring.js_threshold,
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="requests_accepted",
+            passed=counts.share <= spec.monitoring.max_rejected_share,
+            metadata={
+                **counts.metadata,
+                "rejected_share": counts.share,
+                "threshold": spec.monitoring.max_rejected_share,
+            },
+        )
+
+    return drift_report
+
+
+def drift_verdict(spec, store: ArtifactStore, outcome, endpoint: EndpointState, run_id: str):
+    """What a drift means for the loop: ``(status, verdict, adaptation)``. A drift of the inputs that the
+    champion's retraining already failed to answer is known; otherwise importance weights are planned toward
+    the window (``adaptation`` names it), or the verdict says why only labels can answer it."""
+    from mlops_assets.monitoring.drift_memory import acknowledged, plan_adaptation
+    from mlops_assets.monitoring.report import PREDICTION
+
+    status, verdict, adaptation = DriftStatus(outcome.status), "", {}
+    if not outcome.drifted_features:
+        return status, verdict, adaptation
+    inputs = [f for f in outcome.drifted_features if f != PREDICTION]
+    known = acknowledged(store, spec.name, endpoint.model_version)
+    if not inputs:
+        return (
+            DriftStatus.waiting_for_labels,
+            "only the prediction moved, not the inputs: importance weights have nothing to answer",
+            adaptation,
+        )
+    if known and set(inputs) <= set(known["features"]):
+        verdict = (
+            f"known drift: retraining did not help (v{known['challenger_version']}, weighted toward it, "
+            f"did not pass the gate on {known['at']}); v{endpoint.model_version} stays, waiting for labels"
+        )
+        return DriftStatus.known_drift, verdict, adaptation
+    window = outcome.window.table.to_pandas()
+    window_key, reasons, adaptation = plan_adaptation(spec, store, outcome.reference, window, inputs, run_id)
+    if window_key is None:
+        verdict = "importance weights cannot answer this drift: " + "; ".join(reasons) + "; waiting for labels"
+        return DriftStatus.waiting_for_labels, verdict, adaptation
+    adaptation = {**adaptation, "window": window_key}
+    return status, f"importance weights can answer it (effective share {adaptation['effective_share']:.1%})", adaptation
+
+
+@dataclass(frozen=True)
+class _RequestCounts:
+    share: float  # rejected / (accepted + rejected) since the previous report; 0 when unknown
+    metadata: dict
+
+
+def _request_counts(context, deployer: EndpointDeployer, name: str, report_key: dg.AssetKey) -> _RequestCounts:
+    """Requests the endpoint accepted and rejected since the previous drift report (its counters are read
+    over the admin route; the previous reading is that report's metadata)."""
+    from mlops_assets.monitoring.report import requests_since
+
+    try:
+        status = deployer.rollout_status(name)
+        now = status["requests"]
+    except Exception as exc:  # an endpoint that does not answer: the report goes on, and says so
+        context.log.warning(f"could not read the endpoint's request counts: {exc}")
+        return _RequestCounts(0.0, {"requests_counted": False})
+    event = context.instance.get_latest_materialization_event(report_key)
+    before = event.asset_materialization.metadata.get("endpoint_requests") if event else None
+    accepted, rejected = requests_since(now, getattr(before, "value", None))
+    metadata = {
+        "endpoint_requests": dg.MetadataValue.json(now),
+        "accepted_requests": accepted,
+        "rejected_requests": rejected,
+        "last_rejection": now.get("last_rejection") or "none",
+        "inference_log": dg.MetadataValue.json(status.get("log", {})),  # rows written, dead-lettered, dropped
+    }
+    return _RequestCounts(rejected / max(accepted + rejected, 1), metadata)

@@ -1,0 +1,140 @@
+"""``evaluation_report``: the challenger against the champion on every holdout; the gate decides deployment.
+
+Plots and a model card go to the artifact store and into the asset's metadata; the holdout's inputs travel
+with the version, so the endpoint can check a compiled fast path against them. A challenger weighted toward
+a drifted window that does not pass the gate makes that drift known (acknowledged), so it starts no second
+retraining.
+"""
+
+import dagster as dg
+
+from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list
+from mlops_assets.contracts import ArtifactStore, ModelRegistry
+from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
+from mlops_assets.naming import CHAMPION
+from mlops_assets.records import EvaluationReport, TrainedModel
+
+HOLDOUT_CHECK_ROWS = 10_000  # holdout rows a compiled fast path must reproduce before it serves
+
+
+def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
+    spec, key = pipeline.spec, pipeline.keys["evaluation_report"]
+
+    @dg.asset(
+        key=key,
+        description="Challenger vs champion on the same holdout; the gate decides deployment.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "gate", asset=key, blocking=True, description="thresholds and minimum gain over the champion"
+            )
+        ],
+        **pipeline.common,
+    )
+    def evaluation_report(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        trained_model: TrainedModel,
+    ):
+        from mlops_assets.evaluation.holdouts import judge
+        from mlops_assets.evaluation.model_card import model_card
+        from mlops_assets.monitoring.drift_memory import acknowledge
+
+        features = trained_model.features
+        holdout = store.read_table(features.holdout_key).to_pandas()
+        recent = (
+            store.read_table(features.recent_holdout_key).to_pandas() if features.recent_holdout_key else holdout[:0]
+        )
+        challenger = registry.load(spec.name, trained_model.version)
+        champion = registry.by_alias(spec.name, CHAMPION)
+        if champion is not None and champion.version == trained_model.version:
+            champion = None
+        champion_model = registry.load(spec.name, champion.version) if champion else None
+        judgement = judge(spec, challenger, champion_model, holdout, recent)
+        fixed, gate = judgement.by_name()["fixed"], judgement.gate
+        metrics, champion_metrics = fixed.challenger, fixed.champion
+        report = EvaluationReport(
+            trained_model,
+            metrics,
+            champion.version if champion else None,
+            champion_metrics,
+            gate.passed,
+            gate.reasons,
+            judgement.as_json(),
+        )
+        if not gate.passed and features.adaptation and champion is not None:
+            ack_key = acknowledge(store, spec.name, champion.version, trained_model.version, features.adaptation)
+            context.log.warning(
+                f"known drift: v{trained_model.version}, weighted toward the drifted window, did not pass the "
+                f"gate; champion v{champion.version} stays and the drift is acknowledged ({store.uri(ack_key)}): "
+                "waiting for labels"
+            )
+        plots = evaluation_plots(challenger, holdout, spec)
+        tags = registry.get(spec.name, trained_model.version).tags
+        card = model_card(spec, report, tags, judgement.markdown())
+        prefix = f"{spec.name}/reports/evaluation/v{trained_model.version}"
+        for filename, data in {**plots, "model_card.md": card.encode()}.items():
+            store.write_bytes(f"{prefix}/{filename}", data)
+        holdout_inputs = holdout_inputs_parquet(holdout[spec.input_columns].head(HOLDOUT_CHECK_ROWS))
+        files = {**plots, "model_card.md": card.encode(), HOLDOUT_INPUTS: holdout_inputs}
+        registry.log_artifacts(trained_model.run_id, files, EVALUATION_FOLDER)
+        registry.record(
+            spec.name,
+            trained_model.version,
+            {"gate": "passed" if gate.passed else "failed"},
+            {f"holdout_{k}": v for k, v in metrics.items()},
+        )
+        context.log.info("gate " + ("passed" if gate.passed else "FAILED") + ": " + "; ".join(gate.reasons))
+        yield dg.Output(
+            report,
+            metadata={
+                "model_version": trained_model.version,
+                "champion_version": report.champion_version or "none",
+                **{f"holdout_{k}": v for k, v in metrics.items()},
+                **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
+                "holdouts": dg.MetadataValue.md(judgement.markdown()),
+                "plots": dg.MetadataValue.md("\n\n".join(markdown_image(png, name) for name, png in plots.items())),
+                "model_card": dg.MetadataValue.md(card),
+                "report_folder": dg.MetadataValue.path(store.uri(prefix)),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="gate",
+            passed=gate.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "conditions": dg.MetadataValue.md(markdown_list(gate.reasons) or "none"),
+                **{f"threshold_{k}": v for k, v in spec.evaluation.gate.thresholds.items()},
+                **{f"observed_{k}": v for k, v in metrics.items()},
+            },
+        )
+
+    return evaluation_report
+
+
+def holdout_inputs_parquet(frame) -> bytes:
+    """The holdout's input columns as parquet bytes, stored beside the version it checks."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def evaluation_plots(model, holdout, spec) -> dict[str, bytes]:
+    """PNG plots by file name: residuals for regression, a confusion matrix (and ROC for binary) otherwise."""
+    from mlops_assets.evaluation.plots import confusion_matrix_png, residuals_png, roc_curve_png
+
+    prediction = model.predict(holdout)
+    y = model.encode_target(holdout[spec.target].to_numpy())
+    if model.classes is None:
+        return {"residuals.png": residuals_png(y, prediction.labels)}
+    plots = {
+        "confusion_matrix.png": confusion_matrix_png(
+            y, model.encode_target(prediction.labels), [str(c) for c in model.classes]
+        )
+    }
+    if len(model.classes) == 2:
+        plots["roc.png"] = roc_curve_png(y, prediction.proba[:, 1], "challenger")
+    return plots

@@ -1,0 +1,106 @@
+"""``trained_model``: the spec's estimator trained by the trainer resource and registered as ``challenger``.
+
+Every version is tagged with what it learnt from (dataset hash, training rows and their origins, feedback,
+adaptation), the code and spec that made it, and its trigger. An automatic retraining whose training rows
+and weights are the champion's is not run: it could only copy the champion.
+"""
+
+import json
+
+import dagster as dg
+
+from mlops_assets.assets.context import PipelineContext
+from mlops_assets.contracts import ArtifactStore, ModelRegistry, Trainer
+from mlops_assets.model.provenance import code_version
+from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, TRIGGER_TAG
+from mlops_assets.records import FeatureSet, TrainedModel, TrainingRequest
+from mlops_assets.rollout.alias_history import TRAIN, AliasMove, record_alias_move
+
+
+def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
+    spec, spec_path = pipeline.spec, pipeline.spec_path
+
+    @dg.asset(
+        key=pipeline.keys["trained_model"],
+        description=f"{spec.model.estimator or 'torch MLP'} trained and registered in MLflow as `{CHALLENGER}`. "
+        "An automatic retraining whose training set is the champion's is not run: it could only copy it.",
+        output_required=False,
+        **pipeline.common,
+    )
+    def trained_model(
+        context: dg.AssetExecutionContext,
+        store: ArtifactStore,
+        registry: ModelRegistry,
+        trainer: Trainer,
+        validated_features: FeatureSet,
+    ):
+        trigger = context.run.tags.get(TRIGGER_TAG, "manual")
+        champion = registry.by_alias(spec.name, CHAMPION)
+        automatic = context.run.tags.get(RETRAIN_TAG) == "true"
+        same_rows = champion is not None and champion.tags.get("training_rows_hash") == validated_features.rows_hash
+        if automatic and same_rows:
+            context.log.warning(
+                f"not retrained ({trigger}): the training rows and weights are champion v{champion.version}'s "
+                f"({validated_features.rows_hash}), so a new version could only copy it; the champion stays"
+            )
+            return
+        tags = {
+            **version_tags(validated_features),
+            "spec_hash": spec.spec_hash,
+            "trigger": trigger,
+            "dagster_run_id": context.run_id,
+            **code_version(spec_path),
+        }
+        request = TrainingRequest(
+            spec_path=str(spec_path),
+            train_uri=store.uri(validated_features.train_key),
+            tracking_uri=registry.tracking_uri(),
+            experiment_id=registry.experiment(spec.name),
+            tags=tags,
+        )
+        challenger = registry.by_alias(spec.name, CHALLENGER)
+        try:
+            result = trainer.train(context, request)
+        except BaseException:
+            # a trainer that died (killed, out of memory) cannot end its MLflow run: it would stay RUNNING
+            try:
+                ended = registry.fail_unfinished_runs(spec.name, context.run_id)
+                context.log.warning(f"training failed; MLflow run(s) it left running ended as FAILED: {ended}")
+            except Exception as exc:
+                context.log.warning(f"training failed, and its MLflow runs could not be ended: {exc!r}")
+            raise
+        move = AliasMove(
+            CHALLENGER, result["version"], challenger and challenger.version, TRAIN, trigger, context.run_id
+        )
+        record_alias_move(store, spec.name, move)
+        yield dg.Output(
+            TrainedModel(spec.name, result["version"], result["run_id"], validated_features, trigger),
+            metadata={
+                "model_version": result["version"],
+                "mlflow_run_id": result["run_id"],
+                "device": result["device"],
+                "training_seconds": result["seconds"],
+                "training_rows": result["rows"],
+                "weighted": result["weighted"],
+                "params": dg.MetadataValue.json(result["params"]),
+                **{k: float(v) for k, v in result["train_metrics"].items()},
+                **tags,
+            },
+        )
+
+    return trained_model
+
+
+def version_tags(features: FeatureSet) -> dict[str, str]:
+    """What a version learnt from, as registry tags: enough to read its exact training set back."""
+    return {
+        "dataset_hash": features.dataset_hash,
+        "features_version": features.version,
+        "training_rows_hash": features.rows_hash,
+        "feedback_hash": features.feedback_hash or "none",
+        "reference_key": features.reference_key,
+        "recent_holdout_key": features.recent_holdout_key or "none",
+        "adaptation": json.dumps(features.adaptation) if features.adaptation else "none",
+        "training_set": features.train_key,
+        "training_rows_by_origin": json.dumps(features.rows_by_origin),
+    }

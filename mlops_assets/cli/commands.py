@@ -1,0 +1,398 @@
+"""``mlops-assets``: check specs, serve a model, replay traffic, show what is deployed.
+
+User mistakes (a bad spec, a bad file) print one message and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from mlops_assets.data.locations import log_prefix, shadow_log_prefix
+from mlops_assets.errors import MlopsError
+from mlops_assets.local.layout import LocalLayout
+from mlops_assets.naming import TRIGGER_TAG
+from mlops_assets.serving.endpoint_state import (
+    endpoint_port,
+    forget_process,
+    running_url,
+    state_file,
+    stop,
+    write_state,
+)
+from mlops_assets.spec import PipelineSpec, load_spec, load_specs, read_specs
+
+PIPELINE_HELP = "the pipeline: its spec file, or its name (its spec in MLOPS_PIPELINES, default pipelines/)"
+
+
+def _spec(value: str) -> tuple[PipelineSpec, Path]:
+    """A spec file, or the name of a pipeline whose spec is in ``MLOPS_PIPELINES`` (default ``pipelines``)."""
+    if Path(value).is_file():
+        return load_spec(value), Path(value)
+    folder = os.environ.get("MLOPS_PIPELINES", "pipelines")
+    specs = read_specs(folder)[0] if Path(folder).is_dir() else []  # a broken neighbour does not hide this one
+    for spec, path in specs:
+        if spec.name == value:
+            return spec, path
+    names = ", ".join(sorted(spec.name for spec, _ in specs)) or "none"
+    raise MlopsError(f"{value} is neither a spec file nor a pipeline in {folder}/ (pipelines there: {names})")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    for path in args.paths:
+        specs = load_specs(path) if Path(path).is_dir() else [(load_spec(path), Path(path))]
+        for spec, spec_path in specs:
+            from mlops_assets.model.training import make_estimator
+
+            make_estimator(spec, str(spec_path))  # imports the estimator and checks its parameters
+            print(f"ok: {spec_path} (pipeline {spec.name}, {len(spec.feature_columns)} features)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import secrets
+
+    from mlops_assets.serving.app import create_app
+    from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
+    from mlops_assets.serving.loading import champion_loader, version_loader
+    from mlops_assets.serving.row_checks import column_rules
+    from mlops_assets.serving.run import bind, run
+
+    spec, spec_path = _spec(args.spec)
+    dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
+    layout = LocalLayout.from_env()
+    tracking_uri = args.tracking_uri or layout.tracking_uri
+    log_dir = Path(args.log_dir or layout.data / log_prefix(spec.name))
+    shadow_dir = Path(args.shadow_log_dir or log_dir.parent / Path(shadow_log_prefix(spec.name)).name)
+    state_path = Path(args.state_file or state_file(layout.endpoints, spec.name))
+    scoring_token = None
+    if spec.deployment.scoring_token_env:
+        scoring_token = os.environ.get(spec.deployment.scoring_token_env)
+        if not scoring_token:
+            raise MlopsError(f"deployment.scoring_token_env names {spec.deployment.scoring_token_env}, which is unset")
+    # Secure by default: without MLOPS_ADMIN_TOKEN the endpoint makes its own, kept in the owner-only state file.
+    configured_token = os.environ.get("MLOPS_ADMIN_TOKEN")
+    admin_token = configured_token or secrets.token_urlsafe(32)
+    tolerance = spec.deployment.fast_path_tolerance if spec.deployment.fast_path else None
+    app = create_app(
+        spec.name,
+        dtypes,
+        champion_loader(spec.name, tracking_uri, tolerance),
+        InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column)),
+        admin_token=admin_token,
+        scoring_token=scoring_token,
+        id_column=spec.id_column,
+        version_loader=version_loader(spec.name, tracking_uri, tolerance),
+        shadow_log=InferenceLogWriter(shadow_dir, log_schema(dtypes, spec.task, spec.id_column, shadow=True)),
+        schema=column_rules(spec.schema_.columns),
+        on_invalid=spec.deployment.on_invalid,
+    )
+    # a deployer inside a Dagster run started as a background job hands this process SIGTERM ignored (Dagster
+    # copies SIGINT's disposition, ignored there, to SIGTERM): a stop must end it from the moment it is named
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(state_path.read_text()) if state_path.exists() else {}
+    host = args.host or spec.deployment.host
+    port = endpoint_port(args.port, spec.deployment.port, previous)
+    try:
+        sock = bind(host, port)
+        sock.listen(1024)  # before the state file names it: a client that comes early waits, it is not refused
+    except OSError as exc:
+        raise MlopsError(
+            f"cannot listen on {host}:{port} ({exc}); the {spec.name} endpoint keeps one address across restarts "
+            f"(deployment.port, else the port it first had, kept in {state_path}): free that port, or declare "
+            "another deployment.port"
+        ) from None
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    state = {"pid": os.getpid(), "url": url, "spec": str(spec_path.resolve()), "log_dir": str(log_dir)}
+    write_state(state_path, state if configured_token else {**state, "admin_token": admin_token})
+    print(f"serving {spec.name} (champion) at {url}, logging to {log_dir}", flush=True)
+    run(app, sock)
+    forget_process(state_path, os.getpid())  # a clean exit is a stop: the supervisor restarts crashes only
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from mlops_assets.serving.traffic import replay
+
+    spec, spec_path = _spec(args.spec)
+    url = running_url(LocalLayout.from_env().endpoints, spec.name)
+    if url is None:
+        raise MlopsError(f"no endpoint is running for {spec.name}: materialize {spec.name}/deployed_endpoint first")
+    shifts = dict(item.split("=", 1) for item in args.shift)
+    sent = replay(
+        spec,
+        spec_path.parent,
+        url,
+        rows=args.rows,
+        batch=args.batch,
+        shifts={k: float(v) for k, v in shifts.items()},
+        seed=args.seed,
+        nulls=args.null,
+    )
+    print(f"sent {sent} rows to {url}" + (f" with {args.shift}" if args.shift else ""))
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    """A shortcut for the one way to roll back: ``deployed_endpoint`` materialized with ``rollback: true``,
+    so the rollback is a Dagster run like any deployment. A rollback that cannot happen is refused first."""
+    import getpass
+    import subprocess
+
+    from mlops_assets.rollout.alias_history import read_alias_moves, rollback_target
+    from resources import local_resources
+
+    spec, _ = _spec(args.spec)
+    resources = local_resources(LocalLayout.from_env())
+    current = resources["registry"].by_alias(spec.name, "champion")
+    if current is None:
+        raise MlopsError(f"{spec.name} has no champion to roll back")
+    target = rollback_target(spec.name, read_alias_moves(resources["store"], spec.name, "champion"), current.version)
+    config = {"rollback": True, "approved_by": args.by or f"rollback by {getpass.getuser()}"}
+    run_config = {"ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset",
+        "materialize",
+        "-f",
+        args.definitions,
+        "--select",
+        f"{spec.name}/deployed_endpoint",
+        "--config-json",
+        json.dumps(run_config),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        failure = [line for line in done.stderr.splitlines() if "Failure" in line or "Error" in line]
+        raise MlopsError(f"rollback of {spec.name} failed: {(failure or done.stderr.splitlines() or ['?'])[-1]}")
+    print(f"rolled back {spec.name} from v{current.version} to v{target}; `mlops-assets status` shows the champion")
+    return 0
+
+
+def _pipelines(values: list[str]) -> list[tuple[PipelineSpec, Path]]:
+    """Pipelines named by spec files, folders of specs or pipeline names; none named: every pipeline in
+    ``MLOPS_PIPELINES`` (default ``pipelines``)."""
+    if not values:
+        folder = os.environ.get("MLOPS_PIPELINES", "pipelines")
+        if not Path(folder).is_dir():
+            raise MlopsError(f"no pipelines folder {folder}/: name one, or set MLOPS_PIPELINES")
+        return load_specs(folder)
+    return [item for value in values for item in (load_specs(value) if Path(value).is_dir() else [_spec(value)])]
+
+
+def _stop(args: argparse.Namespace) -> int:
+    endpoints = LocalLayout.from_env().endpoints
+    for spec, _ in _pipelines(args.pipelines):
+        stopped = stop(endpoints, spec.name)
+        print(f"stopped the {spec.name} endpoint" if stopped else f"the {spec.name} endpoint was not running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mlops_assets.cli.status import describe
+    from resources import local_resources
+
+    layout = LocalLayout.from_env()
+    print(describe(_pipelines(args.pipelines), layout, local_resources(layout)["store"]))
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from mlops_assets.rollout.audit import describe_decision, read_decisions
+    from resources import local_resources
+
+    spec, _ = _spec(args.spec)
+    decisions = read_decisions(local_resources(LocalLayout.from_env())["store"], spec.name)
+    print("\n".join(describe_decision(d) for d in decisions) or f"no deployment decisions recorded for {spec.name}")
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    """The running rollout's arms side by side: what a person reads before ending an A/B test or a shadow."""
+    import datetime as dt
+
+    from mlops_assets.data.snapshot import read_labels
+    from mlops_assets.rollout.arms import arms_table, rollout_arms
+    from resources import local_resources
+
+    spec, spec_path = _spec(args.spec)
+    resources = local_resources(LocalLayout.from_env())
+    deployer, registry = resources["deployer"], resources["registry"]
+    if deployer.running_url(spec.name) is None:
+        raise MlopsError(f"no endpoint is running for {spec.name}")
+    status = deployer.rollout_status(spec.name)
+    if not status["rollout"]:
+        print(f"{spec.name}: v{status['model_version']} serves alone, no rollout is running")
+        return 0
+    rollout = status["rollout"]
+    since = dt.datetime.fromisoformat(rollout["started_at"])
+    model = registry.load(spec.name, status["model_version"])
+    arms = rollout_arms(spec, resources["store"], since, None, read_labels(spec, spec_path.parent), model)
+    print(
+        f"{spec.name}: {rollout['mode']} of v{rollout['candidate_version']} against v{status['model_version']} "
+        f"since {rollout['started_at']}\n{arms_table(arms)}"
+    )
+    return 0
+
+
+def _tick(args: argparse.Namespace) -> int:
+    """The sensors ticked through Dagster's API against this Dagster instance (``DAGSTER_HOME``), their runs
+    materialized here, round after round until a round asks for nothing: the loop without the daemon."""
+    import dagster as dg
+
+    from mlops_assets.definitions.folder import build_definitions
+    from mlops_assets.local.tick import SensorDriver
+    from resources import local_resources
+    from sensors import build_sensors
+
+    layout = LocalLayout.from_env()
+    resources = local_resources(layout)
+    defs = build_definitions(args.pipelines, resources, build_sensors)
+    names = [s.name for s in defs.sensors if not args.pipeline or s.name.rsplit("_", 2)[0] in args.pipeline]
+    with dg.DagsterInstance.get() as instance:
+        driver = SensorDriver(defs, instance, resources, layout.home / "sensor_cursors.json")
+        for round_ in range(1, args.rounds + 1):
+            launched = driver.step(names)
+            for item in launched:
+                print(f"round {round_}: {item.sensor} -> {describe_run(item)}")
+            if not launched:
+                print(f"round {round_}: no sensor asked for a run; the loop is quiet")
+                return 0
+    print(f"stopped after {args.rounds} rounds with the sensors still asking for runs")
+    return 0
+
+
+def describe_run(item) -> str:
+    """One line: what a sensor's run did, from its materializations' metadata."""
+    if item.result is None:
+        return f"{item.request.run_key}: already ran"
+    outcome = "ok" if item.result.success else "FAILED"
+    facts = []
+    for event in item.result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        name = materialization.asset_key.path[-1]
+        if name == "drift_report":
+            facts.append(f"drift report {values['window_end']}: {values.get('verdict', values['status'])}")
+        elif name == "trained_model":
+            facts.append(f"v{values['model_version']} trained ({values['trigger']})")
+        elif name == "deployed_endpoint":
+            facts.append(f"v{values['model_version']} serves ({values['action']})")
+    for event in item.result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
+            evaluation = event.event_specific_data
+            facts.append(f"check {evaluation.check_name} failed on {evaluation.asset_key.path[-1]}")
+    skipped = [e for e in item.result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    return f"{item.request.tags.get(TRIGGER_TAG, item.request.run_key)}: {outcome}; " + (
+        "; ".join(facts) + (f"; {len(skipped)} step(s) skipped" if skipped else "") or "nothing materialized"
+    )
+
+
+def _spec_reference(args: argparse.Namespace) -> int:
+    from mlops_assets.spec.reference import render, update_readme
+
+    if args.update:
+        Path(args.update).write_text(update_readme(Path(args.update).read_text()))
+    else:
+        print(render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check specs (files or folders) without running anything")
+    validate.add_argument("paths", nargs="+")
+    validate.set_defaults(run=_validate)
+
+    serve = commands.add_parser("serve", help="serve a pipeline's champion (MLflow scoring protocol)")
+    serve.add_argument("spec", help=PIPELINE_HELP)
+    serve.add_argument("--host", help="interface to listen on (default: the spec's deployment.host)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        help="0 picks a free port (default: the spec's deployment.port, else the port this endpoint had, else any)",
+    )
+    serve.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the local one)")
+    serve.add_argument("--log-dir", help="inference log folder (default: under MLOPS_HOME)")
+    serve.add_argument("--shadow-log-dir", help="shadow answers' log folder (default: shadow_log beside the log)")
+    serve.add_argument(
+        "--state-file", help="its state file: address, pid, admin token (default: under MLOPS_HOME/endpoints)"
+    )
+    serve.set_defaults(run=_serve)
+
+    replay = commands.add_parser("replay", help="send rows of the pipeline's own data to its endpoint")
+    replay.add_argument("spec", help=PIPELINE_HELP)
+    replay.add_argument("--rows", type=int, default=200)
+    replay.add_argument("--batch", type=int, default=1, help="rows per request")
+    replay.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="COLUMN=FACTOR",
+        help="multiply a numeric column, to simulate drift (repeatable)",
+    )
+    replay.add_argument(
+        "--null", action="append", default=[], metavar="COLUMN", help="send a column empty, to simulate a broken feed"
+    )
+    replay.add_argument("--seed", type=int, default=0)
+    replay.set_defaults(run=_replay)
+
+    rollback = commands.add_parser(
+        "rollback", help="move champion back to the last different champion in its alias history"
+    )
+    rollback.add_argument("spec", help=PIPELINE_HELP)
+    rollback.add_argument("--by", help="who decides (recorded on the model versions)")
+    rollback.add_argument("--definitions", default="definitions.py", help="the Dagster code location file")
+    rollback.set_defaults(run=_rollback)
+
+    for name, run, text in (
+        ("audit", _audit, "every deployment decision of a pipeline, oldest first"),
+        ("rollout", _rollout, "the running canary, shadow or ab rollout's arms side by side"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("spec", help=PIPELINE_HELP)
+        command.set_defaults(run=run)
+
+    for name, run, text in (
+        ("status", _status, "champion, metrics and latest drift per pipeline"),
+        ("stop", _stop, "stop the local endpoints"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument(
+            "pipelines",
+            nargs="*",
+            help="pipeline names, spec files or folders of specs (default: every spec in MLOPS_PIPELINES, "
+            "default pipelines/)",
+        )
+        command.set_defaults(run=run)
+
+    tick = commands.add_parser("tick", help="tick the sensors and run what they ask for, until the loop is quiet")
+    tick.add_argument("pipeline", nargs="*", help="pipeline names (default: all)")
+    tick.add_argument("--pipelines", default=os.environ.get("MLOPS_PIPELINES", "pipelines"), help="specs folder")
+    tick.add_argument("--rounds", type=int, default=10, help="most rounds of ticks")
+    tick.set_defaults(run=_tick)
+
+    reference = commands.add_parser("spec-reference", help="print the spec reference (Markdown)")
+    reference.add_argument("--update", metavar="README", help="rewrite the reference section of this file")
+    reference.set_defaults(run=_spec_reference)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

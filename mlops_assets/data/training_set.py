@@ -1,0 +1,117 @@
+"""What a model version learns from and is judged on, as one pure assembly.
+
+The declared source's validated rows are split by id into training and the fixed holdout. Labelled
+production rows (the feedback set) are split by the same rule: the holdout side's newest rows form the
+recent holdout, and no holdout id ever trains; the training side joins the source under the spec's
+training window. A drift answered without labels adds importance weights, for the training rows
+and for the fixed holdout, so the gate can also judge both models on the drifted distribution.
+
+Every choice here is a function of the data (ages count from the newest production row, splits hash the
+id), so the same inputs always give the same training set and any version's set can be rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_assets.data.training_window import (
+    LOGGED_AT,
+    ORIGIN,
+    WEIGHT,
+    WindowPolicy,
+    holdout_mask,
+    newest_rows,
+    select_training_rows,
+)
+from mlops_assets.data.validation import split_holdout
+from mlops_assets.errors import DataError
+
+IMPORTANCE = "_importance"  # fixed holdout rows: importance weight under the drifted distribution
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    recent: pd.DataFrame  # labelled production rows kept out of training: judged on today's data
+    reference: pd.DataFrame | None  # inputs the version is fitted for, when not its training rows
+    adaptation: dict[str, Any] | None = None  # how the weights answer a drift: window, features, sample size
+    notes: list[str] = field(default_factory=list)
+
+    def origins(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.train[ORIGIN].value_counts().sort_index().items()}
+
+
+def split_rows(spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and holdout rows. With an id column the split hashes the id, so a case stays on its side
+    whatever rows come with it: a production row of a holdout id is never trained on."""
+    if spec.id_column is None:
+        return split_holdout(frame, spec.split.holdout, spec.split.seed)
+    holdout = holdout_mask(frame[spec.id_column].astype(str), spec.split.holdout, spec.split.seed)
+    return frame[~holdout].reset_index(drop=True), frame[holdout].reset_index(drop=True)
+
+
+def window_policy(spec) -> WindowPolicy:
+    window = spec.training.window
+    return WindowPolicy(window.policy, window.rows, window.days, window.half_life_days, window.source_weight)
+
+
+def assemble(spec, source: pd.DataFrame, production: pd.DataFrame) -> TrainingSet:
+    """Source and labelled production rows (both validated) as training rows, fixed and recent holdouts."""
+    source_train, holdout = split_rows(spec, source)
+    production_train, production_holdout = split_rows(spec, production) if len(production) else (production,) * 2
+    # a holdout id never trains, however old its row: it may be a case of the fixed holdout served again, or
+    # come back into the recent holdout when it is served again
+    recent = newest_rows(production_holdout, spec.training.recent_holdout.rows).reset_index(drop=True)
+    now_ms = int(production_train[LOGGED_AT].max()) if len(production_train) else 0
+    train = select_training_rows(source_train, production_train, window_policy(spec), now_ms)
+    if train.empty:
+        raise DataError(
+            f"{spec.name}: nothing to train on: {len(source)} validated source rows and {len(production)} labelled "
+            "production rows, none inside training.window (a spec with a labels source trains on rows whose label "
+            "has arrived: add a label batch, or give the source its target column)"
+        )
+    reference = _production_reference(spec, train)
+    return TrainingSet(train, holdout, recent, reference)
+
+
+def _production_reference(spec, train: pd.DataFrame) -> pd.DataFrame | None:
+    """The newest production rows a version trains on, when there are enough for a drift verdict: the
+    distribution it was fitted for, so a drift it learnt from is not reported again."""
+    production = train[train[ORIGIN] == "production"]
+    if len(production) < spec.monitoring.min_rows:
+        return None
+    return newest_rows(production, spec.monitoring.window)[spec.input_columns].reset_index(drop=True)
+
+
+def adapt(spec, training: TrainingSet, window: pd.DataFrame, drift: dict[str, Any]) -> TrainingSet:
+    """Importance weights toward the drifted ``window`` for the training rows and the fixed holdout.
+
+    Raises ``DataError`` naming the reason where weighting cannot answer the drift (the drift report says
+    so first, and the sensors do not ask for such a retraining)."""
+    from mlops_assets.monitoring.adaptation import adaptation_plan
+
+    settings = spec.training.adaptation
+    dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
+    reference = {c: training.train[c].to_numpy() for c in spec.input_columns}
+    target = {c: window[c].to_numpy() for c in spec.input_columns if c in window.columns}
+    plan = adaptation_plan(reference, target, dtypes, settings.min_effective_share, settings.max_weight)
+    if not plan.feasible:
+        raise DataError(f"{spec.name}: importance weights cannot answer this drift: {'; '.join(plan.reasons)}")
+    importance = plan.density_ratio.weights(reference)
+    weights = training.train[WEIGHT].to_numpy() * importance
+    train = training.train.assign(**{WEIGHT: weights * len(weights) / weights.sum()})
+    holdout = training.holdout.assign(
+        **{IMPORTANCE: plan.density_ratio.weights({c: training.holdout[c].to_numpy() for c in spec.input_columns})}
+    )
+    adaptation = {
+        **drift,
+        "effective_sample_size": round(float(plan.effective_sample_size), 1),
+        "effective_share": round(float(plan.effective_share), 4),
+        "largest_weight": round(float(np.max(importance)), 3),
+    }
+    return TrainingSet(train, holdout, training.recent, window[spec.input_columns], adaptation, training.notes)

@@ -1,0 +1,101 @@
+"""Every spec in a folder as one ``dagster.Definitions``; a spec that cannot be used becomes a placeholder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import dagster as dg
+
+from mlops_assets.assets import build_pipeline_assets
+from mlops_assets.errors import SpecError
+from mlops_assets.spec import PipelineSpec, read_specs
+
+SensorFactory = Callable[[PipelineSpec, Path], list[dg.SensorDefinition]]
+SPEC_ERROR_GROUP = "spec_errors"
+SPEC_ERROR_ASSET = "spec_error"
+
+log = logging.getLogger(__name__)
+
+
+def build_definitions(
+    pipelines: str | Path | None = None,
+    resources: Mapping[str, object] | None = None,
+    sensor_factory: SensorFactory | None = None,
+) -> dg.Definitions:
+    """Assets (and, with ``sensor_factory``, sensors) for each spec under ``pipelines`` (default:
+    ``MLOPS_PIPELINES`` or ``pipelines/``).
+
+    A broken spec must not take the other pipelines and their sensors down with it: it is logged and shown
+    in the Dagster UI as the asset ``<file stem>/spec_error`` (group ``spec_errors``) whose description
+    lists its problems and whose materialization fails with them.
+
+    The in-process executor is the default: a process per step costs a Dagster import each (18 s vs 3.5 s
+    for six trivial assets, field notes); the scale-out resources bring their own executor.
+    """
+    specs, broken = read_specs(Path(pipelines or os.environ.get("MLOPS_PIPELINES", "pipelines")))
+    for error in broken:
+        log.error("%s", error)
+    assets: list[dg.AssetsDefinition] = []
+    sensors: list[dg.SensorDefinition] = []
+    for spec, path in specs:
+        try:
+            built = pipeline_definitions(spec, path, sensor_factory)
+        except Exception as exc:  # a bug one spec reveals is shown on it, the other pipelines still load
+            log.exception("pipeline spec %s: its assets could not be built", path)
+            broken.append(SpecError(str(path), [f"its assets could not be built: {type(exc).__name__}: {exc}"]))
+            continue
+        assets += built.assets
+        sensors += built.sensors
+    return dg.Definitions(
+        assets=assets + spec_error_assets(broken),
+        sensors=sensors,
+        resources=dict(resources or {}),
+        executor=dg.in_process_executor,
+    )
+
+
+class PipelineDefinitions(NamedTuple):
+    assets: list[dg.AssetsDefinition | dg.AssetSpec]
+    sensors: list[dg.SensorDefinition]
+
+
+def pipeline_definitions(
+    spec: PipelineSpec, spec_path: Path, sensor_factory: SensorFactory | None = None
+) -> PipelineDefinitions:
+    """One spec's assets and sensors: what a spec file in the folder and a ``MLPipelineComponent`` both build."""
+    return PipelineDefinitions(
+        build_pipeline_assets(spec, spec_path), sensor_factory(spec, spec_path) if sensor_factory else []
+    )
+
+
+def spec_error_assets(errors: list[SpecError]) -> list[dg.AssetsDefinition]:
+    """One placeholder asset per broken spec file, keyed by its file name (pipeline names may be missing)."""
+    assets, used = [], set()
+    for error in errors:
+        prefix = re.sub(r"[^A-Za-z0-9_]", "_", Path(error.path).stem) or "spec"
+        while prefix in used:  # my-spec.yaml and my_spec.yaml
+            prefix += "_"
+        used.add(prefix)
+        assets.append(_spec_error_asset(prefix, error))
+    return assets
+
+
+def _spec_error_asset(prefix: str, error: SpecError) -> dg.AssetsDefinition:
+    problems = "\n".join(f"- {p}" for p in error.problems)
+    metadata = {"spec_file": dg.MetadataValue.path(error.path), "problems": dg.MetadataValue.md(problems)}
+
+    @dg.asset(
+        key=[prefix, SPEC_ERROR_ASSET],
+        group_name=SPEC_ERROR_GROUP,
+        description=f"This pipeline is not loaded: its spec {error.path} is invalid.\n\n{problems}",
+        metadata=metadata,
+    )
+    def spec_error() -> None:
+        raise dg.Failure(description=str(error), metadata=metadata)
+
+    return spec_error

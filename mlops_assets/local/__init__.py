@@ -1,0 +1,1 @@
+"""The embedded default: where its state lives on disk, and ticking the sensors in this process."""

@@ -1,0 +1,78 @@
+"""The deployable model: the fitted feature transformer, the estimator and the label encoding, as one object.
+
+It is what MLflow stores (wrapped by ``pyfunc.PipelineModelWrapper``) and what the endpoint calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlops_assets.model.features import Columns, FeatureTransformer
+
+
+@dataclass
+class Prediction:
+    """Model output for a batch: ``labels`` as the caller knows them, and ``proba`` for classifiers."""
+
+    labels: np.ndarray
+    proba: np.ndarray | None
+
+
+@dataclass
+class PipelineModel:
+    task: str
+    input_columns: list[str]
+    transformer: FeatureTransformer
+    estimator: Any
+    classes: list[Any] | None  # label of each class index, classification only
+
+    def predict(self, columns: Columns) -> Prediction:
+        features = self.transformer.transform(columns)
+        if self.classes is None:
+            return Prediction(labels=np.asarray(self.estimator.predict(features), dtype=float), proba=None)
+        proba = np.asarray(self.estimator.predict_proba(features), dtype=float)
+        return Prediction(labels=np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba=proba)
+
+    def evaluate(self, frame, target: str, metric_names: list[str]) -> dict[str, float]:
+        """The named metrics on ``frame``, which carries the ``target`` column."""
+        from mlops_assets.evaluation.metrics import compute_metrics
+
+        prediction = self.predict(frame)
+        y = self.encode_target(np.asarray(frame[target]))
+        labels = prediction.labels if self.classes is None else self.encode_target(prediction.labels)
+        return compute_metrics(metric_names, y, labels, prediction.proba)
+
+    def encode_target(self, y: np.ndarray) -> np.ndarray:
+        """Class indices for classification targets, floats for regression."""
+        if self.classes is None:
+            return np.asarray(y, dtype=float)
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index[v] for v in np.asarray(y).tolist()])
+
+
+def fit_pipeline_model(spec, train: Columns, estimator: Any, sample_weight: np.ndarray | None = None) -> PipelineModel:
+    """Fit transformer and estimator on the training split; classes are the sorted target values.
+
+    ``sample_weight`` (the training window's recency, a drift's importance weights) goes to the
+    estimator's ``fit``; an estimator that takes none gets a weighted resample of the rows instead, so
+    every estimator learns the weighted distribution.
+    """
+    y = np.asarray(train[spec.target])
+    classes = None if spec.task == "regression" else sorted(set(y.tolist()))
+    transformer = FeatureTransformer.from_spec(spec).fit(train)
+    model = PipelineModel(spec.task, spec.input_columns, transformer, estimator, classes)
+    features, target = transformer.transform(train), model.encode_target(y)
+    if sample_weight is None:
+        estimator.fit(features, target)
+    elif "sample_weight" in inspect.signature(estimator.fit).parameters:
+        estimator.fit(features, target, sample_weight=sample_weight)
+    else:
+        rows = np.random.default_rng(spec.split.seed).choice(
+            len(target), len(target), p=sample_weight / sample_weight.sum()
+        )
+        estimator.fit(features[rows], target[rows])
+    return model

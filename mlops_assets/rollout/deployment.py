@@ -1,0 +1,208 @@
+"""What ``deployed_endpoint`` decides and does: promote the gated challenger, roll it out, or roll back;
+make the endpoint serve the result; keep the decision in the audit log and every move of ``champion`` in the
+alias history.
+
+A failed run leaves the champion where it was: the gate is checked again here, and a version the endpoint
+refuses to load moves ``champion`` back to the version that was serving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, RegisteredModel
+from mlops_assets.data.locations import log_prefix
+from mlops_assets.records import EvaluationReport
+from mlops_assets.rollout.alias_history import (
+    PROMOTE,
+    RESTORE,
+    ROLLBACK,
+    AliasMove,
+    RollbackError,
+    read_alias_moves,
+    record_alias_move,
+    rollback_target,
+    rolled_back,
+)
+from mlops_assets.rollout.audit import record_decision
+from mlops_assets.rollout.driver import ArmReader, roll_out
+
+
+@dataclass(frozen=True)
+class DeploymentDecision:
+    action: str  # "replace", "redeploy", "rollback", "promoted", "rolled back", "shadow started" or "ab started"
+    version: RegisteredModel  # the champion afterwards
+    previous: RegisteredModel | None  # the champion it replaced, if that changed
+    approved_by: str
+    url: str
+    serving_path: str  # how the endpoint scores single rows, and why
+    audit_key: str
+    reasons: list[str] = field(default_factory=list)
+    arms: dict[str, Any] | None = None  # the figures of the rollout this run decided or started
+    ended: dict[str, Any] | None = None  # the figures of a shadow or ab rollout this run ended
+
+
+@dataclass
+class DeploymentRun:
+    """One materialization of ``deployed_endpoint``: the resources it acts through and what it evaluated."""
+
+    spec: Any
+    spec_path: str
+    store: ArtifactStore
+    registry: ModelRegistry
+    deployer: EndpointDeployer
+    report: EvaluationReport
+    read_arms: ArmReader  # per-version figures logged between two times
+    log: Any
+    run_id: str
+
+    def carry_out(self, rollback: bool, strategy: str, approver: str | None) -> DeploymentDecision:
+        """Roll back, or promote the gated challenger by ``strategy``; a running shadow or ab rollout ends
+        either way, its figures kept. A challenger that is already champion is served again, not promoted:
+        a re-run restarts a stopped endpoint and moves no alias."""
+        if rollback:
+            return self._roll_back(approver or f"rollback by {getpass.getuser()}")
+        name = self.spec.name
+        reasons, ended = self._end_running_rollout()
+        challenger = self.report.model
+        if not self.report.gate_passed:
+            # The blocking gate check already stops this in the same run; this guards later runs too.
+            raise dg.Failure(
+                f"version {challenger.version} failed the gate; the champion stays where it was",
+                metadata={"reasons": dg.MetadataValue.json(self.report.gate_reasons)},
+            )
+        approved_by = approver or f"gate:auto (run started by {getpass.getuser()})"
+        champion = self.registry.by_alias(name, "champion")
+        undone = None if approver else rolled_back(read_alias_moves(self.store, name, "champion"), challenger.version)
+        if champion is not None and (champion.version == challenger.version or undone is not None):
+            if undone is not None:
+                reasons.append(
+                    f"v{challenger.version} was rolled back by {undone.by} at {undone.time}: it is promoted again "
+                    "only with an explicit approval (approved_by); the champion is served again"
+                )
+            return self._serve("redeploy", champion, None, approved_by, reasons, ended)
+        if strategy == "replace" or champion is None:
+            previous = self._move_champion(challenger.version, approved_by, PROMOTE)
+            version = self.registry.get(name, challenger.version)
+            return self._serve("replace", version, previous, approved_by, reasons, ended)
+        self.deployer.deploy(self.spec_path, champion, self.store.uri(log_prefix(name)))  # serves meanwhile
+        outcome = roll_out(
+            self.spec,
+            self.registry,
+            self.deployer,
+            champion,
+            self.registry.get(name, challenger.version),
+            approved_by,
+            self.log,
+            self.read_arms,
+        )
+        previous = champion if outcome.served_version != champion.version else None
+        if previous is not None:  # roll_out moved the alias itself
+            move = AliasMove("champion", outcome.served_version, champion.version, PROMOTE, approved_by, self.run_id)
+            record_alias_move(self.store, name, move)
+        return self._record(
+            outcome.action,
+            self.registry.get(name, outcome.served_version),
+            previous,
+            approved_by,
+            reasons + outcome.reasons,
+            arms_record(outcome.arms, outcome.metrics),
+            ended,
+        )
+
+    def _roll_back(self, approved_by: str) -> DeploymentDecision:
+        """Back to the last different champion in the alias history; a rollback that cannot happen fails
+        before anything moves."""
+        name = self.spec.name
+        current = self.registry.by_alias(name, "champion")
+        if current is None:
+            raise dg.Failure(f"{name} has no champion to roll back")
+        try:
+            target = rollback_target(name, read_alias_moves(self.store, name, "champion"), current.version)
+        except RollbackError as exc:
+            raise dg.Failure(str(exc)) from None
+        reasons, ended = self._end_running_rollout()
+        self._move_champion(target, approved_by, ROLLBACK)
+        return self._serve("rollback", self.registry.get(name, target), current, approved_by, reasons, ended)
+
+    def _move_champion(self, version: str, approved_by: str, action: str) -> RegisteredModel | None:
+        """Point ``champion`` at ``version`` and append the move to the alias history; return the previous one."""
+        previous = self.registry.promote(self.spec.name, version, approved_by, rollback=action != PROMOTE)
+        move = AliasMove("champion", version, previous and previous.version, action, approved_by, self.run_id)
+        record_alias_move(self.store, self.spec.name, move)
+        return previous
+
+    def _end_running_rollout(self) -> tuple[list[str], dict | None]:
+        """A person ends a shadow or ab rollout by deploying: what it showed, before it ends."""
+        if self.deployer.running_url(self.spec.name) is None:
+            return [], None
+        status = self.deployer.rollout_status(self.spec.name)
+        rollout = status.get("rollout")
+        if not rollout:
+            return [], None
+        arms = self.read_arms(dt.datetime.fromisoformat(rollout["started_at"]), None)
+        return [f"ended the {rollout['mode']} of v{rollout['candidate_version']}"], arms_record(status["arms"], arms)
+
+    def _serve(
+        self,
+        action: str,
+        version: RegisteredModel,
+        previous: RegisteredModel | None,
+        approved_by: str,
+        reasons: list[str],
+        ended: dict | None,
+    ) -> DeploymentDecision:
+        """Make the endpoint serve ``version``, which ``champion`` already names; move the alias back if the
+        endpoint cannot load it."""
+        name = self.spec.name
+        try:
+            self.deployer.deploy(self.spec_path, version, self.store.uri(log_prefix(name)))
+        except Exception as exc:
+            if previous is not None:
+                self._move_champion(previous.version, f"restored: v{version.version} did not deploy", RESTORE)
+            failed = {"action": f"{action} failed", "model_version": version.version, "reasons": [str(exc)]}
+            record_decision(self.store, name, {**failed, "previous_version": previous and previous.version})
+            raise
+        return self._record(action, version, previous, approved_by, reasons, None, ended)
+
+    def _record(
+        self,
+        action: str,
+        version: RegisteredModel,
+        previous: RegisteredModel | None,
+        approved_by: str,
+        reasons: list[str],
+        arms: dict | None,
+        ended: dict | None,
+    ) -> DeploymentDecision:
+        url = self.deployer.running_url(self.spec.name) or ""
+        serving_path = self.deployer.rollout_status(self.spec.name)["fast_path_check"]
+        decision = {
+            "action": action,
+            "model_version": version.version,
+            "previous_version": previous.version if previous else None,
+            "challenger_version": None if action == "rollback" else self.report.model.version,
+            "approved_by": approved_by,
+            "reasons": reasons,
+            "arms": arms,
+            "ended_rollout_arms": ended,
+            "dagster_run_id": self.run_id,
+            "url": url,
+            "serving_path": serving_path,
+        }
+        audit_key = record_decision(self.store, self.spec.name, decision)
+        return DeploymentDecision(
+            action, version, previous, approved_by, url, serving_path, audit_key, reasons, arms, ended
+        )
+
+
+def arms_record(counters: dict, arms: list) -> dict:
+    """A rollout's figures: the endpoint's counters per arm, and per version what the logs show."""
+    from mlops_assets.rollout.arms import arms_table
+
+    return {"counters": counters, "versions": [arm.as_dict() for arm in arms], "table": arms_table(arms)}

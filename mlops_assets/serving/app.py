@@ -1,0 +1,442 @@
+"""The scoring endpoint: MLflow's scoring protocol as a bare ASGI app, the champion hot-swapped, every request logged.
+
+``POST /invocations`` scores, ``GET /ping`` says whether a model is loaded, ``GET /version`` names the
+model version and the code path serving it, and ``POST /admin/reload`` loads the current champion, checks
+that it predicts, and swaps it in. The swap replaces one reference (``ServingState``): a request holds the
+model and rollout it started with until it ends.
+
+Each row is checked against the spec's column rules (row_checks.py): ``on_invalid="reject"`` answers 400
+naming the row, column and rule; ``"flag"`` scores the row (a value of the wrong type as a missing one) and
+marks it in the log's ``invalid`` column.
+Columns the model does not take are ignored, as MLflow ignores them, and counted in ``/admin/status``.
+A request's head must arrive within ``head_timeout_s`` and its body within ``body_timeout_s`` (deadlines.py):
+a slow client is answered 408 and disconnected.
+
+The app is a plain ASGI callable with a handful of routes rather than a Starlette app: for a single row the
+framework's request, routing and response objects cost 50-70 µs of server CPU per request, 12-18% of the
+whole (bench/RESULTS.md, "Serving").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+
+import numpy as np
+import orjson
+from threadpoolctl import threadpool_limits
+
+from mlops_assets import __version__
+from mlops_assets.errors import PayloadError
+from mlops_assets.model.pipeline_model import Prediction
+from mlops_assets.rollout.routing import CANDIDATE, CHAMPION, ArmStats, choose_arm, rollout_from_json
+from mlops_assets.serving.deadlines import Deadlines
+from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
+from mlops_assets.serving.inference_log import InferenceLogWriter
+from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader, VersionLoader
+from mlops_assets.serving.payload import coerce_columns, parse_payload
+from mlops_assets.serving.row_checks import ColumnRules, RowChecks, RowReport
+from mlops_assets.serving.state import RequestCounts, ServingState
+
+log = logging.getLogger(__name__)
+
+ON_INVALID = ("reject", "flag")  # what a row that breaks the schema gets (the spec's deployment.on_invalid)
+REPORTED_VIOLATIONS = 5  # named in a 400; the rest are counted
+
+
+def create_app(
+    name: str,
+    input_dtypes: dict[str, str],
+    loader: ModelLoader,
+    inference_log: InferenceLogWriter | None = None,
+    *,
+    admin_token: str | None = None,
+    scoring_token: str | None = None,
+    max_body_bytes: int = 16 * 1024 * 1024,
+    id_column: str | None = None,
+    version_loader: VersionLoader | None = None,
+    shadow_log: InferenceLogWriter | None = None,
+    schema: Mapping[str, ColumnRules] | None = None,
+    on_invalid: str = "reject",
+    head_timeout_s: float = 10.0,
+    body_timeout_s: float = 30.0,
+) -> ScoringApp:
+    """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
+
+    A request may carry ``id_column`` (optional, not a feature): it is logged, so labels that arrive later
+    can be joined to the predictions. A body over ``max_body_bytes`` gets a 413 without being read whole.
+    ``version_loader`` loads a given version: it enables canary, shadow and ab rollouts (``/admin/rollout``);
+    a shadow model's answers go to ``shadow_log``. Admin routes need ``admin_token`` as a bearer token when
+    it is set, scoring routes need ``scoring_token`` when that is set.
+
+    ``schema`` holds the rules of the input columns and the id (``row_checks.column_rules(spec.schema_.columns)``;
+    a column without rules is checked for its dtype only, and may be null); ``on_invalid`` is ``reject`` or
+    ``flag``. A request's head must arrive within ``head_timeout_s`` (``run`` applies it), its body within
+    ``body_timeout_s`` of the head.
+    """
+    if on_invalid not in ON_INVALID:
+        raise ValueError(f"on_invalid must be one of {list(ON_INVALID)}; got {on_invalid!r}")
+    return ScoringApp(
+        name,
+        input_dtypes,
+        loader,
+        inference_log,
+        admin_token=admin_token,
+        scoring_token=scoring_token,
+        max_body_bytes=max_body_bytes,
+        id_column=id_column,
+        version_loader=version_loader,
+        shadow_log=shadow_log,
+        schema=schema or {},
+        on_invalid=on_invalid,
+        head_timeout_s=head_timeout_s,
+        body_timeout_s=body_timeout_s,
+    )
+
+
+class ScoringApp:
+    """The ASGI app ``create_app`` returns; ``current`` is the model being served (``None`` before startup)."""
+
+    def __init__(
+        self,
+        name: str,
+        input_dtypes: dict[str, str],
+        loader: ModelLoader,
+        inference_log: InferenceLogWriter | None,
+        *,
+        admin_token: str | None,
+        scoring_token: str | None,
+        max_body_bytes: int,
+        id_column: str | None,
+        version_loader: VersionLoader | None,
+        shadow_log: InferenceLogWriter | None,
+        schema: Mapping[str, ColumnRules],
+        on_invalid: str,
+        head_timeout_s: float,
+        body_timeout_s: float,
+    ):
+        self.name, self.input_dtypes, self.loader = name, input_dtypes, loader
+        checked = {**input_dtypes, **({id_column: "str"} if id_column else {})}
+        self.checks = RowChecks(checked, schema, optional=[id_column] if id_column else [])
+        self.on_invalid = on_invalid
+        self.known_columns = frozenset(checked)  # any other column a request sends is ignored, and counted
+        self.head_timeout_s = head_timeout_s  # run() gives it to the server: the app never sees a head
+        self.body_deadlines = Deadlines(body_timeout_s, self._body_timed_out)
+        self._timed_out: set[asyncio.Task] = set()
+        self.version_loader = version_loader
+        self.state = ServingState()  # replaced whole, never changed in place
+        self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
+        self.inference_log, self.shadow_log, self.id_column = inference_log, shadow_log, id_column
+        self.admin_token, self.scoring_token = admin_token, scoring_token
+        self.max_body_bytes = max_body_bytes
+        self._routes = {
+            "/invocations": ("POST", self._invocations),
+            "/ping": ("GET", self._ping),
+            "/health": ("GET", self._ping),
+            "/version": ("GET", self._version),
+            "/admin/reload": ("POST", self._reload),
+            "/admin/rollout": ("POST", self._start_rollout),
+            "/admin/rollout/end": ("POST", self._end_rollout),
+            "/admin/status": ("GET", self._status),
+        }
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self.state.current
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, handler = self._routes.get(scope["path"], (None, None))
+        try:
+            if handler is None:
+                raise HttpError(404, f"no route {scope['path']}; try POST /invocations")
+            if scope["method"] != method:
+                raise HttpError(405, f"{scope['path']} answers {method} only")
+            await handler(scope, receive, send)
+        except HttpError as exc:
+            await respond_error(send, exc.status, str(exc), exc.close)
+        except Exception:  # a bug: answered as MLflow answers errors, and the endpoint serves on
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            with contextlib.suppress(Exception):  # unless the answer had already started
+                await respond_error(send, 500, f"the endpoint failed on {scope['path']}; see its log", close=True)
+
+    async def _invocations(self, scope: dict, receive: Callable, send: Callable) -> None:
+        self._authorize_scoring(scope)
+        state = self.state  # one view of what is served, whatever reload or rollout comes next
+        current = state.current
+        if current is None:
+            raise HttpError(503, "no model is loaded yet")
+        body = await self._read_body(scope, receive)
+        if body is None:
+            return  # the client went away
+        try:
+            parsed, columns, n_rows, report = self._parse(scope, body)
+        except PayloadError as exc:
+            self.requests.rejected += 1
+            self.requests.last_rejection = str(exc)[:300]
+            raise HttpError(400, str(exc)) from None
+        self.requests.accepted += 1
+        invalid = None
+        if report is not None:
+            self.requests.invalid_rows += report.invalid_rows
+            invalid = report.reasons
+        rollout, candidate, arms = state.rollout, state.candidate, state.arms
+        if not parsed.keys() <= self.known_columns:
+            self.requests.ignored(parsed.keys() - self.known_columns - {rollout.sticky_key if rollout else None})
+        arm = CHAMPION
+        if rollout is not None and candidate is not None:
+            key = parsed.get(rollout.sticky_key or "", [None])[0] if n_rows == 1 else None
+            arm = choose_arm(rollout, None if key is None else str(key))
+            current = candidate if arm == CANDIDATE else current
+        stats = arms[arm]
+        stats.requests += 1
+        stats.rows += n_rows
+        try:
+            prediction = current.predict(columns, n_rows)
+        except Exception as exc:
+            stats.errors += 1
+            log.exception("model version %s failed to predict", current.version)
+            raise HttpError(500, f"model version {current.version} failed to predict: {exc}") from None
+        labels = prediction.labels.tolist()
+        answer = orjson.dumps({"predictions": labels}, option=orjson.OPT_SERIALIZE_NUMPY)
+        await respond(send, 200, answer, [(b"x-model-version", current.version.encode())])
+        try:  # after the response: no request waits on the log, and no failure here reaches a client
+            if self.inference_log is not None:
+                self.inference_log.append(
+                    columns, n_rows, current.version, labels, kept_score(prediction), None, invalid
+                )
+            if rollout is not None and rollout.mode == "shadow" and candidate is not None:
+                self._shadow(candidate, arms[CANDIDATE], columns, n_rows, prediction.labels, invalid)
+        except Exception:
+            log.exception("could not log a request scored by version %s", current.version)
+
+    def _parse(self, scope: dict, body: bytes) -> tuple[dict, dict, int, RowReport | None]:
+        """The request's columns as sent, typed for the model (with the row id), the row count, and the rows
+        that break the schema (``None``: none do); raise ``PayloadError`` for a request that cannot be scored."""
+        parsed = parse_payload(body, header(scope, b"content-type"))
+        columns, n_rows, numeric, type_violations = coerce_columns(parsed, self.input_dtypes)
+        if self.id_column is not None:
+            ids = parsed.get(self.id_column)
+            columns[self.id_column] = [None] * n_rows if ids is None else [None if v is None else str(v) for v in ids]
+        flag = self.on_invalid == "flag"
+        limit = None if flag else REPORTED_VIOLATIONS + 1
+        report = self.checks.check(columns, numeric, n_rows, type_violations, limit)
+        if report is not None and not flag:
+            named = "; ".join(str(v) for v in report.violations[:REPORTED_VIOLATIONS])
+            more = "; ..." if len(report.violations) > REPORTED_VIOLATIONS else ""
+            raise PayloadError(
+                f"{report.invalid_rows} of {n_rows} row(s) break the schema: {named}{more} "
+                "(deployment.on_invalid: reject)"
+            )
+        return parsed, columns, n_rows, report
+
+    def _shadow(
+        self,
+        candidate: LoadedModel,
+        stats: ArmStats,
+        columns: dict,
+        n_rows: int,
+        answered: np.ndarray,
+        invalid: list[str | None] | None,
+    ) -> None:
+        """Score a copy with the candidate after the response went out; log and count, never return, its
+        answers. Regression answers count as different beyond floating-point noise."""
+        stats.requests += 1
+        stats.rows += n_rows
+        try:
+            shadow = candidate.predict(columns, n_rows)
+        except Exception:
+            stats.errors += 1
+            log.exception("shadow model version %s failed to predict", candidate.version)
+            return
+        differs = ~np.isclose(shadow.labels, answered) if answered.dtype.kind == "f" else shadow.labels != answered
+        stats.disagreements += int(np.sum(differs))
+        if self.shadow_log is not None:
+            labels = shadow.labels.tolist()
+            self.shadow_log.append(
+                columns, n_rows, candidate.version, labels, kept_score(shadow), answered.tolist(), invalid
+            )
+
+    async def _read_body(self, scope: dict, receive: Callable) -> bytes | None:
+        """The request body, or ``None`` if the client disconnected; counted as it streams in, so a body
+        without a Content-Length is refused as soon as it passes the limit, and refused with a 408 unless
+        it is whole within ``body_timeout_s`` (a client that trickles it would hold the connection)."""
+        limit = self.max_body_bytes
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HttpError(413, f"request body of {int(declared)} bytes is over the limit of {limit} bytes")
+        chunks, size = [], 0
+        task = asyncio.current_task()
+        self.body_deadlines.set(task, asyncio.get_running_loop())
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise HttpError(413, f"request body over the limit of {limit} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except asyncio.CancelledError:
+            if task not in self._timed_out:
+                raise
+            self._timed_out.discard(task)
+            task.uncancel()
+            seconds = self.body_deadlines.seconds
+            message = f"the request body was not complete within {seconds:g} s ({size} bytes came)"
+            raise HttpError(408, message, close=True) from None
+        finally:
+            self.body_deadlines.clear(task)
+
+    def _body_timed_out(self, task: asyncio.Task) -> None:
+        self._timed_out.add(task)
+        task.cancel()
+
+    async def _ping(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await respond(send, 200 if self.current else 503, b"", content_type=None)
+
+    async def _version(self, scope: dict, receive: Callable, send: Callable) -> None:
+        self._authorize_scoring(scope)
+        current = self.current
+        document = {
+            "name": self.name,
+            "model_version": current.version if current else None,
+            "path": current.path if current else None,
+            "fast_path_check": current.fast_path_check if current else None,
+            "fast_path_max_rows": FAST_PATH_MAX_ROWS,
+            "mlops_assets": __version__,
+        }
+        await respond(send, 200, orjson.dumps(document))
+
+    def _authorize(self, scope: dict) -> None:
+        authorize(scope, self.admin_token, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
+
+    def _authorize_scoring(self, scope: dict) -> None:
+        authorize(scope, self.scoring_token, "/invocations and /version need 'Authorization: Bearer <scoring token>'")
+
+    async def _reload(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Serve the registry's champion alone (a running rollout ends)."""
+        self._authorize(scope)
+        try:
+            loaded = await self.load()
+        except Exception as exc:
+            log.exception("reload failed; still serving the previous model")
+            raise HttpError(500, f"could not load the new model, still serving the old one: {exc}") from None
+        previous = self.state.current
+        self.state = self.state.serving(loaded)
+        document = {"model_version": loaded.version, "previous": previous.version if previous else None}
+        await respond(send, 200, orjson.dumps(document))
+
+    async def _start_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Load the candidate version (warmed like any model), then route to it; counters start at zero.
+        A body that is not a valid rollout is refused before anything changes."""
+        self._authorize(scope)
+        if self.version_loader is None:
+            raise HttpError(400, "this endpoint was started without a version loader: it cannot run rollouts")
+        body = await self._read_body(scope, receive)
+        if body is None:
+            return
+        try:
+            rollout = rollout_from_json(orjson.loads(body or b"{}"))
+        except ValueError as exc:  # orjson's JSONDecodeError is one
+            raise HttpError(400, f"invalid rollout: {exc}") from None
+        version_loader = self.version_loader
+        try:
+            candidate = await self.load(lambda: version_loader(rollout.candidate_version))
+        except Exception as exc:
+            log.exception("the candidate did not load; no rollout")
+            raise HttpError(500, f"could not load candidate {rollout.candidate_version}: {exc}") from None
+        self.state = self.state.rolling_out(rollout, candidate)  # arms count from here; requests: since start
+        await self._status(scope, receive, send)
+
+    async def _end_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Back to the registry's champion alone (promoted or not); answers the final counters."""
+        self._authorize(scope)
+        try:
+            champion = await self.load()
+        except Exception as exc:
+            raise HttpError(500, f"could not load the champion, the rollout goes on: {exc}") from None
+        final = self._status_document()  # after the load: requests routed meanwhile count
+        self.state = self.state.serving(champion)
+        await respond(send, 200, orjson.dumps({**final, "model_version": champion.version}))
+
+    def _status_document(self) -> dict:
+        return {
+            **self.state.document(),
+            "requests": asdict(self.requests),
+            "on_invalid": self.on_invalid,
+            "log": None if self.inference_log is None else self.inference_log.status(),
+            "shadow_log": None if self.shadow_log is None else self.shadow_log.status(),
+        }
+
+    async def _status(self, scope: dict, receive: Callable, send: Callable) -> None:
+        self._authorize(scope)
+        await respond(send, 200, orjson.dumps(self._status_document()))
+
+    async def load(self, loader: ModelLoader | None = None) -> LoadedModel:
+        """Call the loader and score one row with the result: a model that cannot predict is never served.
+
+        The row has every input null (numbers are filled with the training mean, categories are unseen).
+        It is scored on the event loop's thread, which scores every request, and OpenMP is limited to that
+        one thread (the limit is per calling thread): a second OpenMP thread made no row faster but spun a
+        core at 100% between requests, and a team left in an idle executor thread made each later
+        HistGradientBoosting predict 3.5 times slower (bench/RESULTS.md).
+        """
+        loader = loader or self.loader
+
+        def load_single_threaded() -> LoadedModel:
+            with threadpool_limits(1, user_api="openmp"):  # the fast-path check predicts too: no team here
+                return loader()
+
+        loaded = await asyncio.to_thread(load_single_threaded)  # registry and artifact I/O, off the event loop
+        threadpool_limits(1, user_api="openmp")
+        missing = sorted(set(loaded.model.input_columns) - set(self.input_dtypes))
+        if missing:
+            raise RuntimeError(f"model version {loaded.version} needs columns {missing} the endpoint does not take")
+        sample = coerce_columns({name: [None] for name in self.input_dtypes}, self.input_dtypes).columns
+        try:
+            labels = loaded.predict(sample, 1).labels
+        except Exception as exc:
+            raise RuntimeError(f"model version {loaded.version} failed to predict a sample row: {exc!r}") from exc
+        if len(labels) != 1:
+            raise RuntimeError(f"model version {loaded.version} gave {len(labels)} predictions for one sample row")
+        return loaded
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.state = self.state.serving(await self.load())
+                except Exception as exc:
+                    log.exception("could not load the model")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for writer in (self.inference_log, self.shadow_log):
+                    if writer is not None:
+                        try:  # one log that cannot write must not keep the other from flushing
+                            writer.close()
+                        except Exception:
+                            log.exception("could not flush the log in %s", writer.directory)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def kept_score(prediction: Prediction) -> np.ndarray:
+    """What the log keeps of the probabilities: the positive class's, or the winning class's."""
+    proba = prediction.proba
+    if proba is None:
+        return np.full(len(prediction.labels), np.nan)
+    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)

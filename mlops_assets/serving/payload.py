@@ -1,0 +1,206 @@
+"""MLflow's scoring protocol, parsed into typed columns without building a DataFrame.
+
+Accepted bodies (as ``mlflow models serve``): ``{"dataframe_split": {"columns": [...], "data": [[...]]}}``,
+``{"dataframe_records": [{...}]}``, ``{"inputs": ...}`` / ``{"instances": ...}`` holding either a mapping of
+column to values or a list of records, and, with ``Content-Type: text/csv``, a header row of column names
+followed by one line per row (an empty field is null).
+
+Columns a request sends that the model does not take are ignored, as MLflow ignores them; every column must
+still hold one value per row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from itertools import chain
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from mlops_assets.errors import PayloadError
+from mlops_assets.serving.row_checks import Violation, shown
+
+FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+_PLAIN = frozenset((float, int, str, type(None)))  # what one numpy conversion turns into float64 or refuses
+_BOOLEAN_WORDS = {"true": 1.0, "false": 0.0}
+
+
+def parse_payload(body: bytes, content_type: str | None = None) -> dict[str, list[Any]]:
+    """Column name to list of values; raise ``PayloadError`` saying what is wrong with the body."""
+    if not body:
+        raise PayloadError("empty request body; send JSON with one of: " + ", ".join(FORMATS) + ", or text/csv")
+    if content_type is not None and content_type.partition(";")[0].strip().lower() == "text/csv":
+        return _parse_csv(body)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = _lenient_json(body)  # NaN / Infinity, which Python's json.dumps writes and orjson refuses
+    if not isinstance(document, dict) or len(set(document) & set(FORMATS)) != 1:
+        raise PayloadError("the JSON object must have exactly one of the keys: " + ", ".join(FORMATS))
+    key = next(k for k in FORMATS if k in document)
+    value = document[key]
+    if key == "dataframe_split":
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("columns"), list)
+            or not isinstance(value.get("data"), list)
+        ):
+            raise PayloadError("dataframe_split needs 'columns' (a list) and 'data' (a list of rows)")
+        return _columns_of_rows(value["columns"], value["data"], "dataframe_split.data")
+    if isinstance(value, dict) and key in ("inputs", "instances"):
+        return {name: v if isinstance(v, list) else [v] for name, v in value.items()}
+    if isinstance(value, list) and all(isinstance(r, dict) for r in value):
+        return _columns_of_records(value)
+    raise PayloadError(f"{key} must be a list of records" + (" or a mapping of columns" if key != FORMATS[1] else ""))
+
+
+MAX_CELLS = 10_000_000  # column names x records a body of records may span: what bounds its time and memory
+
+
+def _columns_of_records(records: list[dict]) -> dict[str, list[Any]]:
+    """Records as columns in one pass (a record without a name gets None there). Every new name costs a
+    column as long as the request, so names x records is bounded: a body of many records that each bring a
+    name of their own would otherwise hold the event loop for minutes."""
+    columns: dict[str, list[Any]] = {}
+    for i, record in enumerate(records):
+        for name, item in record.items():
+            column = columns.get(name)
+            if column is None:
+                if (len(columns) + 1) * len(records) > MAX_CELLS:
+                    raise PayloadError(
+                        f"the records use {len(columns) + 1}+ column names over {len(records)} records: more than "
+                        f"{MAX_CELLS:,} cells; send the columns the model takes"
+                    )
+                column = columns[name] = [None] * len(records)
+            column[i] = item
+    return columns
+
+
+def _columns_of_rows(names: list, rows: list, where: str) -> dict[str, list[Any]]:
+    if any(not isinstance(row, list) or len(row) != len(names) for row in rows):
+        raise PayloadError(f"every row of {where} must have {len(names)} values, one per column")
+    try:
+        if not rows:
+            return {name: [] for name in names}
+        return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+    except TypeError:  # a name that is a list or an object
+        raise PayloadError("dataframe_split.columns must be a list of column names (strings)") from None
+
+
+def _parse_csv(body: bytes) -> dict[str, list[Any]]:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"a text/csv body must be UTF-8: {exc}") from None
+    try:
+        lines = [
+            line for line in csv.reader(io.StringIO(text, newline=""), strict=True) if line
+        ]  # blank lines hold no row
+    except csv.Error as exc:
+        raise PayloadError(f"request body is not valid CSV: {exc}") from None
+    if not lines:
+        raise PayloadError("the CSV body has no header row; send the column names, then one line per row")
+    header, rows = lines[0], [[value or None for value in line] for line in lines[1:]]
+    return _columns_of_rows(header, rows, "the CSV body")
+
+
+def _lenient_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise PayloadError(f"request body is not valid JSON: {exc}") from None
+
+
+class Coerced(NamedTuple):
+    """A request's columns typed for the model."""
+
+    columns: dict[str, Any]  # per required column: a float64 array (numbers) or a list of ``str``/``None``
+    n_rows: int
+    numeric: np.ndarray  # the numeric columns stacked in the order of ``dtypes``; ``columns`` holds its rows
+    violations: list[Violation]  # values that are not of their column's type; they are null in ``columns``
+
+
+def coerce_columns(columns: dict[str, list[Any]], dtypes: dict[str, str]) -> Coerced:
+    """Typed columns for ``dtypes`` (spec dtype per required column) and the row count.
+
+    Numbers become float64 (``None`` is NaN, filled by the transformer): ints, floats and strings that hold
+    one; ``true``/``false`` only in a ``bool`` column. Categories become strings, so the logged traffic has
+    one type per column whatever the client sent. A value that cannot take its column's type is reported in
+    ``violations`` rather than raised, so that ``deployment.on_invalid: flag`` can still score its row;
+    what no row causes (no rows, a missing column, columns of different lengths) raises ``PayloadError``.
+    """
+    if not any(columns.values()):
+        raise PayloadError("the request has no rows; send at least one row of " + ", ".join(dtypes))
+    if not dtypes.keys() <= columns.keys():
+        missing = [name for name in dtypes if name not in columns]
+        raise PayloadError(f"missing column(s) {missing}; the model needs {list(dtypes)}")
+    n_rows = len(columns[next(iter(dtypes))])
+    uneven = next((name for name, values in columns.items() if len(values) != n_rows), None)
+    if uneven is not None:
+        raise PayloadError(
+            f"column {shown(uneven)} has {len(columns[uneven])} value(s) but column {next(iter(dtypes))!r} has "
+            f"{n_rows}: every column needs one value per row"
+        )
+    numeric = [name for name, dtype in dtypes.items() if dtype != "str"]
+    violations: list[Violation] = []
+    matrix = _number_matrix([columns[name] for name in numeric], n_rows)
+    if matrix is None:  # a value that needs a look of its own: rare, so slower
+        matrix = np.empty((len(numeric), n_rows))
+        for i, name in enumerate(numeric):
+            for row, value in enumerate(columns[name]):
+                number = _number(value, dtypes[name])
+                if number is None:
+                    violations.append(Violation(row, name, f"dtype {dtypes[name]}", value))
+                matrix[i, row] = np.nan if number is None else number
+    rows = dict(zip(numeric, matrix, strict=True))
+    typed = {
+        name: rows[name] if dtype != "str" else _strings(name, columns[name], violations)
+        for name, dtype in dtypes.items()
+    }
+    return Coerced(typed, n_rows, matrix, violations)
+
+
+def _number_matrix(values: list[list[Any]], n_rows: int) -> np.ndarray | None:
+    """All numeric columns as one float64 matrix in one conversion, or ``None`` if any value needs a look."""
+    if not set(map(type, chain.from_iterable(values))) <= _PLAIN:  # a bool, a list, an object
+        return None
+    try:
+        return np.array(values, dtype=np.float64).reshape(len(values), n_rows)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _number(value: Any, dtype: str) -> float | None:
+    """``value`` as a float for a column of ``dtype`` (NaN for null), or ``None`` if it is not one."""
+    if value is None:
+        return np.nan
+    if isinstance(value, bool):
+        return float(value) if dtype == "bool" else None
+    if isinstance(value, str) and dtype == "bool" and value.strip().lower() in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[value.strip().lower()]
+    if isinstance(value, int | float | str):
+        try:
+            return float(value)
+        except (ValueError, OverflowError):
+            return None
+    return None
+
+
+def _strings(name: str, values: list[Any], violations: list[Violation]) -> list[str | None]:
+    if set(map(type, values)) <= {str, type(None)}:
+        return values
+    typed: list[str | None] = []
+    for row, value in enumerate(values):
+        if value is None or isinstance(value, str):
+            typed.append(value)
+        elif isinstance(value, float) and np.isnan(value):
+            typed.append(None)
+        elif isinstance(value, int | float):  # a category sent as a number: 1 is "1"; bools are ints
+            typed.append(str(value))
+        else:
+            typed.append(None)
+            violations.append(Violation(row, name, "dtype str", value))
+    return typed

@@ -1,0 +1,28 @@
+"""What every spec section shares: unknown keys are errors, values are frozen, files resolve against the spec."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+Dtype = Literal["float", "int", "str", "bool"]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec section: unknown keys are errors (``extra="forbid"``), reported together with
+    every other problem of the spec and with the allowed keys (see ``_describe_all``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def existing_files(pattern: str, info: ValidationInfo) -> str:
+    base = Path((info.context or {}).get("base_dir", "."))
+    if not glob.glob(str(base / pattern)):
+        raise ValueError(f"no file matches {pattern!r} (relative to {base})")
+    return pattern

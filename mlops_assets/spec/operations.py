@@ -1,0 +1,147 @@
+"""The operating sections of a spec: rollout, monitoring, when the sensors retrain, batch scoring."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from mlops_assets.naming import STRATEGIES
+from mlops_assets.spec.base import SpecModel, existing_files
+
+
+class RolloutSettings(SpecModel):
+    share: float = Field(default=0.1, gt=0, lt=1, description="canary/ab: share of requests the challenger answers.")
+    sticky_key: str | None = Field(
+        default=None, description="Request column that keeps a caller on one arm (default: id_column)."
+    )
+    min_requests: int = Field(default=200, ge=1, description="canary: challenger requests before the verdict.")
+    timeout_minutes: float = Field(
+        default=30, gt=0, description="canary: roll back when the challenger has not had enough requests by then."
+    )
+    max_error_rate_increase: float = Field(
+        default=0.01, ge=0, description="canary: most extra failed-request share the challenger may add."
+    )
+    min_gain: float = Field(
+        default=0.0,
+        description="canary with labels: least gain over the champion's online primary metric, in its better "
+        "direction, that the confidence interval of the challenger's gain must reach (negative tolerates a small "
+        "regression); with 0 a challenger is rolled back only when confidently worse.",
+    )
+    min_labelled_rows: int = Field(
+        default=50,
+        ge=1,
+        description="canary with labels: labelled predictions each arm needs before the metrics are compared; "
+        "at the timeout with fewer, the verdict rests on error rates and says so.",
+    )
+
+
+class Deployment(SpecModel):
+    strategy: Literal[STRATEGIES] = Field(
+        default="replace",
+        description="replace: swap to the gated challenger; canary: a share first, then promote or roll back "
+        "automatically; shadow: the challenger scores copies; ab: a fixed split for a person to decide.",
+    )
+    rollout: RolloutSettings = Field(
+        default_factory=RolloutSettings, description="Settings of canary, shadow and ab rollouts."
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
+    port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
+    on_invalid: Literal["reject", "flag"] = Field(
+        default="reject",
+        description="A scoring row that breaks the schema (a type, a bound, an unseen category, NaN or infinity "
+        "where not nullable): reject answers 400 naming the row, column and rule; flag scores it, marks it invalid "
+        "in the inference log and counts it.",
+    )
+    fast_path: bool = Field(
+        default=True,
+        description="Score small requests with the model compiled to numpy (linear models, trees, forests, "
+        "gradient boosting) when, at load time, it reproduces the model on the version's holdout.",
+    )
+    fast_path_tolerance: float = Field(
+        default=1e-9,
+        gt=0,
+        description="Largest difference of probabilities (regression: predictions) the fast path may show on "
+        "the holdout; labels must be identical.",
+    )
+    scoring_token_env: str | None = Field(
+        default=None,
+        description="Environment variable holding a bearer token that /invocations then requires "
+        "(default: scoring is open; admin routes always need MLOPS_ADMIN_TOKEN when it is set).",
+    )
+
+
+class Thresholds(SpecModel):
+    psi: float | None = Field(default=None, gt=0, description="PSI threshold for this feature.")
+    wasserstein: float | None = Field(default=None, gt=0, description="Normalised Wasserstein threshold.")
+    js: float | None = Field(default=None, gt=0, description="Jensen-Shannon distance threshold (categories).")
+
+
+class Performance(SpecModel):
+    metric: str = Field(description="Online metric computed on logged predictions joined to labels.")
+    floor: float = Field(
+        description="Retrain when the metric's confidence interval lies wholly below this "
+        "(above it, for lower-is-better metrics)."
+    )
+    window: int = Field(default=200, ge=10, description="Labelled predictions per evaluation window.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the confidence interval.")
+
+
+class Monitoring(SpecModel):
+    window: int = Field(default=500, ge=1, description="Newest logged requests compared to the reference.")
+    min_rows: int = Field(default=50, ge=1, description="Fewer logged requests than this: no verdict yet.")
+    bins: int = Field(default=10, ge=2, le=100, description="Quantile bins fixed on the reference (PSI).")
+    psi_threshold: float = Field(default=0.2, gt=0, description="PSI above which a numeric feature has drifted.")
+    wasserstein_threshold: float = Field(
+        default=0.1, gt=0, description="Wasserstein distance over the reference's std above which it has drifted."
+    )
+    js_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        description="Jensen-Shannon distance above which a categorical feature, or a numeric feature's missing "
+        "share, has drifted.",
+    )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Level of the corrected KS / chi-squared tests that must confirm an effect size.",
+    )
+    correction: Literal["bonferroni", "bh"] = Field(
+        default="bonferroni", description="Multiple-testing correction: bonferroni or bh (Benjamini-Hochberg)."
+    )
+    features: dict[str, Thresholds] = Field(
+        default_factory=dict, description="Per-feature threshold overrides, by feature name."
+    )
+    persistence: int = Field(
+        default=1, ge=1, description="Consecutive drifted windows (one report each) before retraining."
+    )
+    max_rejected_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Largest share of scoring requests the endpoint may reject (400: a missing column, a bad "
+        "value) between two drift reports; rejected requests are never logged, so this is how a feature that "
+        "stops arriving is seen.",
+    )
+    performance: Performance | None = Field(
+        default=None, description="Online performance check once labels can be joined to predictions."
+    )
+
+
+class Retraining(SpecModel):
+    on_drift: bool = Field(default=True, description="Retrain when the drift report says drift.")
+    on_new_labels: bool = Field(default=True, description="Retrain when a new label batch lands.")
+    cooldown_minutes: float = Field(default=60, ge=0, description="Least time between two automatic retrainings.")
+    daily_budget: int = Field(default=3, ge=0, description="Most automatic retrainings per UTC day.")
+    sensors: Literal["running", "stopped"] = Field(
+        default="running", description="Initial status of the pipeline's sensors in Dagster."
+    )
+    interval_seconds: int = Field(default=30, ge=5, description="Least time between two sensor ticks.")
+
+
+class Batch(SpecModel):
+    path: str = Field(description="CSV or parquet file or glob to score with the champion, relative to the spec.")
+    batch_rows: int = Field(default=65_536, ge=1, description="Rows scored at a time: what bounds memory.")
+
+    _validate_path = field_validator("path")(existing_files)

@@ -1,0 +1,135 @@
+"""The pipeline spec: one YAML file describes a model's lifecycle; these models are its only definition.
+
+Field descriptions here are the spec reference: ``mlops-assets spec-reference`` renders them into the
+README, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import ConfigDict, Field, model_validator
+
+from mlops_assets.evaluation.metrics import METRICS, default_metrics
+from mlops_assets.model.expressions import Expression
+from mlops_assets.spec.base import SpecModel, Task
+from mlops_assets.spec.data import Features, Schema, Source, Split
+from mlops_assets.spec.operations import Batch, Deployment, Monitoring, Retraining
+from mlops_assets.spec.training import Evaluation, Model, Training
+
+
+class PipelineSpec(SpecModel):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Pipeline name: asset group and key prefix.")
+    description: str = Field(default="", description="Free text shown in the Dagster UI.")
+    task: Task = Field(description="binary, multiclass or regression.")
+    target: str = Field(description="Column to predict; must be in the schema.")
+    id_column: str | None = Field(default=None, description="Row id column (never a feature).")
+    source: Source = Field(description="Where the training data comes from.")
+    schema_: Schema = Field(alias="schema", description="Columns, types and checks (pandera).")
+    split: Split = Field(default_factory=Split, description="Train/holdout split.")
+    features: Features = Field(default_factory=Features, description="Feature engineering.")
+    model: Model = Field(description="What to train.")
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="Metrics and the deploy gate.")
+    deployment: Deployment = Field(default_factory=Deployment, description="How the model is rolled out.")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Drift detection on traffic.")
+    batch: Batch | None = Field(
+        default=None, description="A dataset scored by the `batch_predictions` asset (no asset when absent)."
+    )
+    retraining: Retraining = Field(default_factory=Retraining, description="When the sensors retrain by themselves.")
+    training: Training = Field(
+        default_factory=Training, description="What a retraining learns from: production feedback, drift weights."
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineSpec:
+        columns = self.schema_.columns
+        if self.target not in columns:
+            raise ValueError(f"target {self.target!r} is not a schema column")
+        if self.id_column is not None and self.id_column not in columns:
+            raise ValueError(f"id_column {self.id_column!r} is not a schema column")
+        labels = self.source.labels
+        if labels is not None and labels.id_column not in columns:
+            raise ValueError(f"source.labels.id_column {labels.id_column!r} is not a schema column")
+        if labels is not None and labels.id_column != self.id_column:
+            raise ValueError(
+                f"source.labels.id_column {labels.id_column!r} must be the spec's id_column ({self.id_column!r}): "
+                "the endpoint logs that id, and labels that arrive later join served rows by it"
+            )
+        known = set(columns) - self.non_features
+        for name, source in self.features.derived.items():
+            try:
+                missing = Expression.parse(source).columns - known
+            except ValueError as exc:
+                raise ValueError(f"features.derived.{name}: {exc}") from None
+            if missing:
+                raise ValueError(f"features.derived.{name}: {sorted(missing)} are not feature columns")
+            known.add(name)
+        for i, transform in enumerate(self.features.transforms or []):
+            unknown = [c for c in transform.columns if c not in known or c in self.non_features]
+            if unknown:
+                raise ValueError(f"features.transforms.{i}.columns: {unknown} are not feature columns")
+        for column in self.feature_columns:
+            if column in columns and columns[column].dtype == "str" and column not in self.encoded_columns:
+                raise ValueError(f"feature {column!r} is a string: give it an onehot or ordinal transform")
+        unknown = sorted(set(self.monitoring.features) - set(self.input_columns))
+        if unknown:
+            raise ValueError(f"monitoring.features: {unknown} are not input columns; allowed: {self.input_columns}")
+        if self.monitoring.performance is not None and self.id_column is None:
+            raise ValueError("monitoring.performance needs id_column, to join labels to logged predictions")
+        allowed = METRICS_BY_TASK[self.task]
+        performance = [self.monitoring.performance.metric] if self.monitoring.performance else []
+        for field, names in (
+            ("monitoring.performance.metric", performance),
+            ("evaluation.metrics", self.metrics),
+            ("evaluation.gate.thresholds", list(self.evaluation.gate.thresholds)),
+            ("evaluation.gate.min_gain", list(self.evaluation.gate.min_gain)),
+        ):
+            bad = [m for m in names if m not in allowed]
+            if bad:
+                raise ValueError(f"{field}: {bad} not available for task {self.task!r}; allowed: {allowed}")
+        return self
+
+    @property
+    def non_features(self) -> set[str]:
+        return {self.target, *([self.id_column] if self.id_column else []), *self.features.exclude}
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Input columns of the model in a fixed order: schema columns, then derived ones."""
+        base = [c for c in self.schema_.columns if c not in self.non_features]
+        return base + list(self.features.derived)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns a scoring request must carry (the schema's features, before derivation)."""
+        return [c for c in self.schema_.columns if c not in self.non_features]
+
+    @property
+    def encoded_columns(self) -> set[str]:
+        if self.features.transforms is None:
+            return {c for c, col in self.schema_.columns.items() if col.dtype == "str"}
+        return {c for t in self.features.transforms if t.kind in ("onehot", "ordinal") for c in t.columns}
+
+    @property
+    def metrics(self) -> list[str]:
+        return self.evaluation.metrics or default_metrics(self.task)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    @property
+    def online_confidence(self) -> float:
+        """Level of the intervals on online metrics: the performance check's, else 95%."""
+        return self.monitoring.performance.confidence if self.monitoring.performance else 0.95
+
+    @property
+    def spec_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+METRICS_BY_TASK = {task: [m for m, info in METRICS.items() if task in info.tasks] for task in Task.__args__}

@@ -1,0 +1,143 @@
+"""What to train and how a version is judged: the model, the evaluation gate, and what a retraining learns
+from (the training window, the recent holdout, importance weights)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from mlops_assets.model.estimators import locate
+from mlops_assets.spec.base import SpecModel
+
+
+class TorchModel(SpecModel):
+    hidden_layers: list[int] = Field(default=[64, 32], description="Width of each hidden layer of the MLP.")
+    epochs: int = Field(default=30, ge=1, description="Passes over the training set.")
+    batch_size: int = Field(default=64, ge=1, description="Rows per gradient step.")
+    learning_rate: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto picks CUDA if present.")
+    seed: int = Field(default=0, description="Seed for weights and batch order.")
+
+
+class Model(SpecModel):
+    estimator: str | None = Field(
+        default=None,
+        description="Import path of an estimator class (with fit and predict) from scikit-learn, e.g. "
+        "`sklearn.linear_model.Ridge`; classes of other modules only once their prefixes are listed, "
+        "comma-separated, in the environment variable MLOPS_ALLOWED_ESTIMATOR_MODULES (e.g. `xgboost,lightgbm`).",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
+    torch: TorchModel | None = Field(default=None, description="Train a torch MLP instead of an estimator.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Model:
+        if (self.estimator is None) == (self.torch is None):
+            raise ValueError("set exactly one of 'estimator' or 'torch'")
+        if self.torch is not None and self.params:
+            raise ValueError("'params' belongs to 'estimator'; torch settings go under 'torch'")
+        return self
+
+    @field_validator("estimator")
+    @classmethod
+    def _importable(cls, value: str | None) -> str | None:
+        if value is not None:
+            locate(value)
+        return value
+
+
+class Gate(SpecModel):
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Absolute bound per metric: a minimum where higher is better, else a maximum.",
+    )
+    min_gain: dict[str, float] = Field(
+        default_factory=dict,
+        description="Least improvement over the champion per metric, in its better direction "
+        "(negative allows a small regression).",
+    )
+
+
+class Evaluation(SpecModel):
+    metrics: list[str] | None = Field(default=None, description="Metrics to report (default per task).")
+    gate: Gate = Field(default_factory=Gate, description="Conditions the challenger must meet to deploy.")
+
+
+class TrainingWindow(SpecModel):
+    policy: Literal["all", "newest", "max_age", "half_life"] = Field(
+        default="all",
+        description="Which labelled production rows train, beside the source: all; the newest `rows`; those "
+        "logged within `days`; or all, weighted by recency with `half_life_days`. Ages count from the newest "
+        "labelled production row, so the same data always gives the same training set.",
+    )
+    rows: int | None = Field(
+        default=None, ge=1, description="newest: rows kept, production rows first (source rows count as oldest)."
+    )
+    days: float | None = Field(default=None, gt=0, description="max_age: production rows logged within this many days.")
+    half_life_days: float | None = Field(
+        default=None, gt=0, description="half_life: a production row this old weighs half as much as the newest."
+    )
+    source_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of the declared source's rows (0 drops them once production rows can train alone): "
+        "lower it when production has taught a concept the source no longer holds.",
+    )
+
+    @model_validator(mode="after")
+    def _policy_has_its_setting(self) -> TrainingWindow:
+        needed = {"newest": "rows", "max_age": "days", "half_life": "half_life_days"}.get(self.policy)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"policy {self.policy!r} needs {needed!r}")
+        return self
+
+
+class RecentHoldout(SpecModel):
+    rows: int = Field(
+        default=500,
+        ge=1,
+        description="Newest labelled production rows on the holdout side of the id split (never trained on) that "
+        "judge challenger and champion on today's data.",
+    )
+    min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="From this many rows the recent holdout decides the gate; fewer are reported, not decisive.",
+    )
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the interval on the recent gain.")
+
+
+class Adaptation(SpecModel):
+    enabled: bool = Field(
+        default=True,
+        description="Answer drift without labels by importance weights (covariate-shift adaptation); off: wait "
+        "for labels.",
+    )
+    max_weight: float = Field(default=20.0, gt=1, description="Largest importance weight, as a multiple of the mean.")
+    min_effective_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Least effective sample size of the weighted training rows, as a share of them; below it "
+        "weighting cannot help and the loop waits for labels. Must exceed 1 / max_weight: capped weights of mean "
+        "1 never fall below that share.",
+    )
+
+    @model_validator(mode="after")
+    def _share_can_fail(self) -> Adaptation:
+        if self.min_effective_share <= 1 / self.max_weight:
+            raise ValueError(
+                f"min_effective_share {self.min_effective_share} must exceed 1 / max_weight "
+                f"({1 / self.max_weight:.3g}): weights capped at {self.max_weight} never give a smaller share"
+            )
+        return self
+
+
+class Training(SpecModel):
+    window: TrainingWindow = Field(
+        default_factory=TrainingWindow, description="Which labelled production rows train, and their weights."
+    )
+    recent_holdout: RecentHoldout = Field(
+        default_factory=RecentHoldout, description="Labelled production rows that judge the gate on today's data."
+    )
+    adaptation: Adaptation = Field(default_factory=Adaptation, description="Drift without labels.")
