@@ -13,7 +13,7 @@ PIPELINES := breast_cancer diabetes wine
 MATERIALIZE := $(BIN)/dagster asset materialize -f definitions.py \
 	--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
-.PHONY: install demo test lint format ui stop clean
+.PHONY: install demo test test-fast lint format ui stop clean
 
 # torch first, pinned: pip takes the CPU build from this machine's disk; an open range pulls a CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -71,6 +71,10 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The unit tests alone: no process started, no endpoint, no trainer (tests/integration/ holds those).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration"
 
 clean:
 	-$(BIN)/mlops-assets stop
