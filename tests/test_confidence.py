@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 
 from mlops_assets.evaluation.confidence import (
-    _FROM_WEIGHTS,
-    _WITH_VARIANCE_FROM_WEIGHTS,
     _importance_weighted,
     bootstrap,
     gain_interval,
@@ -74,7 +72,7 @@ def test_vectorised_resamples_equal_the_metric_on_each_resample(name):
     rng = np.random.default_rng(5)
     draws = rng.integers(0, len(y), size=(6, len(y)))
     weights = np.stack([np.bincount(d, minlength=len(y)) for d in draws])
-    vectorised = _FROM_WEIGHTS[name](y, pred, score)(weights)
+    vectorised = METRICS[name].resampled(y, pred, score)(weights)
     for d, value in zip(draws, vectorised, strict=True):
         expected = METRICS[name].compute(y[d], pred[d], None if score is None else score[d])
         assert value == pytest.approx(expected, rel=1e-9)
@@ -105,7 +103,7 @@ def test_resamples_without_both_classes_are_left_out():
 def test_rows_dealt_to_two_arms_give_each_arm_its_metric(name):
     y, pred, score = CASES[name](120)
     to_challenger = np.random.default_rng(6).permutation(120) < 30
-    statistic = _FROM_WEIGHTS[name](y, pred, score)
+    statistic = METRICS[name].resampled(y, pred, score)
     weights = np.stack([to_challenger * (120 / 30), ~to_challenger * (120 / 90)])
     for arm, value in zip((to_challenger, ~to_challenger), statistic(weights), strict=True):
         expected = METRICS[name].compute(y[arm], pred[arm], None if score is None else score[arm])
@@ -152,7 +150,7 @@ def test_delong_variance_of_the_selected_rows_equals_its_definition():
     above = np.array([np.mean((positives > q) + 0.5 * (positives == q)) for q in negatives])
     auc = below.mean()
     expected = np.mean((below - auc) ** 2) / len(below) + np.mean((above - auc) ** 2) / len(above)
-    (auc_of_selected,), (variance,) = _WITH_VARIANCE_FROM_WEIGHTS["roc_auc"](y, None, score)(
+    (auc_of_selected,), (variance,) = METRICS["roc_auc"].resampled_with_variance(y, None, score)(
         selected[None, :].astype(float)
     )
     assert variance == pytest.approx(expected, rel=1e-9)
@@ -168,7 +166,7 @@ def test_the_variance_of_a_mean_metric_is_its_rows_spread_over_their_count(name)
         "mae": lambda: np.abs(y - pred),
         "log_loss": lambda: -np.log(score[np.arange(100), y.astype(int)]),
     }[name]()[selected]
-    (mean,), (variance,) = _WITH_VARIANCE_FROM_WEIGHTS[name](y, pred, score)(selected[None, :].astype(float))
+    (mean,), (variance,) = METRICS[name].resampled_with_variance(y, pred, score)(selected[None, :].astype(float))
     assert variance == pytest.approx(np.var(per_row) / 40, rel=1e-9)
     assert mean == pytest.approx(np.mean(per_row), rel=1e-12)
 
@@ -245,7 +243,7 @@ def test_importance_weighted_resamples_equal_the_weighted_metric_of_the_drawn_ro
     importance = rng.uniform(0.1, 5.0, 120)
     draws = rng.integers(0, 120, size=(5, 120))
     counts = np.stack([np.bincount(d, minlength=120) for d in draws])
-    vectorised = _FROM_WEIGHTS[name](y, pred, score)(_importance_weighted(importance)(counts))
+    vectorised = METRICS[name].resampled(y, pred, score)(_importance_weighted(importance)(counts))
     for d, value in zip(draws, vectorised, strict=True):
         expected = METRICS[name].compute(y[d], pred[d], None if score is None else score[d], importance[d])
         assert value == pytest.approx(expected, rel=1e-9)

@@ -62,7 +62,7 @@ def metric_interval(
         return value, math.nan, math.nan
     if name == "accuracy":
         return (value, *wilson_interval(int(np.sum(y_true == y_pred)), len(y_true), confidence))
-    replicates = bootstrap(_FROM_WEIGHTS[name](y_true, y_pred, y_score), len(y_true), n_boot, seed)
+    replicates = bootstrap(METRICS[name].resampled(y_true, y_pred, y_score), len(y_true), n_boot, seed)
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(replicates, [tail, 100 - tail])
     return value, float(low), float(high)
@@ -104,8 +104,9 @@ def gain_interval(
     rows, dealt = len(y_true), len(challenger[0])
     if math.isnan(observed) or dealt in (0, rows):
         return observed, math.nan, math.nan
-    studentized = name in _WITH_VARIANCE_FROM_WEIGHTS
-    of_rows = (_WITH_VARIANCE_FROM_WEIGHTS if studentized else _FROM_WEIGHTS)[name](y_true, y_pred, y_score)
+    metric = METRICS[name]
+    studentized = metric.resampled_with_variance is not None
+    of_rows = (metric.resampled_with_variance if studentized else metric.resampled)(y_true, y_pred, y_score)
 
     def gain_and_error(to_challenger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mine, theirs = to_challenger.astype(float), (~to_challenger).astype(float)
@@ -167,7 +168,7 @@ def paired_gain_interval(
     observed = gain(name, compute(y_true, *challenger, sample_weight), compute(y_true, *champion, sample_weight))
     if math.isnan(observed) or len(y_true) == 0:
         return observed, math.nan, math.nan
-    of_champion, of_challenger = (_FROM_WEIGHTS[name](y_true, *model) for model in (champion, challenger))
+    of_champion, of_challenger = (METRICS[name].resampled(y_true, *model) for model in (champion, challenger))
     to_weights = _importance_weighted(sample_weight)
 
     def gains(draws: np.ndarray) -> np.ndarray:
@@ -185,10 +186,10 @@ def paired_gain_interval(
 def _importance_weighted(sample_weight: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
     """Draw counts times the rows' importance weights, scaled to sum to the row count in each resample.
 
-    The statistics of ``_FROM_WEIGHTS`` take weights summing to the row count (``_mean_of`` divides by it,
-    ``_r2`` centres with it), which draw counts do. Multiplied by importance weights they no longer do, and
-    each resample's sum differs: scaling each resample to the row count makes every statistic the weighted
-    metric of the drawn rows, as ``metrics`` computes it (the self-normalised, ratio estimate). A resample
+    The resampled forms of ``METRICS`` take weights summing to the row count (``resampled.mean_of`` divides
+    by it, ``resampled.r2`` centres with it), which draw counts do. Multiplied by importance weights they no
+    longer do, and each resample's sum differs: scaling each resample to the row count makes every statistic
+    the weighted metric of the drawn rows, as ``metrics`` computes it (the self-normalised, ratio estimate). A resample
     that drew only rows of zero weight has no metric and gives NaN, left out as an undefined one.
     """
     if sample_weight is None:
@@ -214,154 +215,3 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray], rows: int, n_boot: 
         draws = rng.integers(0, rows, size=(size, rows)) + (np.arange(size) * rows)[:, None]
         values.append(statistic(np.bincount(draws.ravel(), minlength=size * rows).reshape(size, rows)))
     return np.concatenate(values)
-
-
-def _mean_of(per_row: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The weighted mean of ``per_row``, for weights that sum to its length (draw counts, or a dealt arm's
-    rows scaled up to the pooled count)."""
-    return lambda weights: weights @ per_row / len(per_row)
-
-
-def _mean_and_variance(per_row: np.ndarray) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """The mean of the rows that 0/1 ``weights`` select, and its sampling variance."""
-
-    def mean_and_variance(weights):
-        count = weights.sum(axis=1)
-        mean = weights @ per_row / count
-        return mean, np.maximum(weights @ (per_row * per_row) / count - mean * mean, 0.0) / count
-
-    return mean_and_variance
-
-
-def _correct(y, pred, score):
-    return (np.asarray(y) == pred).astype(float)
-
-
-def _absolute_error(y, pred, score):
-    return np.abs(np.asarray(y, float) - pred)
-
-
-def _squared_error(y, pred, score):
-    return (np.asarray(y, float) - pred) ** 2
-
-
-def _row_log_loss(y, pred, score):
-    eps = np.finfo(score.dtype).eps  # scikit-learn's clipping
-    return -np.log(np.clip(score[np.arange(len(y)), y.astype(int)], eps, 1 - eps))
-
-
-def _rmse(y, pred, score):
-    return lambda weights: np.sqrt(_mean_of(_squared_error(y, pred, score))(weights))
-
-
-def _rmse_and_variance(y, pred, score):
-    """The variance of the mean squared error, through the square root (the delta method)."""
-    of_squares = _mean_and_variance(_squared_error(y, pred, score))
-
-    def rmse_and_variance(weights):
-        mse, variance = of_squares(weights)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.sqrt(mse), np.where(mse > 0, variance / (4 * mse), 0.0)
-
-    return rmse_and_variance
-
-
-def _r2(y, pred, score):
-    y = np.asarray(y, float)
-
-    def r2(weights):
-        n, total, squares = len(y), weights @ y, weights @ (y * y)
-        spread = squares - total * total / n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(spread > 0, 1 - (weights @ (y - pred) ** 2) / spread, np.nan)
-
-    return r2
-
-
-def _f1_of(y, pred, labels):
-    """Mean F1 over ``labels`` present in each resample (in its truths or predictions), as scikit-learn."""
-    hits = np.stack([(y == c) & (pred == c) for c in labels], axis=1).astype(float)
-    false_pos = np.stack([(y != c) & (pred == c) for c in labels], axis=1).astype(float)
-    false_neg = np.stack([(y == c) & (pred != c) for c in labels], axis=1).astype(float)
-
-    def f1(weights):
-        tp, fp, fn = weights @ hits, weights @ false_pos, weights @ false_neg
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_label = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-        return np.nanmean(per_label, axis=1) if len(labels) > 1 else np.nan_to_num(per_label[:, 0])
-
-    return f1
-
-
-def _f1(y, pred, score):
-    return _f1_of(y, pred, [1]) if len(np.unique(y)) <= 2 else _f1_macro(y, pred, score)
-
-
-def _f1_macro(y, pred, score):
-    return _f1_of(y, pred, np.union1d(y, pred))
-
-
-def _tied_groups(y, score) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Weighted counts of positives and negatives per group of tied scores, groups in rising score."""
-    order = np.argsort(score[:, 1], kind="stable")
-    ranked, positive = score[order, 1], (np.asarray(y)[order] == 1).astype(float)
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-
-    def counts(weights):
-        w = weights[:, order]
-        return np.add.reduceat(w * positive, starts, axis=1), np.add.reduceat(w * (1 - positive), starts, axis=1)
-
-    return counts
-
-
-def _roc_auc(y, pred, score):
-    """Weighted Mann-Whitney: per resample, P(score of a positive > score of a negative) + half the ties."""
-    counts = _tied_groups(y, score)
-
-    def auc(weights):
-        pos, neg = counts(weights)
-        below = np.cumsum(neg, axis=1) - neg
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (pos * (below + neg / 2)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
-
-    return auc
-
-
-def _roc_auc_and_variance(y, pred, score):
-    """The AUC of the rows that 0/1 weights select and DeLong's variance of it: the spread of each positive's
-    share of negatives ranked below it, over the positives, plus the same for the negatives."""
-    counts = _tied_groups(y, score)
-
-    def auc_and_variance(weights):
-        pos, neg = counts(weights)
-        positives, negatives = pos.sum(axis=1, keepdims=True), neg.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            of_positives = (np.cumsum(neg, axis=1) - neg / 2) / negatives  # negatives below, half the ties
-            of_negatives = (positives - np.cumsum(pos, axis=1) + pos / 2) / positives  # positives above
-            auc = (pos * of_positives).sum(axis=1, keepdims=True) / positives
-            spread_positives = (pos * (of_positives - auc) ** 2).sum(axis=1, keepdims=True) / positives
-            spread_negatives = (neg * (of_negatives - auc) ** 2).sum(axis=1, keepdims=True) / negatives
-            return auc[:, 0], (spread_positives / positives + spread_negatives / negatives)[:, 0]
-
-    return auc_and_variance
-
-
-_FROM_WEIGHTS = {
-    "accuracy": lambda y, pred, score: _mean_of(_correct(y, pred, score)),
-    "roc_auc": _roc_auc,
-    "f1": _f1,
-    "f1_macro": _f1_macro,
-    "log_loss": lambda y, pred, score: _mean_of(_row_log_loss(y, pred, score)),
-    "rmse": _rmse,
-    "mae": lambda y, pred, score: _mean_of(_absolute_error(y, pred, score)),
-    "r2": _r2,
-}
-
-# a metric on the rows that 0/1 weights select with its sampling variance, in one pass, to studentize a dealt gain
-_WITH_VARIANCE_FROM_WEIGHTS = {
-    "accuracy": lambda y, pred, score: _mean_and_variance(_correct(y, pred, score)),
-    "roc_auc": _roc_auc_and_variance,
-    "log_loss": lambda y, pred, score: _mean_and_variance(_row_log_loss(y, pred, score)),
-    "rmse": _rmse_and_variance,
-    "mae": lambda y, pred, score: _mean_and_variance(_absolute_error(y, pred, score)),
-}

@@ -11,16 +11,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlops_assets.evaluation import resampled
+
+Resampled = Callable[..., Callable[[np.ndarray], np.ndarray]]  # see ``resampled``
+
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric over (y_true, y_pred, y_score, sample_weight=None); ``y_score`` is class probabilities for
+    """Everything about one metric, so adding one is one entry in ``METRICS``.
+
+    ``compute`` takes (y_true, y_pred, y_score, sample_weight=None); ``y_score`` is class probabilities for
     classifiers. ``sample_weight`` weighs each row (importance weights, a training window's decay); without
-    it every row counts once, computed exactly as before weights existed."""
+    it every row counts once, computed exactly as before weights existed. ``resampled`` is the same metric as
+    a function of row weights (the bootstrap and the dealt canary arms), and ``resampled_with_variance`` adds
+    its sampling variance where one is known (``None``: the dealt gain is not studentized)."""
 
     compute: Callable[..., float]
     higher_is_better: bool
     tasks: tuple[str, ...]
+    resampled: Resampled
+    resampled_with_variance: Resampled | None = None
     needs_scores: bool = False  # computed from class probabilities, not labels alone
 
 
@@ -86,14 +96,23 @@ def _r2(y, pred, score, sample_weight=None):
 
 
 METRICS: dict[str, Metric] = {
-    "roc_auc": Metric(_roc_auc, True, ("binary",), needs_scores=True),
-    "accuracy": Metric(_accuracy, True, ("binary", "multiclass")),
-    "f1": Metric(_f1, True, ("binary",)),
-    "f1_macro": Metric(_f1_macro, True, ("multiclass",)),
-    "log_loss": Metric(_log_loss, False, ("binary", "multiclass"), needs_scores=True),
-    "rmse": Metric(_rmse, False, ("regression",)),
-    "mae": Metric(_mae, False, ("regression",)),
-    "r2": Metric(_r2, True, ("regression",)),
+    "roc_auc": Metric(
+        _roc_auc, True, ("binary",), resampled.roc_auc, resampled.roc_auc_and_variance, needs_scores=True
+    ),
+    "accuracy": Metric(_accuracy, True, ("binary", "multiclass"), resampled.accuracy, resampled.accuracy_and_variance),
+    "f1": Metric(_f1, True, ("binary",), resampled.f1),
+    "f1_macro": Metric(_f1_macro, True, ("multiclass",), resampled.f1_macro),
+    "log_loss": Metric(
+        _log_loss,
+        False,
+        ("binary", "multiclass"),
+        resampled.log_loss,
+        resampled.log_loss_and_variance,
+        needs_scores=True,
+    ),
+    "rmse": Metric(_rmse, False, ("regression",), resampled.rmse, resampled.rmse_and_variance),
+    "mae": Metric(_mae, False, ("regression",), resampled.mae, resampled.mae_and_variance),
+    "r2": Metric(_r2, True, ("regression",), resampled.r2),
 }
 
 _DEFAULTS = {
