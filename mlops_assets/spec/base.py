@@ -22,7 +22,14 @@ class SpecModel(BaseModel):
 
 
 def existing_files(pattern: str, info: ValidationInfo) -> str:
-    base = Path((info.context or {}).get("base_dir", "."))
+    """``pattern`` matches a file relative to ``base_dir`` (the spec's folder, given in the validation context).
+
+    Without a ``base_dir`` there is nothing to resolve against: Dagster validates a component's attributes
+    once without context, and ``MLPipelineComponent.load`` validates them again with the defs.yaml's folder.
+    """
+    if "base_dir" not in (info.context or {}):
+        return pattern
+    base = Path(info.context["base_dir"])
     if not glob.glob(str(base / pattern)):
         raise ValueError(f"no file matches {pattern!r} (relative to {base})")
     return pattern

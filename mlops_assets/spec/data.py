@@ -18,8 +18,11 @@ class LabelsSource(SpecModel):
     @field_validator("path")
     @classmethod
     def _location_exists(cls, value: str, info: ValidationInfo) -> str:
-        """Label batches may not have arrived yet, but the folder they land in must exist."""
-        base = Path((info.context or {}).get("base_dir", "."))
+        """Label batches may not have arrived yet, but the folder they land in must exist (checked, as
+        ``existing_files`` is, only where the validation context gives the spec's ``base_dir``)."""
+        if "base_dir" not in (info.context or {}):
+            return value
+        base = Path(info.context["base_dir"])
         location = base / value
         if glob.has_magic(value):
             location = location.parent
