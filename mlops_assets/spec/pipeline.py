@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from mlops_assets.evaluation.metrics import METRICS, default_metrics
 from mlops_assets.model.expressions import Expression
@@ -47,38 +47,58 @@ class PipelineSpec(SpecModel):
     def _consistent(self) -> PipelineSpec:
         columns = self.schema_.columns
         if self.target not in columns:
-            raise ValueError(f"target {self.target!r} is not a schema column")
+            raise field_error(("target",), f"target {self.target!r} is not a schema column", self.target)
         if self.id_column is not None and self.id_column not in columns:
-            raise ValueError(f"id_column {self.id_column!r} is not a schema column")
+            raise field_error(("id_column",), f"id_column {self.id_column!r} is not a schema column", self.id_column)
         labels = self.source.labels
         if labels is not None and labels.id_column not in columns:
-            raise ValueError(f"source.labels.id_column {labels.id_column!r} is not a schema column")
+            raise field_error(
+                ("source", "labels", "id_column"),
+                f"source.labels.id_column {labels.id_column!r} is not a schema column",
+                labels.id_column,
+            )
         if labels is not None and labels.id_column != self.id_column:
-            raise ValueError(
+            raise field_error(
+                ("source", "labels", "id_column"),
                 f"source.labels.id_column {labels.id_column!r} must be the spec's id_column ({self.id_column!r}): "
-                "the endpoint logs that id, and labels that arrive later join served rows by it"
+                "the endpoint logs that id, and labels that arrive later join served rows by it",
+                labels.id_column,
             )
         known = set(columns) - self.non_features
         for name, source in self.features.derived.items():
             try:
                 missing = Expression.parse(source).columns - known
             except ValueError as exc:
-                raise ValueError(f"features.derived.{name}: {exc}") from None
+                raise field_error(("features", "derived", name), str(exc), source) from None
             if missing:
-                raise ValueError(f"features.derived.{name}: {sorted(missing)} are not feature columns")
+                raise field_error(("features", "derived", name), f"{sorted(missing)} are not feature columns", source)
             known.add(name)
         for i, transform in enumerate(self.features.transforms or []):
             unknown = [c for c in transform.columns if c not in known or c in self.non_features]
             if unknown:
-                raise ValueError(f"features.transforms.{i}.columns: {unknown} are not feature columns")
+                raise field_error(
+                    ("features", "transforms", i, "columns"), f"{unknown} are not feature columns", transform.columns
+                )
         for column in self.feature_columns:
             if column in columns and columns[column].dtype == "str" and column not in self.encoded_columns:
-                raise ValueError(f"feature {column!r} is a string: give it an onehot or ordinal transform")
+                raise field_error(
+                    ("schema", "columns", column, "dtype"),
+                    f"feature {column!r} is a string: give it an onehot or ordinal transform",
+                    "str",
+                )
         unknown = sorted(set(self.monitoring.features) - set(self.input_columns))
         if unknown:
-            raise ValueError(f"monitoring.features: {unknown} are not input columns; allowed: {self.input_columns}")
+            raise field_error(
+                ("monitoring", "features"),
+                f"{unknown} are not input columns; allowed: {self.input_columns}",
+                self.monitoring.features,
+            )
         if self.monitoring.performance is not None and self.id_column is None:
-            raise ValueError("monitoring.performance needs id_column, to join labels to logged predictions")
+            raise field_error(
+                ("monitoring", "performance"),
+                "monitoring.performance needs id_column, to join labels to logged predictions",
+                self.monitoring.performance.metric,
+            )
         allowed = METRICS_BY_TASK[self.task]
         performance = [self.monitoring.performance.metric] if self.monitoring.performance else []
         for field, names in (
@@ -89,7 +109,9 @@ class PipelineSpec(SpecModel):
         ):
             bad = [m for m in names if m not in allowed]
             if bad:
-                raise ValueError(f"{field}: {bad} not available for task {self.task!r}; allowed: {allowed}")
+                raise field_error(
+                    tuple(field.split(".")), f"{bad} not available for task {self.task!r}; allowed: {allowed}", bad
+                )
         return self
 
     @property
@@ -130,6 +152,16 @@ class PipelineSpec(SpecModel):
     def spec_hash(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def field_error(loc: tuple[str | int, ...], message: str, value: object) -> ValidationError:
+    """A cross-field problem located at ``loc``, so that ``load_spec`` and Dagster's ``dg check defs`` name
+    the field: a ``ValueError`` raised by a model validator has no location.
+
+    Only ``value_error`` with its ``error`` survives Dagster rebuilding the error to add the defs.yaml line.
+    """
+    error = {"type": "value_error", "loc": loc, "input": value, "ctx": {"error": ValueError(message)}}
+    return ValidationError.from_exception_data("PipelineSpec", [error])
 
 
 METRICS_BY_TASK = {task: [m for m, info in METRICS.items() if task in info.tasks] for task in Task.__args__}
