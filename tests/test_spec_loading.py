@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mlops_assets.errors import SpecError
-from mlops_assets.spec import load_spec, load_specs, read_specs
-from mlops_assets.spec.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_VALUES
+from mlops_assets.spec import load_spec, load_specs, read_specs, safe_yaml
+from mlops_assets.spec.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_VALUES, load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BREAST_CANCER = (REPO / "pipelines" / "breast_cancer.yaml").read_text()
@@ -64,6 +64,22 @@ def test_an_alias_inside_its_own_anchor_is_refused(pipelines):
 def test_nesting_deeper_than_the_bound_is_refused_without_recursing(pipelines):
     deep = "[" * 5_000 + "]" * 5_000
     assert f"nested deeper than {MAX_DEPTH} levels" in spec_error(with_isin(pipelines, deep))
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
+def test_libyaml_and_the_python_parser_read_specs_alike_within_the_same_bounds(pipelines, monkeypatch, parser):
+    """Specs are parsed by libyaml where PyYAML has it, by PyYAML's Python parser otherwise."""
+    assert (safe_yaml._FastParser is not safe_yaml._PythonParser) == yaml.__with_libyaml__
+    if parser == "python":
+        monkeypatch.setattr(safe_yaml, "_SpecLoader", safe_yaml._spec_loader(safe_yaml._PythonParser))
+    for name in ("breast_cancer.yaml", "diabetes.yaml", "wine.yaml"):
+        assert load_yaml(pipelines / name) == yaml.safe_load((pipelines / name).read_text())
+    for too_deep in ("[" * 5_000 + "]" * 5_000, "[" * 40 + "]" * 40):
+        assert f"nested deeper than {MAX_DEPTH} levels" in spec_error(with_isin(pipelines, too_deep))
+    (pipelines / "block.yaml").write_text("- " * 40 + "x")
+    assert f"nested deeper than {MAX_DEPTH} levels" in spec_error(pipelines / "block.yaml")
+    assert f"at most {MAX_VALUES} values" in spec_error(with_isin(pipelines, alias_bomb(levels=6, fan_out=10)))
+    assert "contains it" in spec_error(with_isin(pipelines, "&self [benign, *self]"))
 
 
 def test_a_file_over_the_size_limit_is_refused(pipelines):

@@ -5,6 +5,10 @@ file must fail fast with a ``SpecError`` rather than exhaust memory: YAML aliase
 stand for billions of values ("billion laughs"), which PyYAML shares by reference until something (pydantic,
 ``json.dumps``, pandera) walks them. The expansion is therefore measured on the composed node graph, before
 any Python object exists, and nesting is bounded because PyYAML composes recursively.
+
+Every load of the code location reads every spec, so the events come from libyaml's C parser where PyYAML
+was built with it (PyYAML's own Python parser otherwise, several times slower); the nodes
+are still composed by PyYAML's Python composer, whose recursion is what the nesting bound stops.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from mlops_assets.errors import SpecError
 
@@ -23,16 +31,38 @@ MAX_BYTES = 1 << 20  # specs are a few kilobytes; a long list of allowed categor
 MAX_VALUES = 100_000  # values after expanding aliases
 MAX_DEPTH = 32  # nesting levels after expanding aliases; a spec needs about six
 _NOT_JSON = ("binary", "timestamp", "set", "omap", "pairs")
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """SafeLoader that stops composing past ``MAX_DEPTH`` and builds only JSON-like values: an unquoted
-    date stays a string, and explicit ``!!binary``/``!!set``/... tags are refused, so every spec can be
-    hashed as JSON."""
+class _PythonParser(Reader, Scanner, Parser):
+    """PyYAML's own parser, written in Python: what reads specs where PyYAML has no libyaml."""
 
     def __init__(self, stream: str):
-        super().__init__(stream)
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+
+try:
+    from yaml.cyaml import CParser as _FastParser  # libyaml's, as yaml.CSafeLoader parses
+except ImportError:  # PyYAML built without libyaml
+    _FastParser = _PythonParser
+
+
+class _BoundedComposer(Composer):
+    """PyYAML's composer, stopped past ``MAX_DEPTH`` nested nodes: it composes recursively."""
+
+    def __init__(self) -> None:
+        Composer.__init__(self)
         self._depth = 0
+
+    def get_single_node(self) -> Node | None:
+        try:
+            return super().get_single_node()
+        except yaml.MarkedYAMLError as exc:  # libyaml refuses over 1000 open flow levels before we compose them
+            if exc.problem != _LIBYAML_TOO_DEEP:
+                raise
+            raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", exc.problem_mark) from None
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         self._depth += 1
@@ -45,16 +75,43 @@ class _SpecLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _refuse(loader: yaml.SafeLoader, node: Node) -> Any:
+class _JsonConstructor(SafeConstructor):
+    """Builds only JSON-like values: explicit ``!!binary``/``!!set``/... tags are refused, so every spec can
+    be hashed as JSON."""
+
+
+def _refuse(loader: SafeConstructor, node: Node) -> Any:
     raise ConstructorError(None, None, f"{node.tag} values are not allowed in a spec", node.start_mark)
 
 
-_SpecLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 for _tag in _NOT_JSON:
-    _SpecLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
+    _JsonConstructor.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
+
+
+class _NoDateResolver(Resolver):
+    """An unquoted date stays a string."""
+
+
+_NoDateResolver.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+}
+
+
+def _spec_loader(parser: type) -> type:
+    """A loader of spec YAML over ``parser``'s events (a class whose ``__init__`` takes the text)."""
+
+    class SpecLoader(_BoundedComposer, parser, _JsonConstructor, _NoDateResolver):
+        def __init__(self, stream: str):
+            parser.__init__(self, stream)
+            _BoundedComposer.__init__(self)
+            _JsonConstructor.__init__(self)
+            _NoDateResolver.__init__(self)
+
+    return SpecLoader
+
+
+_SpecLoader = _spec_loader(_FastParser)
 
 
 def load_yaml(path: Path) -> Any:
