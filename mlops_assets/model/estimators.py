@@ -68,9 +68,11 @@ def locate(import_path: str) -> None:
         raise ValueError(f"{import_path!r} is not an estimator: it has no {' or '.join(missing)}")
 
 
+@functools.lru_cache(maxsize=1024)
 def _module_source(module_name: str) -> Path | None:
     """The file of ``module_name``, found without importing it or its parents (``find_spec`` of a dotted
-    name would import the package)."""
+    name would import the package). Kept per process, as ``_bindings`` keeps what the file binds: each spec
+    naming the same class asks again for the same modules."""
     top, *rest = module_name.split(".")
     if not all(part.isidentifier() for part in (top, *rest)):
         return None
