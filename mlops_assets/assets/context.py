@@ -28,10 +28,15 @@ class PipelineContext:
     def keys(self) -> dict[str, dg.AssetKey]:
         return asset_keys(self.spec.name)
 
+    @cached_property
+    def code_version(self) -> str:
+        """The spec's hash, computed once for all the pipeline's assets: it serialises the whole spec."""
+        return self.spec.spec_hash
+
     @property
     def common(self) -> dict:
         """Arguments every asset of the pipeline shares: its group, and the spec's hash as code version."""
-        return {"group_name": self.spec.name, "code_version": self.spec.spec_hash}
+        return {"group_name": self.spec.name, "code_version": self.code_version}
 
     @property
     def has_feedback(self) -> bool:
