@@ -9,7 +9,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-from conftest import failures, metadata
 from mlflow import MlflowClient
 
 from mlops_assets.assets import build_pipeline_assets
@@ -18,6 +17,7 @@ from mlops_assets.definitions.folder import SPEC_ERROR_ASSET, SPEC_ERROR_GROUP, 
 from mlops_assets.errors import SpecError
 from mlops_assets.serving.endpoint_state import stop
 from mlops_assets.spec import load_specs
+from tests.conftest import failures, metadata
 
 REPO = Path(__file__).resolve().parents[1]
 SIX = {

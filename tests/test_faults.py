@@ -11,14 +11,14 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import QUIET, failures, metadata
 from dagster import AssetKey
-from test_endpoint_state import stand_in
-from test_lifecycle import admin, champion, client
 
 from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import crashed_url, read_state, running_url, state_file, write_state
 from resources.artifact_store import LocalArtifactStore
+from tests.conftest import QUIET, failures, metadata
+from tests.test_lifecycle import admin, champion, client
+from tests.unit.serving.test_endpoint_state import stand_in
 
 
 def wait_until(condition, what: str):

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import Project, check, failures, metadata
-from test_loop import Loop
 
 from mlops_assets.naming import RETRAIN_TAG, TRIGGER_TAG, DriftStatus
 from mlops_assets.serving.traffic import send_rows
 from resources import local_resources
+from tests.conftest import Project, check, failures, metadata
+from tests.test_loop import Loop
 
 SPEC = {
     "name": "credit",

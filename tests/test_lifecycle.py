@@ -14,7 +14,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import check, failures, metadata
 from dagster import AssetKey
 from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
@@ -27,6 +26,7 @@ from mlops_assets.serving.endpoint_state import admin_token, running_url
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
 from resources.artifact_store import LocalArtifactStore
+from tests.conftest import check, failures, metadata
 
 REPO = Path(__file__).resolve().parents[1]
 ALL = ("raw_data", "validated_features", "trained_model", "evaluation_report", "deployed_endpoint", "drift_report")

@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import check, failures, metadata
 from mlflow import MlflowClient
 
 from mlops_assets.definitions.folder import build_definitions
@@ -21,6 +20,7 @@ from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
 from resources import local_resources
 from sensors import build_sensors
+from tests.conftest import check, failures, metadata
 
 DRIFT = {"mean_radius": 1.3, "mean_texture": 1.4}
 

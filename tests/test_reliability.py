@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import pytest
 from sklearn.linear_model import LogisticRegression
-from test_server import DATA, DTYPES, SPEC, call, serving
 
 from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.serving.app import LoadedModel, create_app
 from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
+from tests.test_server import DATA, DTYPES, SPEC, call, serving
 
 CLIENTS = 8
 PAUSE_S = 0.2  # the least traffic between two admin calls

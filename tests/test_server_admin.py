@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from test_server import CANDIDATE, DTYPES, RULES, SPEC, call, fitted, rows, serving
 
 from mlops_assets.serving.app import LoadedModel, create_app
+from tests.test_server import CANDIDATE, DTYPES, RULES, SPEC, call, fitted, rows, serving
 
 ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
 ROUTES = [

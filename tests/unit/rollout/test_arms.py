@@ -16,7 +16,7 @@ from mlops_assets.rollout.arms import ArmMetrics, arm_metrics, arms_table
 from mlops_assets.rollout.driver import online_comparison
 from mlops_assets.spec import load_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")  # primary metric roc_auc, labels by patient_id
 
 

@@ -8,9 +8,8 @@ import yaml
 from mlops_assets.errors import SpecError
 from mlops_assets.model.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.spec import load_spec, load_specs
-from mlops_assets.spec.reference import render
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write_variant(pipelines: Path, edit) -> Path:
@@ -134,11 +133,6 @@ def test_validate_cli_accepts_the_bundled_specs():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("ok: ") == 3
-
-
-def test_readme_spec_reference_is_generated_from_the_models():
-    readme = (REPO / "README.md").read_text()
-    assert render() in readme, "README's spec reference is stale: paste `mlops-assets spec-reference` into it"
 
 
 def test_spec_hash_changes_with_the_spec(pipelines):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 from sklearn import metrics as sk
-from test_confidence import CASES
 
 from mlops_assets.evaluation.metrics import METRICS, compute_metrics
+from tests.unit.evaluation.test_confidence import CASES
 
 # scikit-learn's own weighted metric, called directly: the reference the weighted metrics must meet
 SKLEARN = {

@@ -8,7 +8,7 @@ from mlops_assets.data.validation import split_holdout, validate
 from mlops_assets.errors import DataError
 from mlops_assets.spec import load_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from mlops_assets.model.torch_mlp import TorchMLP
 from mlops_assets.serving.fast_path import CompiledModel, LinearFunction, TreeEnsemble, compile_model, verify
 from mlops_assets.spec import load_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 TOLERANCE = 1e-9
 
 

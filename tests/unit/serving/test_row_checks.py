@@ -11,7 +11,7 @@ from mlops_assets.serving.payload import coerce_columns
 from mlops_assets.serving.row_checks import ColumnRules, RowChecks, column_rules
 from mlops_assets.spec import load_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def verdicts(rules: dict[str, ColumnRules], columns: dict, optional=()) -> list[str | None]:

@@ -17,7 +17,7 @@ from mlops_assets.errors import SpecError
 from mlops_assets.spec import load_spec, load_specs, read_specs, safe_yaml
 from mlops_assets.spec.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_VALUES, load_yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 BREAST_CANCER = (REPO / "pipelines" / "breast_cancer.yaml").read_text()
 ISIN = "isin: [benign, malignant]"
 
