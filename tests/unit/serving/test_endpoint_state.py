@@ -1,8 +1,6 @@
 """The endpoint's state file: its address outlives the process, a stop is told from a crash, the token stays private."""
 
 import socket
-import subprocess
-import sys
 
 from mlops_assets.serving.endpoint_state import (
     crashed_url,
@@ -11,22 +9,8 @@ from mlops_assets.serving.endpoint_state import (
     read_state,
     running_url,
     state_file,
-    stop,
     write_state,
 )
-
-
-def stand_in(seconds: int) -> subprocess.Popen:
-    """A process that stands in for an endpoint, returned once it takes SIGTERM as the real one does (uvicorn
-    installs its own handler before it listens). Where the test process runs as a background job, SIGINT is
-    ignored and Dagster copies that to SIGTERM, which children inherit: a SIGTERM sent before the stand-in's
-    own handler is in place would be lost."""
-    code = (
-        f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_DFL); print(flush=True); time.sleep({seconds})"
-    )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    process.stdout.readline()
-    return process
 
 
 def closed_port() -> int:
@@ -58,18 +42,6 @@ def test_an_endpoint_meant_to_run_where_nothing_listens_has_crashed(tmp_path):
     write_state(state_file(tmp_path, "p"), {"url": url})  # stopped: its address kept, no process
     assert crashed_url(tmp_path, "p") is None
     assert crashed_url(tmp_path, "never_started") is None
-
-
-def test_a_stop_ends_the_process_and_keeps_the_address_without_the_token(tmp_path):
-    process = stand_in(60)
-    try:
-        write_state(state_file(tmp_path, "p"), {"url": "http://127.0.0.1:1", "pid": process.pid, "admin_token": "t"})
-        assert stop(tmp_path, "p")
-        assert process.wait(30) < 0
-        assert read_state(tmp_path, "p") == {"url": "http://127.0.0.1:1"}
-        assert not stop(tmp_path, "p")
-    finally:
-        process.kill()
 
 
 def test_a_clean_exit_forgets_only_its_own_process(tmp_path):

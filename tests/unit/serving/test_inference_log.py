@@ -91,3 +91,22 @@ def test_the_reason_a_flagged_row_breaks_the_schema_is_logged_beside_it(tmp_path
     append(log, [1.0, 99.0], ["a", "b"], invalid=[None, "column 'x': le 50 got 99.0"])
     log.close()
     assert [row["invalid"] for row in logged(tmp_path)] == [None, "column 'x': le 50 got 99.0"]
+
+
+def test_the_log_repeats_request_fields_per_row_and_keeps_strings_and_ids(tmp_path):
+    dtypes = {"x": "float", "plan": "str"}
+    writer = InferenceLogWriter(tmp_path, log_schema(dtypes, "regression", "id"), flush_seconds=3600)
+    writer.append({"x": np.array([1.0, 3.0]), "plan": ["a", None], "id": ["7", None]}, 2, "3", [0.5, 1.5], [np.nan] * 2)
+    writer.append({"x": np.array([2.0]), "plan": ["b"], "id": ["8"]}, 1, "4", np.array([2.5]), np.array([np.nan]))
+    writer.close()
+    table = pq.read_table(next(tmp_path.glob("*.parquet")))
+    names = ["request_id", "timestamp", "model_version", "id", "x", "plan", "prediction", "score", "invalid"]
+    assert table.column_names == names
+    rows = table.drop(["request_id", "timestamp", "score"]).to_pylist()
+    assert rows == [
+        {"model_version": "3", "id": "7", "x": 1.0, "plan": "a", "prediction": 0.5, "invalid": None},
+        {"model_version": "3", "id": None, "x": 3.0, "plan": None, "prediction": 1.5, "invalid": None},
+        {"model_version": "4", "id": "8", "x": 2.0, "plan": "b", "prediction": 2.5, "invalid": None},
+    ]
+    ids = table.column("request_id").to_pylist()
+    assert ids[0] == ids[1] != ids[2] and len(ids[2]) == 32

@@ -1,5 +1,3 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -106,33 +104,6 @@ def test_string_feature_without_encoding_is_rejected(pipelines):
     path = pipelines / "variant.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert "feature 'sex' is a string: give it an onehot or ordinal transform" in problems(path)
-
-
-def test_validate_cli_prints_one_message_without_traceback(pipelines):
-    path = write_variant(pipelines, lambda raw: raw.update(task="binery"))
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops_assets.cli", "validate", str(path)], capture_output=True, text=True
-    )
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert f"invalid pipeline spec {path}" in done.stderr and "task:" in done.stderr
-
-
-def test_validate_cli_checks_estimator_parameters(pipelines):
-    path = write_variant(pipelines, lambda raw: raw["model"]["params"].update(colour=1))
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops_assets.cli", "validate", str(path)], capture_output=True, text=True
-    )
-    assert done.returncode == 2
-    assert "model.params: ['colour'] not accepted by sklearn.linear_model.LogisticRegression" in done.stderr
-
-
-def test_validate_cli_accepts_the_bundled_specs():
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops_assets.cli", "validate", str(REPO / "pipelines")], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count("ok: ") == 3
 
 
 def test_spec_hash_changes_with_the_spec(pipelines):

@@ -1,6 +1,6 @@
 """Training on a GPU, serving on a CPU: runs where CUDA is (the device check), skipped elsewhere.
 
-On the GPU machine: ``python3 -m pytest -c /dev/null --rootdir . --noconftest tests/test_torch_cuda.py``
+On the GPU machine: ``python3 -m pytest -c /dev/null --rootdir . --noconftest tests/integration/test_torch_cuda.py``
 (its image has torch and scikit-learn but not dagster, which the shared fixtures need).
 """
 
@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCORE_ON_CPU = """
 import pickle, sys
 import numpy as np

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from mlops_assets.serving.app import LoadedModel, create_app
-from tests.test_server import DTYPES, SPEC, fitted, rows, serving
+from tests.integration.test_server import DTYPES, SPEC, fitted, rows, serving
 
 DEADLINE_S = 0.5
 GIVE_UP_S = 10.0  # a connection still open by then was not going to be closed

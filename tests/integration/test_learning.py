@@ -14,7 +14,7 @@ from mlops_assets.naming import RETRAIN_TAG, TRIGGER_TAG, DriftStatus
 from mlops_assets.serving.traffic import send_rows
 from resources import local_resources
 from tests.conftest import Project, check, failures, metadata
-from tests.test_loop import Loop
+from tests.integration.test_loop import Loop
 
 SPEC = {
     "name": "credit",

@@ -299,14 +299,3 @@ def test_corrupt_log_files_are_skipped_and_counted(loop):
     report = loop.launch(data.run_requests[0])
     assert metadata(report, "breast_cancer", "drift_report")["skipped_log_files"] == 1
     assert "2 unreadable log file(s) skipped so far" in (loop.tick("drift_sensor").skip_message or "")
-
-
-def test_a_label_file_saved_with_a_bom_or_quoted_names_is_a_batch(tmp_path):
-    from sensors.labels import readable
-
-    bom = tmp_path / "excel.csv"
-    bom.write_bytes('\ufeff"patient_id","diagnosis"\nP0001,benign\n'.encode())
-    assert readable(str(bom), {"patient_id", "diagnosis"}) is None
-    missing = tmp_path / "missing.csv"
-    missing.write_text("patient_id,label\nP0001,benign\n")
-    assert readable(str(missing), {"patient_id", "diagnosis"}) == "missing column(s) ['diagnosis']"

@@ -17,8 +17,8 @@ from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import crashed_url, read_state, running_url, state_file, write_state
 from resources.artifact_store import LocalArtifactStore
 from tests.conftest import QUIET, failures, metadata
-from tests.test_lifecycle import admin, champion, client
-from tests.unit.serving.test_endpoint_state import stand_in
+from tests.integration.test_endpoint_stop import stand_in
+from tests.integration.test_lifecycle import admin, champion, client
 
 
 def wait_until(condition, what: str):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mlops_assets.serving.app import LoadedModel, create_app
-from tests.test_server import CANDIDATE, DTYPES, RULES, SPEC, call, fitted, rows, serving
+from tests.integration.test_server import CANDIDATE, DTYPES, RULES, SPEC, call, fitted, rows, serving
 
 ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
 ROUTES = [

@@ -7,7 +7,7 @@ import pytest
 
 from mlops_assets.serving.app import LoadedModel, create_app
 from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
-from tests.test_server import DATA, DTYPES, RULES, SPEC, call, fitted, serving, wait_for_rows
+from tests.integration.test_server import DATA, DTYPES, RULES, SPEC, call, fitted, serving, wait_for_rows
 
 ADMIN = {"Authorization": "Bearer secret"}
 MODEL = LoadedModel("1", fitted(0.5))

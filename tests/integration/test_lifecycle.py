@@ -18,7 +18,7 @@ from dagster import AssetKey
 from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-from mlops_assets.model.pyfunc import load_pipeline_model
+from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import TRIGGER_TAG
 from mlops_assets.rollout.alias_history import read_alias_moves
 from mlops_assets.rollout.audit import read_decisions
@@ -28,7 +28,7 @@ from mlops_assets.spec import load_spec
 from resources.artifact_store import LocalArtifactStore
 from tests.conftest import check, failures, metadata
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ALL = ("raw_data", "validated_features", "trained_model", "evaluation_report", "deployed_endpoint", "drift_report")
 TRAINING = ALL[2:5]
 
@@ -105,7 +105,9 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     scored = pq.read_table(batch["predictions"]).to_pandas()
     assert batch["rows"] == len(scored) == 569 and set(scored["model_version"]) == {str(version.version)}
     features = pd.read_csv(project.pipelines / "data" / "breast_cancer" / "features.csv")
-    expected = load_pipeline_model(project.layout.tracking_uri, "breast_cancer", str(version.version)).predict(features)
+    expected = (
+        MlflowRegistryClient(project.layout.tracking_uri).load("breast_cancer", str(version.version)).predict(features)
+    )
     assert scored["patient_id"].tolist() == features["patient_id"].tolist()
     assert scored["prediction"].tolist() == expected.labels.tolist()
 

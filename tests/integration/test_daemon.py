@@ -18,7 +18,7 @@ from mlops_assets.serving.endpoint_state import running_url, stop
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 GRAPH = b'{"query": "{ assetNodes { assetKey { path } dependencyKeys { path } } }"}'
 

@@ -7,7 +7,7 @@ import pytest
 
 from mlops_assets.model.provenance import code_version
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def git(directory: Path, *args: str) -> str:

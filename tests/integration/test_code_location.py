@@ -6,20 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from mlops_assets.assets import build_pipeline_assets
-from mlops_assets.definitions import folder
-from mlops_assets.definitions.folder import SPEC_ERROR_ASSET, SPEC_ERROR_GROUP, build_definitions, spec_error_assets
-from mlops_assets.errors import SpecError
+from mlops_assets.definitions.folder import SPEC_ERROR_ASSET, SPEC_ERROR_GROUP
 from mlops_assets.serving.endpoint_state import stop
 from mlops_assets.spec import load_specs
 from tests.conftest import failures, metadata
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIX = {
     "raw_data": set(),
     "validated_features": {"raw_data"},
@@ -104,30 +100,6 @@ def test_a_bad_spec_is_shown_on_the_code_location_with_its_file_and_field_and_th
     assert str(pipelines / "wine.yaml") in placeholder["description"] and problem in placeholder["description"]
     assert f"invalid pipeline spec {pipelines / 'wine.yaml'}" in done.stderr and problem in done.stderr
     assert {"breast_cancer/drift_report:no_drift", "diabetes/drift_report:no_drift"} <= set(location["checks"])
-
-
-def test_materializing_a_broken_spec_placeholder_fails_with_its_problems(tmp_path):
-    errors = [SpecError(str(tmp_path / name), [f"task: wrong in {name}"]) for name in ("my-spec.yaml", "my_spec.yaml")]
-    assets = spec_error_assets(errors)
-    assert [a.key.path for a in assets] == [["my_spec", SPEC_ERROR_ASSET], ["my_spec_", SPEC_ERROR_ASSET]]
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(assets[:1], instance=instance, raise_on_error=False)
-    assert not result.success
-    failure = result.failure_data_for_node(f"my_spec__{SPEC_ERROR_ASSET}").error.message
-    assert "my-spec.yaml" in failure and "task: wrong in my-spec.yaml" in failure
-
-
-def test_a_spec_whose_assets_cannot_be_built_does_not_take_the_others_down(pipelines, monkeypatch):
-    def build(spec, path):
-        if spec.name == "diabetes":
-            raise RuntimeError("boom")
-        return build_pipeline_assets(spec, path)
-
-    monkeypatch.setattr(folder, "build_pipeline_assets", build)
-    assets = {"/".join(a.key.path): a for a in build_definitions(pipelines).assets}
-    assert "breast_cancer/trained_model" in assets and "wine/trained_model" in assets
-    assert [k for k in assets if k.startswith("diabetes/")] == [f"diabetes/{SPEC_ERROR_ASSET}"]
-    assert "RuntimeError: boom" in next(iter(assets[f"diabetes/{SPEC_ERROR_ASSET}"].descriptions_by_key.values()))
 
 
 def test_dagster_cli_materializes_a_whole_pipeline(tmp_path):

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.serving.app import LoadedModel, create_app
 from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
-from tests.test_server import DATA, DTYPES, SPEC, call, serving
+from tests.integration.test_server import DATA, DTYPES, SPEC, call, serving
 
 CLIENTS = 8
 PAUSE_S = 0.2  # the least traffic between two admin calls
