@@ -10,7 +10,9 @@ DRIFT_breast_cancer := --shift mean_radius=1.3 --shift mean_texture=1.4
 DRIFT_diabetes := --shift bmi=1.25 --shift bp=1.2
 DRIFT_wine := --shift proline=1.6 --shift color_intensity=1.5
 PIPELINES := breast_cancer diabetes wine
-MATERIALIZE := $(BIN)/dagster asset materialize -f definitions.py \
+# dg launch runs the selected assets in this process, as `dagster asset materialize -f definitions.py` does;
+# -f points it at the repository's code location (the repository is not a dg project).
+MATERIALIZE := $(BIN)/dg launch -f definitions.py \
 	--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
 .PHONY: install demo test test-fast lint format ui stop clean
@@ -30,16 +32,16 @@ $(DAGSTER_HOME)/dagster.yaml:
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mlops-assets validate pipelines
-	@echo "== 1/5 the whole lifecycle of every pipeline (raw data -> ... -> endpoint), from the Dagster CLI"
-	$(MATERIALIZE) --select '*'
+	@echo "== 1/5 the whole lifecycle of every pipeline (raw data -> ... -> endpoint), launched with dg"
+	$(MATERIALIZE) --assets '*'
 	@echo "== 2/5 normal traffic through each endpoint, then a drift report"
 	$(foreach p,$(PIPELINES),$(BIN)/mlops-assets replay pipelines/$(p).yaml --rows 300 --seed 1 &&) true
 	sleep 2
-	$(MATERIALIZE) --select 'key:"*/drift_report"'
+	$(MATERIALIZE) --assets 'key:"*/drift_report"'
 	@echo "== 3/5 drifted traffic, then a drift report that flags it"
 	$(foreach p,$(PIPELINES),$(BIN)/mlops-assets replay pipelines/$(p).yaml --rows 300 --seed 2 $(DRIFT_$(p)) &&) true
 	sleep 2
-	$(MATERIALIZE) --select 'key:"*/drift_report"'
+	$(MATERIALIZE) --assets 'key:"*/drift_report"'
 	@echo "== 4/5 the loop closes by itself: the sensors, ticked through Dagster's API, report each window of"
 	@echo "       traffic and retrain toward the drifted one (importance weights); the new version is gated on"
 	@echo "       the fixed and the weighted holdouts and promoted, and the same traffic is no longer drift; a"
