@@ -36,6 +36,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=pipeline.keys["deployed_endpoint"],
+        ins={"evaluation_report": dg.AssetIn(pipeline.keys["evaluation_report"])},
         description="The gated challenger promoted to `champion` and served by the endpoint.",
         **pipeline.common,
     )

@@ -22,6 +22,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
+        ins={"deployed_endpoint": dg.AssetIn(pipeline.keys["deployed_endpoint"])},
         description="Newest window of the inference log against the served model's training data.",
         deps=[pipeline.keys["validated_features"]],
         check_specs=[

@@ -22,6 +22,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
+        ins={"trained_model": dg.AssetIn(pipeline.keys["trained_model"])},
         description="Challenger vs champion on the same holdout; the gate decides deployment.",
         check_specs=[
             dg.AssetCheckSpec(

@@ -22,6 +22,7 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=pipeline.keys["trained_model"],
+        ins={"validated_features": dg.AssetIn(pipeline.keys["validated_features"])},
         description=f"{spec.model.estimator or 'torch MLP'} trained and registered in MLflow as `{CHALLENGER}`. "
         "An automatic retraining whose training set is the champion's is not run: it could only copy it.",
         output_required=False,

@@ -30,3 +30,12 @@ def test_a_spec_whose_assets_cannot_be_built_does_not_take_the_others_down(pipel
     assert "breast_cancer/trained_model" in assets and "wine/trained_model" in assets
     assert [k for k in assets if k.startswith("diabetes/")] == [f"diabetes/{SPEC_ERROR_ASSET}"]
     assert "RuntimeError: boom" in next(iter(assets[f"diabetes/{SPEC_ERROR_ASSET}"].descriptions_by_key.values()))
+
+
+def test_each_asset_names_its_upstream_assets_by_their_full_keys(pipelines):
+    """Inputs named by key, not left for Dagster to resolve by parameter name: resolving rebuilds each such
+    asset definition when the location loads, and the unprefixed names are shared by every pipeline."""
+    for asset in build_definitions(pipelines).assets:
+        if isinstance(asset, dg.AssetsDefinition) and asset.is_executable:
+            pipeline = asset.key.path[0]
+            assert all(key.path[0] == pipeline and len(key.path) == 2 for key in asset.keys_by_input_name.values())
