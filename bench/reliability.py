@@ -91,7 +91,8 @@ def register_versions(tracking_uri: str, artifact_root: Path) -> dict[str, objec
 
     from mlops_assets.data.snapshot import read_source
     from mlops_assets.model.pipeline_model import fit_pipeline_model
-    from mlops_assets.model.pyfunc import load_pipeline_model, log_pipeline_model
+    from mlops_assets.model.pyfunc import log_pipeline_model
+    from mlops_assets.model.registry import MlflowRegistryClient
     from mlops_assets.spec import load_spec
 
     spec = load_spec(SPEC_PATH)
@@ -104,9 +105,9 @@ def register_versions(tracking_uri: str, artifact_root: Path) -> dict[str, objec
     for data, C in ((frame, 0.5), (flipped, 0.5), (frame, 1e-6), (flipped, 1e-6)):
         model = fit_pipeline_model(spec, data, LogisticRegression(C=C, max_iter=1000))
         with mlflow.start_run(experiment_id=experiment) as run:
-            registered = str(log_pipeline_model(model, spec).registered_model_version)
+            registered = str(log_pipeline_model(model, spec, frame).registered_model_version)
         log_holdout_inputs(tracking_uri, artifact_root, run.info.run_id, frame[spec.input_columns])  # fast path
-        models[registered] = load_pipeline_model(tracking_uri, spec.name, registered)
+        models[registered] = MlflowRegistryClient(tracking_uri).load(spec.name, registered)
     client.set_registered_model_alias(spec.name, "champion", min(models, key=int))
     return models
 

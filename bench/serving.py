@@ -130,7 +130,7 @@ def register(spec_path: Path, tracking_uri: str, artifact_root: Path) -> str:
     experiment = client.create_experiment(spec.name, artifact_location=str(artifact_root / spec.name))
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(experiment_id=experiment) as run:
-        info = log_pipeline_model(model, spec)
+        info = log_pipeline_model(model, spec, frame)
     log_holdout_inputs(tracking_uri, artifact_root, run.info.run_id, holdout[spec.input_columns])
     client.set_registered_model_alias(spec.name, "champion", str(info.registered_model_version))
     return str(info.registered_model_version)

@@ -7,10 +7,11 @@ see these types, so the same asset code runs on a laptop and in a cluster.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
+from mlops_assets.records import RegisteredModel
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,16 +53,6 @@ class ArtifactStore(dg.ConfigurableResource, ABC):
         """Where a process outside Dagster (trainer, endpoint) finds ``key``."""
 
 
-@dataclass(frozen=True)
-class RegisteredModel:
-    """One version of a registered model and the tags that trace it."""
-
-    name: str
-    version: str
-    run_id: str
-    tags: dict[str, str] = field(default_factory=dict)
-
-
 class ModelRegistry(dg.ConfigurableResource, ABC):
     """Model versions and the ``champion``/``challenger`` aliases."""
 
@@ -80,6 +71,10 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def load(self, name: str, version: str) -> PipelineModel: ...
+
+    @abstractmethod
+    def metrics(self, name: str, version: str) -> dict[str, float]:
+        """The metrics of the version's training run: ``train_*`` from training, ``holdout_*`` from evaluation."""
 
     @abstractmethod
     def promote(self, name: str, version: str, approved_by: str, rollback: bool = False) -> RegisteredModel | None:

@@ -1,10 +1,15 @@
-"""Names shared by the assets, the sensors, the CLI and the tests: each defined once, here."""
+"""Names shared by the assets, the sensors, the CLI, the endpoint and the tests: each defined once, here.
+
+Cheap to import (no Dagster at import time): the endpoint and the training process use it too.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:
+    import dagster as dg
 
 ASSET_NAMES = (
     "raw_data",
@@ -16,6 +21,8 @@ ASSET_NAMES = (
     "drift_report",
 )
 EXTERNAL_ASSET_NAMES = ("inference_log", "labels")  # written outside Dagster: the endpoint, the label feed
+
+COMPONENT_TYPE = "mlops_assets.MLPipelineComponent"  # a pipeline's `type` in a dg project's defs.yaml
 
 # MLflow registry aliases: the version serving, and the newest trained version awaiting its gate
 CHAMPION = "champion"
@@ -33,7 +40,31 @@ WINDOW_PREFIX = "rows "  # how such a window is named in its report ("rows 200-4
 
 def asset_keys(pipeline: str) -> dict[str, dg.AssetKey]:
     """Every asset key of a pipeline, by asset name: ``<pipeline>/<asset>``."""
+    import dagster as dg
+
     return {name: dg.AssetKey([pipeline, name]) for name in (*ASSET_NAMES, *EXTERNAL_ASSET_NAMES)}
+
+
+class StorePrefix(StrEnum):
+    """What a pipeline keeps in the artifact store, each kind under ``<pipeline>/<prefix>/`` (``store_key``)."""
+
+    raw = "raw"  # source snapshots, named by content hash
+    features = "features"  # validated training sets and holdouts, by features version
+    feedback = "feedback"  # labelled production rows, by content hash
+    adaptation = "adaptation"  # drifted windows a retraining weights toward
+    acknowledged_drifts = "drift/acknowledged"  # drifts a weighted retraining could not fix, by champion
+    inference_log = "inference_log"  # every scored row, as the endpoint wrote it
+    shadow_log = "shadow_log"  # a shadow model's answers, beside the inference log
+    drift_reports = "reports/drift"
+    evaluation_reports = "reports/evaluation"
+    batch_predictions = "batch_predictions"
+    audit = "audit"  # one record per deployment decision
+    aliases = "aliases"  # one record per move of champion or challenger
+
+
+def store_key(pipeline: str, prefix: StorePrefix, *parts: str) -> str:
+    """``<pipeline>/<prefix>[/<part>...]``: where one pipeline keeps files of one kind in the artifact store."""
+    return "/".join((pipeline, prefix, *parts))
 
 
 class Strategy(StrEnum):

@@ -74,3 +74,13 @@ class TrainingRequest:
     tracking_uri: str
     experiment_id: str
     tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One version of a registered model and the tags that trace it."""
+
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.contracts import EndpointDeployer, RegisteredModel
+from mlops_assets.contracts import EndpointDeployer
+from mlops_assets.records import RegisteredModel
 from mlops_assets.rollout.routing import Rollout
 from mlops_assets.serving.endpoint_state import (
     PING_TIMEOUT_S,

@@ -9,6 +9,7 @@ The restart goes through the deployer, so each environment restarts its own way.
 import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
+from mlops_assets.naming import CHAMPION
 from mlops_assets.rollout.audit import record_decision
 
 SUPERVISOR = "endpoint supervisor"  # who the audit log says acted
@@ -28,7 +29,7 @@ def build_endpoint_supervisor(spec) -> dg.SensorDefinition:
         url = deployer.crashed(spec.name)
         if url is None:
             return dg.SkipReason("the endpoint answers, or is not meant to run")
-        champion = registry.by_alias(spec.name, "champion")
+        champion = registry.by_alias(spec.name, CHAMPION)
         record = {
             "model_version": champion.version if champion else None,
             "previous_version": None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from mlops_assets.data.locations import log_prefix, shadow_log_prefix
 from mlops_assets.errors import MlopsError
 from mlops_assets.local.layout import LocalLayout
-from mlops_assets.naming import TRIGGER_TAG
+from mlops_assets.naming import CHAMPION, TRIGGER_TAG
 from mlops_assets.serving.endpoint_state import (
     endpoint_port,
     forget_process,
@@ -149,10 +149,10 @@ def _rollback(args: argparse.Namespace) -> int:
 
     spec, _ = _spec(args.spec)
     resources = local_resources(LocalLayout.from_env())
-    current = resources["registry"].by_alias(spec.name, "champion")
+    current = resources["registry"].by_alias(spec.name, CHAMPION)
     if current is None:
         raise MlopsError(f"{spec.name} has no champion to roll back")
-    target = rollback_target(spec.name, read_alias_moves(resources["store"], spec.name, "champion"), current.version)
+    target = rollback_target(spec.name, read_alias_moves(resources["store"], spec.name, CHAMPION), current.version)
     config = {"rollback": True, "approved_by": args.by or f"rollback by {getpass.getuser()}"}
     run_config = {"ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
     command = [
@@ -198,7 +198,8 @@ def _status(args: argparse.Namespace) -> int:
     from resources import local_resources
 
     layout = LocalLayout.from_env()
-    print(describe(_pipelines(args.pipelines), layout, local_resources(layout)["store"]))
+    resources = local_resources(layout)
+    print(describe(_pipelines(args.pipelines), layout.endpoints, resources["store"], resources["registry"]))
     return 0
 
 

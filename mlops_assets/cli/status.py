@@ -6,26 +6,21 @@ import json
 import urllib.request
 from pathlib import Path
 
-from mlops_assets.contracts import ArtifactStore
-from mlops_assets.local.layout import LocalLayout
+from mlops_assets.contracts import ArtifactStore, ModelRegistry
+from mlops_assets.naming import CHAMPION, StorePrefix, store_key
 from mlops_assets.rollout.audit import describe_decision, read_decisions
 from mlops_assets.serving.endpoint_state import PING_TIMEOUT_S, crashed_url, running_url
 
 
-def describe(specs, layout: LocalLayout, store: ArtifactStore) -> str:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri=layout.tracking_uri, registry_uri=layout.tracking_uri)
+def describe(specs, endpoints: Path, store: ArtifactStore, registry: ModelRegistry) -> str:
     lines = []
     for spec, _ in specs:
         lines.append(f"{spec.name} ({spec.task}, target {spec.target})")
-        try:
-            champion = client.get_model_version_by_alias(spec.name, "champion")
-        except MlflowException:
+        champion = registry.by_alias(spec.name, CHAMPION)
+        if champion is None:
             lines.append("  no champion yet")
             continue
-        metrics = client.get_run(champion.run_id).data.metrics
+        metrics = registry.metrics(spec.name, champion.version)
         holdout = ", ".join(
             f"{k.removeprefix('holdout_')} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("holdout_")
         )
@@ -35,25 +30,23 @@ def describe(specs, layout: LocalLayout, store: ArtifactStore) -> str:
             f"  holdout: {holdout}",
             f"  dataset {tags.get('dataset_hash')}, spec {tags.get('spec_hash')}, code {tags.get('git_sha')}",
             f"  trained on {tags.get('training_rows_by_origin', '?')} rows, trigger {tags.get('trigger', '?')}",
-            f"  endpoint: {_endpoint(layout.endpoints, spec.name)}",
+            f"  endpoint: {_endpoint(endpoints, spec.name)}",
         ]
         decisions = read_decisions(store, spec.name)
         if decisions:
             lines.append(f"  last decision: {describe_decision(decisions[-1])}")
-        card = layout.data / spec.name / "reports" / "evaluation" / f"v{champion.version}" / "model_card.md"
-        if card.exists():
-            lines.append(f"  model card: {card}")
-        reports = sorted(
-            (layout.data / spec.name / "reports" / "drift").glob("*.json"), key=lambda p: p.stat().st_mtime
-        )
-        if reports:
-            latest = json.loads(reports[-1].read_text())
+        card = store_key(spec.name, StorePrefix.evaluation_reports, f"v{champion.version}", "model_card.md")
+        if store.exists(card):
+            lines.append(f"  model card: {store.uri(card)}")
+        reports = [k for k in store.list(store_key(spec.name, StorePrefix.drift_reports)) if k.endswith(".json")]
+        if reports:  # named by time first: the last is the newest
+            latest = json.loads(store.read_bytes(reports[-1]))
             drifted = latest.get("drifted_features") or []
             lines.append(
                 f"  latest drift report: {latest['status']}"
                 + (f" ({', '.join(drifted)})" if drifted else "")
                 + (f": {latest['verdict']}" if latest.get("verdict") else "")
-                + f", {Path(reports[-1]).with_suffix('.md')}"
+                + f", {store.uri(reports[-1].removesuffix('.json') + '.md')}"
             )
     return "\n".join(lines)
 

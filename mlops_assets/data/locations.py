@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlops_assets.contracts import ArtifactStore
+from mlops_assets.naming import StorePrefix, store_key
+
+if TYPE_CHECKING:  # the endpoint and the CLI read locations without importing Dagster
+    from mlops_assets.contracts import ArtifactStore
 
 EVALUATION_FOLDER = "evaluation"  # artifact folder of a version's run holding its evaluation
 HOLDOUT_INPUTS = "holdout_inputs.parquet"  # in that folder: the inputs a compiled fast path must reproduce on
@@ -20,13 +24,13 @@ def list_files(pattern: str, base_dir: Path) -> list[str]:
 
 def log_prefix(pipeline: str) -> str:
     """Artifact-store prefix of a pipeline's inference log."""
-    return f"{pipeline}/inference_log"
+    return store_key(pipeline, StorePrefix.inference_log)
 
 
 def shadow_log_prefix(pipeline: str) -> str:
     """Artifact-store prefix of the shadow model's answers: beside the inference log, never inside it, so
     drift windows and sensors count each production row once."""
-    return f"{pipeline}/shadow_log"
+    return store_key(pipeline, StorePrefix.shadow_log)
 
 
 def log_files(store: ArtifactStore, prefix: str) -> list[str]:

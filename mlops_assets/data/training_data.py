@@ -18,6 +18,7 @@ from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.snapshot import content_hash
 from mlops_assets.data.training_set import LOGGED_AT, TrainingSet, adapt, assemble
 from mlops_assets.data.validation import validate
+from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.records import FeatureSet, FeedbackSet, RawSnapshot
 
 
@@ -52,7 +53,7 @@ def write_training_set(
     if adapt_to:
         training = adapt(spec, training, store.read_table(adapt_to).to_pandas(), _drift_note(store, adapt_to))
     version = _version(spec, training.train, training.holdout, training.recent)
-    prefix = f"{spec.name}/features/{version}"
+    prefix = store_key(spec.name, StorePrefix.features, version)
     keys = {"train": f"{prefix}/train.parquet", "holdout": f"{prefix}/holdout.parquet"}
     parts = {"train": training.train, "holdout": training.holdout}
     if len(training.recent):

@@ -17,6 +17,7 @@ from dagster._utils.pydantic_yaml import enrich_validation_errors_with_source_po
 from pydantic import BaseModel
 
 from mlops_assets.definitions.folder import pipeline_definitions
+from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.spec import PipelineSpec
 
 DEFS_FILE = "defs.yaml"
@@ -57,5 +58,6 @@ class MLPipelineComponent(dg.Component):
         # only building a component needs it
         from sensors import build_sensors
 
+        silence_known_warnings()
         built = pipeline_definitions(self.spec, self.spec_path, build_sensors)
         return dg.Definitions(assets=built.assets, sensors=built.sensors)

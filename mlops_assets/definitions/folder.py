@@ -12,6 +12,7 @@ from typing import NamedTuple
 import dagster as dg
 
 from mlops_assets.assets import build_pipeline_assets
+from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.errors import SpecError
 from mlops_assets.spec import PipelineSpec, read_specs
 
@@ -37,6 +38,7 @@ def build_definitions(
     The in-process executor is the default: a process per step costs a Dagster import each (18 s vs 3.5 s
     for six trivial assets, field notes); the scale-out resources bring their own executor.
     """
+    silence_known_warnings()
     specs, broken = read_specs(Path(pipelines or os.environ.get("MLOPS_PIPELINES", "pipelines")))
     for error in broken:
         log.error("%s", error)

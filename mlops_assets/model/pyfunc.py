@@ -1,6 +1,11 @@
-"""The MLflow pyfunc flavour of a ``PipelineModel``: what the registry stores and any MLflow tool can load."""
+"""The MLflow pyfunc flavour of a ``PipelineModel``: what the registry stores and any MLflow tool can load.
+
+``registry.MlflowRegistryClient`` logs and loads it; this module says what is stored.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import mlflow.pyfunc
 import pandas as pd
@@ -15,7 +20,7 @@ class PipelineModelWrapper(mlflow.pyfunc.PythonModel):
     def __init__(self, model: PipelineModel):
         self.model = model
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         frame = pd.DataFrame(model_input)
         return self.model.predict({c: frame[c].to_numpy() for c in frame.columns}).labels
 
@@ -41,42 +46,33 @@ def requirements(spec) -> list[str]:
     return [f"{n}=={package_version(n)}" for n in names if package_version(n)]
 
 
-def log_pipeline_model(model: PipelineModel, spec):
+INPUT_EXAMPLE_ROWS = 3  # rows of the training inputs stored with the model: what a request looks like
+
+
+def log_pipeline_model(model: PipelineModel, spec, example: pd.DataFrame):
     """Log ``model`` as a pyfunc in the active run and register it under the pipeline's name: the one place
-    that decides how a model is stored."""
+    that decides how a model is stored. ``example`` (training rows) is stored as its input example, checked
+    against the signature."""
+    _quiet_cloudpickle_notice()
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=PipelineModelWrapper(model),
         signature=signature(spec),
+        input_example=example[spec.input_columns].head(INPUT_EXAMPLE_ROWS),
         pip_requirements=requirements(spec),
         registered_model_name=spec.name,
     )
 
 
-def load_pipeline_model(tracking_uri: str, name: str, version: str) -> PipelineModel:
-    """Load one registered version. The artifact location comes from an explicit client rather than a
-    ``models:/`` URI, which MLflow resolves against process-global settings."""
-    from mlflow import MlflowClient
+def _quiet_cloudpickle_notice() -> None:
+    """MLflow logs a warning whenever a ``python_model`` object is pickled, recommending models from code.
+    Ours is pickled on purpose (the fitted transformer and estimator are the model) and is only ever loaded
+    from the project's own registry, so the notice is dropped in the processes that log models."""
+    logger = logging.getLogger("mlflow.pyfunc")
+    if not any(isinstance(f, _CloudpickleNotice) for f in logger.filters):
+        logger.addFilter(_CloudpickleNotice())
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    location = client.get_model_version_download_uri(name, version)
-    return mlflow.pyfunc.load_model(location).unwrap_python_model().model
 
-
-def load_holdout_inputs(tracking_uri: str, name: str, version: str) -> pd.DataFrame | None:
-    """The holdout inputs ``evaluation_report`` stored with the version; ``None`` for a version never evaluated."""
-    import tempfile
-
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    run_id = client.get_model_version(name, version).run_id
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(run_id, f"{EVALUATION_FOLDER}/{HOLDOUT_INPUTS}", tmp)
-        except (MlflowException, OSError):
-            return None
-        return pd.read_parquet(path)
+class _CloudpickleNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passing a Python object as `python_model`")

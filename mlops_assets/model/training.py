@@ -19,6 +19,7 @@ from mlops_assets.data.training_set import ORIGIN, WEIGHT
 from mlops_assets.model.estimators import build_estimator
 from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.model.provenance import environment
+from mlops_assets.naming import CHALLENGER
 from mlops_assets.records import TrainingRequest
 from mlops_assets.spec import PipelineSpec, load_spec
 
@@ -44,10 +45,7 @@ def make_estimator(spec: PipelineSpec, spec_path: str) -> Any:
 
 
 def run_training(request: TrainingRequest, log) -> TrainingResult:
-    import mlflow
-    from mlflow import MlflowClient
-
-    from mlops_assets.model.pyfunc import log_pipeline_model
+    from mlops_assets.model.registry import MlflowRegistryClient
 
     started = time.perf_counter()
     spec = load_spec(request.spec_path)
@@ -62,22 +60,17 @@ def run_training(request: TrainingRequest, log) -> TrainingResult:
     params = {k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | str | bool)}
     device = getattr(estimator, "device_used_", None) or "cpu"
 
-    mlflow.set_tracking_uri(request.tracking_uri)
-    client = MlflowClient()
     env = environment()
     tags = {**request.tags, "device": device, "estimator": type(estimator).__name__}
-    with mlflow.start_run(experiment_id=request.experiment_id, tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics(train_metrics)
-        mlflow.log_dict(env, "environment.json")
-        info = log_pipeline_model(model, spec)
-    version = str(info.registered_model_version)
-    for key, value in {**tags, "run_id": run.info.run_id, "environment": json.dumps(env)}.items():
-        client.set_model_version_tag(spec.name, version, key, value)
-    client.set_registered_model_alias(spec.name, "challenger", version)
-    log.info(f"registered {spec.name} version {version} as challenger")
+    run = {"tags": tags, "params": params, "metrics": train_metrics, "environment": env}
+    registry = MlflowRegistryClient(request.tracking_uri)
+    registered = registry.register(
+        spec, model, train, request.experiment_id, run, {**tags, "environment": json.dumps(env)}
+    )
+    version = registered.version
+    log.info(f"registered {spec.name} version {version} as {CHALLENGER}")
     seconds = round(time.perf_counter() - started, 3)
-    return TrainingResult(version, run.info.run_id, train_metrics, params, device, seconds, len(train), weighted)
+    return TrainingResult(version, registered.run_id, train_metrics, params, device, seconds, len(train), weighted)
 
 
 def main() -> None:

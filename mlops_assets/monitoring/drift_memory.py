@@ -15,10 +15,11 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_assets.contracts import ArtifactStore
+from mlops_assets.naming import StorePrefix, store_key
 
 
 def _acknowledgement_key(pipeline: str, champion_version: str) -> str:
-    return f"{pipeline}/drift/acknowledged/v{champion_version}.json"
+    return store_key(pipeline, StorePrefix.acknowledged_drifts, f"v{champion_version}.json")
 
 
 def acknowledge(
@@ -71,7 +72,7 @@ def plan_adaptation(
     if not plan.feasible:
         return None, plan.reasons, figures
     inputs = window[[c for c in spec.input_columns if c in window.columns]].reset_index(drop=True)
-    key = f"{spec.name}/adaptation/{content_hash(inputs)}.parquet"
+    key = store_key(spec.name, StorePrefix.adaptation, f"{content_hash(inputs)}.parquet")
     store.write_table(key, pa.Table.from_pandas(inputs, preserve_index=False))
     note = {"features": features, "drift_report": report_id}
     store.write_bytes(adaptation_note_key(key), json.dumps(note).encode())

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.errors import MlopsError
+from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.rollout.audit import read_records, write_record
 
 PROMOTE, ROLLBACK, RESTORE, TRAIN = "promote", "rollback", "restore", "train"  # why an alias moved
@@ -34,7 +35,7 @@ class AliasMove:
 
 
 def alias_prefix(pipeline: str) -> str:
-    return f"{pipeline}/aliases"
+    return store_key(pipeline, StorePrefix.aliases)
 
 
 def record_alias_move(store: ArtifactStore, pipeline: str, move: AliasMove) -> str:

@@ -14,10 +14,11 @@ import uuid
 from typing import Any
 
 from mlops_assets.contracts import ArtifactStore
+from mlops_assets.naming import StorePrefix, store_key
 
 
 def audit_prefix(pipeline: str) -> str:
-    return f"{pipeline}/audit"
+    return store_key(pipeline, StorePrefix.audit)
 
 
 def write_record(store: ArtifactStore, prefix: str, pipeline: str, record: dict[str, Any]) -> str:

@@ -15,9 +15,10 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, RegisteredModel
+from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
-from mlops_assets.records import EvaluationReport
+from mlops_assets.naming import CHAMPION
+from mlops_assets.records import EvaluationReport, RegisteredModel
 from mlops_assets.rollout.alias_history import (
     PROMOTE,
     RESTORE,
@@ -77,8 +78,8 @@ class DeploymentRun:
                 metadata={"reasons": dg.MetadataValue.json(self.report.gate_reasons)},
             )
         approved_by = approver or f"gate:auto (run started by {getpass.getuser()})"
-        champion = self.registry.by_alias(name, "champion")
-        undone = None if approver else rolled_back(read_alias_moves(self.store, name, "champion"), challenger.version)
+        champion = self.registry.by_alias(name, CHAMPION)
+        undone = None if approver else rolled_back(read_alias_moves(self.store, name, CHAMPION), challenger.version)
         if champion is not None and (champion.version == challenger.version or undone is not None):
             if undone is not None:
                 reasons.append(
@@ -103,7 +104,7 @@ class DeploymentRun:
         )
         previous = champion if outcome.served_version != champion.version else None
         if previous is not None:  # roll_out moved the alias itself
-            move = AliasMove("champion", outcome.served_version, champion.version, PROMOTE, approved_by, self.run_id)
+            move = AliasMove(CHAMPION, outcome.served_version, champion.version, PROMOTE, approved_by, self.run_id)
             record_alias_move(self.store, name, move)
         return self._record(
             outcome.action,
@@ -119,11 +120,11 @@ class DeploymentRun:
         """Back to the last different champion in the alias history; a rollback that cannot happen fails
         before anything moves."""
         name = self.spec.name
-        current = self.registry.by_alias(name, "champion")
+        current = self.registry.by_alias(name, CHAMPION)
         if current is None:
             raise dg.Failure(f"{name} has no champion to roll back")
         try:
-            target = rollback_target(name, read_alias_moves(self.store, name, "champion"), current.version)
+            target = rollback_target(name, read_alias_moves(self.store, name, CHAMPION), current.version)
         except RollbackError as exc:
             raise dg.Failure(str(exc)) from None
         reasons, ended = self._end_running_rollout()
@@ -133,7 +134,7 @@ class DeploymentRun:
     def _move_champion(self, version: str, approved_by: str, action: str) -> RegisteredModel | None:
         """Point ``champion`` at ``version`` and append the move to the alias history; return the previous one."""
         previous = self.registry.promote(self.spec.name, version, approved_by, rollback=action != PROMOTE)
-        move = AliasMove("champion", version, previous and previous.version, action, approved_by, self.run_id)
+        move = AliasMove(CHAMPION, version, previous and previous.version, action, approved_by, self.run_id)
         record_alias_move(self.store, self.spec.name, move)
         return previous
 

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops_assets.contracts import EndpointDeployer, ModelRegistry, RegisteredModel
+from mlops_assets.contracts import EndpointDeployer, ModelRegistry
 from mlops_assets.evaluation.confidence import gain_interval
-from mlops_assets.rollout.routing import ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
+from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.records import RegisteredModel
+from mlops_assets.rollout.routing import CANDIDATE, ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
 
 if TYPE_CHECKING:  # the code location imports this module: pandas and pyarrow stay out of it
     from mlops_assets.rollout.arms import ArmMetrics
@@ -116,8 +118,8 @@ def _canary_verdict(
             break
         time.sleep(poll_seconds)
     verdict = canary_verdict(
-        ArmStats(**counters["champion"]),
-        ArmStats(**counters["candidate"]),
+        ArmStats(**counters[CHAMPION]),
+        ArmStats(**counters[CANDIDATE]),
         settings.min_requests,
         settings.max_error_rate_increase,
         online,
@@ -132,8 +134,8 @@ def _canary_verdict(
         figures = ", ".join(
             f"{who} {arm.labelled_rows} rows, {arm.metric} {arm.value:.4f}"
             for who, arm in (
-                ("champion", by_version.get(champion.version)),
-                ("challenger", by_version.get(challenger.version)),
+                (CHAMPION, by_version.get(champion.version)),
+                (CHALLENGER, by_version.get(challenger.version)),
             )
             if arm is not None
         )

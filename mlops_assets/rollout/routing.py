@@ -14,8 +14,10 @@ import random
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-CHAMPION, CANDIDATE = "champion", "candidate"
-MODES = ("canary", "shadow", "ab")  # the rollout strategies: the spec's deployment.strategy, less replace
+from mlops_assets.naming import CHAMPION, STRATEGIES, Strategy
+
+CANDIDATE = "candidate"  # the arm a rollout routes to besides the champion (CHAMPION)
+MODES = tuple(s for s in STRATEGIES if s != Strategy.replace)  # what a rollout can be: the strategies but replace
 
 
 @dataclass(frozen=True)

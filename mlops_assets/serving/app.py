@@ -32,8 +32,9 @@ from threadpoolctl import threadpool_limits
 from mlops_assets import __version__
 from mlops_assets.errors import PayloadError
 from mlops_assets.model.pipeline_model import Prediction
-from mlops_assets.rollout.routing import CANDIDATE, CHAMPION, ArmStats, choose_arm, rollout_from_json
-from mlops_assets.serving.deadlines import Deadlines
+from mlops_assets.naming import CHAMPION
+from mlops_assets.rollout.routing import CANDIDATE, ArmStats, choose_arm, rollout_from_json
+from mlops_assets.serving.body import BodyReader
 from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
 from mlops_assets.serving.inference_log import InferenceLogWriter
 from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader, VersionLoader
@@ -124,14 +125,12 @@ class ScoringApp:
         self.on_invalid = on_invalid
         self.known_columns = frozenset(checked)  # any other column a request sends is ignored, and counted
         self.head_timeout_s = head_timeout_s  # run() gives it to the server: the app never sees a head
-        self.body_deadlines = Deadlines(body_timeout_s, self._body_timed_out)
-        self._timed_out: set[asyncio.Task] = set()
+        self.bodies = BodyReader(max_body_bytes, body_timeout_s)
         self.version_loader = version_loader
         self.state = ServingState()  # replaced whole, never changed in place
         self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
         self.inference_log, self.shadow_log, self.id_column = inference_log, shadow_log, id_column
         self.admin_token, self.scoring_token = admin_token, scoring_token
-        self.max_body_bytes = max_body_bytes
         self._routes = {
             "/invocations": ("POST", self._invocations),
             "/ping": ("GET", self._ping),
@@ -173,7 +172,7 @@ class ScoringApp:
         current = state.current
         if current is None:
             raise HttpError(503, "no model is loaded yet")
-        body = await self._read_body(scope, receive)
+        body = await self.bodies.read(scope, receive)
         if body is None:
             return  # the client went away
         try:
@@ -264,44 +263,6 @@ class ScoringApp:
                 columns, n_rows, candidate.version, labels, kept_score(shadow), answered.tolist(), invalid
             )
 
-    async def _read_body(self, scope: dict, receive: Callable) -> bytes | None:
-        """The request body, or ``None`` if the client disconnected; counted as it streams in, so a body
-        without a Content-Length is refused as soon as it passes the limit, and refused with a 408 unless
-        it is whole within ``body_timeout_s`` (a client that trickles it would hold the connection)."""
-        limit = self.max_body_bytes
-        declared = header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HttpError(413, f"request body of {int(declared)} bytes is over the limit of {limit} bytes")
-        chunks, size = [], 0
-        task = asyncio.current_task()
-        self.body_deadlines.set(task, asyncio.get_running_loop())
-        try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise HttpError(413, f"request body over the limit of {limit} bytes")
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        except asyncio.CancelledError:
-            if task not in self._timed_out:
-                raise
-            self._timed_out.discard(task)
-            task.uncancel()
-            seconds = self.body_deadlines.seconds
-            message = f"the request body was not complete within {seconds:g} s ({size} bytes came)"
-            raise HttpError(408, message, close=True) from None
-        finally:
-            self.body_deadlines.clear(task)
-
-    def _body_timed_out(self, task: asyncio.Task) -> None:
-        self._timed_out.add(task)
-        task.cancel()
-
     async def _ping(self, scope: dict, receive: Callable, send: Callable) -> None:
         await respond(send, 200 if self.current else 503, b"", content_type=None)
 
@@ -343,7 +304,7 @@ class ScoringApp:
         self._authorize(scope)
         if self.version_loader is None:
             raise HttpError(400, "this endpoint was started without a version loader: it cannot run rollouts")
-        body = await self._read_body(scope, receive)
+        body = await self.bodies.read(scope, receive)
         if body is None:
             return
         try:

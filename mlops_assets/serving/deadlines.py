@@ -5,7 +5,7 @@ uvicorn closes a connection that idles between requests (``timeout_keep_alive``)
 sends nothing, or sends its headers or its body a byte at a time, is held for as long as the client likes: a
 few such clients hold every connection and file descriptor. ``ReadDeadlineProtocol`` is uvicorn's httptools
 protocol with a deadline on each request's head, and one on the rest of a body that nobody reads (a route
-that answers without reading it); the app puts one on the bodies it reads (``app.py``, ``ScoringApp._read_body``), so
+that answers without reading it); the app puts one on the bodies it reads (``body.py``, ``BodyReader.read``), so
 that it can answer with MLflow's error document.
 
 Both go through ``Deadlines``: setting and clearing one is a dict operation and one timer sweeps them all,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from mlops_assets.model.pipeline_model import PipelineModel, Prediction
+from mlops_assets.naming import CHAMPION
 from mlops_assets.serving.fast_path import CompiledModel
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,13 @@ def version_loader(name: str, tracking_uri: str, fast_path_tolerance: float | No
     """Loads one registered version of the pipeline's model; with a tolerance, also its verified fast path."""
 
     def load(version: str) -> LoadedModel:
-        from mlops_assets.model.pyfunc import load_holdout_inputs, load_pipeline_model
+        from mlops_assets.model.registry import MlflowRegistryClient
 
-        loaded = LoadedModel(version, load_pipeline_model(tracking_uri, name, version), None, "fast path off")
+        registry = MlflowRegistryClient(tracking_uri)
+        loaded = LoadedModel(version, registry.load(name, version), None, "fast path off")
         if fast_path_tolerance is None:
             return loaded
-        holdout = load_holdout_inputs(tracking_uri, name, version)
+        holdout = registry.holdout_inputs(name, version)
         columns = None if holdout is None else {c: holdout[c].to_numpy() for c in holdout.columns}
         return with_fast_path(loaded, columns, fast_path_tolerance)
 
@@ -79,12 +81,11 @@ def champion_loader(name: str, tracking_uri: str, fast_path_tolerance: float | N
     """Loads whatever version the registry's ``champion`` alias points at when called."""
 
     def load() -> LoadedModel:
-        from mlflow import MlflowClient
+        from mlops_assets.model.registry import MlflowRegistryClient
 
-        from mlops_assets.naming import CHAMPION
-
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        version = str(client.get_model_version_by_alias(name, CHAMPION).version)
-        return version_loader(name, tracking_uri, fast_path_tolerance)(version)
+        champion = MlflowRegistryClient(tracking_uri).by_alias(name, CHAMPION)
+        if champion is None:
+            raise LookupError(f"{name} has no {CHAMPION} in the registry at {tracking_uri}")
+        return version_loader(name, tracking_uri, fast_path_tolerance)(champion.version)
 
     return load

@@ -28,7 +28,7 @@ def server_config(app: ScoringApp, **settings: Any):
 
     from mlops_assets.serving.deadlines import with_read_deadlines
 
-    http = with_read_deadlines(app.head_timeout_s, app.body_deadlines.seconds)
+    http = with_read_deadlines(app.head_timeout_s, app.bodies.deadlines.seconds)
     defaults = {"loop": "uvloop", "http": http, "log_level": "warning", "access_log": False}
     return uvicorn.Config(app, **{**defaults, **settings})
 

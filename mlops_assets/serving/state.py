@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field, replace
 
-from mlops_assets.rollout.routing import CANDIDATE, CHAMPION, ArmStats, Rollout
+from mlops_assets.naming import CHAMPION
+from mlops_assets.rollout.routing import CANDIDATE, ArmStats, Rollout
 from mlops_assets.serving.loading import LoadedModel
 
 MAX_IGNORED_COLUMN_NAMES = 100  # counted by name in /admin/status; further names are counted together

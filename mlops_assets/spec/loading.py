@@ -11,15 +11,19 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import ValidationError
 
 from mlops_assets.errors import SpecError
+from mlops_assets.naming import COMPONENT_TYPE
 from mlops_assets.spec.base import SpecModel
 from mlops_assets.spec.pipeline import PipelineSpec
 from mlops_assets.spec.safe_yaml import load_yaml
 
 
 def load_spec(path: str | Path) -> PipelineSpec:
-    """Read and validate one spec; its relative paths resolve against its folder."""
+    """Read and validate one spec, a spec file or the ``defs.yaml`` of an ``MLPipelineComponent`` (the trainer
+    and the endpoint read a component's spec from there); its relative paths resolve against its folder."""
     path = Path(path)
     raw = load_yaml(path)
+    if isinstance(raw, dict) and raw.get("type") == COMPONENT_TYPE:
+        raw = raw.get("attributes")  # a dg project's defs.yaml: the spec is the component's attributes
     if not isinstance(raw, dict):
         raise SpecError(str(path), ["the top level must be a mapping of fields"])
     try:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from mlops_assets.monitoring.drift.verdict import DriftConfig  # the statistics' defaults are the spec's
 from mlops_assets.naming import STRATEGIES
 from mlops_assets.spec.base import SpecModel, existing_files
 
@@ -90,25 +91,30 @@ class Performance(SpecModel):
 class Monitoring(SpecModel):
     window: int = Field(default=500, ge=1, description="Newest logged requests compared to the reference.")
     min_rows: int = Field(default=50, ge=1, description="Fewer logged requests than this: no verdict yet.")
-    bins: int = Field(default=10, ge=2, le=100, description="Quantile bins fixed on the reference (PSI).")
-    psi_threshold: float = Field(default=0.2, gt=0, description="PSI above which a numeric feature has drifted.")
+    bins: int = Field(default=DriftConfig.bins, ge=2, le=100, description="Quantile bins fixed on the reference (PSI).")
+    psi_threshold: float = Field(
+        default=DriftConfig.psi_threshold, gt=0, description="PSI above which a numeric feature has drifted."
+    )
     wasserstein_threshold: float = Field(
-        default=0.1, gt=0, description="Wasserstein distance over the reference's std above which it has drifted."
+        default=DriftConfig.wasserstein_threshold,
+        gt=0,
+        description="Wasserstein distance over the reference's std above which it has drifted.",
     )
     js_threshold: float = Field(
-        default=0.1,
+        default=DriftConfig.js_threshold,
         gt=0,
         description="Jensen-Shannon distance above which a categorical feature, or a numeric feature's missing "
         "share, has drifted.",
     )
     alpha: float = Field(
-        default=0.05,
+        default=DriftConfig.alpha,
         gt=0,
         lt=1,
         description="Level of the corrected KS / chi-squared tests that must confirm an effect size.",
     )
     correction: Literal["bonferroni", "bh"] = Field(
-        default="bonferroni", description="Multiple-testing correction: bonferroni or bh (Benjamini-Hochberg)."
+        default=DriftConfig.correction,
+        description="Multiple-testing correction: bonferroni or bh (Benjamini-Hochberg).",
     )
     features: dict[str, Thresholds] = Field(
         default_factory=dict, description="Per-feature threshold overrides, by feature name."

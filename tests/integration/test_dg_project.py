@@ -63,13 +63,16 @@ def test_dg_check_and_list_defs_see_the_pipeline_its_checks_and_sensors(env):
     assert files_in(EXAMPLE) == before
 
 
-def test_dg_launch_materializes_raw_data_under_mlops_home(env):
+def test_dg_launch_trains_the_component_pipeline_from_its_defs_yaml(env):
+    """The trainer is another process: it reads the spec again from the defs.yaml, as the endpoint does."""
     before = files_in(EXAMPLE)
-    launched = dg("launch", "--assets", "diabetes/raw_data", cwd=EXAMPLE, env=env)
+    selection = "diabetes/raw_data,diabetes/validated_features,diabetes/trained_model"
+    launched = dg("launch", "--assets", selection, cwd=EXAMPLE, env=env)
     assert launched.returncode == 0, launched.stdout + launched.stderr
     assert "RUN_SUCCESS" in launched.stderr
     snapshots = list((Path(env["MLOPS_HOME"]) / "data" / "diabetes" / "raw").glob("*.parquet"))
     assert len(snapshots) == 1
+    assert "registered diabetes version 1 as challenger" in launched.stderr + launched.stdout
     assert files_in(EXAMPLE) == before
 
 

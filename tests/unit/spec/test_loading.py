@@ -246,3 +246,13 @@ def test_mutated_valid_specs_load_or_are_a_spec_error(pipelines, name, data):
     path = pipelines / "fuzz.yaml"
     path.write_text(yaml.safe_dump(raw))
     loads_or_refuses(path)
+
+
+def test_a_component_defs_yaml_is_read_as_the_spec_in_its_attributes(pipelines):
+    """The trainer and the endpoint read a component's spec again from its defs.yaml."""
+    spec = yaml.safe_load(BREAST_CANCER)
+    defs = pipelines / "defs.yaml"
+    defs.write_text(yaml.safe_dump({"type": "mlops_assets.MLPipelineComponent", "attributes": spec}))
+    assert load_spec(defs) == load_spec(pipelines / "breast_cancer.yaml")
+    defs.write_text(yaml.safe_dump({"type": "mlops_assets.MLPipelineComponent", "attributes": {**spec, "task": 3}}))
+    assert "task:" in spec_error(defs)
