@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext
+from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import list_files
 from mlops_assets.records import EndpointState
@@ -19,6 +19,7 @@ def build_batch_predictions(pipeline: PipelineContext) -> dg.AssetsDefinition:
         ins={"deployed_endpoint": dg.AssetIn(key=pipeline.keys["deployed_endpoint"])},
         **pipeline.common,
     )
+    @signature_once
     def batch_predictions(
         context: dg.AssetExecutionContext,
         store: ArtifactStore,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 
@@ -42,6 +45,17 @@ class PipelineContext:
     def has_feedback(self) -> bool:
         """Labels arrive apart from the source: logged rows joined with them become training data."""
         return self.spec.source.labels is not None
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def signature_once(fn: F) -> F:
+    """``fn`` with its signature computed once and kept: ``@dg.asset`` reads an asset function's signature over
+    a dozen times while it builds the asset, on every load of the code location, and ``inspect.signature``
+    returns a function's ``__signature__`` when it has one."""
+    fn.__signature__ = inspect.signature(fn)
+    return fn
 
 
 def markdown_image(png: bytes, alt: str) -> str:

@@ -9,7 +9,7 @@ import functools
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.assets.context import PipelineContext, markdown_list
+from mlops_assets.assets.context import PipelineContext, markdown_list, signature_once
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
 from mlops_assets.naming import APPROVER_TAG, Strategy
@@ -40,6 +40,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
         description="The gated challenger promoted to `champion` and served by the endpoint.",
         **pipeline.common,
     )
+    @signature_once
     def deployed_endpoint(
         context: dg.AssetExecutionContext,
         config: DeploymentConfig,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext
+from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.naming import WINDOW_END_TAG, DriftStatus
 from mlops_assets.records import EndpointState
@@ -40,6 +40,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         ],
         **pipeline.common,
     )
+    @signature_once
     def drift_report(
         context: dg.AssetExecutionContext,
         store: ArtifactStore,

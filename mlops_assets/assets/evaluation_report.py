@@ -8,7 +8,7 @@ retraining.
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list
+from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
 from mlops_assets.naming import CHAMPION
@@ -31,6 +31,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         ],
         **pipeline.common,
     )
+    @signature_once
     def evaluation_report(
         context: dg.AssetExecutionContext,
         store: ArtifactStore,

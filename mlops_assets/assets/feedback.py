@@ -7,7 +7,7 @@ like the raw snapshot, so unchanged feedback starts no new work and any version'
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext
+from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_files, log_prefix
 from mlops_assets.records import FeedbackSet
@@ -52,6 +52,7 @@ def build_feedback(pipeline: PipelineContext) -> dg.AssetsDefinition:
         ],
         **pipeline.common,
     )
+    @signature_once
     def feedback(context: dg.AssetExecutionContext, store: ArtifactStore):
         import pyarrow as pa
 

@@ -6,7 +6,7 @@ version's exact source rows can be read back.
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext
+from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.records import RawSnapshot
 
@@ -17,6 +17,7 @@ def build_raw_data(pipeline: PipelineContext) -> dg.AssetsDefinition:
     @dg.asset(
         key=pipeline.keys["raw_data"], description=f"Immutable snapshot of {spec.source.path}.", **pipeline.common
     )
+    @signature_once
     def raw_data(context: dg.AssetExecutionContext, store: ArtifactStore):
         import pyarrow as pa
 

@@ -9,7 +9,7 @@ import json
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext
+from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry, Trainer
 from mlops_assets.model.provenance import code_version
 from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, TRIGGER_TAG
@@ -28,6 +28,7 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
         output_required=False,
         **pipeline.common,
     )
+    @signature_once
     def trained_model(
         context: dg.AssetExecutionContext,
         store: ArtifactStore,

@@ -7,7 +7,7 @@ and a retraining that answers a drift without labels adds importance weights (``
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext
+from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.naming import ADAPTATION_TAG
 from mlops_assets.records import FeedbackSet, RawSnapshot
@@ -34,6 +34,7 @@ def build_validated_features(pipeline: PipelineContext) -> dg.AssetsDefinition:
         ],
         **pipeline.common,
     )
+    @signature_once
     def validated_features(context: dg.AssetExecutionContext, store: ArtifactStore, raw_data: RawSnapshot, **inputs):
         from mlops_assets.data.training_data import write_training_set
 
