@@ -7,6 +7,7 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import list_files
+from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.records import EndpointState
 
 
@@ -35,7 +36,7 @@ def build_batch_predictions(pipeline: PipelineContext) -> dg.AssetsDefinition:
         id_column = spec.id_column if spec.id_column in dataset.schema.names else None
         columns = spec.input_columns + ([id_column] if id_column else [])
         model = registry.load(spec.name, deployed_endpoint.model_version)
-        output_key = f"{spec.name}/batch_predictions/{context.run_id}.parquet"
+        output_key = store_key(spec.name, StorePrefix.batch_predictions, f"{context.run_id}.parquet")
         started = time.perf_counter()
         batches = read_batches(dataset, columns, spec.batch.batch_rows)
         rows = score_batches(model, deployed_endpoint.model_version, batches, Path(store.uri(output_key)), id_column)

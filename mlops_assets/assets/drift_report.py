@@ -6,6 +6,7 @@ scoring requests the endpoint rejected since the previous report: a feature that
 logged, and this is where it is still seen.
 """
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.naming import WINDOW_END_TAG, DriftStatus
+from mlops_assets.naming import WINDOW_END_TAG, DriftStatus, StorePrefix, store_key
 from mlops_assets.records import EndpointState
 
 
@@ -65,10 +66,11 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         counts = _request_counts(context, deployer, spec.name, key)
         markdown = outcome.markdown + (f"\n\n**{status}**: {verdict}" if verdict else "")
         as_json = {**outcome.as_json, "status": str(status), "verdict": verdict, "adaptation": adaptation}
-        report_key = f"{spec.name}/reports/drift/{context.run_id}"
+        # named by time first, so the newest report sorts last (what `mlops-assets status` shows)
+        written_at = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        report_key = store_key(spec.name, StorePrefix.drift_reports, f"{written_at}-{context.run_id}")
         store.write_bytes(f"{report_key}.json", json.dumps(as_json, indent=2, default=str).encode())
         store.write_bytes(f"{report_key}.md", markdown.encode())
-        performance = outcome.performance
         yield dg.Output(
             as_json,
             metadata={
@@ -85,17 +87,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
                 "report": dg.MetadataValue.md(markdown),
                 "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
-                **(
-                    {
-                        f"online_{performance.metric}": performance.value,
-                        "online_low": performance.low,
-                        "online_high": performance.high,
-                        "online_rows": performance.rows,
-                        "performance_decayed": performance.decayed,
-                    }
-                    if performance
-                    else {}
-                ),
+                **online_metadata(outcome.performance),
             },
         )
         yield dg.AssetCheckResult(
@@ -155,6 +147,19 @@ def drift_verdict(spec, store: ArtifactStore, outcome, endpoint: EndpointState, 
         return DriftStatus.waiting_for_labels, verdict, adaptation
     adaptation = {**adaptation, "window": window_key}
     return status, f"importance weights can answer it (effective share {adaptation['effective_share']:.1%})", adaptation
+
+
+def online_metadata(performance) -> dict:
+    """The online metric on logged predictions joined to labels, with its interval; nothing without labels."""
+    if performance is None:
+        return {}
+    return {
+        f"online_{performance.metric}": performance.value,
+        "online_low": performance.low,
+        "online_high": performance.high,
+        "online_rows": performance.rows,
+        "performance_decayed": performance.decayed,
+    }
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
-from mlops_assets.naming import CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION, StorePrefix, store_key
 from mlops_assets.records import EvaluationReport, TrainedModel
 
 HOLDOUT_CHECK_ROWS = 10_000  # holdout rows a compiled fast path must reproduce before it serves
@@ -72,14 +72,9 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 "waiting for labels"
             )
         plots = evaluation_plots(challenger, holdout, spec)
-        tags = registry.get(spec.name, trained_model.version).tags
-        card = model_card(spec, report, tags, judgement.markdown())
-        prefix = f"{spec.name}/reports/evaluation/v{trained_model.version}"
-        for filename, data in {**plots, "model_card.md": card.encode()}.items():
-            store.write_bytes(f"{prefix}/{filename}", data)
-        holdout_inputs = holdout_inputs_parquet(holdout[spec.input_columns].head(HOLDOUT_CHECK_ROWS))
-        files = {**plots, "model_card.md": card.encode(), HOLDOUT_INPUTS: holdout_inputs}
-        registry.log_artifacts(trained_model.run_id, files, EVALUATION_FOLDER)
+        card = model_card(spec, report, registry.get(spec.name, trained_model.version).tags, judgement.markdown())
+        prefix = store_key(spec.name, StorePrefix.evaluation_reports, f"v{trained_model.version}")
+        store_evaluation(spec, store, registry, trained_model, {**plots, "model_card.md": card.encode()}, holdout)
         registry.record(
             spec.name,
             trained_model.version,
@@ -114,6 +109,16 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
     return evaluation_report
 
 
+def store_evaluation(spec, store: ArtifactStore, registry: ModelRegistry, trained: TrainedModel, files, holdout):
+    """The report's files in the artifact store and with the version's run; the holdout's inputs travel with
+    the version too, so the endpoint can check a compiled fast path against them."""
+    prefix = store_key(spec.name, StorePrefix.evaluation_reports, f"v{trained.version}")
+    for filename, data in files.items():
+        store.write_bytes(f"{prefix}/{filename}", data)
+    holdout_inputs = holdout_inputs_parquet(holdout[spec.input_columns].head(HOLDOUT_CHECK_ROWS))
+    registry.log_artifacts(trained.run_id, {**files, HOLDOUT_INPUTS: holdout_inputs}, EVALUATION_FOLDER)
+
+
 def holdout_inputs_parquet(frame) -> bytes:
     """The holdout's input columns as parquet bytes, stored beside the version it checks."""
     import pyarrow as pa
@@ -138,5 +143,5 @@ def evaluation_plots(model, holdout, spec) -> dict[str, bytes]:
         )
     }
     if len(model.classes) == 2:
-        plots["roc.png"] = roc_curve_png(y, prediction.proba[:, 1], "challenger")
+        plots["roc.png"] = roc_curve_png(y, prediction.proba[:, 1], CHALLENGER)
     return plots

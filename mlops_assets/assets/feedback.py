@@ -10,6 +10,7 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_files, log_prefix
+from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.records import FeedbackSet
 
 
@@ -63,13 +64,13 @@ def build_feedback(pipeline: PipelineContext) -> dg.AssetsDefinition:
         batches = read_label_batches(spec, base_dir)
         joined = join_feedback(spec, logged, batches.labels, source_ids(spec, base_dir))
         digest = content_hash(joined.rows)
-        key = f"{spec.name}/feedback/{digest}.parquet"
+        key = store_key(spec.name, StorePrefix.feedback, f"{digest}.parquet")
         if not store.exists(key):
             store.write_table(key, pa.Table.from_pandas(joined.rows, preserve_index=False))
         quarantine = _quarantine(batches.quarantined, joined.quarantined)
         quarantine_key = None
         if len(quarantine):
-            quarantine_key = f"{spec.name}/feedback/{digest}-labels-quarantine.parquet"
+            quarantine_key = store_key(spec.name, StorePrefix.feedback, f"{digest}-labels-quarantine.parquet")
             store.write_table(quarantine_key, pa.Table.from_pandas(quarantine.astype(str), preserve_index=False))
             context.log.warning(f"{len(quarantine)} label rows quarantined in {store.uri(quarantine_key)}")
         for file, reason in batches.unreadable.items():

@@ -8,6 +8,7 @@ import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore
+from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.records import RawSnapshot
 
 
@@ -25,7 +26,7 @@ def build_raw_data(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
         source = read_source(spec, base_dir)
         digest = content_hash(source.frame)
-        snapshot_key = f"{spec.name}/raw/{digest}.parquet"
+        snapshot_key = store_key(spec.name, StorePrefix.raw, f"{digest}.parquet")
         new = not store.exists(snapshot_key)
         size = store.write_table(snapshot_key, pa.Table.from_pandas(source.frame, preserve_index=False)) if new else 0
         context.log.info(f"{'wrote' if new else 'reused'} snapshot {snapshot_key}")
