@@ -84,6 +84,11 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
         its predecessor alone."""
 
     @abstractmethod
+    def withdraw(self, name: str, alias: str) -> None:
+        """Remove ``alias`` from the pipeline's model: a first version the endpoint could not load leaves no
+        champion, as there was none before."""
+
+    @abstractmethod
     def fail_unfinished_runs(self, name: str, dagster_run_id: str) -> list[str]:
         """End as FAILED the pipeline's training runs that Dagster run ``dagster_run_id`` started (their
         ``dagster_run_id`` tag) and that are still running: a trainer that died cannot end them. Return their ids."""

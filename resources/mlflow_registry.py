@@ -41,6 +41,9 @@ class MlflowRegistry(ModelRegistry):
     def promote(self, name: str, version: str, approved_by: str, rollback: bool = False) -> RegisteredModel | None:
         return self._mlflow.promote(name, version, approved_by, rollback)
 
+    def withdraw(self, name: str, alias: str) -> None:
+        self._mlflow.withdraw(name, alias)
+
     def fail_unfinished_runs(self, name: str, dagster_run_id: str) -> list[str]:
         return self._mlflow.fail_unfinished_runs(name, dagster_run_id)
 

@@ -131,6 +131,9 @@ class MlflowRegistryClient:
         client.set_registered_model_alias(name, CHAMPION, version)
         return previous
 
+    def withdraw(self, name: str, alias: str) -> None:
+        self._client().delete_registered_model_alias(name, alias)
+
     def fail_unfinished_runs(self, name: str, dagster_run_id: str) -> list[str]:
         from mlflow.entities import RunStatus
 

@@ -16,6 +16,7 @@ from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.rollout.audit import read_records, write_record
 
 PROMOTE, ROLLBACK, RESTORE, TRAIN = "promote", "rollback", "restore", "train"  # why an alias moved
+WITHDRAW = "withdraw"  # the alias removed: a first champion the endpoint could not load
 UNDOING = (ROLLBACK, RESTORE)  # moves back down the line of champions
 
 
@@ -26,7 +27,7 @@ class RollbackError(MlopsError):
 @dataclass(frozen=True)
 class AliasMove:
     alias: str  # "champion" or "challenger"
-    version: str  # where the alias points after the move
+    version: str  # where the alias points after the move ("" once withdrawn)
     previous: str | None  # where it pointed before
     action: str  # PROMOTE, ROLLBACK, RESTORE (a version the endpoint could not load) or TRAIN
     by: str  # who approved it, or what trained it
@@ -60,7 +61,9 @@ def champion_line(moves: list[AliasMove], current: str) -> list[str]:
     """
     line: list[str] = []
     for move in moves:
-        if move.action in UNDOING and move.version in line:
+        if move.action == WITHDRAW:  # only a first champion is withdrawn: the line starts again
+            line.clear()
+        elif move.action in UNDOING and move.version in line:
             del line[len(line) - line[::-1].index(move.version) :]
         elif not line or line[-1] != move.version:
             line.append(move.version)

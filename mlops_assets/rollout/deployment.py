@@ -23,6 +23,7 @@ from mlops_assets.rollout.alias_history import (
     PROMOTE,
     RESTORE,
     ROLLBACK,
+    WITHDRAW,
     AliasMove,
     RollbackError,
     read_alias_moves,
@@ -101,6 +102,7 @@ class DeploymentRun:
             approved_by,
             self.log,
             self.read_arms,
+            strategy,
         )
         previous = champion if outcome.served_version != champion.version else None
         if previous is not None:  # roll_out moved the alias itself
@@ -166,6 +168,10 @@ class DeploymentRun:
         except Exception as exc:
             if previous is not None:
                 self._move_champion(previous.version, f"restored: v{version.version} did not deploy", RESTORE)
+            else:  # there was no champion before: there is none after
+                self.registry.withdraw(name, CHAMPION)
+                by = f"withdrawn: v{version.version} did not deploy"
+                record_alias_move(self.store, name, AliasMove(CHAMPION, "", version.version, WITHDRAW, by, self.run_id))
             failed = {"action": f"{action} failed", "model_version": version.version, "reasons": [str(exc)]}
             record_decision(self.store, name, {**failed, "previous_version": previous and previous.version})
             raise

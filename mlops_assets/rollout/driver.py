@@ -49,16 +49,18 @@ def roll_out(
     approved_by: str,
     log,
     read_arms: ArmReader,
+    strategy: str,
     poll_seconds: float = 1.0,
 ) -> RolloutOutcome:
-    """Start the spec's rollout of ``challenger``; a canary is also decided here. ``read_arms(since, until)``
+    """Start a rollout of ``challenger`` by ``strategy`` (canary, shadow or ab: the run's, which may override
+    the spec's), with the spec's settings; a canary is also decided here. ``read_arms(since, until)``
     gives the per-version figures logged in that time, with the online metric where labels have arrived.
 
     A canary that cannot finish (an error, the run stopped) is ended before the error goes on: no
     challenger keeps a share of the traffic without a verdict.
     """
     settings = spec.deployment.rollout
-    plan = Rollout(spec.deployment.strategy, challenger.version, settings.share, settings.sticky_key or spec.id_column)
+    plan = Rollout(strategy, challenger.version, settings.share, settings.sticky_key or spec.id_column)
     started = deployer.start_rollout(spec.name, plan)
     if plan.mode != "canary":
         registry.record(spec.name, challenger.version, {"rollout": f"{plan.mode} against v{champion.version}"}, {})
@@ -72,12 +74,19 @@ def roll_out(
         deployer.end_rollout(spec.name)
         registry.record(spec.name, challenger.version, {"canary": f"ended without a verdict: {exc!r}"[:5000]}, {})
         raise
-    if verdict.promote:
-        registry.promote(spec.name, challenger.version, f"canary ({approved_by})")
-    else:
-        registry.record(
-            spec.name, challenger.version, {"canary": "rolled back", "canary_reasons": "; ".join(verdict.reasons)}, {}
-        )
+    try:
+        if verdict.promote:
+            registry.promote(spec.name, challenger.version, f"canary ({approved_by})")
+        else:
+            registry.record(
+                spec.name,
+                challenger.version,
+                {"canary": "rolled back", "canary_reasons": "; ".join(verdict.reasons)},
+                {},
+            )
+    except BaseException:
+        deployer.end_rollout(spec.name)  # a verdict the registry did not take: the registry's champion serves alone
+        raise
     ended = dt.datetime.now(dt.UTC)
     final = deployer.end_rollout(spec.name)
     served = challenger.version if verdict.promote else champion.version

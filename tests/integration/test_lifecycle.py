@@ -459,6 +459,7 @@ def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(project):
                 "test",
                 logging.getLogger("test"),
                 unreadable_logs,
+                "canary",
                 poll_seconds=0.05,
             )
     finally:

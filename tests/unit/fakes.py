@@ -154,6 +154,9 @@ class MemoryModelRegistry(ModelRegistry):
         self._aliases[(name, CHAMPION)] = version
         return previous
 
+    def withdraw(self, name: str, alias: str) -> None:
+        self._aliases.pop((name, alias), None)
+
     def fail_unfinished_runs(self, name: str, dagster_run_id: str) -> list[str]:
         """End as FAILED the pipeline's training runs that Dagster run ``dagster_run_id`` started and that are
         still running; return their ids."""

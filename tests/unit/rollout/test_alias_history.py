@@ -7,6 +7,7 @@ from mlops_assets.rollout.alias_history import (
     RESTORE,
     ROLLBACK,
     TRAIN,
+    WITHDRAW,
     AliasMove,
     RollbackError,
     champion_line,
@@ -56,6 +57,13 @@ def test_the_same_version_promoted_again_is_not_a_champion_to_return_to():
 def test_a_version_that_could_not_deploy_is_not_a_champion_to_return_to():
     history = moves((PROMOTE, "1"), (PROMOTE, "2"), (PROMOTE, "3"), (RESTORE, "2"))
     assert rollback_target("p", history, "2") == "1"
+
+
+def test_a_first_champion_withdrawn_because_it_could_not_deploy_is_not_a_champion_to_return_to():
+    history = moves((PROMOTE, "1"), (WITHDRAW, ""), (PROMOTE, "2"))
+    assert champion_line(history, "2") == ["2"]
+    with pytest.raises(RollbackError, match="v2 is the first champion"):
+        rollback_target("p", history, "2")
 
 
 def test_a_champion_moved_outside_the_framework_rolls_back_to_the_last_recorded_one():

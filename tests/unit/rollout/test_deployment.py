@@ -203,12 +203,6 @@ def test_a_rollback_to_a_version_the_endpoint_cannot_load_leaves_the_current_cha
     assert pipeline.decisions()[-1]["action"] == "rollback failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a first version the endpoint cannot load stays champion (there is no previous "
-    "champion to restore, and the registry contract cannot remove the alias), although a failed run should "
-    "leave the champion where it was (none)",
-)
 def test_a_first_version_the_endpoint_cannot_load_leaves_no_champion(pipeline):
     broken = pipeline.train()
     pipeline.deployer.refuse(broken)
@@ -279,12 +273,6 @@ def test_a_shadow_is_started_for_a_person_and_ended_with_its_figures_by_the_next
     assert pipeline.decisions()[-1]["ended_rollout_arms"]["counters"] == decided.ended["counters"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the run's strategy (DeploymentConfig.strategy, passed to carry_out) is not the one "
-    "roll_out starts: roll_out builds its Rollout from spec.deployment.strategy, so a replace spec run with "
-    "strategy shadow asks the endpoint for a 'replace' rollout, which it refuses",
-)
 def test_a_strategy_given_for_the_run_overrides_the_one_of_the_spec(pipeline):
     pipeline.deploy(pipeline.train())
     started = pipeline.deploy(pipeline.train(), strategy="shadow")  # the spec says replace
