@@ -304,13 +304,13 @@ def main() -> None:
                 registry.set_registered_model_alias("breast_cancer", "champion", champion)
                 assert call("swap", "/admin/reload", None, {champion})["model_version"] == champion
                 if swap % every == 0 and len(rollbacks) < args.canaries:
-                    candidate = pick.choice(sorted(set(models) - {champion}))
+                    challenger = pick.choice(sorted(set(models) - {champion}))
                     wait_turn()
-                    rollout = {"mode": "canary", "candidate_version": candidate, "share": 0.5, "sticky_key": None}
-                    call("canary", "/admin/rollout", rollout, {champion, candidate})
+                    rollout = {"mode": "canary", "challenger_version": challenger, "share": 0.5, "sticky_key": None}
+                    call("canary", "/admin/rollout", rollout, {champion, challenger})
                     wait_turn()
                     final = call("rollback", "/admin/rollout/end", {}, {champion})
-                    assert final["model_version"] == champion and final["arms"]["candidate"]["requests"] > 0, final
+                    assert final["model_version"] == champion and final["arms"]["challenger"]["requests"] > 0, final
                     rollbacks.append(len(changes) - 1)
             time.sleep(args.seconds / calls)  # traffic after the last call too
             clients.stop.set()
@@ -329,9 +329,9 @@ def report(answers: list[Answer], changes: list[Change], rollbacks: list[int], c
     for index in rollbacks:
         end, following = changes[index], changes[index + 1] if index + 1 < len(changes) else None
         last = math.inf if following is None else following.started_ns
-        candidate = next(iter(changes[index - 1].serving - end.serving))
+        challenger = next(iter(changes[index - 1].serving - end.serving))
         window = [a for a in answers if end.ended_ns < a.sent_ns and a.received_ns < last]
-        after_rollback.append((len(window), sum(a.version == candidate for a in window)))
+        after_rollback.append((len(window), sum(a.version == challenger for a in window)))
     calls = changes[1:]
 
     def during_call(a: Answer) -> bool:
@@ -345,7 +345,7 @@ def report(answers: list[Answer], changes: list[Change], rollbacks: list[int], c
     print(
         "| clients | seconds | requests | swaps | canary rollbacks | non-200 | connection errors "
         "| wrong body for the header's version | version not serving at the time "
-        "| candidate answers after a rollback | p50 / p99 / max ms during admin calls | p50 / p99 / max ms otherwise |"
+        "| challenger answers after a rollback | p50 / p99 / max ms during admin calls | p50 / p99 / max ms otherwise |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(

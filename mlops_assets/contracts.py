@@ -123,7 +123,7 @@ class EndpointDeployer(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def start_rollout(self, name: str, rollout: Rollout) -> dict[str, Any]:
-        """Make the running endpoint load the candidate (warmed first) and route to it; return its status."""
+        """Make the running endpoint load the challenger (warmed first) and route to it; return its status."""
 
     @abstractmethod
     def rollout_status(self, name: str) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class EndpointDeployer(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def end_rollout(self, name: str) -> dict[str, Any]:
-        """Drop the candidate and serve the registry's champion alone; return the final counters."""
+        """Drop the challenger and serve the registry's champion alone; return the final counters."""
 
     @abstractmethod
     def crashed(self, name: str) -> str | None:

@@ -235,7 +235,7 @@ def _rollout(args: argparse.Namespace) -> int:
     model = registry.load(spec.name, status["model_version"])
     arms = rollout_arms(spec, resources["store"], since, None, read_labels(spec, spec_path.parent), model)
     print(
-        f"{spec.name}: {rollout['mode']} of v{rollout['candidate_version']} against v{status['model_version']} "
+        f"{spec.name}: {rollout['mode']} of v{rollout['challenger_version']} against v{status['model_version']} "
         f"since {rollout['started_at']}\n{arms_table(arms)}"
     )
     return 0

@@ -149,7 +149,7 @@ class DeploymentRun:
         if not rollout:
             return [], None
         arms = self.read_arms(dt.datetime.fromisoformat(rollout["started_at"]), None)
-        return [f"ended the {rollout['mode']} of v{rollout['candidate_version']}"], arms_record(status["arms"], arms)
+        return [f"ended the {rollout['mode']} of v{rollout['challenger_version']}"], arms_record(status["arms"], arms)
 
     def _serve(
         self,

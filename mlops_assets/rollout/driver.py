@@ -21,7 +21,7 @@ from mlops_assets.contracts import EndpointDeployer, ModelRegistry
 from mlops_assets.evaluation.confidence import gain_interval
 from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.records import RegisteredModel
-from mlops_assets.rollout.routing import CANDIDATE, ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
+from mlops_assets.rollout.routing import ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
 
 if TYPE_CHECKING:  # the code location imports this module: pandas and pyarrow stay out of it
     from mlops_assets.rollout.arms import ArmMetrics
@@ -117,7 +117,7 @@ def _canary_verdict(
     online, last_read = None, -math.inf
     while True:
         counters = deployer.rollout_status(spec.name)["arms"]
-        enough = counters["candidate"]["requests"] >= settings.min_requests
+        enough = counters["challenger"]["requests"] >= settings.min_requests
         if enough and spec.source.labels is not None and time.monotonic() - last_read >= LABEL_POLL_SECONDS:
             arms, last_read = read_arms(since, None), time.monotonic()
             online = online_comparison(
@@ -128,7 +128,7 @@ def _canary_verdict(
         time.sleep(poll_seconds)
     verdict = canary_verdict(
         ArmStats(**counters[CHAMPION]),
-        ArmStats(**counters[CANDIDATE]),
+        ArmStats(**counters[CHALLENGER]),
         settings.min_requests,
         settings.max_error_rate_increase,
         online,

@@ -1,8 +1,10 @@
-"""Rollout routing between the champion and a candidate: which arm answers, and the canary's verdict.
+"""Rollout routing between the champion and the challenger: which arm answers, and the canary's verdict.
+
+The arms are named by the registry aliases (``CHAMPION``, ``CHALLENGER``).
 
 Pure functions and small records; the server holds one ``Rollout`` at a time and swaps it atomically.
 
->>> rollout = Rollout(mode="canary", candidate_version="3", share=0.25)
+>>> rollout = Rollout(mode="canary", challenger_version="3", share=0.25)
 >>> choose_arm(rollout, key="customer-42") == choose_arm(rollout, key="customer-42")
 True
 """
@@ -14,19 +16,18 @@ import random
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from mlops_assets.naming import CHAMPION, STRATEGIES, Strategy
+from mlops_assets.naming import CHALLENGER, CHAMPION, STRATEGIES, Strategy
 
-CANDIDATE = "candidate"  # the arm a rollout routes to besides the champion (CHAMPION)
 MODES = tuple(s for s in STRATEGIES if s != Strategy.replace)  # what a rollout can be: the strategies but replace
 
 
 @dataclass(frozen=True)
 class Rollout:
-    """``canary``: ``share`` of requests go to the candidate (sticky by key when a key is sent);
-    ``ab``: the same split, for a person to decide; ``shadow``: the candidate scores copies, never answers."""
+    """``canary``: ``share`` of requests go to the challenger (sticky by key when a key is sent);
+    ``ab``: the same split, for a person to decide; ``shadow``: the challenger scores copies, never answers."""
 
     mode: str
-    candidate_version: str
+    challenger_version: str
     share: float = 0.1
     sticky_key: str | None = None
 
@@ -34,7 +35,7 @@ class Rollout:
 def rollout_from_json(document: Any) -> Rollout:
     """The ``Rollout`` an admin request's body describes; ``ValueError`` naming the first field that is wrong.
 
-    >>> rollout_from_json({"mode": "canary", "candidate_version": "3", "share": "x"})
+    >>> rollout_from_json({"mode": "canary", "challenger_version": "3", "share": "x"})
     Traceback (most recent call last):
     ValueError: share must be a number between 0 and 1 (both excluded); got 'x'
     """
@@ -44,12 +45,12 @@ def rollout_from_json(document: Any) -> Rollout:
     unknown = sorted(str(name) for name in document if name not in names)
     if unknown:
         raise ValueError(f"unknown field(s) {unknown}; a rollout has the fields {names}")
-    mode, version = document.get("mode"), document.get("candidate_version")
+    mode, version = document.get("mode"), document.get("challenger_version")
     share, sticky_key = document.get("share", Rollout.share), document.get("sticky_key")
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}; got {mode!r}")
     if not isinstance(version, str) or not version.strip():
-        raise ValueError(f'candidate_version must be a registered version as a string, such as "3"; got {version!r}')
+        raise ValueError(f'challenger_version must be a registered version as a string, such as "3"; got {version!r}')
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
         raise ValueError(f"share must be a number between 0 and 1 (both excluded); got {share!r}")
     if sticky_key is not None and (not isinstance(sticky_key, str) or not sticky_key):
@@ -62,7 +63,7 @@ def choose_arm(rollout: Rollout | None, key: str | None = None) -> str:
     if rollout is None or rollout.mode == "shadow":
         return CHAMPION
     draw = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32 if key is not None else random.random()
-    return CANDIDATE if draw < rollout.share else CHAMPION
+    return CHALLENGER if draw < rollout.share else CHAMPION
 
 
 @dataclass
@@ -72,7 +73,7 @@ class ArmStats:
     requests: int = 0
     rows: int = 0
     errors: int = 0
-    disagreements: int = 0  # shadow: rows where the candidate's answer differed from the champion's
+    disagreements: int = 0  # shadow: rows where the challenger's answer differed from the champion's
 
     @property
     def error_rate(self) -> float:
@@ -100,24 +101,24 @@ class OnlineComparison:
 
 def canary_verdict(
     champion: ArmStats,
-    candidate: ArmStats,
+    challenger: ArmStats,
     min_requests: int,
     max_error_rate_increase: float,
     online: OnlineComparison | None = None,
     min_gain: float = 0.0,
 ) -> CanaryVerdict | None:
-    """Promote or roll back once the candidate has answered ``min_requests``; ``None`` until then.
+    """Promote or roll back once the challenger has answered ``min_requests``; ``None`` until then.
 
-    The candidate must not fail more often than the champion by over ``max_error_rate_increase``, and,
+    The challenger must not fail more often than the champion by over ``max_error_rate_increase``, and,
     where labels give both arms a metric, the interval of its gain must reach ``min_gain``: a canary sees
     few labelled rows, so it is rolled back when it is confidently short of that, not on noise.
     """
-    if candidate.requests < min_requests:
+    if challenger.requests < min_requests:
         return None
-    increase = candidate.error_rate - champion.error_rate
+    increase = challenger.error_rate - champion.error_rate
     promote = increase <= max_error_rate_increase
     reasons = [
-        f"{'ok' if promote else 'FAIL'}: error rate {candidate.error_rate:.4f} vs champion {champion.error_rate:.4f} "
+        f"{'ok' if promote else 'FAIL'}: error rate {challenger.error_rate:.4f} vs champion {champion.error_rate:.4f} "
         f"(allowed increase {max_error_rate_increase})"
     ]
     if online is not None:

@@ -32,8 +32,8 @@ from threadpoolctl import threadpool_limits
 from mlops_assets import __version__
 from mlops_assets.errors import PayloadError
 from mlops_assets.model.pipeline_model import Prediction
-from mlops_assets.naming import CHAMPION
-from mlops_assets.rollout.routing import CANDIDATE, ArmStats, choose_arm, rollout_from_json
+from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.rollout.routing import ArmStats, choose_arm, rollout_from_json
 from mlops_assets.serving.body import BodyReader
 from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
 from mlops_assets.serving.inference_log import InferenceLogWriter
@@ -186,14 +186,14 @@ class ScoringApp:
         if report is not None:
             self.requests.invalid_rows += report.invalid_rows
             invalid = report.reasons
-        rollout, candidate, arms = state.rollout, state.candidate, state.arms
+        rollout, challenger, arms = state.rollout, state.challenger, state.arms
         if not parsed.keys() <= self.known_columns:
             self.requests.ignored(parsed.keys() - self.known_columns - {rollout.sticky_key if rollout else None})
         arm = CHAMPION
-        if rollout is not None and candidate is not None:
+        if rollout is not None and challenger is not None:
             key = parsed.get(rollout.sticky_key or "", [None])[0] if n_rows == 1 else None
             arm = choose_arm(rollout, None if key is None else str(key))
-            current = candidate if arm == CANDIDATE else current
+            current = challenger if arm == CHALLENGER else current
         stats = arms[arm]
         stats.requests += 1
         stats.rows += n_rows
@@ -211,8 +211,8 @@ class ScoringApp:
                 self.inference_log.append(
                     columns, n_rows, current.version, labels, kept_score(prediction), None, invalid
                 )
-            if rollout is not None and rollout.mode == "shadow" and candidate is not None:
-                self._shadow(candidate, arms[CANDIDATE], columns, n_rows, prediction.labels, invalid)
+            if rollout is not None and rollout.mode == "shadow" and challenger is not None:
+                self._shadow(challenger, arms[CHALLENGER], columns, n_rows, prediction.labels, invalid)
         except Exception:
             log.exception("could not log a request scored by version %s", current.version)
 
@@ -238,29 +238,29 @@ class ScoringApp:
 
     def _shadow(
         self,
-        candidate: LoadedModel,
+        challenger: LoadedModel,
         stats: ArmStats,
         columns: dict,
         n_rows: int,
         answered: np.ndarray,
         invalid: list[str | None] | None,
     ) -> None:
-        """Score a copy with the candidate after the response went out; log and count, never return, its
+        """Score a copy with the challenger after the response went out; log and count, never return, its
         answers. Regression answers count as different beyond floating-point noise."""
         stats.requests += 1
         stats.rows += n_rows
         try:
-            shadow = candidate.predict(columns, n_rows)
+            shadow = challenger.predict(columns, n_rows)
         except Exception:
             stats.errors += 1
-            log.exception("shadow model version %s failed to predict", candidate.version)
+            log.exception("shadow model version %s failed to predict", challenger.version)
             return
         differs = ~np.isclose(shadow.labels, answered) if answered.dtype.kind == "f" else shadow.labels != answered
         stats.disagreements += int(np.sum(differs))
         if self.shadow_log is not None:
             labels = shadow.labels.tolist()
             self.shadow_log.append(
-                columns, n_rows, candidate.version, labels, kept_score(shadow), answered.tolist(), invalid
+                columns, n_rows, challenger.version, labels, kept_score(shadow), answered.tolist(), invalid
             )
 
     async def _ping(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -299,7 +299,7 @@ class ScoringApp:
         await respond(send, 200, orjson.dumps(document))
 
     async def _start_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:
-        """Load the candidate version (warmed like any model), then route to it; counters start at zero.
+        """Load the challenger version (warmed like any model), then route to it; counters start at zero.
         A body that is not a valid rollout is refused before anything changes."""
         self._authorize(scope)
         if self.version_loader is None:
@@ -313,11 +313,11 @@ class ScoringApp:
             raise HttpError(400, f"invalid rollout: {exc}") from None
         version_loader = self.version_loader
         try:
-            candidate = await self.load(lambda: version_loader(rollout.candidate_version))
+            challenger = await self.load(lambda: version_loader(rollout.challenger_version))
         except Exception as exc:
-            log.exception("the candidate did not load; no rollout")
-            raise HttpError(500, f"could not load candidate {rollout.candidate_version}: {exc}") from None
-        self.state = self.state.rolling_out(rollout, candidate)  # arms count from here; requests: since start
+            log.exception("the challenger did not load; no rollout")
+            raise HttpError(500, f"could not load challenger {rollout.challenger_version}: {exc}") from None
+        self.state = self.state.rolling_out(rollout, challenger)  # arms count from here; requests: since start
         await self._status(scope, receive, send)
 
     async def _end_rollout(self, scope: dict, receive: Callable, send: Callable) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field, replace
 
-from mlops_assets.naming import CHAMPION
-from mlops_assets.rollout.routing import CANDIDATE, ArmStats, Rollout
+from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.rollout.routing import ArmStats, Rollout
 from mlops_assets.serving.loading import LoadedModel
 
 MAX_IGNORED_COLUMN_NAMES = 100  # counted by name in /admin/status; further names are counted together
@@ -19,35 +19,35 @@ OTHER_NAMES = "(other names)"
 
 
 def _fresh_arms() -> dict[str, ArmStats]:
-    return {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+    return {CHAMPION: ArmStats(), CHALLENGER: ArmStats()}
 
 
 @dataclass(frozen=True)
 class ServingState:
-    """The champion (``None`` before startup), and the running rollout with its candidate, if any."""
+    """The champion (``None`` before startup), and the running rollout with its challenger, if any."""
 
     current: LoadedModel | None = None
     rollout: Rollout | None = None
-    candidate: LoadedModel | None = None
+    challenger: LoadedModel | None = None
     rollout_started: str | None = None  # ISO time the running rollout started
     arms: dict[str, ArmStats] = field(default_factory=_fresh_arms)  # per arm since the rollout started
 
     def serving(self, champion: LoadedModel) -> ServingState:
         """``champion`` alone: a running rollout ends (its counters stay readable until the next one)."""
-        return replace(self, current=champion, rollout=None, candidate=None)
+        return replace(self, current=champion, rollout=None, challenger=None)
 
-    def rolling_out(self, rollout: Rollout, candidate: LoadedModel) -> ServingState:
-        """The same champion, with ``candidate`` routed per ``rollout``; counters start at zero."""
+    def rolling_out(self, rollout: Rollout, challenger: LoadedModel) -> ServingState:
+        """The same champion, with ``challenger`` routed per ``rollout``; counters start at zero."""
         started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        return replace(self, rollout=rollout, candidate=candidate, rollout_started=started, arms=_fresh_arms())
+        return replace(self, rollout=rollout, challenger=challenger, rollout_started=started, arms=_fresh_arms())
 
     def document(self) -> dict:
         """The state as ``/admin/status`` shows it."""
-        rollout, current, candidate = self.rollout, self.current, self.candidate
+        rollout, current, challenger = self.rollout, self.current, self.challenger
         return {
             "model_version": current.version if current else None,
             "fast_path_check": current.fast_path_check if current else None,
-            "candidate_fast_path_check": candidate.fast_path_check if candidate else None,
+            "challenger_fast_path_check": challenger.fast_path_check if challenger else None,
             "rollout": None if rollout is None else {**asdict(rollout), "started_at": self.rollout_started},
             "arms": {arm: asdict(stats) for arm, stats in self.arms.items()},
         }

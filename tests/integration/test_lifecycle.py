@@ -338,7 +338,7 @@ def test_canary_promotes_the_challenger_after_enough_requests_and_labels(project
     url, deployed = canary(project, {"min_requests": 20, "min_labelled_rows": 15, "min_gain": -0.05})
     assert deployed["action"] == "promoted" and deployed["model_version"] == "2", deployed["decision"]
     counters = deployed["arms"]["counters"]
-    assert counters["candidate"]["requests"] >= 20 and counters["candidate"]["errors"] == 0
+    assert counters["challenger"]["requests"] >= 20 and counters["challenger"]["errors"] == 0
     assert counters["champion"]["requests"] > 0  # the split really sent traffic to both
     versions = {arm["version"]: arm for arm in deployed["arms"]["versions"]}
     assert versions["1"]["labelled_rows"] >= 15 and versions["2"]["labelled_rows"] >= 15

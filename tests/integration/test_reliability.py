@@ -220,7 +220,7 @@ def test_swaps_and_canary_rollbacks_under_load_fail_no_request_and_name_each_ans
         return versions[target["version"]]
 
     pick = random.Random(0)
-    rollbacks = []  # (champion, candidate, index of the rollout's start in timeline.changes)
+    rollbacks = []  # (champion, challenger, index of the rollout's start in timeline.changes)
     with serving(endpoint(tmp_path, versions, loader)) as port, Clients(port, payloads) as clients:
         timeline = Timeline(port, {"1"})
         for swap in range(1, 21):
@@ -230,15 +230,15 @@ def test_swaps_and_canary_rollbacks_under_load_fail_no_request_and_name_each_ans
             assert (status, answer) == (200, {"model_version": champion, "previous": previous})
             clients.pause()
             if swap % 4 == 0:
-                candidate = pick.choice(sorted(set(versions) - {champion}))
-                rollout = {"mode": "canary", "candidate_version": candidate, "share": 0.5, "sticky_key": None}
-                status, answer = timeline.admin("/admin/rollout", rollout, serving={champion, candidate})
-                assert status == 200 and answer["rollout"]["candidate_version"] == candidate, answer
-                rollbacks.append((champion, candidate, len(timeline.changes) - 1))
+                challenger = pick.choice(sorted(set(versions) - {champion}))
+                rollout = {"mode": "canary", "challenger_version": challenger, "share": 0.5, "sticky_key": None}
+                status, answer = timeline.admin("/admin/rollout", rollout, serving={champion, challenger})
+                assert status == 200 and answer["rollout"]["challenger_version"] == challenger, answer
+                rollbacks.append((champion, challenger, len(timeline.changes) - 1))
                 clients.pause()
                 status, final = timeline.admin("/admin/rollout/end", {}, serving={champion})
                 assert status == 200 and final["model_version"] == champion, final
-                assert final["arms"]["candidate"]["requests"] > 0, final
+                assert final["arms"]["challenger"]["requests"] > 0, final
                 clients.pause()
     answers = clients.answers
 
@@ -247,9 +247,9 @@ def test_swaps_and_canary_rollbacks_under_load_fail_no_request_and_name_each_ans
     assert set(served) == set(versions) and min(served.values()) >= 20, served
     assert len(rollbacks) == 5
     changes = [*timeline.changes, None]
-    for champion, candidate, start in rollbacks:
+    for champion, challenger, start in rollbacks:
         during = timeline.between(answers, changes[start], changes[start + 1])
-        assert {a.version for a in during} == {champion, candidate}, Counter(a.version for a in during)
+        assert {a.version for a in during} == {champion, challenger}, Counter(a.version for a in during)
         after = timeline.between(answers, changes[start + 1], changes[start + 2])
         assert after, "no request was sent between the rollback and the next admin call"
         assert {a.version for a in after} == {champion}, Counter(a.version for a in after)

@@ -38,7 +38,7 @@ def fitted(C: float):
     return fit_pipeline_model(SPEC, DATA, LogisticRegression(C=C, max_iter=1000))
 
 
-CANDIDATE = LoadedModel("2", fitted(0.0001))  # strongly regularised: answers differently on some rows
+CHALLENGER = LoadedModel("2", fitted(0.0001))  # strongly regularised: answers differently on some rows
 
 
 @contextlib.contextmanager
@@ -90,7 +90,7 @@ def endpoint(tmp_path, versions):
         loader,
         writer,
         admin_token="secret",
-        version_loader={"2": CANDIDATE}.__getitem__,
+        version_loader={"2": CHALLENGER}.__getitem__,
         shadow_log=shadow_log,
         schema=RULES,
     )
@@ -264,18 +264,18 @@ def start(port: int, **rollout) -> dict:
 
 def test_shadow_scores_copies_logs_its_answers_apart_and_the_champion_answers(endpoint):
     port, log_dir = endpoint
-    assert start(port, mode="shadow", candidate_version="2")["rollout"]["mode"] == "shadow"
+    assert start(port, mode="shadow", challenger_version="2")["rollout"]["mode"] == "shadow"
     answers = [call(port, "POST", "/invocations", rows(10))[1]["X-Model-Version"] for _ in range(5)]
     assert answers == ["1"] * 5
     arms = json.loads(call(port, "GET", "/admin/status", None, ADMIN)[2])["arms"]
-    assert arms["champion"]["requests"] == 5 and arms["candidate"]["rows"] == 50
-    assert 0 < arms["candidate"]["disagreements"] <= 50
+    assert arms["champion"]["requests"] == 5 and arms["challenger"]["rows"] == 50
+    assert 0 < arms["challenger"]["disagreements"] <= 50
     shadow = wait_for_rows(log_dir.parent / "shadow_log", 50)
-    expected = CANDIDATE.model.predict(DATA.head(10)).labels.astype(str).tolist() * 5
+    expected = CHALLENGER.model.predict(DATA.head(10)).labels.astype(str).tolist() * 5
     assert shadow.column("model_version").to_pylist() == ["2"] * 50
     assert shadow.column("prediction").to_pylist() == expected
     disagreements = sum(a != b for a, b in zip(expected, shadow.column("champion_prediction").to_pylist(), strict=True))
-    assert disagreements == arms["candidate"]["disagreements"]
+    assert disagreements == arms["challenger"]["disagreements"]
     served = wait_for_rows(log_dir, 50)  # the inference log holds each production row once
     assert set(served.column("model_version").to_pylist()) == {"1"}
 
@@ -293,7 +293,7 @@ def wait_for_rows(folder: Path, n: int):
 
 def test_canary_routes_by_sticky_key_and_ends_on_the_champion(endpoint):
     port, _ = endpoint
-    start(port, mode="canary", candidate_version="2", share=0.5, sticky_key="patient_id")
+    start(port, mode="canary", challenger_version="2", share=0.5, sticky_key="patient_id")
 
     def version_for(key: str) -> str:
         body = json.dumps({"dataframe_records": [{**DATA[SPEC.input_columns].iloc[0].to_dict(), "patient_id": key}]})
@@ -304,14 +304,14 @@ def test_canary_routes_by_sticky_key_and_ends_on_the_champion(endpoint):
     assert all(version_for(key) == version for key, version in list(seen.items())[:10])
     status, _, body = call(port, "POST", "/admin/rollout/end", b"{}", ADMIN)
     final = json.loads(body)
-    assert status == 200 and final["model_version"] == "1" and final["arms"]["candidate"]["requests"] > 0
+    assert status == 200 and final["model_version"] == "1" and final["arms"]["challenger"]["requests"] > 0
     assert call(port, "POST", "/invocations", rows(1))[1]["X-Model-Version"] == "1"
 
 
 def test_a_rollout_of_an_unknown_version_is_refused_and_serving_goes_on(endpoint):
     port, _ = endpoint
-    status, _, body = call(port, "POST", "/admin/rollout", b'{"mode": "canary", "candidate_version": "9"}', ADMIN)
-    assert status == 500 and "could not load candidate 9" in json.loads(body)["message"]
+    status, _, body = call(port, "POST", "/admin/rollout", b'{"mode": "canary", "challenger_version": "9"}', ADMIN)
+    assert status == 500 and "could not load challenger 9" in json.loads(body)["message"]
     assert json.loads(call(port, "GET", "/admin/status", None, ADMIN)[2])["rollout"] is None
     assert call(port, "POST", "/invocations", rows(1))[0] == 200
 

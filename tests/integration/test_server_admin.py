@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mlops_assets.serving.app import LoadedModel, create_app
-from tests.integration.test_server import CANDIDATE, DTYPES, RULES, SPEC, call, fitted, rows, serving
+from tests.integration.test_server import CHALLENGER, DTYPES, RULES, SPEC, call, fitted, rows, serving
 
 ADMIN = {"Authorization": "Bearer secret", "Content-Type": "application/json"}
 ROUTES = [
@@ -24,7 +24,7 @@ def port():
         DTYPES,
         lambda: champion,
         admin_token="secret",
-        version_loader={"2": CANDIDATE}.__getitem__,
+        version_loader={"2": CHALLENGER}.__getitem__,
         schema=RULES,
     )
     with serving(app) as port:
@@ -47,15 +47,15 @@ def test_the_status_answers_with_the_token(port):
 @pytest.mark.parametrize(
     ("rollout", "message"),
     [
-        ({"mode": "canary", "candidate_version": "2", "share": "x"}, "share must be a number between 0 and 1"),
-        ({"mode": "canary", "candidate_version": "2", "share": 0}, "share must be a number between 0 and 1"),
-        ({"mode": "canary", "candidate_version": "2", "share": 1.5}, "share must be a number between 0 and 1"),
-        ({"mode": "canary", "candidate_version": "2", "share": True}, "share must be a number between 0 and 1"),
-        ({"mode": "blue-green", "candidate_version": "2"}, "mode must be one of ['canary', 'shadow', 'ab']"),
-        ({"mode": "canary", "candidate_version": 2}, "candidate_version must be a registered version as a string"),
-        ({"mode": "canary"}, "candidate_version must be a registered version as a string"),
-        ({"mode": "canary", "candidate_version": "2", "sticky_key": 7}, "sticky_key must be a column name or null"),
-        ({"mode": "canary", "candidate_version": "2", "weight": 3}, "unknown field(s) ['weight']"),
+        ({"mode": "canary", "challenger_version": "2", "share": "x"}, "share must be a number between 0 and 1"),
+        ({"mode": "canary", "challenger_version": "2", "share": 0}, "share must be a number between 0 and 1"),
+        ({"mode": "canary", "challenger_version": "2", "share": 1.5}, "share must be a number between 0 and 1"),
+        ({"mode": "canary", "challenger_version": "2", "share": True}, "share must be a number between 0 and 1"),
+        ({"mode": "blue-green", "challenger_version": "2"}, "mode must be one of ['canary', 'shadow', 'ab']"),
+        ({"mode": "canary", "challenger_version": 2}, "challenger_version must be a registered version as a string"),
+        ({"mode": "canary"}, "challenger_version must be a registered version as a string"),
+        ({"mode": "canary", "challenger_version": "2", "sticky_key": 7}, "sticky_key must be a column name or null"),
+        ({"mode": "canary", "challenger_version": "2", "weight": 3}, "unknown field(s) ['weight']"),
         ([1, 2], "the body must be a JSON object"),
         ("{oops", "invalid rollout"),
     ],
@@ -74,5 +74,5 @@ def test_a_bad_rollout_is_refused_naming_the_field_and_changes_nothing(port, rol
 
 
 def test_a_valid_rollout_still_starts(port):
-    status, _, body = call(port, "POST", "/admin/rollout", b'{"mode": "canary", "candidate_version": "2"}', ADMIN)
+    status, _, body = call(port, "POST", "/admin/rollout", b'{"mode": "canary", "challenger_version": "2"}', ADMIN)
     assert status == 200 and json.loads(body)["rollout"]["share"] == 0.1

@@ -18,8 +18,8 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, RegisteredModel, Trainer
-from mlops_assets.naming import CHAMPION
-from mlops_assets.rollout.routing import CANDIDATE, ArmStats, Rollout, rollout_from_json
+from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.rollout.routing import ArmStats, Rollout, rollout_from_json
 
 
 class MemoryArtifactStore(ArtifactStore):
@@ -246,7 +246,7 @@ class MemoryEndpointDeployer(EndpointDeployer):
         self._on_status = hook
 
     def answer(self, name: str, arm: str, requests: int, rows: int | None = None, errors: int = 0) -> None:
-        """``requests`` more requests answered by ``arm`` (``champion`` or ``candidate``), ``errors`` of them
+        """``requests`` more requests answered by ``arm`` (``champion`` or ``challenger``), ``errors`` of them
         failed."""
         stats = self._endpoint(name)["arms"][arm]
         stats.requests += requests
@@ -280,22 +280,22 @@ class MemoryEndpointDeployer(EndpointDeployer):
         endpoint = self._endpoints.setdefault(model.name, self._new_endpoint(model.name))
         if model.version in self._refused:
             raise dg.Failure(f"endpoint {endpoint['url']} refused the reload: {self._refused[model.version]}")
-        endpoint.update(up=True, crashed=False, version=model.version, rollout=None, candidate=None)
+        endpoint.update(up=True, crashed=False, version=model.version, rollout=None, challenger=None)
         self._deployments.append((spec_path, model.version, log_uri))
         return endpoint["url"]
 
     def start_rollout(self, name: str, rollout: Rollout) -> dict[str, Any]:
-        """Make the running endpoint load the candidate and route to it; return its status."""
+        """Make the running endpoint load the challenger and route to it; return its status."""
         endpoint = self._running(name)
         try:  # what the endpoint's /admin/rollout checks before anything changes
             rollout_from_json(asdict(rollout))
         except ValueError as exc:
             raise dg.Failure(f"endpoint {endpoint['url']} refused /admin/rollout: invalid rollout: {exc}") from None
-        if rollout.candidate_version in self._refused:
-            raise dg.Failure(f"could not load candidate {rollout.candidate_version}")
+        if rollout.challenger_version in self._refused:
+            raise dg.Failure(f"could not load challenger {rollout.challenger_version}")
         started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        endpoint.update(rollout={**asdict(rollout), "started_at": started}, candidate=rollout.candidate_version)
-        endpoint["arms"] = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+        endpoint.update(rollout={**asdict(rollout), "started_at": started}, challenger=rollout.challenger_version)
+        endpoint["arms"] = {CHAMPION: ArmStats(), CHALLENGER: ArmStats()}
         return self._document(endpoint)
 
     def rollout_status(self, name: str) -> dict[str, Any]:
@@ -306,10 +306,10 @@ class MemoryEndpointDeployer(EndpointDeployer):
         return self._document(endpoint)
 
     def end_rollout(self, name: str) -> dict[str, Any]:
-        """Drop the candidate and serve the registry's champion alone; return the final counters."""
+        """Drop the challenger and serve the registry's champion alone; return the final counters."""
         endpoint = self._running(name)
         final = self._document(endpoint)
-        endpoint.update(version=self._champion(name), rollout=None, candidate=None)
+        endpoint.update(version=self._champion(name), rollout=None, challenger=None)
         return {**final, "model_version": endpoint["version"]}
 
     def crashed(self, name: str) -> str | None:
@@ -320,11 +320,11 @@ class MemoryEndpointDeployer(EndpointDeployer):
     def restart(self, name: str) -> str:
         """Start the crashed endpoint again on its address, serving the champion; return the URL."""
         endpoint = self._endpoint(name)
-        endpoint.update(up=True, crashed=False, version=self._champion(name), rollout=None, candidate=None)
+        endpoint.update(up=True, crashed=False, version=self._champion(name), rollout=None, challenger=None)
         return endpoint["url"]
 
     def _new_endpoint(self, name: str) -> dict[str, Any]:
-        arms = {CHAMPION: ArmStats(), CANDIDATE: ArmStats()}
+        arms = {CHAMPION: ArmStats(), CHALLENGER: ArmStats()}
         return {"url": f"http://{name}.endpoint.test", "up": False, "crashed": False, "version": None, "arms": arms}
 
     def _endpoint(self, name: str) -> dict[str, Any]:

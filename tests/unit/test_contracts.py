@@ -7,10 +7,10 @@ import pyarrow as pa
 import pytest
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
-from mlops_assets.naming import CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.rollout.alias_history import PROMOTE, AliasMove, read_alias_moves, record_alias_move
 from mlops_assets.rollout.audit import read_decisions, record_decision
-from mlops_assets.rollout.routing import CANDIDATE, Rollout
+from mlops_assets.rollout.routing import Rollout
 from resources.artifact_store import LocalArtifactStore
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry, MemoryTrainer
 
@@ -137,12 +137,12 @@ def test_a_rollout_counts_from_zero_and_its_end_serves_the_registrys_champion_wi
     deployer.deploy("p.yaml", first, "log")
     deployer.answer("p", CHAMPION, 5)
     started = deployer.start_rollout("p", Rollout("canary", "2", 0.5, "id"))
-    assert started["rollout"]["candidate_version"] == "2" and started["rollout"]["started_at"]
+    assert started["rollout"]["challenger_version"] == "2" and started["rollout"]["started_at"]
     assert started["arms"][CHAMPION]["requests"] == 0
-    deployer.answer("p", CANDIDATE, 3, rows=30, errors=1)
+    deployer.answer("p", CHALLENGER, 3, rows=30, errors=1)
     registry.promote("p", "2", "canary")
     final = deployer.end_rollout("p")
-    assert final["arms"][CANDIDATE] == {"requests": 3, "rows": 30, "errors": 1, "disagreements": 0}
+    assert final["arms"][CHALLENGER] == {"requests": 3, "rows": 30, "errors": 1, "disagreements": 0}
     assert final["model_version"] == deployer.served_version("p") == "2"
     assert deployer.rollout_status("p")["rollout"] is None
     with pytest.raises(dg.Failure, match="mode must be one of"):

@@ -10,12 +10,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.naming import CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.records import EvaluationReport, FeatureSet, TrainedModel
 from mlops_assets.rollout.alias_history import PROMOTE, RESTORE, ROLLBACK, read_alias_moves
 from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.rollout.deployment import DeploymentRun
-from mlops_assets.rollout.routing import CANDIDATE
 from mlops_assets.spec import load_spec
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
 
@@ -212,12 +211,12 @@ def test_a_first_version_the_endpoint_cannot_load_leaves_no_champion(pipeline):
     assert pipeline.champion() is None
 
 
-def traffic(candidate_errors: int = 0):
+def traffic(challenger_errors: int = 0):
     """Each read of the endpoint's status finds 30 more requests answered by the challenger, 270 by the
     champion."""
 
     def arrive(deployer: MemoryEndpointDeployer) -> None:
-        deployer.answer(NAME, CANDIDATE, 30, errors=candidate_errors)
+        deployer.answer(NAME, CHALLENGER, 30, errors=challenger_errors)
         deployer.answer(NAME, CHAMPION, 270)
 
     return arrive
@@ -234,7 +233,7 @@ def test_a_canary_that_answers_well_promotes_the_challenger_and_records_the_move
     assert pipeline.deployer.rollout_status(NAME)["rollout"] is None
     assert pipeline.registry.get(NAME, "2").tags["approved_by"] == "canary (alice)"
     assert pipeline.moves()[-1] == ("2", "1", PROMOTE, "alice")
-    assert decision.arms["counters"][CANDIDATE]["requests"] == 30 and decision.arms["versions"] == []
+    assert decision.arms["counters"][CHALLENGER]["requests"] == 30 and decision.arms["versions"] == []
     record = pipeline.decisions()[-1]
     assert (record["action"], record["model_version"], record["previous_version"]) == ("promoted", "2", "1")
     assert record["arms"]["counters"] == decision.arms["counters"]
@@ -244,7 +243,7 @@ def test_a_canary_that_answers_well_promotes_the_challenger_and_records_the_move
 def test_a_canary_that_fails_more_often_leaves_the_champion_and_moves_no_alias(pipeline):
     pipeline.deploy(pipeline.train())
     challenger = pipeline.train()
-    pipeline.deployer.on_status(traffic(candidate_errors=3))
+    pipeline.deployer.on_status(traffic(challenger_errors=3))
     spec = without_labels("canary", min_requests=20, max_error_rate_increase=0.05)
     decision = pipeline.deploy(challenger, strategy="canary", spec=spec)
     assert (decision.action, decision.version.version, decision.previous) == ("rolled back", "1", None)
@@ -260,14 +259,16 @@ def test_a_shadow_is_started_for_a_person_and_ended_with_its_figures_by_the_next
     assert (started.action, started.version.version, started.previous) == ("shadow started", "1", None)
     assert pipeline.champion() == pipeline.served() == "1"
     rollout = pipeline.deployer.rollout_status(NAME)["rollout"]
-    assert (rollout["mode"], rollout["candidate_version"]) == ("shadow", "2")
+    assert (rollout["mode"], rollout["challenger_version"]) == ("shadow", "2")
     assert pipeline.registry.get(NAME, "2").tags["rollout"] == "shadow against v1"
     pipeline.deployer.answer(NAME, CHAMPION, 40)
-    pipeline.deployer.answer(NAME, CANDIDATE, 0, rows=400)
+    pipeline.deployer.answer(NAME, CHALLENGER, 0, rows=400)
     decided = pipeline.deploy("2", approver="alice")  # a person promotes the shadowed version
     assert (decided.action, decided.version.version, decided.previous.version) == ("replace", "2", "1")
     assert decided.reasons == ["ended the shadow of v2"]
-    assert decided.ended["counters"][CANDIDATE]["rows"] == 400 and decided.ended["counters"][CHAMPION]["requests"] == 40
+    assert (
+        decided.ended["counters"][CHALLENGER]["rows"] == 400 and decided.ended["counters"][CHAMPION]["requests"] == 40
+    )
     assert pipeline.arm_reads[-1] == (dt.datetime.fromisoformat(rollout["started_at"]), None)  # all it logged
     assert pipeline.deployer.rollout_status(NAME)["rollout"] is None and pipeline.served() == "2"
     assert pipeline.decisions()[-1]["ended_rollout_arms"]["counters"] == decided.ended["counters"]

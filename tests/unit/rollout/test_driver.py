@@ -11,11 +11,10 @@ import pytest
 from pydantic import PrivateAttr
 
 from mlops_assets.monitoring.report import Labelled
-from mlops_assets.naming import CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.rollout import driver
 from mlops_assets.rollout.arms import ArmMetrics
 from mlops_assets.rollout.driver import LABEL_POLL_SECONDS, roll_out
-from mlops_assets.rollout.routing import CANDIDATE
 from mlops_assets.spec import load_spec
 from tests.unit.fakes import MemoryEndpointDeployer, MemoryModelRegistry
 
@@ -78,12 +77,12 @@ class Canary:
         self.deployer.deploy("spec.yaml", self.champion, "log")
         self.polls = 0
 
-    def traffic(self, candidate: int, champion: int, candidate_errors: int = 0, champion_errors: int = 0):
+    def traffic(self, challenger: int, champion: int, challenger_errors: int = 0, champion_errors: int = 0):
         """Each poll finds this many more requests per arm."""
 
         def arrive(deployer: MemoryEndpointDeployer) -> None:
             self.polls += 1
-            deployer.answer(NAME, CANDIDATE, candidate, errors=candidate_errors)
+            deployer.answer(NAME, CHALLENGER, challenger, errors=challenger_errors)
             deployer.answer(NAME, CHAMPION, champion, errors=champion_errors)
 
         self.deployer.on_status(arrive)
@@ -132,7 +131,7 @@ def labelled_arm(version: str, rows: int, noise: float, seed: int) -> ArmMetrics
 
 
 def test_a_canary_without_labels_is_promoted_once_the_challenger_answered_enough_requests(canary, clock):
-    canary.traffic(candidate=20, champion=180)
+    canary.traffic(challenger=20, champion=180)
     figures = [labelled_arm("2", 5, 0.3, seed=0)]
     read_arms = Reader(clock, lambda reads: figures)
     outcome = canary.roll_out(with_rollout(labels=False, min_requests=50), read_arms)
@@ -141,7 +140,7 @@ def test_a_canary_without_labels_is_promoted_once_the_challenger_answered_enough
     assert canary.champion_version() == canary.served() == "2"
     assert canary.registry.get(NAME, "2").tags["approved_by"] == "canary (alice)"
     assert canary.deployer.rollout_status(NAME)["rollout"] is None
-    assert outcome.arms[CANDIDATE]["requests"] == 60 and outcome.arms[CHAMPION]["requests"] == 540
+    assert outcome.arms[CHALLENGER]["requests"] == 60 and outcome.arms[CHAMPION]["requests"] == 540
     assert outcome.metrics == figures
     ((_, since, until),) = read_arms.reads  # read once, after the verdict, over the whole rollout
     assert since < until <= dt.datetime.now(dt.UTC)
@@ -149,7 +148,7 @@ def test_a_canary_without_labels_is_promoted_once_the_challenger_answered_enough
 
 
 def test_a_canary_whose_error_rate_rises_more_than_allowed_is_rolled_back(canary, clock):
-    canary.traffic(candidate=100, champion=900, candidate_errors=3, champion_errors=9)
+    canary.traffic(challenger=100, champion=900, challenger_errors=3, champion_errors=9)
     outcome = canary.roll_out(with_rollout(labels=False, min_requests=100, max_error_rate_increase=0.01), Reader(clock))
     assert (outcome.action, outcome.served_version) == ("rolled back", "1")
     assert outcome.reasons == ["FAIL: error rate 0.0300 vs champion 0.0100 (allowed increase 0.01)"]
@@ -160,7 +159,7 @@ def test_a_canary_whose_error_rate_rises_more_than_allowed_is_rolled_back(canary
 
 
 def test_a_canary_with_too_few_requests_by_the_timeout_is_rolled_back(canary, clock):
-    canary.traffic(candidate=1, champion=9)
+    canary.traffic(challenger=1, champion=9)
     outcome = canary.roll_out(with_rollout(labels=False, min_requests=1_000, timeout_minutes=1.0), Reader(clock))
     assert (outcome.action, outcome.served_version) == ("rolled back", "1")
     assert outcome.reasons == ["FAIL: fewer than 1000 requests in 1.0 min"]
@@ -172,7 +171,7 @@ def test_a_canary_with_too_few_requests_by_the_timeout_is_rolled_back(canary, cl
 def test_a_canary_with_labels_waits_for_enough_labelled_rows_in_both_arms_then_promotes_a_like_challenger(
     canary, clock
 ):
-    canary.traffic(candidate=10, champion=90)
+    canary.traffic(challenger=10, champion=90)
 
     def figures(reads: int) -> list[ArmMetrics]:  # labels arrive: 20 rows per arm and read, then 200
         rows = 200 if reads >= 3 else 20
@@ -191,7 +190,7 @@ def test_a_canary_with_labels_waits_for_enough_labelled_rows_in_both_arms_then_p
 
 
 def test_a_canary_with_labels_rolls_back_a_challenger_confidently_worse_online(canary, clock):
-    canary.traffic(candidate=50, champion=450)
+    canary.traffic(challenger=50, champion=450)
     worse = Reader(clock, lambda reads: [labelled_arm("1", 300, 0.2, seed=3), labelled_arm("2", 300, 0.8, seed=4)])
     outcome = canary.roll_out(with_rollout(min_requests=50, min_labelled_rows=100, min_gain=0.0), worse)
     assert (outcome.action, outcome.served_version) == ("rolled back", "1")
@@ -201,7 +200,7 @@ def test_a_canary_with_labels_rolls_back_a_challenger_confidently_worse_online(c
 
 
 def test_at_the_timeout_without_enough_labelled_rows_the_verdict_rests_on_error_rates_and_says_why(canary, clock):
-    canary.traffic(candidate=50, champion=450)
+    canary.traffic(challenger=50, champion=450)
     few = Reader(clock, lambda reads: [labelled_arm("1", 3, 0.2, seed=5), labelled_arm("2", 4, 0.2, seed=6)])
     outcome = canary.roll_out(with_rollout(min_requests=50, min_labelled_rows=100, timeout_minutes=2), few)
     assert (outcome.action, outcome.served_version) == ("promoted", "2")
@@ -214,7 +213,7 @@ def test_at_the_timeout_without_enough_labelled_rows_the_verdict_rests_on_error_
 
 
 def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(canary, clock):
-    canary.traffic(candidate=50, champion=450)
+    canary.traffic(challenger=50, champion=450)
 
     def unreachable(since, until):
         raise OSError("the artifact store is unreachable")
@@ -227,7 +226,7 @@ def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(canary, c
 
 
 def test_the_verdict_stands_when_its_figures_cannot_be_read_from_the_logs(canary, clock):
-    canary.traffic(candidate=50, champion=450)
+    canary.traffic(challenger=50, champion=450)
 
     def unreadable(since, until):
         raise OSError("no log files")
@@ -242,13 +241,13 @@ def test_the_verdict_stands_when_its_figures_cannot_be_read_from_the_logs(canary
 
 @pytest.mark.parametrize("mode", ["shadow", "ab"])
 def test_shadow_and_ab_are_started_and_left_running_for_a_person(canary, clock, mode):
-    canary.traffic(candidate=50, champion=450)
+    canary.traffic(challenger=50, champion=450)
     read_arms = Reader(clock)
     outcome = canary.roll_out(with_rollout(mode, share=0.25), read_arms)
     assert (outcome.action, outcome.served_version) == (f"{mode} started", "1")
     assert outcome.reasons == [f"{mode} of v2 against champion v1 is running"]
     rollout = canary.deployer.rollout_status(NAME)["rollout"]
-    assert (rollout["mode"], rollout["candidate_version"], rollout["share"]) == (mode, "2", 0.25)
+    assert (rollout["mode"], rollout["challenger_version"], rollout["share"]) == (mode, "2", 0.25)
     assert rollout["sticky_key"] == SPEC.id_column  # callers stay on one arm by the spec's id
     assert canary.champion_version() == "1" and canary.registry.get(NAME, "2").tags["rollout"] == f"{mode} against v1"
     assert read_arms.reads == [] and clock.now == 1_000.0  # nothing waited for, nothing decided
@@ -268,7 +267,7 @@ class RegistryThatGoesDown(MemoryModelRegistry):
 
 def test_a_canary_whose_promotion_fails_is_still_ended_before_the_error_goes_on(clock):
     canary = Canary(clock, RegistryThatGoesDown())
-    canary.traffic(candidate=50, champion=450)
+    canary.traffic(challenger=50, champion=450)
     canary.registry.go_down()  # after the verdict, when the challenger is promoted
     with pytest.raises(ConnectionError):
         canary.roll_out(with_rollout(labels=False, min_requests=50), Reader(clock))
@@ -277,7 +276,7 @@ def test_a_canary_whose_promotion_fails_is_still_ended_before_the_error_goes_on(
 
 def test_a_challenger_the_endpoint_cannot_load_starts_no_canary(canary, clock):
     canary.deployer.refuse("2")
-    with pytest.raises(dg.Failure, match="could not load candidate 2"):
+    with pytest.raises(dg.Failure, match="could not load challenger 2"):
         canary.roll_out(with_rollout(labels=False, min_requests=50), Reader(clock))
     assert canary.deployer.rollout_status(NAME)["rollout"] is None and canary.champion_version() == "1"
     assert clock.now == 1_000.0
