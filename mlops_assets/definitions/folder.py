@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import re
@@ -39,7 +41,25 @@ def build_definitions(
     for six trivial assets, field notes); the scale-out resources bring their own executor.
     """
     silence_known_warnings()
-    specs, broken = read_specs(Path(pipelines or os.environ.get("MLOPS_PIPELINES", "pipelines")))
+    with _without_gc():
+        return _build(Path(pipelines or os.environ.get("MLOPS_PIPELINES", "pipelines")), resources, sensor_factory)
+
+
+@contextlib.contextmanager
+def _without_gc():
+    """The build allocates many long-lived objects and frees almost none: the collector's full passes over
+    the growing heap find nothing to collect, and a folder of many specs paid for several of them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory: SensorFactory | None):
+    specs, broken = read_specs(folder)
     for error in broken:
         log.error("%s", error)
     assets: list[dg.AssetsDefinition] = []
