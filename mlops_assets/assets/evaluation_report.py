@@ -95,18 +95,23 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 "report_folder": dg.MetadataValue.path(store.uri(prefix)),
             },
         )
-        yield dg.AssetCheckResult(
-            check_name="gate",
-            passed=gate.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "conditions": dg.MetadataValue.md(markdown_list(gate.reasons) or "none"),
-                **{f"threshold_{k}": v for k, v in spec.evaluation.gate.thresholds.items()},
-                **{f"observed_{k}": v for k, v in metrics.items()},
-            },
-        )
+        yield gate_check(spec, gate, metrics)
 
     return evaluation_report
+
+
+def gate_check(spec, gate, metrics: dict[str, float]) -> dg.AssetCheckResult:
+    """The blocking gate, with each condition's verdict, the thresholds and the observed metrics."""
+    return dg.AssetCheckResult(
+        check_name="gate",
+        passed=gate.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "conditions": dg.MetadataValue.md(markdown_list(gate.reasons) or "none"),
+            **{f"threshold_{k}": v for k, v in spec.evaluation.gate.thresholds.items()},
+            **{f"observed_{k}": v for k, v in metrics.items()},
+        },
+    )
 
 
 def store_evaluation(spec, store: ArtifactStore, registry: ModelRegistry, trained: TrainedModel, files, holdout):
