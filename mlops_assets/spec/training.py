@@ -1,11 +1,18 @@
-"""What to train and how a version is judged: the model, the evaluation gate, and what a retraining learns
-from (the training window, the recent holdout, importance weights)."""
+"""What to train and how a version is judged: the model and where it trains (its Kubernetes resources), the
+evaluation gate, and what a retraining learns from (the training window, the recent holdout, importance weights)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from mlops_assets.model.estimators import locate
 from mlops_assets.spec.base import SpecModel
@@ -20,6 +27,73 @@ class TorchModel(SpecModel):
     seed: int = Field(default=0, description="Seed for weights and batch order.")
 
 
+# Kubernetes quantities as a spec writes them ("500m", "2", "4Gi"); the API server accepts more forms than these.
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+# A DNS subdomain: what a Secret may be named.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SecretName = Annotated[str, StringConstraints(max_length=253, pattern=DNS_SUBDOMAIN)]
+
+
+class Toleration(SpecModel):
+    key: str | None = Field(default=None, description="Taint key tolerated (none with Exists: every taint).")
+    operator: Literal["Equal", "Exists"] = Field(
+        default="Equal", description="Equal: the taint's value must be `value`; Exists: any value."
+    )
+    value: str | None = Field(default=None, description="Taint value, with Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect tolerated (none: every effect)."
+    )
+
+    @model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError("a toleration with operator 'Exists' takes no 'value'")
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without 'key' needs operator 'Exists'")
+        return self
+
+
+class Resources(SpecModel):
+    gpu: int = Field(default=0, ge=0, description="Whole GPUs (units of `gpu_resource`) the training pod asks for.")
+    gpu_resource: str = Field(
+        default="nvidia.com/gpu",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        description="Extended resource the GPUs are counted in, e.g. a MIG profile `nvidia.com/mig-1g.10gb` so "
+        "that small trainings share one physical GPU.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels the training pod must land on, e.g. `nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3`.",
+    )
+    cpu: str | None = Field(
+        default=None,
+        pattern=QUANTITY,
+        description="CPU requested by the training pod and by the pipeline's step pods, as a Kubernetes quantity "
+        "(`500m`, `2`); none: the cluster's default.",
+    )
+    memory: str | None = Field(
+        default=None,
+        pattern=QUANTITY,
+        description="Memory requested (and its limit) of the training pod and of the pipeline's step pods, which "
+        "read the same training set, as a Kubernetes quantity (`4Gi`); none: the cluster's default.",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints of the nodes the training pod may land on (GPU pools are tainted)."
+    )
+    image: str | None = Field(
+        default=None,
+        description="Image of the training pod (default: the Kubernetes trainer's image, e.g. a CUDA build).",
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None, gt=0, description="Kubernetes stops the training pod after this many seconds."
+    )
+    env_from_secrets: list[SecretName] = Field(
+        default_factory=list,
+        description="Secrets whose keys become the training pod's environment (envFrom), e.g. the MLflow and "
+        "object-store credentials: named here, never inlined in the spec.",
+    )
+
+
 class Model(SpecModel):
     estimator: str | None = Field(
         default=None,
@@ -29,6 +103,10 @@ class Model(SpecModel):
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
     torch: TorchModel | None = Field(default=None, description="Train a torch MLP instead of an estimator.")
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="Where the training runs on Kubernetes (the Kubernetes trainer); ignored by the local trainer.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Model:
@@ -37,6 +115,14 @@ class Model(SpecModel):
         if self.torch is not None and self.params:
             raise ValueError("'params' belongs to 'estimator'; torch settings go under 'torch'")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_resources(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # where a model trains does not change what it learns: a spec without resources keeps its hash
+        data = handler(self)
+        if self.resources == Resources():
+            data.pop("resources", None)
+        return data
 
     @field_validator("estimator")
     @classmethod
