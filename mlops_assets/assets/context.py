@@ -38,8 +38,17 @@ class PipelineContext:
 
     @property
     def common(self) -> dict:
-        """Arguments every asset of the pipeline shares: its group, and the spec's hash as code version."""
-        return {"group_name": self.spec.name, "code_version": self.code_version}
+        """Arguments every asset of the pipeline shares: its group, the spec's hash as code version, and the
+        step pods' CPU and memory on Kubernetes (``dagster-k8s/config`` op tags, from ``model.resources``): set
+        on the assets, not the job, so sensor-launched runs get them too."""
+        return {"group_name": self.spec.name, "code_version": self.code_version, **self.op_tags}
+
+    @cached_property
+    def op_tags(self) -> dict:
+        from mlops_assets.model.k8s_pod import step_op_tags
+
+        tags = step_op_tags(self.spec)
+        return {"op_tags": tags} if tags else {}
 
     @property
     def has_feedback(self) -> bool:

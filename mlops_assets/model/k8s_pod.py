@@ -3,7 +3,7 @@
 ``resources/k8s_trainer.py`` hands ``TrainingPod``'s parts to ``dagster_k8s.PipesK8sClient.run``, which builds the
 pod with ``dagster_k8s.pipes.build_pod_body``. ``PipesK8sClient`` has no GPU argument: the GPU limit, the node
 selector and the tolerations go in ``base_pod_spec``. Nothing here imports ``kubernetes`` or ``dagster_k8s``: the
-assets' op_tags are meant to come from here when the code location loads, and that must stay cheap.
+assets' op_tags come from here when the code location loads (``assets.context``), and that must stay cheap.
 """
 
 from __future__ import annotations

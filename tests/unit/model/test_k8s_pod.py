@@ -152,6 +152,23 @@ def test_a_spec_without_cpu_or_memory_adds_no_op_tags(name):
     assert step_op_tags(load_spec(REPO / "pipelines" / f"{name}.yaml")) == {}
 
 
+def test_every_asset_of_a_pipeline_carries_its_step_op_tags_and_a_spec_without_resources_none(pipelines):
+    """On the assets, not the job: dagster-k8s does not pass job-level tags to step pods, and runs a sensor
+    launches miss job-level settings."""
+    from mlops_assets.assets import build_pipeline_assets
+
+    spec = gpu_spec(pipelines)
+    expected = step_op_tags(spec)
+    built = [a for a in build_pipeline_assets(spec, pipelines / "gpu_wine.yaml") if hasattr(a, "op")]
+    assert len(built) >= 6  # Dagster keeps a dict tag as its JSON text
+    assert all(json.loads(a.op.tags[K8S_CONFIG_TAG]) == expected[K8S_CONFIG_TAG] for a in built)
+    assert {get_user_defined_k8s_config(a.op.tags).container_config["resources"]["requests"]["cpu"] for a in built} == {
+        "4"
+    }
+    plain = build_pipeline_assets(load_spec(pipelines / "wine.yaml"), pipelines / "wine.yaml")
+    assert all(K8S_CONFIG_TAG not in a.op.tags for a in plain if hasattr(a, "op"))
+
+
 def test_label_values_are_what_kubernetes_accepts():
     assert label_value("churn model/v2") == "churn-model-v2"
     assert label_value("_" + "a" * 80) == "a" * 62
