@@ -36,6 +36,24 @@ class TrainingResult:
     weighted: bool  # trained with sample weights (training window, importance weights)
 
 
+TRAINING_LOG = "logs/training.log"  # in the version's MLflow run: what the training said
+
+
+class TrainingLog:
+    """Forwards each line to the Pipes log (the Dagster run) and keeps it for the MLflow run: a pod is deleted
+    when it ends, and its log with it."""
+
+    def __init__(self, log):
+        self.log, self.lines = log, []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+        self.log.info(message)
+
+    def text(self) -> bytes:
+        return ("\n".join(self.lines) + "\n").encode()
+
+
 def make_estimator(spec: PipelineSpec, spec_path: str) -> Any:
     if spec.model.torch is not None:
         from mlops_assets.model.torch_mlp import TorchMLP
@@ -44,9 +62,10 @@ def make_estimator(spec: PipelineSpec, spec_path: str) -> Any:
     return build_estimator(spec.model.estimator, spec.model.params, spec_path)
 
 
-def run_training(request: TrainingRequest, log) -> TrainingResult:
+def run_training(request: TrainingRequest, pipes_log) -> TrainingResult:
     from mlops_assets.model.registry import MlflowRegistryClient
 
+    log = TrainingLog(pipes_log)
     started = time.perf_counter()
     spec = load_spec(request.spec_path)
     train = pd.read_parquet(request.train_uri)
@@ -69,6 +88,8 @@ def run_training(request: TrainingRequest, log) -> TrainingResult:
     )
     version = registered.version
     log.info(f"registered {spec.name} version {version} as {CHALLENGER}")
+    folder, filename = TRAINING_LOG.rsplit("/", 1)
+    registry.log_artifacts(registered.run_id, {filename: log.text()}, folder)
     seconds = round(time.perf_counter() - started, 3)
     return TrainingResult(version, registered.run_id, train_metrics, params, device, seconds, len(train), weighted)
 

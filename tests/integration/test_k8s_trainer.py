@@ -2,11 +2,15 @@
 ``fake_kube_api.py``): the pod dagster-k8s creates is schema-checked, its command really trains, its Pipes messages
 come back as pod logs, and the pod is deleted. No cluster, scheduler, image or GPU takes part."""
 
+from pathlib import Path
+
 import dagster as dg
 import yaml
+from mlflow import MlflowClient
 
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.model.k8s_pod import RUN_ID_LABEL, TRAINING_COMMAND
+from mlops_assets.model.training import TRAINING_LOG
 from mlops_assets.naming import CHALLENGER, PIPELINE_TAG
 from resources.k8s_trainer import K8sTrainer, k8s_resources
 from tests.conftest import QUIET, REPO, failures, metadata
@@ -66,6 +70,11 @@ def test_the_k8s_trainer_trains_in_a_pod_and_reports_like_the_subprocess_trainer
         messages = [e.user_message for e in instance.all_logs(result.run_id)]
         assert any(m.startswith("training ") and " rows " in m for m in messages)
         assert any("registered breast_cancer version 1" in m for m in messages)
+        # and the MLflow run keeps them: the pod, and its log, are gone
+        run_id = resources["registry"].get("breast_cancer", "1").run_id
+        client = MlflowClient(tracking_uri=layout.tracking_uri, registry_uri=layout.tracking_uri)
+        kept = Path(client.download_artifacts(run_id, TRAINING_LOG, str(tmp_path))).read_text().splitlines()
+        assert kept[0].startswith("training LogisticRegression on ") and kept[-1].startswith("registered breast_cancer")
 
 
 def test_a_training_that_fails_in_its_pod_fails_the_asset_deletes_the_pod_and_registers_nothing(
