@@ -2,26 +2,13 @@
 
 from pathlib import Path
 
-import pytest
-import yaml
-
-from mlops_assets.errors import SpecError
 from mlops_assets.spec import load_spec
 from mlops_assets.spec.training import Resources
+from tests.unit.spec.test_pipeline import problems, write_variant
 
 
 def with_resources(pipelines: Path, resources: dict) -> Path:
-    raw = yaml.safe_load((pipelines / "breast_cancer.yaml").read_text())
-    raw["model"]["resources"] = resources
-    path = pipelines / "variant.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def problems(path: Path) -> str:
-    with pytest.raises(SpecError) as error:
-        load_spec(path)
-    return str(error.value)
+    return write_variant(pipelines, lambda raw: raw["model"].update(resources=resources))
 
 
 def test_every_bundled_spec_trains_without_gpu_or_settings(pipelines):
