@@ -1,13 +1,12 @@
-"""The Dagster code location: every spec under ``MLOPS_PIPELINES`` (default ``pipelines/``), its six assets
-and its sensors, on the resources of the embedded default.
+"""The Dagster code location: every spec under ``MLOPS_PIPELINES`` (default ``pipelines/``), its assets and its
+sensors, on the resources of the environment (``MLOPS_ENV``: the embedded default, or production).
 
-``dagster dev -w workspace.yaml`` and ``dagster asset materialize -f definitions.py`` load this file. It
-imports neither torch nor mlflow: the assets load them when they run.
+``dagster dev -w workspace.yaml``, ``dg launch -f definitions.py`` and a code server (``dagster api grpc -f
+definitions.py``) load this file. It imports neither torch nor mlflow: the assets load them when they run.
 """
 
 from mlops_assets.definitions.folder import build_definitions
-from mlops_assets.local.layout import LocalLayout
-from resources import local_resources
+from resources import resources_from_env
 from sensors import build_sensors
 
-defs = build_definitions(resources=local_resources(LocalLayout.from_env()), sensor_factory=build_sensors)
+defs = build_definitions(resources=resources_from_env(), sensor_factory=build_sensors)

@@ -81,7 +81,8 @@ def run_method(method: str, folder: Path, batch_rows: int) -> dict:
 
         model = pickle.loads((folder / "model.pkl").read_bytes())
         batches = read_batches(open_dataset([str(folder / "score.parquet")]), None, batch_rows)
-        rows = score_batches(model, "1", batches, folder / "out.parquet", None)
+        with open(folder / "out.parquet", "wb") as output:
+            rows = score_batches(model, "1", batches, output, None)
     elif method == "MLflow pyfunc (pandas chunks)":
         import mlflow
 

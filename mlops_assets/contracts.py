@@ -1,13 +1,14 @@
 """What the assets need from the outside world, as abstract Dagster resources.
 
-``resources/`` implements each contract per environment (local folder or Kubernetes); the assets only
+``resources/`` implements each contract per environment (a laptop, or Kubernetes with an object store); the assets only
 see these types, so the same asset code runs on a laptop and in a cluster.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import dagster as dg
 
@@ -43,6 +44,11 @@ class ArtifactStore(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def read_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to stream ``key`` into (a large output, batch by batch): the key holds it once the block ends,
+        and is left as it was if the block raises."""
 
     @abstractmethod
     def list(self, prefix: str) -> list[str]:

@@ -1,66 +1,110 @@
-"""Artifact store on the local disk: the embedded default."""
+"""The artifact store on any filesystem fsspec knows: a local folder (the embedded default) or an object store.
+
+One implementation for both: ``root`` is a path (or ``file://`` URL) on a laptop and ``s3://bucket/prefix`` in
+production, where the S3 endpoint and credentials come from the usual AWS variables (``AWS_ENDPOINT_URL`` for
+an S3-compatible store).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 from mlops_assets.contracts import ArtifactStore
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from fsspec import AbstractFileSystem
 
 
-class LocalArtifactStore(ArtifactStore):
-    """Keys are paths under ``root``. Writes go to a temporary name and are renamed into place, so a
-    reader never sees half a snapshot."""
+class FsspecArtifactStore(ArtifactStore):
+    """Keys are paths under ``root``. A reader never sees half a file: on a local disk a file is written
+    under a temporary name and renamed into place; an object store makes an object visible only once its
+    upload completes."""
 
     root: str
 
-    def _path(self, key: str) -> Path:
-        return Path(self.root) / key
+    def _fs(self) -> tuple[AbstractFileSystem, str]:
+        from fsspec.core import url_to_fs
+        from fsspec.implementations.local import LocalFileSystem
+
+        fs, root = url_to_fs(self.root)
+        return fs, root.rstrip("/") if not isinstance(fs, LocalFileSystem) else os.path.abspath(root)
+
+    def _path(self, key: str) -> str:
+        return f"{self._fs()[1]}/{key}"
+
+    def uri(self, key: str) -> str:
+        """A local path for a local root (what pandas, pyarrow and the Dagster UI open directly), else a URL."""
+        fs, _ = self._fs()
+        return fs.unstrip_protocol(self._path(key)) if fs.protocol[0] not in ("file", "local") else self._path(key)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).exists()
+        fs, _ = self._fs()
+        return fs.isfile(self._path(key))
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        fs, _ = self._fs()
+        path = self._path(key)
+        if fs.protocol[0] not in ("file", "local"):
+            file = fs.open(path, "wb")
+            try:
+                yield file
+            except BaseException:
+                file.discard()  # aborts a multipart upload; closing would publish the half written
+                file.closed = True
+                raise
+            file.close()
+            return
+        folder, name = path.rsplit("/", 1)
+        fs.makedirs(folder, exist_ok=True)
+        partial = f"{folder}/.{name}.{os.getpid()}.partial"
+        try:
+            with open(partial, "wb") as file:
+                yield file
+            os.replace(partial, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
 
     def write_table(self, key: str, table: pa.Table) -> int:
         import pyarrow.parquet as pq
 
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        pq.write_table(table, partial)
-        partial.replace(path)
-        return path.stat().st_size
+        with self.open_write(key) as file:
+            pq.write_table(table, file)
+            return file.tell()
 
     def read_table(self, key: str) -> pa.Table:
         import pyarrow.parquet as pq
 
-        return pq.read_table(self._path(key))
+        fs, _ = self._fs()
+        with fs.open(self._path(key), "rb") as file:
+            return pq.read_table(file)
 
     def row_count(self, key: str) -> int:
         import pyarrow.parquet as pq
 
-        return pq.read_metadata(self._path(key)).num_rows
+        fs, _ = self._fs()
+        with fs.open(self._path(key), "rb") as file:
+            return pq.read_metadata(file).num_rows
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(data)
-        partial.replace(path)
+        with self.open_write(key) as file:
+            file.write(data)
 
     def read_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        fs, _ = self._fs()
+        return fs.cat_file(self._path(key))
 
     def list(self, prefix: str) -> list[str]:
-        folder = self._path(prefix)
-        if not folder.is_dir():
+        """Listed afresh each time: another process (an endpoint shipping its log) may have written since."""
+        fs, root = self._fs()
+        folder = self._path(prefix.rstrip("/"))
+        fs.invalidate_cache(folder)
+        if not fs.isdir(folder):
             return []
-        return sorted(
-            str(p.relative_to(self.root)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-        )
-
-    def uri(self, key: str) -> str:
-        return str(self._path(key).resolve())
+        keys = (path[len(root) + 1 :] for path in fs.find(folder))
+        return sorted(k for k in keys if not k.rsplit("/", 1)[-1].startswith("."))

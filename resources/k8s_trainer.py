@@ -1,7 +1,9 @@
 """The Kubernetes trainer: the training entry point as a pod (a GPU pod when the spec asks for one), through Pipes.
 
-Not the embedded default: ``k8s_resources`` swaps it in for the local subprocess trainer. ``dagster_k8s`` (and with
-it the ``kubernetes`` client) is imported when a training starts, not when the code location loads.
+Production's default trainer (``MLOPS_TRAINER=kubernetes``, resources/__init__.py). The pod reads the training set
+from the object store and reports to the MLflow tracking server, at the addresses the request names.
+``dagster_k8s`` (and with it the ``kubernetes`` client) is imported when a training starts, not when the code
+location loads.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.contracts import Trainer
-from mlops_assets.local.layout import LocalLayout
 from mlops_assets.model.k8s_pod import training_pod
 from mlops_assets.records import TrainingRequest
 from mlops_assets.spec import load_spec
-from resources import local_resources
 
 
 class K8sTrainer(Trainer):
@@ -33,6 +33,10 @@ class K8sTrainer(Trainer):
     load_incluster_config: bool | None = Field(
         default=None, description="Read the pod's service account (default: when KUBERNETES_SERVICE_HOST is set)."
     )
+    env_secrets: list[str] = Field(
+        default_factory=list,
+        description="Secrets every training pod mounts with envFrom (the object store's credentials), by name.",
+    )
     kubeconfig_file: str | None = Field(default=None, description="Kubeconfig outside a cluster.")
     kube_context: str | None = Field(default=None, description="Context of the kubeconfig.")
     poll_interval: float = Field(default=10.0, gt=0, description="Seconds between two reads of the pod's state.")
@@ -44,7 +48,7 @@ class K8sTrainer(Trainer):
         from dagster_k8s import PipesK8sClient
 
         spec = load_spec(request.spec_path)
-        pod = training_pod(spec, context.run_id, self.image, dict(os.environ))
+        pod = training_pod(spec, context.run_id, self.image, dict(os.environ), tuple(self.env_secrets))
         client = PipesK8sClient(
             load_incluster_config=self.load_incluster_config,
             kubeconfig_file=self.kubeconfig_file,
@@ -66,12 +70,3 @@ class K8sTrainer(Trainer):
         if not messages:
             raise dg.Failure("the training pod ended without reporting a model version")
         return messages[-1]
-
-
-def k8s_resources(layout: LocalLayout, trainer: K8sTrainer) -> dict[str, object]:
-    """The embedded default with training in pods: ``build_definitions(resources=k8s_resources(layout, trainer))``.
-
-    The pod reads the spec, the training set and MLflow at the addresses the Dagster process hands it, so they must
-    be reachable from the pod (the same image and paths, a shared volume); stores a cluster reaches by URL come later.
-    """
-    return {**local_resources(layout), "trainer": trainer}

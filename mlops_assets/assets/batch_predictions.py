@@ -1,7 +1,5 @@
 """``batch_predictions`` (specs with ``batch:``): a dataset scored by the deployed champion, in record batches."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
@@ -39,7 +37,8 @@ def build_batch_predictions(pipeline: PipelineContext) -> dg.AssetsDefinition:
         output_key = store_key(spec.name, StorePrefix.batch_predictions, f"{context.run_id}.parquet")
         started = time.perf_counter()
         batches = read_batches(dataset, columns, spec.batch.batch_rows)
-        rows = score_batches(model, deployed_endpoint.model_version, batches, Path(store.uri(output_key)), id_column)
+        with store.open_write(output_key) as output:
+            rows = score_batches(model, deployed_endpoint.model_version, batches, output, id_column)
         seconds = time.perf_counter() - started
         return dg.Output(
             {"key": output_key, "rows": rows, "model_version": deployed_endpoint.model_version},

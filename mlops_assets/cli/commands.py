@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mlops_assets.data.locations import log_prefix, shadow_log_prefix
+from mlops_assets.environment import Settings
 from mlops_assets.errors import MlopsError
 from mlops_assets.local.layout import LocalLayout
 from mlops_assets.naming import CHAMPION, TRIGGER_TAG
@@ -57,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     import secrets
 
     from mlops_assets.serving.app import create_app
-    from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
+    from mlops_assets.serving.inference_log import InferenceLogWriter, log_destination, log_schema
     from mlops_assets.serving.loading import champion_loader, version_loader
     from mlops_assets.serving.row_checks import column_rules
     from mlops_assets.serving.run import bind, run
@@ -65,9 +66,14 @@ def _serve(args: argparse.Namespace) -> int:
     spec, spec_path = _spec(args.spec)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
     layout = LocalLayout.from_env()
-    tracking_uri = args.tracking_uri or layout.tracking_uri
-    log_dir = Path(args.log_dir or layout.data / log_prefix(spec.name))
-    shadow_dir = Path(args.shadow_log_dir or log_dir.parent / Path(shadow_log_prefix(spec.name)).name)
+    settings = Settings.from_env()
+    tracking_uri = args.tracking_uri or settings.tracking_uri or layout.tracking_uri
+    log_location = args.log_dir or f"{settings.store_url or layout.data}/{log_prefix(spec.name)}"
+    shadow_name = shadow_log_prefix(spec.name).rsplit("/", 1)[-1]
+    shadow_location = args.shadow_log_dir or f"{log_location.rstrip('/').rsplit('/', 1)[0]}/{shadow_name}"
+    spool = layout.endpoints / "spool" / spec.name
+    log_dir, log_ship_to = log_destination(log_location, spool / "inference_log")
+    shadow_dir, shadow_ship_to = log_destination(shadow_location, spool / shadow_name)
     state_path = Path(args.state_file or state_file(layout.endpoints, spec.name))
     scoring_token = None
     if spec.deployment.scoring_token_env:
@@ -82,12 +88,14 @@ def _serve(args: argparse.Namespace) -> int:
         spec.name,
         dtypes,
         champion_loader(spec.name, tracking_uri, tolerance),
-        InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column)),
+        InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column), ship_to=log_ship_to),
         admin_token=admin_token,
         scoring_token=scoring_token,
         id_column=spec.id_column,
         version_loader=version_loader(spec.name, tracking_uri, tolerance),
-        shadow_log=InferenceLogWriter(shadow_dir, log_schema(dtypes, spec.task, spec.id_column, shadow=True)),
+        shadow_log=InferenceLogWriter(
+            shadow_dir, log_schema(dtypes, spec.task, spec.id_column, shadow=True), ship_to=shadow_ship_to
+        ),
         schema=column_rules(spec.schema_.columns),
         on_invalid=spec.deployment.on_invalid,
     )
@@ -108,9 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
             "another deployment.port"
         ) from None
     url = f"http://{host}:{sock.getsockname()[1]}"
-    state = {"pid": os.getpid(), "url": url, "spec": str(spec_path.resolve()), "log_dir": str(log_dir)}
+    state = {"pid": os.getpid(), "url": url, "spec": str(spec_path.resolve()), "log_dir": log_location}
     write_state(state_path, state if configured_token else {**state, "admin_token": admin_token})
-    print(f"serving {spec.name} (champion) at {url}, logging to {log_dir}", flush=True)
+    print(f"serving {spec.name} (champion) at {url}, logging to {log_location}", flush=True)
     run(app, sock)
     forget_process(state_path, os.getpid())  # a clean exit is a stop: the supervisor restarts crashes only
     return 0
@@ -145,10 +153,10 @@ def _rollback(args: argparse.Namespace) -> int:
     import subprocess
 
     from mlops_assets.rollout.alias_history import read_alias_moves, rollback_target
-    from resources import local_resources
+    from resources import resources_from_env
 
     spec, _ = _spec(args.spec)
-    resources = local_resources(LocalLayout.from_env())
+    resources = resources_from_env()
     current = resources["registry"].by_alias(spec.name, CHAMPION)
     if current is None:
         raise MlopsError(f"{spec.name} has no champion to roll back")
@@ -195,20 +203,20 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from mlops_assets.cli.status import describe
-    from resources import local_resources
+    from resources import resources_from_env
 
     layout = LocalLayout.from_env()
-    resources = local_resources(layout)
+    resources = resources_from_env()
     print(describe(_pipelines(args.pipelines), layout.endpoints, resources["store"], resources["registry"]))
     return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
     from mlops_assets.rollout.audit import describe_decision, read_decisions
-    from resources import local_resources
+    from resources import resources_from_env
 
     spec, _ = _spec(args.spec)
-    decisions = read_decisions(local_resources(LocalLayout.from_env())["store"], spec.name)
+    decisions = read_decisions(resources_from_env()["store"], spec.name)
     print("\n".join(describe_decision(d) for d in decisions) or f"no deployment decisions recorded for {spec.name}")
     return 0
 
@@ -219,10 +227,10 @@ def _rollout(args: argparse.Namespace) -> int:
 
     from mlops_assets.data.snapshot import read_labels
     from mlops_assets.rollout.arms import arms_table, rollout_arms
-    from resources import local_resources
+    from resources import resources_from_env
 
     spec, spec_path = _spec(args.spec)
-    resources = local_resources(LocalLayout.from_env())
+    resources = resources_from_env()
     deployer, registry = resources["deployer"], resources["registry"]
     if deployer.running_url(spec.name) is None:
         raise MlopsError(f"no endpoint is running for {spec.name}")
@@ -248,11 +256,11 @@ def _tick(args: argparse.Namespace) -> int:
 
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.tick import SensorDriver
-    from resources import local_resources
+    from resources import resources_from_env
     from sensors import build_sensors
 
     layout = LocalLayout.from_env()
-    resources = local_resources(layout)
+    resources = resources_from_env()
     defs = build_definitions(args.pipelines, resources, build_sensors)
     names = [s.name for s in defs.sensors if not args.pipeline or s.name.rsplit("_", 2)[0] in args.pipeline]
     with dg.DagsterInstance.get() as instance:
@@ -321,8 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="0 picks a free port (default: the spec's deployment.port, else the port this endpoint had, else any)",
     )
     serve.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the local one)")
-    serve.add_argument("--log-dir", help="inference log folder (default: under MLOPS_HOME)")
-    serve.add_argument("--shadow-log-dir", help="shadow answers' log folder (default: shadow_log beside the log)")
+    serve.add_argument(
+        "--log-dir",
+        help="inference log folder, or an object-store URL it is shipped to (default: in the artifact store)",
+    )
+    serve.add_argument("--shadow-log-dir", help="shadow answers' log folder or URL (default: beside the log)")
     serve.add_argument(
         "--state-file", help="its state file: address, pid, admin token (default: under MLOPS_HOME/endpoints)"
     )

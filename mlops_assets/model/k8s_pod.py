@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_assets.environment import POD_SETTINGS
 from mlops_assets.errors import MlopsError
 from mlops_assets.model.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.naming import PIPELINE_TAG
@@ -23,8 +24,9 @@ TRAINING_COMMAND = ("python", "-m", "mlops_assets.model.training")
 # What dagster-k8s's executor and run launcher read from an asset's op_tags.
 K8S_CONFIG_TAG = "dagster-k8s/config"
 RUN_ID_LABEL = "dagster/run-id"
-# Passed on to the pod: the training process checks the spec's estimator against it, as the Dagster process did.
-FORWARDED_ENV = (ALLOWED_MODULES_ENV,)
+# Passed on to the pod by value: the training process checks the spec's estimator against the allowed modules, as
+# the Dagster process did, and finds the artifact store where the Dagster process does.
+FORWARDED_ENV = (ALLOWED_MODULES_ENV, *POD_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -39,11 +41,17 @@ class TrainingPod:
 
 
 def training_pod(
-    spec: PipelineSpec, run_id: str, default_image: str | None, environ: dict[str, str] | None = None
+    spec: PipelineSpec,
+    run_id: str,
+    default_image: str | None,
+    environ: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> TrainingPod:
     """The training pod of ``spec`` in Dagster run ``run_id``: the spec's image, else ``default_image``.
 
     ``environ`` is the Dagster process's environment; only the variables in ``FORWARDED_ENV`` are taken from it.
+    ``secrets`` name the Secrets every training pod mounts with ``envFrom`` (the object store's credentials),
+    before the spec's own ``model.resources.env_from_secrets``.
     """
     resources = spec.model.resources
     image = resources.image or default_image
@@ -53,7 +61,7 @@ def training_pod(
             "or the Kubernetes trainer's image"
         )
     env = {"PYTHONUNBUFFERED": "1", **{k: v for k, v in (environ or {}).items() if k in FORWARDED_ENV}}
-    return TrainingPod(image, list(TRAINING_COMMAND), env, pod_meta(spec, run_id), pod_spec(resources))
+    return TrainingPod(image, list(TRAINING_COMMAND), env, pod_meta(spec, run_id), pod_spec(resources, secrets))
 
 
 def pod_meta(spec: PipelineSpec, run_id: str) -> dict[str, Any]:
@@ -67,11 +75,12 @@ def pod_meta(spec: PipelineSpec, run_id: str) -> dict[str, Any]:
     return {"labels": labels}
 
 
-def pod_spec(resources: Resources) -> dict[str, Any]:
+def pod_spec(resources: Resources, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
     """The pod spec ``build_pod_body`` completes with the image, the command and the Pipes environment."""
     container: dict[str, Any] = {"resources": container_resources(resources, gpu=True)}
-    if resources.env_from_secrets:
-        container["envFrom"] = [{"secretRef": {"name": name}} for name in resources.env_from_secrets]
+    names = list(dict.fromkeys([*secrets, *resources.env_from_secrets]))
+    if names:
+        container["envFrom"] = [{"secretRef": {"name": name}} for name in names]
     spec: dict[str, Any] = {"containers": [container], "restartPolicy": "Never"}
     if resources.node_selector:
         spec["nodeSelector"] = dict(resources.node_selector)

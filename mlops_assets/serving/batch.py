@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -34,11 +34,12 @@ def read_batches(dataset: ds.Dataset, columns: list[str] | None, batch_rows: int
 
 
 def score_batches(
-    model: PipelineModel, version: str, batches: Iterable[pa.RecordBatch], output: Path, id_column: str | None
+    model: PipelineModel, version: str, batches: Iterable[pa.RecordBatch], output: BinaryIO, id_column: str | None
 ) -> int:
     """Write one row per input row: the id (when given), the prediction, its score and the model version.
 
-    Returns the rows scored. The output is written batch by batch through one ``ParquetWriter``.
+    Returns the rows scored. The output (a file open for writing: the artifact store's ``open_write``) is
+    written batch by batch through one ``ParquetWriter``.
     """
     prediction_type = pa.float64() if model.classes is None else pa.string()
     schema = pa.schema(
@@ -50,9 +51,7 @@ def score_batches(
         ]
     )
     rows = 0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")
-    with pq.ParquetWriter(partial, schema) as writer:
+    with pq.ParquetWriter(output, schema) as writer:
         for batch in batches:
             columns = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in batch.schema.names}
             result = model.predict(columns)
@@ -69,5 +68,4 @@ def score_batches(
             ]
             writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
             rows += batch.num_rows
-    partial.replace(output)
     return rows

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -78,8 +80,13 @@ class InferenceLogWriter:
         flush_rows: int = 10_000,
         flush_seconds: float = 1.0,
         max_pending_rows: int = 1_000_000,
+        ship_to: str | None = None,
     ):
         self.directory = Path(directory)
+        self.ship_to = ship_to.rstrip("/") if ship_to else None
+        self.files_shipped = 0
+        self._replica = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "endpoint"
+        self._dead_letter_shipped = 0  # bytes of the dead letter the store holds
         self.directory.mkdir(parents=True, exist_ok=True)
         self.schema = schema if INVALID in schema.names else schema.append(pa.field(INVALID, pa.string()))
         self.flush_rows = flush_rows
@@ -147,6 +154,8 @@ class InferenceLogWriter:
             "dropped_rows": self.dropped_rows,
             "last_error": self.last_error,
             "dead_letter": str(self.directory / DEAD_LETTER) if self.dead_lettered_rows else None,
+            **({"ship_to": self.ship_to, "files_shipped": self.files_shipped} if self.ship_to else {}),
+            **({"files_to_ship": len(self._spooled())} if self.ship_to else {}),
         }
 
     def flush(self) -> None:
@@ -191,6 +200,31 @@ class InferenceLogWriter:
         pq.write_table(table, partial)
         partial.replace(path)
         self.rows_written += table.num_rows
+
+    def _spooled(self) -> list[Path]:
+        return sorted(self.directory.glob("part-*.parquet"))
+
+    def ship(self) -> None:
+        """Upload the spool's files to ``ship_to`` in the order they were written, each removed once the store
+        holds it; stop at the first failure (kept for the next call). Nothing to do without ``ship_to``."""
+        if self.ship_to is None:
+            return
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(self.ship_to)
+        try:
+            for path in self._spooled():
+                fs.put_file(str(path), f"{root}/{path.stem}-{self._replica}.parquet")
+                path.unlink()
+                self.files_shipped += 1
+            dead_letter = self.directory / DEAD_LETTER
+            if dead_letter.exists() and dead_letter.stat().st_size != self._dead_letter_shipped:
+                size = dead_letter.stat().st_size
+                fs.put_file(str(dead_letter), f"{root}/{dead_letter.stem}-{self._replica}.jsonl")
+                self._dead_letter_shipped = size
+        except Exception as exc:  # the store is unreachable or refuses: the files wait in the spool
+            self.last_error = _describe(exc)
+            log.warning("inference log: could not ship to %s (will retry): %r", self.ship_to, exc)
 
     def _keep(self, requests: list[_Request], exc: OSError) -> None:
         """Back to the front of the queue for the next attempt; past ``max_pending_rows`` the oldest go."""
@@ -258,12 +292,24 @@ class InferenceLogWriter:
                 self.flush()
             except Exception:
                 log.exception("could not write the inference log to %s; will retry", self.directory)
+            self.ship()
 
     def close(self) -> None:
         self._stopped.set()
         self._wake.set()
         self._thread.join()
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self.ship()
+
+
+def log_destination(location: str, spool: Path) -> tuple[Path, str | None]:
+    """Where an ``InferenceLogWriter`` writes (its ``directory``) and where it ships (``ship_to``): a folder
+    (a path or ``file://`` URL) is written directly; an object-store URL is spooled in ``spool``."""
+    if "://" not in location or location.startswith("file://"):
+        return Path(location.removeprefix("file://")), None
+    return spool, location
 
 
 def _describe(exc: Exception) -> str:

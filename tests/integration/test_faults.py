@@ -15,7 +15,7 @@ from dagster import AssetKey
 
 from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import crashed_url, read_state, running_url, state_file, write_state
-from resources.artifact_store import LocalArtifactStore
+from resources.artifact_store import FsspecArtifactStore
 from tests.conftest import QUIET, failures, metadata
 from tests.integration.test_endpoint_stop import stand_in
 from tests.integration.test_lifecycle import admin, champion, client
@@ -65,7 +65,7 @@ def test_a_crashed_endpoint_comes_back_on_its_address_with_its_own_admin_token(p
     restarted = read_state(project.layout.endpoints, "breast_cancer")
     assert restarted["pid"] != state["pid"] and restarted["admin_token"] != state["admin_token"]
     assert admin(project, url, "/admin/status")["model_version"] == "1"
-    restart = read_decisions(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer")[-1]
+    restart = read_decisions(FsspecArtifactStore(root=str(project.layout.data)), "breast_cancer")[-1]
     assert (restart["action"], restart["model_version"], restart["url"]) == ("restart", "1", url)
     assert restart["approved_by"] == "endpoint supervisor"
 

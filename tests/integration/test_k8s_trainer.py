@@ -12,7 +12,8 @@ from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.model.k8s_pod import RUN_ID_LABEL, TRAINING_COMMAND
 from mlops_assets.model.training import TRAINING_LOG
 from mlops_assets.naming import CHALLENGER, PIPELINE_TAG
-from resources.k8s_trainer import K8sTrainer, k8s_resources
+from resources import local_resources
+from resources.k8s_trainer import K8sTrainer
 from tests.conftest import QUIET, REPO, failures, metadata
 from tests.integration.fake_kube_api import FakeKubeApi
 
@@ -20,7 +21,7 @@ UP_TO_TRAINING = ("raw_data", "feedback", "validated_features", "trained_model")
 
 
 def materialize(pipelines, layout, instance, trainer, names=UP_TO_TRAINING):
-    resources = k8s_resources(layout, trainer)
+    resources = {**local_resources(layout), "trainer": trainer}
     assets = [a for a in build_definitions(pipelines, resources).assets if a.key.path[0] == "breast_cancer"]
     return dg.materialize(
         assets,

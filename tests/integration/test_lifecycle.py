@@ -25,7 +25,7 @@ from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import admin_token, running_url
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from resources.artifact_store import LocalArtifactStore
+from resources.artifact_store import FsspecArtifactStore
 from tests.conftest import check, failures, metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -299,7 +299,7 @@ def test_rollback_follows_the_alias_history_through_re_runs_and_records_who(proj
     )
     assert not again.success and "no earlier champion" in failures(again)
     assert champion(project) == "1"
-    moves = read_alias_moves(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer", "champion")
+    moves = read_alias_moves(FsspecArtifactStore(root=str(project.layout.data)), "breast_cancer", "champion")
     assert [(m.action, m.version) for m in moves] == [("promote", "1"), ("promote", "2"), ("rollback", "1")]
 
 
@@ -346,7 +346,7 @@ def test_canary_promotes_the_challenger_after_enough_requests_and_labels(project
     assert champion(project) == "2"
     status = admin(project, url, "/admin/status")
     assert status["model_version"] == "2" and status["rollout"] is None
-    decisions = read_decisions(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer")
+    decisions = read_decisions(FsspecArtifactStore(root=str(project.layout.data)), "breast_cancer")
     assert [(d["action"], d["model_version"]) for d in decisions] == [("replace", "1"), ("promoted", "2")]
     assert decisions[-1]["reasons"] and decisions[-1]["arms"]["versions"]
 
@@ -418,7 +418,7 @@ def test_a_version_the_endpoint_cannot_load_leaves_the_champion_and_the_endpoint
     assert champion(project) == "1"
     with urllib.request.urlopen(f"{url}/version") as response:
         assert json.load(response)["model_version"] == "1"
-    decisions = read_decisions(LocalArtifactStore(root=str(project.layout.data)), "breast_cancer")
+    decisions = read_decisions(FsspecArtifactStore(root=str(project.layout.data)), "breast_cancer")
     assert [(d["action"], d["model_version"]) for d in decisions] == [("replace", "1"), ("replace failed", "2")]
 
 

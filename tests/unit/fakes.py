@@ -8,6 +8,7 @@ the store against the local one). What a test arranges or inspects is a public m
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 from collections.abc import Callable
@@ -50,6 +51,12 @@ class MemoryArtifactStore(ArtifactStore):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self._objects[key] = bytes(data)
+
+    @contextlib.contextmanager
+    def open_write(self, key: str):
+        buffer = io.BytesIO()
+        yield buffer
+        self._objects[key] = buffer.getvalue()
 
     def read_bytes(self, key: str) -> bytes:
         if key not in self._objects:

@@ -11,13 +11,18 @@ from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.rollout.alias_history import PROMOTE, AliasMove, read_alias_moves, record_alias_move
 from mlops_assets.rollout.audit import read_decisions, record_decision
 from mlops_assets.rollout.routing import Rollout
-from resources.artifact_store import LocalArtifactStore
+from resources.artifact_store import FsspecArtifactStore
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry, MemoryTrainer
 
 
-@pytest.fixture(params=["memory", "local"])
+@pytest.fixture(params=["memory", "local", "s3"])
 def store(request, tmp_path) -> ArtifactStore:
-    return MemoryArtifactStore() if request.param == "memory" else LocalArtifactStore(root=str(tmp_path))
+    """The fake, and the one store on a local folder and on an S3-compatible object store (moto, loopback)."""
+    if request.param == "memory":
+        return MemoryArtifactStore()
+    if request.param == "local":
+        return FsspecArtifactStore(root=str(tmp_path))
+    return FsspecArtifactStore(root=f"{request.getfixturevalue('s3_bucket')}/data")
 
 
 def test_each_fake_implements_every_method_of_its_contract():
@@ -46,6 +51,33 @@ def test_the_store_keeps_tables_as_parquet_and_counts_their_rows(store):
     assert store.read_table("p/raw/abc.parquet").equals(table)
     store.write_bytes("p/raw/abc.parquet", b"replaced")  # a key written again holds the new bytes
     assert store.read_bytes("p/raw/abc.parquet") == b"replaced"
+
+
+def test_a_streamed_write_appears_whole_when_it_ends_and_not_at_all_when_it_fails(store):
+    with store.open_write("p/out/batch.bin") as file:
+        file.write(b"first half ")
+        assert not store.exists("p/out/batch.bin")
+        file.write(b"second half")
+    assert store.read_bytes("p/out/batch.bin") == b"first half second half"
+    with pytest.raises(RuntimeError), store.open_write("p/out/failed.bin") as file:
+        file.write(b"half")
+        raise RuntimeError("the scoring failed midway")
+    assert store.list("p/out") == ["p/out/batch.bin"]
+
+
+def test_a_file_another_process_writes_is_listed_at_once(store, tmp_path):
+    """The endpoint ships its log to the store while a long-lived sensor process lists it: no stale listing."""
+    store.write_bytes("p/log/part-1.parquet", b"1")
+    assert store.list("p/log") == ["p/log/part-1.parquet"]
+    if isinstance(store, FsspecArtifactStore):
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(store.uri("p/log/part-2.parquet"))
+        fs.skip_instance_cache = True
+        fs.pipe_file(root, b"2")  # as another process would: not through this store
+    else:
+        store.write_bytes("p/log/part-2.parquet", b"2")
+    assert store.list("p/log") == ["p/log/part-1.parquet", "p/log/part-2.parquet"]
 
 
 def test_the_audit_log_and_the_alias_history_read_back_in_order_from_the_store(store):

@@ -1,4 +1,4 @@
-"""The code location: each pipeline declared under ``defs/``, on the resources of the embedded default.
+"""The code location: each pipeline declared under ``defs/``, on the resources of the environment (``MLOPS_ENV``).
 
 Components bring assets, checks and sensors; the resources and the executor are given once, here (as the
 repository's own ``definitions.py`` gives them to the pipelines of ``pipelines/``).
@@ -8,13 +8,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.local.layout import LocalLayout
-from resources import local_resources
+from resources import resources_from_env
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=local_resources(LocalLayout.from_env()), executor=dg.in_process_executor),
+        dg.Definitions(resources=resources_from_env(), executor=dg.in_process_executor),
     )

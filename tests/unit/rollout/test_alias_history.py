@@ -16,7 +16,7 @@ from mlops_assets.rollout.alias_history import (
     rollback_target,
     rolled_back,
 )
-from resources.artifact_store import LocalArtifactStore
+from resources.artifact_store import FsspecArtifactStore
 
 
 def moves(*steps: tuple[str, str]) -> list[AliasMove]:
@@ -29,7 +29,7 @@ def moves(*steps: tuple[str, str]) -> list[AliasMove]:
 
 
 def test_moves_are_read_back_in_the_order_they_were_recorded_and_by_alias(tmp_path):
-    store = LocalArtifactStore(root=str(tmp_path))
+    store = FsspecArtifactStore(root=str(tmp_path))
     for move in [*moves((PROMOTE, "1"), (PROMOTE, "2")), AliasMove("challenger", "3", "2", TRAIN, "manual", "run")]:
         record_alias_move(store, "p", move)
     champion = read_alias_moves(store, "p", "champion")

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from mlops_assets.data.locations import log_files
 from mlops_assets.serving.inference_log import DEAD_LETTER, InferenceLogWriter, log_schema
 
 DTYPES = {"x": "float", "plan": "str"}
@@ -110,3 +111,35 @@ def test_the_log_repeats_request_fields_per_row_and_keeps_strings_and_ids(tmp_pa
     ]
     ids = table.column("request_id").to_pylist()
     assert ids[0] == ids[1] != ids[2] and len(ids[2]) == 32
+
+
+def test_a_log_shipped_to_an_object_store_leaves_the_spool_and_reads_back_through_the_store(tmp_path, s3_bucket):
+    from resources.artifact_store import FsspecArtifactStore
+
+    store = FsspecArtifactStore(root=s3_bucket)
+    log = writer(tmp_path / "spool", ship_to=f"{s3_bucket}/p/inference_log")
+    append(log, [1.0, 2.0], ["a", "b"])
+    log.flush()
+    append(log, [3.0], ["c"])
+    log.close()  # a clean stop writes and ships what is waiting
+    assert list((tmp_path / "spool").glob("part-*")) == []
+    keys = log_files(store, "p/inference_log")
+    assert len(keys) == 2 and log.status()["files_shipped"] == 2 and log.status()["files_to_ship"] == 0
+    rows = [row for key in keys for row in store.read_table(key).select(["id", "x"]).to_pylist()]
+    assert rows == [{"id": "a", "x": 1.0}, {"id": "b", "x": 2.0}, {"id": "c", "x": 3.0}]
+
+
+def test_while_the_object_store_is_unreachable_the_files_wait_in_the_spool(tmp_path, s3_server):
+    import boto3
+
+    bucket = "not-yet-created"
+    log = writer(tmp_path / "spool", ship_to=f"s3://{bucket}/p/inference_log")
+    append(log, [1.0], ["a"])
+    log.flush()
+    log.ship()
+    assert len(list((tmp_path / "spool").glob("part-*.parquet"))) == 1
+    assert log.status()["files_to_ship"] == 1 and "bucket does not exist" in log.status()["last_error"]
+
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    log.close()
+    assert list((tmp_path / "spool").glob("part-*")) == [] and log.status()["files_shipped"] == 1

@@ -1,0 +1,71 @@
+"""``MLOPS_ENV`` picks the resources; the specs never change between a laptop and a cluster."""
+
+import dagster as dg
+import pytest
+
+from mlops_assets.environment import Settings
+from mlops_assets.errors import MlopsError
+from resources import DAGSTER_IO, resources_from_env
+from resources.artifact_store import FsspecArtifactStore
+from resources.k8s_trainer import K8sTrainer
+from resources.mlflow_registry import MlflowRegistry
+from resources.trainer import SubprocessTrainer
+
+PRODUCTION = {
+    "MLOPS_ENV": "production",
+    "MLOPS_STORE_URL": "s3://mlops-assets/data/",
+    "MLFLOW_TRACKING_URI": "http://mlflow.mlops:5000",
+}
+
+
+def test_without_variables_the_embedded_default_trains_in_a_subprocess():
+    settings = Settings.from_env({})
+    assert (settings.env, settings.trainer, settings.production) == ("local", "subprocess", False)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"MLOPS_ENV": "prod"}, "MLOPS_ENV='prod'"),
+        ({"MLOPS_ENV": "production"}, "MLOPS_STORE_URL and MLFLOW_TRACKING_URI"),
+        ({**PRODUCTION, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, "MLFLOW_TRACKING_URI='sqlite:///mlflow.db'"),
+        ({**PRODUCTION, "MLOPS_TRAINER": "slurm"}, "MLOPS_TRAINER='slurm'"),
+    ],
+)
+def test_a_setting_that_cannot_work_is_refused_with_its_variable_named(environ, named):
+    with pytest.raises(MlopsError, match=named.replace("(", r"\(")):
+        Settings.from_env(environ)
+
+
+def test_production_keeps_state_in_the_object_store_and_trains_in_pods(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    for name, value in {
+        **PRODUCTION,
+        "MLOPS_TRAINER_IMAGE": "registry.example.com/mlops-trainer:0.1.0",
+        "MLOPS_TRAINER_NAMESPACE": "mlops",
+        "MLOPS_TRAINER_ENV_SECRETS": "mlops-object-store, mlflow-token",
+    }.items():
+        monkeypatch.setenv(name, value)
+    resources = resources_from_env()
+    assert resources["store"] == FsspecArtifactStore(root="s3://mlops-assets/data")
+    assert resources["store"].uri("p/raw_data/x.parquet") == "s3://mlops-assets/data/p/raw_data/x.parquet"
+    assert resources["registry"] == MlflowRegistry(uri="http://mlflow.mlops:5000")  # artifacts: the server's
+    assert resources["trainer"] == K8sTrainer(
+        image="registry.example.com/mlops-trainer:0.1.0",
+        namespace="mlops",
+        env_secrets=["mlops-object-store", "mlflow-token"],
+    )
+    assert resources["deployer"].tracking_uri == "http://mlflow.mlops:5000"
+    assert resources["io_manager"] == dg.FilesystemIOManager(base_dir=f"s3://mlops-assets/data/{DAGSTER_IO}")
+
+    monkeypatch.setenv("MLOPS_TRAINER", "subprocess")  # production state, training beside the code location
+    assert isinstance(resources_from_env()["trainer"], SubprocessTrainer)
+
+
+def test_the_embedded_default_keeps_everything_under_mlops_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    resources = resources_from_env()
+    assert resources["store"].uri("p/x") == str(tmp_path / "data" / "p" / "x")
+    assert resources["registry"].uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert isinstance(resources["trainer"], SubprocessTrainer)
