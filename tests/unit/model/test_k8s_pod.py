@@ -112,6 +112,32 @@ def test_a_gpu_spec_builds_a_valid_gpu_pod_with_its_limits_selector_tolerations_
     assert manifest["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
 
 
+def test_a_production_pod_finds_the_store_by_value_and_its_credentials_by_reference(pipelines):
+    """The Dagster process's settings reach the pod as values (where the state is), the trainer's Secrets by name
+    before the spec's own (what to read it with): the pod reads the training set from the object store."""
+    environ = {
+        "MLOPS_ENV": "production",
+        "MLOPS_STORE_URL": "s3://mlops-assets/data",
+        "AWS_ENDPOINT_URL": "https://minio.mlops:9000",
+        "AWS_ACCESS_KEY_ID": "not-a-value-to-forward",
+        "MLFLOW_TRACKING_TOKEN": "not-a-value-to-forward",
+    }
+    pod = training_pod(
+        gpu_spec(pipelines), RUN_ID, IMAGE, environ, secrets=("mlops-object-store", "mlflow-credentials")
+    )
+    assert pod.env == {
+        "PYTHONUNBUFFERED": "1",
+        "MLOPS_ENV": "production",
+        "MLOPS_STORE_URL": "s3://mlops-assets/data",
+        "AWS_ENDPOINT_URL": "https://minio.mlops:9000",
+    }
+    assert pod.base_pod_spec["containers"][0]["envFrom"] == [  # each Secret once, the trainer's first
+        {"secretRef": {"name": "mlops-object-store"}},
+        {"secretRef": {"name": "mlflow-credentials"}},
+        {"secretRef": {"name": "object-store-credentials"}},
+    ]
+
+
 def test_a_mig_profile_is_the_limit_of_its_own_extended_resource(pipelines):
     spec = gpu_spec(pipelines, {"gpu": 2, "gpu_resource": "nvidia.com/mig-1g.10gb"}, name="mig_wine")
     manifest = pod_dict(spec)
