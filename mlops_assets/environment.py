@@ -23,6 +23,10 @@ SUBPROCESS, KUBERNETES = "subprocess", "kubernetes"
 TRAINER_IMAGE = "MLOPS_TRAINER_IMAGE"
 TRAINER_NAMESPACE = "MLOPS_TRAINER_NAMESPACE"
 TRAINER_ENV_SECRETS = "MLOPS_TRAINER_ENV_SECRETS"  # comma-separated Secret names the training pod mounts
+DEPLOYER = "MLOPS_DEPLOYER"  # where endpoints run: local processes, or Kubernetes Deployments
+IN_CLUSTER = "KUBERNETES_SERVICE_HOST"  # set by Kubernetes in every pod
+LOCAL_PROCESS = "local"
+ENDPOINT_NAMESPACE = "MLOPS_ENDPOINT_NAMESPACE"
 # What a training pod is handed by value, as the Dagster process has it: where the state is, never a secret
 # (credentials reach the pod by reference, through TRAINER_ENV_SECRETS).
 POD_SETTINGS = (MLOPS_ENV, STORE_URL, "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
@@ -34,6 +38,8 @@ class Settings:
     store_url: str | None  # None: the local layout's folder
     tracking_uri: str | None  # None: the local layout's SQLite file
     trainer: str
+    deployer: str = LOCAL_PROCESS
+    endpoint_namespace: str | None = None
     trainer_image: str | None = None
     trainer_namespace: str | None = None
     trainer_env_secrets: tuple[str, ...] = ()
@@ -51,11 +57,17 @@ class Settings:
         _one_of(MLOPS_ENV, env, (LOCAL, PRODUCTION))
         trainer = environ.get(TRAINER) or (KUBERNETES if env == PRODUCTION else SUBPROCESS)
         _one_of(TRAINER, trainer, (SUBPROCESS, KUBERNETES))
+        # Endpoints are Deployments where this process runs in a pod (as the Dagster chart's do), processes elsewhere.
+        in_cluster = env == PRODUCTION and IN_CLUSTER in environ
+        deployer = environ.get(DEPLOYER) or (KUBERNETES if in_cluster else LOCAL_PROCESS)
+        _one_of(DEPLOYER, deployer, (LOCAL_PROCESS, KUBERNETES))
         settings = cls(
             env=env,
             store_url=environ.get(STORE_URL) or None,
             tracking_uri=environ.get(TRACKING_URI) or None,
             trainer=trainer,
+            deployer=deployer,
+            endpoint_namespace=environ.get(ENDPOINT_NAMESPACE) or None,
             trainer_image=environ.get(TRAINER_IMAGE) or None,
             trainer_namespace=environ.get(TRAINER_NAMESPACE) or None,
             trainer_env_secrets=tuple(s.strip() for s in environ.get(TRAINER_ENV_SECRETS, "").split(",") if s.strip()),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mlops_assets.contracts import Trainer
+from mlops_assets.contracts import EndpointDeployer, Trainer
 from mlops_assets.environment import KUBERNETES, Settings
 from mlops_assets.local.layout import LocalLayout
 from resources.artifact_store import FsspecArtifactStore
@@ -34,7 +34,7 @@ def local_resources(layout: LocalLayout, settings: Settings | None = None) -> di
         "store": FsspecArtifactStore(root=str(layout.data)),
         "registry": MlflowRegistry(uri=layout.tracking_uri, artifact_root=str(layout.mlflow_artifacts)),
         "trainer": trainer(settings or Settings.from_env({})),
-        "deployer": LocalProcessDeployer(state_dir=str(layout.endpoints), tracking_uri=layout.tracking_uri),
+        "deployer": deployer(settings or Settings.from_env({}), layout),
         "io_manager": dg.FilesystemIOManager(base_dir=str(layout.dagster_io)),
     }
 
@@ -42,15 +42,15 @@ def local_resources(layout: LocalLayout, settings: Settings | None = None) -> di
 def production_resources(settings: Settings, layout: LocalLayout) -> dict[str, object]:
     """State that outlives any pod: the artifact store and Dagster's step outputs at ``MLOPS_STORE_URL`` (every
     step pod and training pod reads them there), models through the tracking server, whose artifacts it keeps
-    itself (proxied: only the server holds the object store's credentials for them). ``MLOPS_HOME`` keeps what
-    belongs to this process alone: the state of the endpoints it runs."""
+    itself (proxied: only the server holds the object store's credentials for them); the endpoints are Deployments
+    (``MLOPS_DEPLOYER=local`` runs them as processes beside this one, their state under ``MLOPS_HOME``)."""
     layout.ensure()
     store_url = settings.store_url.rstrip("/")
     return {
         "store": FsspecArtifactStore(root=store_url),
         "registry": MlflowRegistry(uri=settings.tracking_uri),
         "trainer": trainer(settings),
-        "deployer": LocalProcessDeployer(state_dir=str(layout.endpoints), tracking_uri=settings.tracking_uri),
+        "deployer": deployer(settings, layout),
         "io_manager": dg.FilesystemIOManager(base_dir=f"{store_url}/{DAGSTER_IO}"),
     }
 
@@ -65,3 +65,13 @@ def trainer(settings: Settings) -> Trainer:
             env_secrets=list(settings.trainer_env_secrets),
         )
     return SubprocessTrainer()
+
+
+def deployer(settings: Settings, layout: LocalLayout) -> EndpointDeployer:
+    if settings.deployer == KUBERNETES:
+        from resources.k8s_endpoint import KubernetesEndpointDeployer
+
+        return KubernetesEndpointDeployer(namespace=settings.endpoint_namespace)
+    return LocalProcessDeployer(
+        state_dir=str(layout.endpoints), tracking_uri=settings.tracking_uri or layout.tracking_uri
+    )

@@ -29,7 +29,8 @@ from mlops_assets.serving.endpoint_state import (
 )
 
 
-def _get_json(url: str, token: str | None, timeout: float = PING_TIMEOUT_S, data: bytes | None = None) -> dict:
+def request_json(url: str, token: str | None, timeout: float = PING_TIMEOUT_S, data: bytes | None = None) -> dict:
+    """GET (or, with ``data``, POST) an endpoint route with the admin token; its JSON answer."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -54,7 +55,7 @@ class LocalProcessDeployer(EndpointDeployer):
         url = self.running_url(model.name)
         if url is not None:
             try:
-                _get_json(
+                request_json(
                     f"{url}/admin/reload",
                     admin_token(self.state_dir, model.name),
                     timeout=self.start_timeout_s,
@@ -65,10 +66,10 @@ class LocalProcessDeployer(EndpointDeployer):
         else:
             url = self._start(spec_path, model.name, log_uri)
         token = admin_token(self.state_dir, model.name)
-        serving = _get_json(f"{url}/version", token)["model_version"]
+        serving = request_json(f"{url}/version", token)["model_version"]
         if serving != model.version:  # started meanwhile (by the supervisor) with the champion of before the move
-            _get_json(f"{url}/admin/reload", token, timeout=self.start_timeout_s, data=b"{}")
-            serving = _get_json(f"{url}/version", token)["model_version"]
+            request_json(f"{url}/admin/reload", token, timeout=self.start_timeout_s, data=b"{}")
+            serving = request_json(f"{url}/version", token)["model_version"]
         if serving != model.version:
             raise dg.Failure(f"endpoint {url} serves version {serving}, expected {model.version}")
         return url
@@ -85,7 +86,7 @@ class LocalProcessDeployer(EndpointDeployer):
         if url is None:
             raise dg.Failure(f"no endpoint is running for {name}")
         try:
-            return _get_json(
+            return request_json(
                 f"{url}{route}",
                 admin_token(self.state_dir, name),
                 timeout=self.start_timeout_s,

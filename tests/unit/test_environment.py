@@ -7,6 +7,8 @@ from mlops_assets.environment import Settings
 from mlops_assets.errors import MlopsError
 from resources import DAGSTER_IO, resources_from_env
 from resources.artifact_store import FsspecArtifactStore
+from resources.endpoint import LocalProcessDeployer
+from resources.k8s_endpoint import KubernetesEndpointDeployer
 from resources.k8s_trainer import K8sTrainer
 from resources.mlflow_registry import MlflowRegistry
 from resources.trainer import SubprocessTrainer
@@ -30,6 +32,7 @@ def test_without_variables_the_embedded_default_trains_in_a_subprocess():
         ({"MLOPS_ENV": "production"}, "MLOPS_STORE_URL and MLFLOW_TRACKING_URI"),
         ({**PRODUCTION, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}, "MLFLOW_TRACKING_URI='sqlite:///mlflow.db'"),
         ({**PRODUCTION, "MLOPS_TRAINER": "slurm"}, "MLOPS_TRAINER='slurm'"),
+        ({**PRODUCTION, "MLOPS_DEPLOYER": "docker"}, "MLOPS_DEPLOYER='docker'"),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_with_its_variable_named(environ, named):
@@ -55,11 +58,17 @@ def test_production_keeps_state_in_the_object_store_and_trains_in_pods(monkeypat
         namespace="mlops",
         env_secrets=["mlops-object-store", "mlflow-token"],
     )
-    assert resources["deployer"].tracking_uri == "http://mlflow.mlops:5000"
+    assert resources["deployer"].tracking_uri == "http://mlflow.mlops:5000"  # outside a pod: local processes
     assert resources["io_manager"] == dg.FilesystemIOManager(base_dir=f"s3://mlops-assets/data/{DAGSTER_IO}")
 
     monkeypatch.setenv("MLOPS_TRAINER", "subprocess")  # production state, training beside the code location
     assert isinstance(resources_from_env()["trainer"], SubprocessTrainer)
+
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # in a pod, as the chart's code server and runs
+    monkeypatch.setenv("MLOPS_ENDPOINT_NAMESPACE", "serving")
+    assert resources_from_env()["deployer"] == KubernetesEndpointDeployer(namespace="serving")
+    monkeypatch.setenv("MLOPS_DEPLOYER", "local")
+    assert isinstance(resources_from_env()["deployer"], LocalProcessDeployer)
 
 
 def test_the_embedded_default_keeps_everything_under_mlops_home(monkeypatch, tmp_path):
