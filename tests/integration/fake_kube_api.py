@@ -1,14 +1,21 @@
-"""A Kubernetes API server at the HTTP boundary only, for ``PipesK8sClient.run``: what it calls, nothing more.
+"""A Kubernetes API server at the HTTP boundary only, for ``PipesK8sClient.run`` and the endpoint's Deployment:
+what they call, nothing more.
 
 It validates each created pod against the Kubernetes OpenAPI schema (strict, as the API server rejects unknown
 fields) and stands in for the kubelet by running the pod's first container's command as a local process, with the
 container's env and its ``envFrom`` Secrets (from ``secrets``) and ``PATH`` pointing at this interpreter, so that
 the image's ``python`` is this one. The pod reads Running, then Succeeded or Failed with the exit code; its output is
 served as the pod's log, timestamped as the kubelet does. No scheduler, image, node, GPU or restart is involved.
+
+A Deployment (``deployments``) is read and patched as the API server does it: a strategic merge patch of its pod
+template is applied, the result validated against the schema, and a new template starts a rollout, which the
+test's ``roll`` callback carries out in place of the controller and the kubelet (it starts the new version and says
+whether it became ready; until then the old replicas stay, as ``maxUnavailable: 0`` keeps them).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -16,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +35,8 @@ import yaml
 
 KUBERNETES_VERSION = "1.33.0"
 PODS = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods(?:/(?P<name>[^/]+)(?P<log>/log)?)?$")
+DEPLOYMENTS = re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments/(?P<name>[^/]+)$")
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 
 def kube_timestamp(ns: int) -> str:
@@ -78,9 +88,21 @@ class FakePod:
 class FakeKubeApi:
     """``with FakeKubeApi(secrets) as api``: serves on 127.0.0.1; ``api.kubeconfig(path)`` points a client at it."""
 
-    def __init__(self, secrets: dict[str, dict[str, str]] | None = None, workdir: Path | None = None):
+    def __init__(
+        self,
+        secrets: dict[str, dict[str, str]] | None = None,
+        workdir: Path | None = None,
+        deployments: list[dict] | None = None,
+        roll: Callable[[dict], bool] | None = None,
+    ):
         self.secrets = secrets or {}
         self.workdir = workdir
+        self.deployments = {
+            (d["metadata"].get("namespace", "default"), d["metadata"]["name"]): with_status(d)
+            for d in deployments or []
+        }
+        self.roll = roll
+        self.patches: list[tuple[str, str, dict]] = []  # (content type, deployment, patch) as received
         self.pods: dict[tuple[str, str], FakePod] = {}
         self.created: list[dict] = []  # every pod body accepted, as received
         self.deleted: list[str] = []
@@ -147,6 +169,34 @@ class FakeKubeApi:
         threading.Thread(target=self._collect, args=(pod,), daemon=True).start()
         return 201, pod.as_json()
 
+    def patch(self, namespace: str, name: str, content_type: str, patch: dict) -> tuple[int, dict]:
+        deployment = self.deployments.get((namespace, name))
+        if deployment is None:
+            return 404, status_body(404, "NotFound", f'deployments.apps "{name}" not found')
+        if content_type != STRATEGIC_MERGE_PATCH:  # a map merged as JSON patch would be refused, or replace the map
+            return 415, status_body(415, "UnsupportedMediaType", f"this fake merges {STRATEGIC_MERGE_PATCH} only")
+        self.patches.append((content_type, name, patch))
+        patched = merge(copy.deepcopy(deployment), patch)
+        try:
+            body = {k: v for k, v in patched.items() if k != "status"}
+            kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            self.rejected.append(str(error))
+            return 422, status_body(422, "Invalid", str(error))
+        if patched["spec"]["template"] != deployment["spec"]["template"]:
+            patched["metadata"]["generation"] += 1
+            replicas = patched["spec"].get("replicas", 1)
+            patched["status"].update(observedGeneration=patched["metadata"]["generation"], updatedReplicas=0)
+            patched["status"]["replicas"] = deployment["status"]["replicas"] + 1  # maxSurge: one new pod at a time
+            threading.Thread(target=self._roll, args=(patched, replicas), daemon=True).start()
+        self.deployments[(namespace, name)] = patched
+        return 200, patched
+
+    def _roll(self, deployment: dict, replicas: int) -> None:
+        """The controller and the kubelet: the new template's pods become ready, or never do."""
+        if self.roll is not None and self.roll(deployment["spec"]["template"]):
+            deployment["status"].update(replicas=replicas, updatedReplicas=replicas, availableReplicas=replicas)
+
     def _collect(self, pod: FakePod) -> None:
         last = 0
         for raw in pod.process.stdout:
@@ -178,6 +228,13 @@ class FakeKubeApi:
                 url = urlparse(self.path)
                 return PODS.match(url.path), parse_qs(url.query)
 
+            def do_PATCH(self) -> None:
+                match = DEPLOYMENTS.match(urlparse(self.path).path)
+                if not match:
+                    return self.send_json(404, status_body(404, "NotFound", self.path))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_json(*api.patch(match["ns"], match["name"], self.headers["Content-Type"], body))
+
             def do_POST(self) -> None:
                 match, _ = self.route()
                 if not match or match["name"]:
@@ -186,6 +243,12 @@ class FakeKubeApi:
                 self.send_json(*api.create(match["ns"], body))
 
             def do_GET(self) -> None:
+                deployment = DEPLOYMENTS.match(urlparse(self.path).path)
+                if deployment:
+                    found = api.deployments.get((deployment["ns"], deployment["name"]))
+                    if found is None:
+                        return self.send_json(404, status_body(404, "NotFound", self.path))
+                    return self.send_json(200, found)
                 match, query = self.route()
                 if not match:
                     return self.send_json(404, status_body(404, "NotFound", self.path))
@@ -227,6 +290,29 @@ class FakeKubeApi:
                 self.send_json(200, pod.as_json())
 
         return Handler
+
+
+def with_status(deployment: dict) -> dict:
+    """A Deployment as the API server holds it once its pods run the template: generation 1, all replicas
+    updated; available only if the test says so (``status.availableReplicas``)."""
+    deployment = copy.deepcopy(deployment)
+    replicas = deployment["spec"].get("replicas", 1)
+    deployment["metadata"].setdefault("generation", 1)
+    status = {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas, "availableReplicas": 0}
+    deployment["status"] = {**status, **deployment.get("status", {})}
+    return deployment
+
+
+def merge(target: dict, patch: dict) -> dict:
+    """A strategic merge patch of maps (what the endpoint deployer sends): keys merge, ``null`` deletes."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict):
+            target[key] = merge(target[key] if isinstance(target.get(key), dict) else {}, value)
+        else:
+            target[key] = value
+    return target
 
 
 def status_body(code: int, reason: str, message: str) -> dict:

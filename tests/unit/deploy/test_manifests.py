@@ -20,6 +20,7 @@ import yaml
 from mlops_assets.environment import KUBERNETES, STORE_URL, TRACKING_URI, TRAINER_NAMESPACE, Settings
 from mlops_assets.model.k8s_pod import pod_meta
 from mlops_assets.spec import load_spec
+from resources.k8s_endpoint import deployment_name
 
 REPO = Path(__file__).resolve().parents[3]
 K8S = REPO / "deploy" / "k8s"
@@ -27,7 +28,7 @@ HELM_VALUES = REPO / "deploy" / "helm" / "dagster-values.yaml"
 README = REPO / "README.md"
 NAMESPACES = {"base": "mlops", "overlays/dev": "mlops-dev", "overlays/gpu": "mlops"}  # base: as the settings say
 KUBERNETES_VERSION = "1.33.0"  # as tests/unit/model/test_k8s_pod.py
-ENDPOINT, MLFLOW, SETTINGS, TRAINER = "mlops-endpoint", "mlflow", "mlops-settings", "mlops-trainer"
+ENDPOINT, MLFLOW, SETTINGS, TRAINER = "mlops-endpoint-breast-cancer", "mlflow", "mlops-settings", "mlops-trainer"
 PORT, MLFLOW_PORT = 8080, 5000
 MLFLOW_CLIENT = {"mlops-assets/mlflow-client": "true"}
 SECRET_NAMES = ("TOKEN", "SECRET", "PASSWORD", "ACCESS_KEY", "BACKEND_STORE")  # literal values named so would leak
@@ -194,6 +195,19 @@ def test_the_run_pods_service_account_may_run_training_pods(rendered):
     assert subject == {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACES[folder]}
 
 
+def test_the_run_pods_service_account_may_roll_the_endpoint_deployment(rendered):
+    """What KubernetesEndpointDeployer calls: read the Deployment, patch its pod template; the Deployment is the one
+    it looks for, by the pipeline its endpoint serves."""
+    folder, objects = rendered
+    (rule,) = objects[("Role", "mlops-endpoint-deployer")]["rules"]
+    assert rule == {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]}
+    (subject,) = objects[("RoleBinding", "mlops-endpoint-deployer")]["subjects"]
+    account = helm_values()["global"]["serviceAccountName"]
+    assert subject == {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACES[folder]}
+    spec = load_spec(REPO / container(objects, ENDPOINT)["command"][2])
+    assert ("Deployment", deployment_name(spec.name)) in objects and ("Service", deployment_name(spec.name)) in objects
+
+
 def test_the_endpoint_serves_the_spec_on_8080_with_probes_on_ping(rendered):
     _, objects = rendered
     c = container(objects, ENDPOINT)
@@ -238,7 +252,7 @@ def test_secrets_are_referenced_by_name_and_no_value_is_in_the_output(rendered):
     folder, objects = rendered
     c = container(objects, ENDPOINT)
     (token,) = [e for e in c["env"] if e["name"] == "MLOPS_ADMIN_TOKEN"]
-    assert token["valueFrom"]["secretKeyRef"] == {"name": "mlops-endpoint-admin", "key": "token"}
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "mlops-endpoint-admin", "key": "MLOPS_ADMIN_TOKEN"}
     assert {"secretRef": {"name": "mlops-object-store"}} in c["envFrom"]
     assert "Secret" not in {kind for kind, _ in objects}
     names = literal_env(list(objects.values()))
@@ -311,10 +325,16 @@ def test_the_helm_values_give_the_code_location_and_its_runs_the_same_settings_a
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert launcher["runK8sConfig"]["containerConfig"]["resources"]
+    # A promotion rolls the endpoint from a run pod (resources/k8s_endpoint.py) and reads its status: the admin
+    # token, and the label the endpoint's NetworkPolicy admits.
+    (endpoint_policy,) = [
+        o for o in render("base") if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == ENDPOINT
+    ]
+    endpoint_client = endpoint_policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
     for consumer in (location, launcher):
         assert consumer["envConfigMaps"] == [{"name": SETTINGS}]
-        assert consumer["envSecrets"] == [{"name": "mlops-object-store"}]
-        assert consumer["labels"] == MLFLOW_CLIENT
+        assert consumer["envSecrets"] == [{"name": "mlops-object-store"}, {"name": "mlops-endpoint-admin"}]
+        assert consumer["labels"] == {**MLFLOW_CLIENT, **endpoint_client}
     assert values["rbacEnabled"] and values["serviceAccount"]["create"] and values["global"]["serviceAccountName"]
     assert values["dagsterDaemon"]["enabled"] and values["dagsterDaemon"]["runRetries"]["enabled"]
     assert values["postgresql"]["enabled"] and not values["generatePostgresqlPasswordSecret"]
