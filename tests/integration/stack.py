@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -63,11 +63,12 @@ class Process:
     name: str
     popen: subprocess.Popen
     log: Path
+    stop_signal: int = signal.SIGTERM
 
     def stop(self, grace_s: float = 20) -> None:
         if self.popen.poll() is not None:
             return
-        os.killpg(self.popen.pid, signal.SIGTERM)
+        os.killpg(self.popen.pid, self.stop_signal)
         try:
             self.popen.wait(grace_s)
         except subprocess.TimeoutExpired:
@@ -75,7 +76,26 @@ class Process:
             self.popen.wait(10)
 
 
-def start(name: str, command: list[str], folder: Path, env: dict[str, str], cwd: Path = REPO) -> Process:
+def _die_with_parent(stop_signal: int) -> Callable[[], None] | None:
+    """A pytest killed before its teardown would leave the services running: on Linux each one is sent its
+    stop signal when pytest dies (prctl's PR_SET_PDEATHSIG, set in the child after any change of user)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here: the child between fork and exec only calls it
+    return lambda: prctl(1, stop_signal, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+
+
+def start(
+    name: str,
+    command: list[str],
+    folder: Path,
+    env: dict[str, str],
+    cwd: Path = REPO,
+    stop_signal: int = signal.SIGTERM,
+    run_as: dict | None = None,
+) -> Process:
     """``command`` in its own process group, stdout and stderr in ``folder/<name>.log``."""
     if shutil.which(command[0]) is None:
         raise ServiceUnavailable(f"{name} could not start: {command[0]} not found")
@@ -89,8 +109,10 @@ def start(name: str, command: list[str], folder: Path, env: dict[str, str], cwd:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent(stop_signal),
+            **(run_as or {}),
         )
-    return Process(name, popen, log)
+    return Process(name, popen, log, stop_signal)
 
 
 def wait_until(
@@ -146,25 +168,19 @@ def skip_unless_started(service: Callable[[], object]):
 
 @dataclass
 class Postgres:
-    bin: Path
-    data: Path
+    process: Process
     port: int
-    user: str
-    log: Path
-    run_as: dict = field(default_factory=dict)  # subprocess's user/group: initdb and postgres refuse root
+    user: str = "postgres"
 
     def url(self, database: str, driver: str = "") -> str:
         """A client URL; SQLAlchemy 2.1 picks psycopg 3 for a bare ``postgresql://`` and the project installs
         psycopg2, so MLflow and Dagster get ``driver="+psycopg2"`` (libpq, psycopg2.connect, takes none)."""
         return f"postgresql{driver}://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def stop(self) -> None:
-        subprocess.run(
-            [str(self.bin / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"],
-            capture_output=True,
-            timeout=60,
-            **self.run_as,
-        )
+    def connect(self, database: str):
+        import psycopg2
+
+        return psycopg2.connect(self.url(database), connect_timeout=5)
 
 
 def postgres_bin() -> Path:
@@ -178,9 +194,10 @@ def postgres_bin() -> Path:
     return Path(initdb).parent
 
 
-def start_postgres(databases: list[str]) -> Postgres:
-    """A throwaway cluster in a temporary folder, on a free loopback port, trusting local connections;
-    ``databases`` created. As root it runs as the ``postgres`` user, which owns the folder."""
+def start_postgres(folder: Path, data: Path, databases: list[str]) -> Postgres:
+    """A throwaway cluster in ``data`` (a new folder whose parent it may write), on a free loopback port,
+    trusting local connections, with ``databases`` created; its log in ``folder``. As root it runs as the
+    ``postgres`` user, which owns ``data``'s parent: initdb and postgres refuse to run as root."""
     bin = postgres_bin()
     run_as: dict = {}
     if os.geteuid() == 0:
@@ -189,37 +206,35 @@ def start_postgres(databases: list[str]) -> Postgres:
         except KeyError:
             raise ServiceUnavailable("PostgreSQL could not start: running as root and no 'postgres' user") from None
         run_as = {"user": user.pw_uid, "group": user.pw_gid}
-    folder = Path(tempfile.mkdtemp(prefix="mlops-postgres-"))  # not under pytest's root-only tmp: postgres reads it
-    if run_as:
-        os.chown(folder, run_as["user"], run_as["group"])
-    data, log, port = folder / "data", folder / "postgres.log", free_port()
-    db_user = "postgres"
+        os.chown(data.parent, user.pw_uid, user.pw_gid)
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
     init = subprocess.run(
-        [str(bin / "initdb"), "-D", str(data), "-U", db_user, "--auth=trust", "-E", "UTF8", "--no-sync"],
+        [str(bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
         capture_output=True,
         text=True,
         env=env,
-        cwd=folder,
+        cwd=data.parent,
         **run_as,
     )
     if init.returncode != 0:
         raise ServiceUnavailable(f"PostgreSQL could not start: initdb failed:\n{init.stdout}{init.stderr}")
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
-    started = subprocess.run(
-        [str(bin / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=folder,
-        **run_as,
-    )
-    if started.returncode != 0:
-        raise ServiceUnavailable(f"PostgreSQL could not start: pg_ctl said {started.stderr.strip()}\n{tail(log)}")
-    postgres = Postgres(bin, data, port, db_user, log, run_as)
-    import psycopg2
+    port = free_port()
+    options = ["-c", "listen_addresses=127.0.0.1", "-p", str(port), "-k", str(data.parent)]
+    options += ["-c", "fsync=off", "-c", "full_page_writes=off"]  # a throwaway cluster need not survive a crash
+    # SIGINT is PostgreSQL's fast shutdown (pg_ctl stop -m fast)
+    process = start("postgres", [str(bin / "postgres"), "-D", str(data), *options], folder, env,
+                    cwd=data.parent, stop_signal=signal.SIGINT, run_as=run_as)  # fmt: skip
+    postgres = Postgres(process, port)
 
-    connection = psycopg2.connect(postgres.url("postgres"))
+    def accepts_connections() -> bool:
+        try:
+            postgres.connect("postgres").close()
+            return True
+        except Exception:
+            return False
+
+    wait_until(process, accepts_connections, 60, "a connection accepted")
+    connection = postgres.connect("postgres")
     connection.autocommit = True
     with connection.cursor() as cursor:
         for name in databases:
@@ -436,19 +451,25 @@ def start_dagster(folder: Path, env: dict[str, str]) -> Dagster:
 
 
 @pytest.fixture(scope="session")
-def stack_folder() -> Iterator[Path]:
-    """Logs and state of the stack's services, kept when a test fails (the path is in the failure)."""
+def stack_folder(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Logs and state of the stack's services; kept when a test failed (failures name the logs in it)."""
     folder = Path(tempfile.mkdtemp(prefix="mlops-stack-"))
     yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    if not request.session.testsfailed:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    server = skip_unless_started(lambda: start_postgres(["dagster", "mlflow"]))
-    yield server
-    server.stop()
-    shutil.rmtree(server.data.parent, ignore_errors=True)
+def postgres(stack_folder: Path) -> Iterator[Postgres]:
+    """Dagster's and MLflow's databases. Its data folder is apart from the stack's: not under a root-only
+    folder, since the ``postgres`` user must reach it."""
+    data = Path(tempfile.mkdtemp(prefix="mlops-postgres-")) / "data"
+    try:
+        server = skip_unless_started(lambda: start_postgres(stack_folder, data, ["dagster", "mlflow"]))
+        yield server
+        server.process.stop()
+    finally:
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -470,16 +491,17 @@ def tracking_server(stack_folder: Path, postgres: Postgres, object_store: Object
 def production_env(
     folder: Path, pipelines: Path, postgres: Postgres, store: ObjectStore, tracking: TrackingServer
 ) -> dict[str, str]:
-    """What the code location, its runs and the CLI read to select the production resources."""
+    """What the code location, its runs and the CLI read to select the production resources. No
+    MLFLOW_S3_ENDPOINT_URL: clients reach MLflow's artifacts through the tracking server only."""
     env = {**os.environ, **AWS, **NO_PROXY}
     return env | {
         "MLOPS_ENV": "production",
         "MLOPS_PIPELINES": str(pipelines),
         "MLOPS_HOME": str(folder / "mlops_home"),
         "MLOPS_STORE_URL": f"s3://{BUCKET}/data",
-        "MLOPS_TRAINER": "subprocess",
+        "MLOPS_TRAINER": "subprocess",  # no Kubernetes here: training and endpoints are local processes
+        "MLOPS_DEPLOYER": "local",
         "AWS_ENDPOINT_URL": store.endpoint,
-        "MLFLOW_S3_ENDPOINT_URL": store.endpoint,
         "MLFLOW_TRACKING_URI": tracking.uri,
         "DAGSTER_POSTGRES_URL": postgres.url("dagster", "+psycopg2"),
     }

@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psycopg2
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -62,7 +61,7 @@ def test_the_whole_lifecycle_runs_on_the_production_stack(stack: Stack):
     print(f"\nlifecycle run: {time.monotonic() - started:.0f} s")
 
     # Dagster's instance is PostgreSQL: the run and each asset's materialization are rows there
-    with psycopg2.connect(stack.postgres.url("dagster")) as connection, connection.cursor() as cursor:
+    with stack.postgres.connect("dagster") as connection, connection.cursor() as cursor:
         cursor.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
         assert cursor.fetchone() == ("SUCCESS",)
         cursor.execute(
