@@ -3,8 +3,12 @@ store), moto's S3-compatible server (the object store), an ``mlflow server`` tha
 Dagster as on a cluster: a gRPC code server, the webserver and the daemon.
 
 Each service gets a free port and a log file in the stack's folder; a service that cannot start skips the tests
-that need it with a message naming it (``.ci/run`` installs PostgreSQL where it is missing). Import the
-fixtures into a test module to use them.
+that need it with a message naming it (``.ci/run`` installs PostgreSQL where it is missing). A test module
+takes the fixtures with ``pytest_plugins = ["tests.integration.stack"]`` and provides ``stack_pipelines``.
+
+Teardown stops each service's process group. Should pytest die first, each service gets its stop signal from
+the kernel; the code server then waits for the runs in flight, and endpoints a run started stay up until
+``mlops-assets stop`` (with the stack's MLOPS_HOME).
 """
 
 from __future__ import annotations
@@ -122,8 +126,8 @@ def wait_until(
     what: str,
     error: type[Exception] = ServiceUnavailable,
 ):
-    """Poll ``ready`` until it returns something true; the service's log is in the error when it dies or
-    the deadline passes."""
+    """Poll ``ready`` until it returns something true; when the service dies or the deadline passes, it is
+    stopped and its log is in the error."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
@@ -135,6 +139,7 @@ def wait_until(
         if value:
             return value
         time.sleep(0.5)
+    process.stop()
     raise error(
         f"{process.name} could not start: no {what} after {timeout_s:.0f} s; its log ({process.log}):\n"
         f"{tail(process.log)}"
@@ -255,7 +260,13 @@ class ObjectStore:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, **_boto_credentials())
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"],
+            region_name=AWS["AWS_DEFAULT_REGION"],
+        )
 
     def read(self, key: str) -> bytes:
         return self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -263,14 +274,6 @@ class ObjectStore:
     def keys(self, prefix: str = "") -> list[str]:
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
-
-
-def _boto_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": AWS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": AWS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": AWS["AWS_DEFAULT_REGION"],
-    }
 
 
 def start_object_store(folder: Path) -> ObjectStore:

@@ -102,19 +102,22 @@ def test_drifted_traffic_makes_the_daemon_report_retrain_and_promote(stack: Stac
     stack.cli("replay", spec, "--rows", "200", "--seed", "2", *DRIFT)
     stack.dagster.start_sensor(f"{PIPELINE}_drift_sensor")
 
-    def finished(prefix: str):
-        runs = [r for r in stack.dagster.runs({PIPELINE_TAG: PIPELINE}) if trigger(r).startswith(prefix)]
-        return runs and runs[0]["status"] in {"SUCCESS", "FAILURE", "CANCELED"} and runs[0]
+    def triggered(prefix: str) -> dict | None:
+        """The newest run of the pipeline whose trigger starts with ``prefix``."""
+        runs = stack.dagster.runs({PIPELINE_TAG: PIPELINE})
+        return next((run for run in runs if trigger(run).startswith(prefix)), None)
 
-    report_run = stack.dagster.wait(lambda: finished("traffic:"), 120, "the drift sensor's report of the window")
-    stack.dagster.wait_for_run(report_run["runId"], timeout_s=1)
+    report_run = stack.dagster.wait(lambda: triggered("traffic:"), 60, "the drift sensor's report of the window")
+    stack.dagster.wait_for_run(report_run["runId"], timeout_s=120)
     print(f"\ndrift report run: {time.monotonic() - started:.0f} s")
-    retrain_run = stack.dagster.wait(lambda: finished("drift_report:"), 240, "the retraining the drift started")
-    stack.dagster.wait_for_run(retrain_run["runId"], timeout_s=1)
+    retrain_run = stack.dagster.wait(lambda: triggered("drift_report:"), 60, "the retraining the drift started")
     assert trigger(retrain_run) == f"drift_report:{report_run['runId']}"
     assert {"key": RETRAIN_TAG, "value": "true"} in retrain_run["tags"]
+    stack.dagster.wait_for_run(retrain_run["runId"], timeout_s=240)
     print(f"retraining run: {time.monotonic() - started:.0f} s")
 
+    logged = stack.object_store.keys(f"data/{PIPELINE}/inference_log/")
+    assert logged, "the endpoint's inference log did not reach the artifact store"
     reports = [k for k in stack.object_store.keys(f"data/{PIPELINE}/reports/drift/") if report_run["runId"] in k]
     assert reports, "the window's drift report is not in the artifact store"
     assert json.loads(stack.object_store.read(reports[0]))["status"] == "drifted"
