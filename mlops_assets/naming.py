@@ -60,6 +60,7 @@ class StorePrefix(StrEnum):
     batch_predictions = "batch_predictions"
     audit = "audit"  # one record per deployment decision
     aliases = "aliases"  # one record per move of champion or challenger
+    checkpoints = "checkpoints"  # a torch training's last epoch, by what decides its weights; gone once registered
 
 
 def store_key(pipeline: str, prefix: StorePrefix, *parts: str) -> str:

@@ -74,6 +74,7 @@ class TrainingRequest:
     tracking_uri: str
     experiment_id: str
     tags: dict[str, str]
+    checkpoint_uri: str | None = None  # where a torch training keeps its last epoch, to resume after a restart
 
 
 @dataclass(frozen=True)

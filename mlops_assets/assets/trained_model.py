@@ -5,6 +5,7 @@ adaptation), the code and spec that made it, and its trigger. An automatic retra
 and weights are the champion's is not run: it could only copy the champion.
 """
 
+import hashlib
 import json
 
 import dagster as dg
@@ -12,7 +13,7 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry, Trainer
 from mlops_assets.model.provenance import code_version
-from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, TRIGGER_TAG
+from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, TRIGGER_TAG, StorePrefix, store_key
 from mlops_assets.records import FeatureSet, TrainedModel, TrainingRequest
 from mlops_assets.rollout.alias_history import TRAIN, AliasMove, record_alias_move
 
@@ -46,12 +47,13 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 f"({validated_features.rows_hash}), so a new version could only copy it; the champion stays"
             )
             return
+        code = code_version(spec_path)
         tags = {
             **version_tags(validated_features),
             "spec_hash": spec.spec_hash,
             "trigger": trigger,
             "dagster_run_id": context.run_id,
-            **code_version(spec_path),
+            **code,
         }
         request = TrainingRequest(
             spec_path=str(spec_path),
@@ -59,6 +61,7 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
             tracking_uri=registry.tracking_uri(),
             experiment_id=registry.experiment(spec.name),
             tags=tags,
+            checkpoint_uri=store.uri(checkpoint_key(spec, validated_features, code)) if spec.model.torch else None,
         )
         challenger = registry.by_alias(spec.name, CHALLENGER)
         try:
@@ -106,3 +109,13 @@ def version_tags(features: FeatureSet) -> dict[str, str]:
         "training_set": features.train_key,
         "training_rows_by_origin": json.dumps(features.rows_by_origin),
     }
+
+
+def checkpoint_key(spec, features: FeatureSet, code: dict[str, str]) -> str:
+    """Where a torch training keeps its last epoch, named by what decides its weights: the training set, the
+    model section and the code that trains (``code_version``). A retried step or a restarted pod finds it and
+    resumes; a training of other rows, settings or code never reads it."""
+    identity = [features.version, features.rows_hash, spec.model.model_dump(mode="json")]
+    identity += [code["git_sha"], code["package_version"]]
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return store_key(spec.name, StorePrefix.checkpoints, f"{digest}.pt")

@@ -8,7 +8,10 @@ arrives in the Pipes extras as a ``TrainingRequest``.
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +37,8 @@ class TrainingResult:
     seconds: float
     rows: int
     weighted: bool  # trained with sample weights (training window, importance weights)
+    precision: str | None = None  # a torch training's forward pass: fp32, bf16 or fp16
+    resumed_from_epoch: int | None = None  # the checkpoint's epoch a restarted torch training continued after
 
 
 TRAINING_LOG = "logs/training.log"  # in the version's MLflow run: what the training said
@@ -54,11 +59,34 @@ class TrainingLog:
         return ("\n".join(self.lines) + "\n").encode()
 
 
-def make_estimator(spec: PipelineSpec, spec_path: str) -> Any:
+class _Forward(logging.Handler):
+    def __init__(self, log: TrainingLog):
+        super().__init__(logging.INFO)
+        self.training_log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.training_log.info(record.getMessage())
+
+
+@contextmanager
+def forwarding(log: TrainingLog, logger_name: str) -> Iterator[None]:
+    """What ``logger_name`` says at INFO and above (the torch trainer's epochs) goes into ``log`` meanwhile."""
+    logger, handler = logging.getLogger(logger_name), _Forward(log)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def make_estimator(spec: PipelineSpec, spec_path: str, checkpoint_uri: str | None = None) -> Any:
     if spec.model.torch is not None:
         from mlops_assets.model.torch_mlp import TorchMLP
 
-        return TorchMLP(task=spec.task, **spec.model.torch.model_dump())
+        return TorchMLP(task=spec.task, **spec.model.torch.model_dump(), checkpoint_uri=checkpoint_uri)
     return build_estimator(spec.model.estimator, spec.model.params, spec_path)
 
 
@@ -71,16 +99,20 @@ def run_training(request: TrainingRequest, pipes_log) -> TrainingResult:
     train = pd.read_parquet(request.train_uri)
     weights = train[WEIGHT].to_numpy() if WEIGHT in train.columns else None
     weighted = weights is not None and not np.allclose(weights, weights[0])
-    estimator = make_estimator(spec, request.spec_path)
+    estimator = make_estimator(spec, request.spec_path, request.checkpoint_uri)
     origins = train[ORIGIN].value_counts().to_dict() if ORIGIN in train.columns else {"source": len(train)}
     log.info(f"training {type(estimator).__name__} on {len(train)} rows {origins}{', weighted' if weighted else ''}")
-    model = fit_pipeline_model(spec, train, estimator, weights if weighted else None)
+    with forwarding(log, "mlops_assets.model.torch_mlp"):
+        model = fit_pipeline_model(spec, train, estimator, weights if weighted else None)
     train_metrics = {f"train_{k}": v for k, v in model.evaluate(train, spec.target, spec.metrics).items()}
     params = {k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | str | bool)}
     device = getattr(estimator, "device_used_", None) or "cpu"
+    precision = getattr(estimator, "precision_used_", None)
 
     env = environment()
     tags = {**request.tags, "device": device, "estimator": type(estimator).__name__}
+    if precision is not None:
+        tags["precision"] = precision
     run = {"tags": tags, "params": params, "metrics": train_metrics, "environment": env}
     registry = MlflowRegistryClient(request.tracking_uri)
     registered = registry.register(
@@ -88,10 +120,17 @@ def run_training(request: TrainingRequest, pipes_log) -> TrainingResult:
     )
     version = registered.version
     log.info(f"registered {spec.name} version {version} as {CHALLENGER}")
+    if request.checkpoint_uri is not None:
+        from mlops_assets.model.torch_mlp import remove_checkpoint
+
+        remove_checkpoint(request.checkpoint_uri)  # kept until now: a retry of a failed registration trains nothing
     folder, filename = TRAINING_LOG.rsplit("/", 1)
     registry.log_artifacts(registered.run_id, {filename: log.text()}, folder)
     seconds = round(time.perf_counter() - started, 3)
-    return TrainingResult(version, registered.run_id, train_metrics, params, device, seconds, len(train), weighted)
+    resumed = getattr(estimator, "resumed_from_epoch_", None)
+    return TrainingResult(
+        version, registered.run_id, train_metrics, params, device, seconds, len(train), weighted, precision, resumed
+    )
 
 
 def main() -> None:

@@ -25,6 +25,11 @@ class TorchModel(SpecModel):
     learning_rate: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto picks CUDA if present.")
     seed: int = Field(default=0, description="Seed for weights and batch order.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto",
+        description="Arithmetic of the forward pass (weights stay fp32): auto picks bf16 on a CUDA device that "
+        "has it, else fp16 with loss scaling, and fp32 on the CPU.",
+    )
 
 
 # Kubernetes quantities as a spec writes them ("500m", "2", "4Gi"); the API server accepts more forms than these.
