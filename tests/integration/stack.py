@@ -4,7 +4,7 @@ Dagster as on a cluster: a gRPC code server, the webserver and the daemon.
 
 Each service gets a free port and a log file in the stack's folder; a service that cannot start skips the tests
 that need it with a message naming it (``.ci/run`` installs PostgreSQL where it is missing). A test module
-takes the fixtures with ``pytest_plugins = ["tests.integration.stack"]`` and provides ``stack_pipelines``.
+takes the fixtures by assigning them to its own names and provides ``stack_pipelines`` (a folder of specs).
 
 Teardown stops each service's process group. Should pytest die first, each service gets its stop signal from
 the kernel; the code server then waits for the runs in flight, and endpoints a run started stay up until

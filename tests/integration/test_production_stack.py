@@ -6,14 +6,11 @@ sensors, driven only through the webserver's GraphQL API and the operator's CLI.
 Skipped only when PostgreSQL, the object store or the tracking server cannot start here (the skip says which).
 """
 
-from __future__ import annotations
-
 import json
 import shutil
 import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -21,11 +18,13 @@ from mlflow import MlflowClient
 
 from mlops_assets.naming import CHAMPION, PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG
 from mlops_assets.serving.endpoint_state import running_url
+from tests.integration import stack as harness
+from tests.integration.stack import Stack
 
-if TYPE_CHECKING:
-    from tests.integration.stack import Stack
-
-pytest_plugins = ["tests.integration.stack"]  # its fixtures: postgres, object_store, tracking_server, stack
+# the harness's fixtures, taken by assignment (pytest_plugins would import stack.py a second time, after
+# --doctest-modules has, and warn that it cannot rewrite its asserts)
+stack_folder, postgres, object_store = harness.stack_folder, harness.postgres, harness.object_store
+tracking_server, stack = harness.tracking_server, harness.stack
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = "breast_cancer"
