@@ -177,10 +177,10 @@ class Postgres:
     port: int
     user: str = "postgres"
 
-    def url(self, database: str, driver: str = "") -> str:
-        """A client URL; SQLAlchemy 2.1 picks psycopg 3 for a bare ``postgresql://`` and the project installs
-        psycopg2, so MLflow and Dagster get ``driver="+psycopg2"`` (libpq, psycopg2.connect, takes none)."""
-        return f"postgresql{driver}://{self.user}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str) -> str:
+        """A bare ``postgresql://`` URL, as the Dagster chart builds it and most MLflow backend URIs are written
+        (the production extra keeps SQLAlchemy at 2.0, which reads it as psycopg2; libpq takes it too)."""
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def connect(self, database: str):
         import psycopg2
@@ -485,7 +485,7 @@ def object_store(stack_folder: Path) -> Iterator[ObjectStore]:
 @pytest.fixture(scope="session")
 def tracking_server(stack_folder: Path, postgres: Postgres, object_store: ObjectStore) -> Iterator[TrackingServer]:
     server = skip_unless_started(
-        lambda: start_tracking_server(stack_folder, postgres.url("mlflow", "+psycopg2"), object_store)
+        lambda: start_tracking_server(stack_folder, postgres.url("mlflow"), object_store)
     )
     yield server
     server.process.stop()
@@ -506,7 +506,7 @@ def production_env(
         "MLOPS_DEPLOYER": "local",
         "AWS_ENDPOINT_URL": store.endpoint,
         "MLFLOW_TRACKING_URI": tracking.uri,
-        "DAGSTER_POSTGRES_URL": postgres.url("dagster", "+psycopg2"),
+        "DAGSTER_POSTGRES_URL": postgres.url("dagster"),
     }
 
 

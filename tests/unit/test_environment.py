@@ -78,3 +78,13 @@ def test_the_embedded_default_keeps_everything_under_mlops_home(monkeypatch, tmp
     assert resources["store"].uri("p/x") == str(tmp_path / "data" / "p" / "x")
     assert resources["registry"].uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert isinstance(resources["trainer"], SubprocessTrainer)
+
+
+def test_a_bare_postgresql_url_means_psycopg2_which_dagster_postgres_needs():
+    """The Dagster chart hands dagster-postgres a bare ``postgresql://`` URL, and MLflow backend URIs are mostly
+    written so: under SQLAlchemy 2.1 that meant psycopg 3, absent here, and the webserver and ``mlflow server`` died
+    on ``No module named 'psycopg'`` (and with psycopg 3, dagster-postgres's NOTIFY fails)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine("postgresql://dagster@127.0.0.1:5432/dagster")  # no connection is made
+    assert engine.dialect.driver == "psycopg2"
