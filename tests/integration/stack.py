@@ -484,9 +484,7 @@ def object_store(stack_folder: Path) -> Iterator[ObjectStore]:
 
 @pytest.fixture(scope="session")
 def tracking_server(stack_folder: Path, postgres: Postgres, object_store: ObjectStore) -> Iterator[TrackingServer]:
-    server = skip_unless_started(
-        lambda: start_tracking_server(stack_folder, postgres.url("mlflow"), object_store)
-    )
+    server = skip_unless_started(lambda: start_tracking_server(stack_folder, postgres.url("mlflow"), object_store))
     yield server
     server.process.stop()
 
