@@ -9,26 +9,27 @@ read (a parquet footer, a CSV header); it never loads the batches: raw_data does
 import csv
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets.data.locations import list_files
+from mlops_assets.data.locations import file_version, list_files
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG
 from sensors.policy import retrain_request, retraining_refusal
 
 
 def readable(file: str, columns: set[str]) -> str | None:
     """Why ``file`` cannot be a label batch, or ``None`` when it looks usable."""
+    import fsspec
     import pyarrow.parquet as pq
 
     try:
         if file.endswith(".parquet"):
-            names = set(pq.read_schema(file).names)
-        else:
-            with open(file, encoding="utf-8-sig", newline="") as handle:  # a BOM, quoted names: as pandas reads them
+            with fsspec.open(file, "rb") as handle:
+                names = set(pq.read_schema(handle).names)
+        else:  # a BOM, quoted names: as pandas reads them
+            with fsspec.open(file, "rt", encoding="utf-8-sig", newline="") as handle:
                 names = set(next(csv.reader(handle), []))
     except Exception as exc:
         return f"unreadable ({type(exc).__name__}: {exc})"
@@ -51,7 +52,7 @@ def build_labels_sensor(
     )
     def labels_sensor(context: dg.SensorEvaluationContext):
         seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
-        files = {f: [os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in list_files(labels.path, spec_path.parent)}
+        files = {f: file_version(f) for f in list_files(labels.path, spec_path.parent)}
         if context.cursor is None:
             context.update_cursor(json.dumps(files))
             return dg.SkipReason(f"watching {len(files)} existing label file(s); new batches will retrain")

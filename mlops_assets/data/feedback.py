@@ -14,6 +14,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import fsspec
 import pandas as pd
 
 from mlops_assets.data.locations import list_files
@@ -121,7 +122,7 @@ def _read_batches(
         except DataError as exc:
             unreadable[file] = str(exc)
             continue
-        frames.append(frame.assign(**{LABEL_FILE: Path(file).name}))
+        frames.append(frame.assign(**{LABEL_FILE: file.rsplit("/", 1)[-1]}))
         files.append(file)
         start += len(frame)
         if cut and len(frame):
@@ -142,7 +143,8 @@ def _read_batch(file: str, key: str, target: str) -> tuple[pd.DataFrame, bool]:
         if file.endswith(".parquet"):
             frame, cut = pd.read_parquet(file), False
         else:
-            raw = Path(file).read_bytes()
+            with fsspec.open(file, "rb") as handle:
+                raw = handle.read()
             raw = gzip.decompress(raw) if file.endswith(".gz") else raw
             frame, cut = pd.read_csv(io.BytesIO(raw), dtype={key: str}), not raw.endswith(b"\n")
     except Exception as exc:  # any parser's error: the batch is set aside whole, never half-used

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,46 @@ EVALUATION_FOLDER = "evaluation"  # artifact folder of a version's run holding i
 HOLDOUT_INPUTS = "holdout_inputs.parquet"  # in that folder: the inputs a compiled fast path must reproduce on
 
 
+def is_url(location: str) -> bool:
+    """An object-store location (``s3://bucket/labels/``), read through fsspec, rather than a local path."""
+    return "://" in location and not location.startswith("file://")
+
+
 def list_files(pattern: str, base_dir: Path) -> list[str]:
-    """CSV/parquet files matching ``pattern`` (a file, glob or folder), in name order."""
-    location = base_dir / pattern
-    files = sorted(glob.glob(str(location / "*"))) if location.is_dir() else sorted(glob.glob(str(location)))
+    """CSV/parquet files matching ``pattern`` (a file, glob or folder, relative to ``base_dir``, or an object-store
+    URL: label batches land in a bucket in production), in name order."""
+    if is_url(pattern):
+        files = _list_remote(pattern)
+    else:
+        location = base_dir / pattern
+        files = sorted(glob.glob(str(location / "*"))) if location.is_dir() else sorted(glob.glob(str(location)))
     return [f for f in files if f.endswith((".parquet", ".csv", ".csv.gz"))]
+
+
+def _list_remote(pattern: str) -> list[str]:
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(pattern)
+    fs.invalidate_cache()  # another process (a labelling job) may have written since the last listing
+    if glob.has_magic(path):
+        found = fs.glob(path)
+    elif fs.isdir(path):
+        found = [p for p in fs.ls(path, detail=False) if fs.isfile(p)]
+    else:
+        found = [path] if fs.exists(path) else []
+    return sorted(fs.unstrip_protocol(p) for p in found)
+
+
+def file_version(file: str) -> list:
+    """What changes when ``file`` is written again: its size and modification time (an object's ETag)."""
+    if not is_url(file):
+        stat = os.stat(file)
+        return [stat.st_size, stat.st_mtime_ns]
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(file)
+    info = fs.info(path)
+    return [info.get("size"), str(info.get("ETag") or info.get("LastModified") or info.get("mtime"))]
 
 
 def log_prefix(pipeline: str) -> str:

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from mlops_assets.data.locations import is_url
 from mlops_assets.model.pipeline_model import PipelineModel
 
 
@@ -19,10 +20,17 @@ def open_dataset(files: list[str]) -> ds.Dataset:
     Parquet is read without pre-buffering: pyarrow's default coalesces the reads of every row group a scan
     will need, which held the whole 10M-row file in memory (2.9 GB peak against 0.2 GB without).
     """
+    filesystem = None
+    if is_url(files[0]):  # a bucket: read through fsspec, as the artifact store is
+        from fsspec.core import url_to_fs
+
+        filesystem, _ = url_to_fs(files[0])
+        files = [filesystem._strip_protocol(f) for f in files]
     if files[0].endswith(".parquet"):
         options = ds.ParquetFragmentScanOptions(pre_buffer=False)
-        return ds.dataset(files, format=ds.ParquetFileFormat(default_fragment_scan_options=options))
-    return ds.dataset(files, format="csv")
+        parquet = ds.ParquetFileFormat(default_fragment_scan_options=options)
+        return ds.dataset(files, format=parquet, filesystem=filesystem)
+    return ds.dataset(files, format="csv", filesystem=filesystem)
 
 
 def read_batches(dataset: ds.Dataset, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 
+from mlops_assets.data.locations import is_url
+
 Task = Literal["binary", "multiclass", "regression"]
 
 
@@ -24,10 +26,12 @@ class SpecModel(BaseModel):
 def existing_files(pattern: str, info: ValidationInfo) -> str:
     """``pattern`` matches a file relative to ``base_dir`` (the spec's folder, given in the validation context).
 
-    Without a ``base_dir`` there is nothing to resolve against: Dagster validates a component's attributes
+    An object-store URL is not listed while the spec loads (the code location would wait on the network, and fail
+    while the store is away); the asset reading it says what it found. Without a ``base_dir`` there is nothing to
+    resolve against: Dagster validates a component's attributes
     once without context, and ``MLPipelineComponent.load`` validates them again with the defs.yaml's folder.
     """
-    if "base_dir" not in (info.context or {}):
+    if "base_dir" not in (info.context or {}) or is_url(pattern):  # a bucket is read when the asset runs
         return pattern
     base = Path(info.context["base_dir"])
     if not glob.glob(str(base / pattern)):

@@ -8,11 +8,15 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from mlops_assets.data.locations import is_url
 from mlops_assets.spec.base import Dtype, SpecModel, existing_files
 
 
 class LabelsSource(SpecModel):
-    path: str = Field(description="CSV/parquet file, glob or folder of label batches, relative to the spec.")
+    path: str = Field(
+        description="CSV/parquet file, glob or folder of label batches, relative to the spec, or an object-store "
+        "URL (s3://bucket/labels/)."
+    )
     id_column: str = Field(description="Column present in both the data and the labels, used to join them.")
 
     @field_validator("path")
@@ -20,7 +24,7 @@ class LabelsSource(SpecModel):
     def _location_exists(cls, value: str, info: ValidationInfo) -> str:
         """Label batches may not have arrived yet, but the folder they land in must exist (checked, as
         ``existing_files`` is, only where the validation context gives the spec's ``base_dir``)."""
-        if "base_dir" not in (info.context or {}):
+        if "base_dir" not in (info.context or {}) or is_url(value):
             return value
         base = Path(info.context["base_dir"])
         location = base / value
@@ -32,7 +36,9 @@ class LabelsSource(SpecModel):
 
 
 class Source(SpecModel):
-    path: str = Field(description="CSV or parquet file or glob, relative to the spec file.")
+    path: str = Field(
+        description="CSV or parquet file or glob, relative to the spec file, or an object-store URL (s3://...)."
+    )
     labels: LabelsSource | None = Field(
         default=None, description="Optional label batches joined to the data by an id column."
     )

@@ -147,7 +147,10 @@ class Retraining(SpecModel):
 
 
 class Batch(SpecModel):
-    path: str = Field(description="CSV or parquet file or glob to score with the champion, relative to the spec.")
+    path: str = Field(
+        description="CSV or parquet file or glob to score with the champion, relative to the spec, or an "
+        "object-store URL (s3://...)."
+    )
     batch_rows: int = Field(default=65_536, ge=1, description="Rows scored at a time: what bounds memory.")
 
     _validate_path = field_validator("path")(existing_files)
