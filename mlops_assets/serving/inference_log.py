@@ -69,7 +69,8 @@ class InferenceLogWriter:
     """Buffers scored requests and writes them as parquet files under ``directory`` from a background thread.
 
     ``flush_rows``: write once this many rows are waiting; ``flush_seconds``: otherwise at least this often;
-    ``max_pending_rows``: the most rows kept while the disk refuses writes. Every file also has the
+    ``max_pending_rows``: the most rows kept while the disk refuses writes; ``ship_to``: the object-store folder
+    the written files are moved to, each upload given up after ``ship_timeout_s``. Every file also has the
     ``invalid`` column (added to ``schema`` when it lacks one).
     """
 
@@ -81,9 +82,11 @@ class InferenceLogWriter:
         flush_seconds: float = 1.0,
         max_pending_rows: int = 1_000_000,
         ship_to: str | None = None,
+        ship_timeout_s: float = 10.0,
     ):
         self.directory = Path(directory)
         self.ship_to = ship_to.rstrip("/") if ship_to else None
+        self.ship_timeout_s = ship_timeout_s
         self.files_shipped = 0
         self._replica = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "endpoint"
         self._dead_letter_shipped = 0  # bytes of the dead letter the store holds
@@ -204,9 +207,10 @@ class InferenceLogWriter:
     def _spooled(self) -> list[Path]:
         return sorted(self.directory.glob("part-*.parquet"))
 
-    def ship(self) -> None:
+    def ship(self, deadline: float | None = None) -> None:
         """Upload the spool's files to ``ship_to`` in the order they were written, each removed once the store
-        holds it; stop at the first failure (kept for the next call). Nothing to do without ``ship_to``."""
+        holds it; stop at the first failure, or at ``deadline`` (``time.monotonic()``), the rest kept for the next
+        call. Nothing to do without ``ship_to``."""
         if self.ship_to is None:
             return
         from fsspec.core import url_to_fs
@@ -214,13 +218,15 @@ class InferenceLogWriter:
         fs, root = url_to_fs(self.ship_to)
         try:
             for path in self._spooled():
-                fs.put_file(str(path), f"{root}/{path.stem}-{self._replica}.parquet")
+                if deadline is not None and time.monotonic() > deadline:
+                    return
+                _put(fs, str(path), f"{root}/{path.stem}-{self._replica}.parquet", self.ship_timeout_s)
                 path.unlink()
                 self.files_shipped += 1
             dead_letter = self.directory / DEAD_LETTER
             if dead_letter.exists() and dead_letter.stat().st_size != self._dead_letter_shipped:
                 size = dead_letter.stat().st_size
-                fs.put_file(str(dead_letter), f"{root}/{dead_letter.stem}-{self._replica}.jsonl")
+                _put(fs, str(dead_letter), f"{root}/{dead_letter.stem}-{self._replica}.jsonl", self.ship_timeout_s)
                 self._dead_letter_shipped = size
         except Exception as exc:  # the store is unreachable or refuses: the files wait in the spool
             self.last_error = _describe(exc)
@@ -295,13 +301,30 @@ class InferenceLogWriter:
             self.ship()
 
     def close(self) -> None:
+        """Write what waits, then ship for at most twice ``ship_timeout_s``: a pod being stopped has a grace
+        period, and a store that does not answer must not make it overrun it (what is not shipped stays spooled,
+        for the next process on this volume, and is counted in a warning)."""
         self._stopped.set()
         self._wake.set()
         self._thread.join()
         try:
             self.flush()
         finally:
-            self.ship()
+            self.ship(deadline=time.monotonic() + 2 * self.ship_timeout_s)
+            if self.ship_to and (left := len(self._spooled())):
+                log.warning("inference log: %d file(s) not shipped to %s stay in %s", left, self.ship_to, self.directory)
+
+
+def _put(fs, local: str, remote: str, timeout_s: float) -> None:
+    """One upload, given up after ``timeout_s``: an S3 store that accepts the connection and never answers held a
+    stopping endpoint indefinitely, botocore's own timeouts notwithstanding (s3fs is asynchronous: the upload is
+    cancelled at the deadline)."""
+    if getattr(fs, "async_impl", False):
+        from fsspec.asyn import sync
+
+        sync(fs.loop, fs._put_file, local, remote, timeout=timeout_s)
+    else:
+        fs.put_file(local, remote)
 
 
 def log_destination(location: str, spool: Path) -> tuple[Path, str | None]:

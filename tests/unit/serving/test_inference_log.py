@@ -143,3 +143,21 @@ def test_while_the_object_store_is_unreachable_the_files_wait_in_the_spool(tmp_p
     boto3.client("s3").create_bucket(Bucket=bucket)
     log.close()
     assert list((tmp_path / "spool").glob("part-*")) == [] and log.status()["files_shipped"] == 1
+
+
+def test_a_store_that_never_answers_cannot_hold_a_stopping_endpoint(tmp_path, s3_server, monkeypatch):
+    """A pod being stopped has a grace period: shipping to a silent store gives up in time, the file kept."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections are accepted by the kernel, and never answered
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    log = writer(tmp_path / "spool", ship_to="s3://silent-store/p/inference_log", ship_timeout_s=1)
+    append(log, [1.0], ["a"])
+    started = time.monotonic()
+    log.close()
+    assert time.monotonic() - started < 15
+    assert len(list((tmp_path / "spool").glob("part-*.parquet"))) == 1 and log.status()["files_to_ship"] == 1
+    silent.close()
