@@ -312,7 +312,7 @@ class InferenceLogWriter:
         finally:
             self.ship(deadline=time.monotonic() + 2 * self.ship_timeout_s)
             if self.ship_to and (left := len(self._spooled())):
-                log.warning("inference log: %d file(s) not shipped to %s stay in %s", left, self.ship_to, self.directory)
+                log.warning("inference log: %d unshipped file(s) stay in %s", left, self.directory)
 
 
 def _put(fs, local: str, remote: str, timeout_s: float) -> None:
