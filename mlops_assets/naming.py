@@ -32,7 +32,7 @@ CHALLENGER = "challenger"
 PIPELINE_TAG = "mlops/pipeline"
 RETRAIN_TAG = "mlops/retrain"  # "true" on automatic retrainings: what the cooldown and budget count
 TRIGGER_TAG = "mlops/trigger"  # why a run started; travels into the model version's tags
-APPROVER_TAG = "mlops/approved_by"
+APPROVER_TAG = "mlops/approved_by"  # an approval given with the run; recorded in the audit trail
 ADAPTATION_TAG = "mlops/adapt_to"  # the drifted window (artifact-store key) a retraining weights toward
 WINDOW_END_TAG = "mlops/window_end_row"  # a drift report's window: the logged rows that end at this count
 WINDOW_PREFIX = "rows "  # how such a window is named in its report ("rows 200-400"), as the drift sensor reads it
@@ -58,14 +58,27 @@ class StorePrefix(StrEnum):
     drift_reports = "reports/drift"
     evaluation_reports = "reports/evaluation"
     batch_predictions = "batch_predictions"
-    audit = "audit"  # one record per deployment decision
-    aliases = "aliases"  # one record per move of champion or challenger
+    audit = "audit"  # deployment decisions written before the trail (read, never written)
+    aliases = "aliases"  # moves of champion or challenger written before the trail (read, never written)
+    trail = "trail"  # the audit trail: one hash-chained record per event, named by its sequence number
     checkpoints = "checkpoints"  # a torch training's last epoch, by what decides its weights; gone once registered
 
 
 def store_key(pipeline: str, prefix: StorePrefix, *parts: str) -> str:
     """``<pipeline>/<prefix>[/<part>...]``: where one pipeline keeps files of one kind in the artifact store."""
     return "/".join((pipeline, prefix, *parts))
+
+
+class TrailEvent(StrEnum):
+    """The kinds of record in a pipeline's audit trail (``rollout.audit``)."""
+
+    legacy = "legacy"  # the chain's first record when records from before it exist: their hashes
+    trigger = "trigger"  # what started a training run, and whether it trained
+    registration = "registration"  # a trained version registered as challenger, with its provenance
+    gate = "gate"  # the evaluation gate's verdict on a version
+    approval = "approval"  # a person approved a version for promotion
+    decision = "decision"  # what deployed_endpoint (or the endpoint supervisor) did, and why
+    alias = "alias"  # a move of champion or challenger
 
 
 class Strategy(StrEnum):

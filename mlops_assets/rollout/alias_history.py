@@ -1,19 +1,21 @@
 """Which version held ``champion`` and ``challenger`` when: one immutable record per alias move.
 
-MLflow keeps only where an alias points now, so the framework keeps the history, in the artifact store as the
-audit log keeps decisions (``<pipeline>/aliases/``, one JSON object per move, named by time). A rollback
-follows it: it undoes the move that made the current champion, back to the last different champion, and a
+MLflow keeps only where an alias points now, so the framework keeps the history: each move is an ``alias``
+record of the pipeline's audit trail (``rollout.audit``), after the moves recorded before the trail under
+``<pipeline>/aliases/``. ``mlops-assets history`` reads it, and a rollback follows it:
+it undoes the move that made the current champion, back to the last different champion, and a
 second rollback goes further back.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.errors import MlopsError
-from mlops_assets.naming import StorePrefix, store_key
-from mlops_assets.rollout.audit import read_records, write_record
+from mlops_assets.naming import TrailEvent
+from mlops_assets.rollout.audit import append_event, read_events, trail_prefix
 
 PROMOTE, ROLLBACK, RESTORE, TRAIN = "promote", "rollback", "restore", "train"  # why an alias moved
 WITHDRAW = "withdraw"  # the alias removed: a first champion the endpoint could not load
@@ -33,22 +35,19 @@ class AliasMove:
     by: str  # who approved it, or what trained it
     dagster_run_id: str
     time: str = ""  # set when recorded
-
-
-def alias_prefix(pipeline: str) -> str:
-    return store_key(pipeline, StorePrefix.aliases)
+    seq: int | None = None  # its place in the audit trail (None: recorded before the trail)
 
 
 def record_alias_move(store: ArtifactStore, pipeline: str, move: AliasMove) -> str:
-    """Append ``move`` to the pipeline's alias history; return its key."""
-    record = {k: v for k, v in asdict(move).items() if k != "time"}
-    return write_record(store, alias_prefix(pipeline), pipeline, record)
+    """Add ``move`` to the pipeline's audit trail; return its key."""
+    record = {k: v for k, v in asdict(move).items() if k not in ("time", "seq")}
+    return append_event(store, pipeline, TrailEvent.alias, record)
 
 
 def read_alias_moves(store: ArtifactStore, pipeline: str, alias: str) -> list[AliasMove]:
     """The moves of ``alias``, oldest first."""
     fields = AliasMove.__dataclass_fields__
-    records = read_records(store, alias_prefix(pipeline))
+    records = read_events(store, pipeline, TrailEvent.alias)
     return [AliasMove(**{k: v for k, v in r.items() if k in fields}) for r in records if r["alias"] == alias]
 
 
@@ -78,8 +77,8 @@ def rollback_target(pipeline: str, moves: list[AliasMove], current: str) -> str:
     if len(line) < 2:
         raise RollbackError(
             f"{pipeline} cannot roll back: v{current} is the first champion in its alias history "
-            f"({len(moves)} champion move(s) under {alias_prefix(pipeline)}/), so there is no earlier champion to "
-            "return to; to serve another version, train and deploy it"
+            f"({len(moves)} champion move(s) in the trail under {trail_prefix(pipeline)}/), so there is no earlier "
+            "champion to return to; to serve another version, train and deploy it"
         )
     return line[-2]
 
@@ -87,3 +86,32 @@ def rollback_target(pipeline: str, moves: list[AliasMove], current: str) -> str:
 def rolled_back(moves: list[AliasMove], version: str) -> AliasMove | None:
     """The latest rollback away from ``version``, if a person rolled it back."""
     return next((m for m in reversed(moves) if m.action == ROLLBACK and m.previous == version), None)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A version's time holding an alias: from the move that made it, until the next move (None: holds it now)."""
+
+    version: str
+    since: str
+    until: str | None
+    move: AliasMove  # the move that began it: why, and by whom
+
+
+def alias_spans(moves: list[AliasMove]) -> list[Span]:
+    """The spans of one alias's moves, oldest first; a withdrawal ends a span and begins none."""
+    spans = [
+        Span(move.version, move.time, following.time if following else None, move)
+        for move, following in zip(moves, [*moves[1:], None], strict=True)
+    ]
+    return [span for span in spans if span.version]
+
+
+def holder_at(moves: list[AliasMove], at: dt.datetime) -> Span | None:
+    """The span of the version that held the alias at ``at``."""
+    when = at
+    held = [s for s in alias_spans(moves) if dt.datetime.fromisoformat(s.since) <= when]
+    span = held[-1] if held else None
+    if span is None or (span.until is not None and dt.datetime.fromisoformat(span.until) <= when):
+        return None
+    return span

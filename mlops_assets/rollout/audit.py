@@ -1,58 +1,230 @@
-"""The audit log: one immutable record per deployment decision, in the artifact store.
+"""The audit trail: one hash-chained, immutable record per event of a pipeline, in the artifact store.
 
-Each decision (a replace, a canary's verdict, a shadow or A/B start, a rollback, a restart by the endpoint
-supervisor) is written as its own JSON object under ``<pipeline>/audit/``, named by time, so the log works on
-an object store (nothing is appended to) and survives the Dagster instance and the MLflow registry it also
+Registrations, retraining triggers, gate results, approvals, deployment decisions (a replace, a canary's
+verdict, a shadow or A/B start, a rollback, a restart by the endpoint supervisor) and every move of
+``champion`` and ``challenger`` are each one JSON object under ``<pipeline>/trail/``, named by its sequence
+number (``00000001.json``, ...), so listing order is chain order and nothing is ever appended to or
+rewritten: the trail works on an object store and survives the Dagster instance and the registry it
 describes.
+
+Each record carries ``seq``, ``kind``, ``time``, ``pipeline`` and ``prev_hash``, the SHA-256 of the
+previous record's stored bytes (the first record's is ``GENESIS``); its bytes are canonical JSON (sorted
+keys, no spaces), so a record changed, removed, renamed or slipped in breaks a link that ``verify_trail``
+names. The last record has no successor to vouch for it: ``verify_trail`` reports the head hash, which a
+materialization's metadata also keeps (``audit_hash``), to compare against.
+
+Records written before the chain (``<pipeline>/audit/`` and ``<pipeline>/aliases/``, named by time) are
+read first, as they were. The chain's first record seals them: it holds each one's SHA-256, so
+``verify_trail`` checks them too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_assets.contracts import ArtifactStore
-from mlops_assets.naming import StorePrefix, store_key
+from mlops_assets.errors import MlopsError
+from mlops_assets.naming import StorePrefix, TrailEvent, store_key
+
+GENESIS = "0" * 64  # the prev_hash of a trail's first record
+SEQ_DIGITS = 8
+APPEND_ATTEMPTS = 5  # another writer took the next number: read the head again and take the one after
+LEGACY_PREFIXES = (StorePrefix.audit, StorePrefix.aliases)  # records written before the chain
 
 
-def audit_prefix(pipeline: str) -> str:
-    return store_key(pipeline, StorePrefix.audit)
+class TrailError(MlopsError):
+    """A record could not be added to the trail."""
 
 
-def write_record(store: ArtifactStore, prefix: str, pipeline: str, record: dict[str, Any]) -> str:
-    """Write one record under ``prefix`` with the time it was made, named by that time; return its key."""
-    now = dt.datetime.now(dt.UTC)
-    event = {"time": now.isoformat(timespec="milliseconds"), "pipeline": pipeline, **record}
-    key = f"{prefix}/{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.json"
-    store.write_bytes(key, json.dumps(event, default=str, sort_keys=True).encode())
-    return key
+def trail_prefix(pipeline: str) -> str:
+    return store_key(pipeline, StorePrefix.trail)
 
 
-def read_records(store: ArtifactStore, prefix: str) -> list[dict[str, Any]]:
-    """Every record under ``prefix``, oldest first."""
-    return [json.loads(store.read_bytes(key)) for key in store.list(prefix) if key.endswith(".json")]
+def trail_key(pipeline: str, seq: int) -> str:
+    return store_key(pipeline, StorePrefix.trail, f"{seq:0{SEQ_DIGITS}d}.json")
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    """The bytes a record is stored as, and hashed by: one spelling per record."""
+    return json.dumps(record, default=str, sort_keys=True, separators=(",", ":")).encode()
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _trail_keys(store: ArtifactStore, pipeline: str) -> list[str]:
+    return [key for key in store.list(trail_prefix(pipeline)) if key.endswith(".json")]
+
+
+def _legacy_keys(store: ArtifactStore, pipeline: str) -> list[str]:
+    keys = [store.list(store_key(pipeline, prefix)) for prefix in LEGACY_PREFIXES]
+    return [key for group in keys for key in group if key.endswith(".json")]
+
+
+def append_event(store: ArtifactStore, pipeline: str, kind: TrailEvent, payload: dict[str, Any]) -> str:
+    """Add one record of ``kind`` to the pipeline's trail; return its key.
+
+    Two writers (two runs of one pipeline) may take the same number: a key that exists is never written,
+    and a record read back different from the one written (another writer's, written in between) is
+    written again under the next number. A conditional put would close the remaining window (both check,
+    both write, both read back their own in turn); the store contract offers none.
+    """
+    for _ in range(APPEND_ATTEMPTS):
+        keys = _trail_keys(store, pipeline)
+        if keys:
+            head = store.read_bytes(keys[-1])
+            seq, prev_hash = json.loads(head)["seq"] + 1, digest(head)
+        else:
+            seq, prev_hash = 1, GENESIS
+            legacy = _legacy_keys(store, pipeline)
+            if legacy and kind != TrailEvent.legacy:  # seal the records written before the chain, once
+                seal = {"records": {key: digest(store.read_bytes(key)) for key in legacy}}
+                append_event(store, pipeline, TrailEvent.legacy, seal)
+                continue
+        key = trail_key(pipeline, seq)
+        if store.exists(key):
+            continue
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        data = canonical(
+            {**payload, "seq": seq, "prev_hash": prev_hash, "kind": str(kind), "time": now, "pipeline": pipeline}
+        )
+        store.write_bytes(key, data)
+        if store.read_bytes(key) == data:
+            return key
+    raise TrailError(
+        f"could not add a {kind} record to the {pipeline} trail under {trail_prefix(pipeline)}/: another writer "
+        f"took the next number {APPEND_ATTEMPTS} times in a row; run again"
+    )
+
+
+def read_trail(store: ArtifactStore, pipeline: str) -> list[dict[str, Any]]:
+    """Every chained record of the pipeline, in chain order (unchecked: ``verify_trail`` checks)."""
+    return [json.loads(store.read_bytes(key)) for key in _trail_keys(store, pipeline)]
+
+
+def read_legacy(store: ArtifactStore, pipeline: str, prefix: StorePrefix) -> list[dict[str, Any]]:
+    """The records written under ``prefix`` before the chain, oldest first."""
+    keys = store.list(store_key(pipeline, prefix))
+    return [json.loads(store.read_bytes(key)) for key in keys if key.endswith(".json")]
+
+
+def read_events(store: ArtifactStore, pipeline: str, kind: TrailEvent) -> list[dict[str, Any]]:
+    """The records of one kind, oldest first; decisions and alias moves written before the chain first."""
+    legacy = {TrailEvent.decision: StorePrefix.audit, TrailEvent.alias: StorePrefix.aliases}.get(kind)
+    earlier = read_legacy(store, pipeline, legacy) if legacy else []
+    return earlier + [record for record in read_trail(store, pipeline) if record["kind"] == kind]
+
+
+@dataclass
+class Verification:
+    pipeline: str
+    records: int = 0
+    head: str = GENESIS  # the hash the next record will carry: compare it with a copy kept elsewhere
+    legacy: int = 0
+    problem: str | None = None  # the first bad, missing or reordered record, and why
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"{self.pipeline}: BROKEN after {self.records} good record(s): {self.problem}"
+        sealed = f", {self.legacy} earlier record(s) sealed by record 1" if self.legacy else ""
+        return f"{self.pipeline}: ok, {self.records} record(s){sealed}, head {self.head}" + "".join(
+            f"\n  note: {note}" for note in self.notes
+        )
+
+
+def verify_trail(store: ArtifactStore, pipeline: str) -> Verification:
+    """Check every link of the pipeline's trail; name the first record that breaks it."""
+    result = Verification(pipeline)
+    for position, key in enumerate(_trail_keys(store, pipeline), start=1):
+        data = store.read_bytes(key)
+        problem = _record_problem(key, data, position, result.head)
+        if problem is None and position == 1:
+            problem = _seal_problem(store, pipeline, json.loads(data), result)
+        if problem:
+            result.problem = f"{store.uri(key)}: {problem}"
+            return result
+        result.records, result.head = position, digest(data)
+    if result.records == 0 and _legacy_keys(store, pipeline):
+        result.notes.append("only records from before the chain: unsealed until the next event is recorded")
+    return result
+
+
+def _record_problem(key: str, data: bytes, position: int, prev_hash: str) -> str | None:
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return "not a JSON record (corrupted)"
+    if not isinstance(record, dict) or not {"seq", "prev_hash", "kind"} <= record.keys():
+        return "not a trail record (no seq, prev_hash or kind)"
+    if data != canonical(record):
+        return "its bytes were edited (not as the trail writes them)"
+    if key != trail_key(record.get("pipeline", ""), record["seq"]):
+        return f"holds record {record['seq']} of {record.get('pipeline')!r}: renamed or moved (reordered)"
+    if record["seq"] != position:
+        return f"is record {record['seq']} where record {position} belongs: record {position} is missing"
+    if record["prev_hash"] != prev_hash:
+        return (
+            f"prev_hash {record['prev_hash'][:12]}... does not match the record before it ({prev_hash[:12]}...): "
+            "that record was changed, or this one was forged or inserted"
+        )
+    return None
+
+
+def _seal_problem(store: ArtifactStore, pipeline: str, first: dict, result: Verification) -> str | None:
+    sealed = first.get("records", {}) if first["kind"] == TrailEvent.legacy else {}
+    for key, expected in sealed.items():
+        if not store.exists(key):
+            return f"seals {key}, which is missing"
+        if digest(store.read_bytes(key)) != expected:
+            return f"seals {key}, which was changed since"
+    result.legacy = len(sealed)
+    unsealed = [key for key in _legacy_keys(store, pipeline) if key not in sealed]
+    if unsealed:
+        result.notes.append(f"{len(unsealed)} record(s) from before the chain not sealed by it, e.g. {unsealed[0]}")
+    return None
 
 
 def record_decision(store: ArtifactStore, pipeline: str, decision: dict[str, Any]) -> str:
-    """Write one decision with the time it was taken; return its key."""
-    return write_record(store, audit_prefix(pipeline), pipeline, decision)
+    """Add one deployment decision to the trail; return its key."""
+    return append_event(store, pipeline, TrailEvent.decision, decision)
 
 
 def read_decisions(store: ArtifactStore, pipeline: str) -> list[dict[str, Any]]:
-    """Every recorded decision of the pipeline, oldest first."""
-    return read_records(store, audit_prefix(pipeline))
+    """Every recorded deployment decision of the pipeline, oldest first."""
+    return read_events(store, pipeline, TrailEvent.decision)
 
 
 def describe_decision(event: dict[str, Any]) -> str:
     """One line per decision, for the terminal."""
-    previous = event.get("previous_version")
+    previous, version = event.get("previous_version"), event.get("model_version")
     line = (
-        f"{event['time']}  {event['action']}: v{event['model_version']}"
+        f"{event['time']}  {event['action']}: "
+        + (f"v{version}" if version else "no champion")
         + (f" (was v{previous})" if previous else "")
         + f" by {event.get('approved_by', '?')}"
     )
     if event.get("reasons"):
         line += " - " + "; ".join(event["reasons"])
     return line
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One line per trail record, for the terminal."""
+    kind, seq = event.get("kind", TrailEvent.decision), event.get("seq", "-")
+    if kind == TrailEvent.decision:
+        return f"{seq:>4}  {describe_decision(event)}"
+    facts = {k: v for k, v in event.items() if k not in {"seq", "prev_hash", "kind", "time", "pipeline", "records"}}
+    if kind == TrailEvent.legacy:
+        facts = {"sealed": f"{len(event.get('records', {}))} record(s) from before the chain"}
+    text = ", ".join(f"{k} {v}" for k, v in sorted(facts.items()) if v not in (None, "", [], {}))
+    return f"{seq:>4}  {event['time']}  {kind}: {text}"
