@@ -11,6 +11,7 @@ import json
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from mlops_assets.evaluation.fairness import CLASSIFICATION_LIMITS, REGRESSION_LIMITS
 from mlops_assets.evaluation.metrics import METRICS, default_metrics
 from mlops_assets.model.expressions import Expression
 from mlops_assets.spec.base import SpecModel, Task
@@ -112,7 +113,47 @@ class PipelineSpec(SpecModel):
                 raise field_error(
                     tuple(field.split(".")), f"{bad} not available for task {self.task!r}; allowed: {allowed}", bad
                 )
+        self._check_groups()
         return self
+
+    def _check_groups(self) -> None:
+        """Slice and sensitive columns are schema columns with few values; fairness limits fit the task."""
+        columns, fairness = self.schema_.columns, self.evaluation.fairness
+        groupable = [c for c, col in columns.items() if col.dtype != "float" and c not in (self.target, self.id_column)]
+        for loc, names in (
+            (("evaluation", "slices"), self.evaluation.slices),
+            (("evaluation", "fairness", "sensitive"), fairness.sensitive),
+        ):
+            for i, column in enumerate(names):
+                if column not in groupable:
+                    why = (
+                        "not a schema column"
+                        if column not in columns
+                        else {self.target: "the target", self.id_column: "the id column"}.get(
+                            column, "a float column (a group per value)"
+                        )
+                    )
+                    raise field_error(
+                        (*loc, i),
+                        f"{column!r} is {why}; allowed: schema columns of dtype str, int or bool other than the "
+                        f"target and the id column: {groupable}",
+                        column,
+                    )
+        limits = list(fairness.limits.declared())
+        fitting = REGRESSION_LIMITS if self.task == "regression" else CLASSIFICATION_LIMITS
+        unfit = [name for name in limits if name not in fitting]
+        if unfit:
+            raise field_error(
+                ("evaluation", "fairness", "limits"),
+                f"{unfit} not available for task {self.task!r}; allowed: {list(fitting)}",
+                unfit,
+            )
+        if limits and not fairness.sensitive:
+            raise field_error(
+                ("evaluation", "fairness", "sensitive"),
+                f"limits {limits} need sensitive columns whose groups they compare",
+                fairness.sensitive,
+            )
 
     @property
     def non_features(self) -> set[str]:

@@ -149,9 +149,70 @@ class Gate(SpecModel):
     )
 
 
+class FairnessLimits(SpecModel):
+    demographic_parity_difference: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Classification: largest selection rate of a group less the smallest, at most this "
+        "(multiclass: the worst class against the rest).",
+    )
+    equalized_odds_difference: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Classification: the larger of the true- and false-positive-rate gaps between groups, at "
+        "most this (multiclass: the worst class against the rest).",
+    )
+    error_gap: float | None = Field(
+        default=None,
+        ge=0,
+        description="Regression: largest mean absolute error of a group less the smallest, at most this "
+        "(in the target's units).",
+    )
+
+    def declared(self) -> dict[str, float]:
+        return {name: limit for name, limit in self.model_dump().items() if limit is not None}
+
+
+class Fairness(SpecModel):
+    sensitive: list[str] = Field(
+        default_factory=list,
+        description="Schema columns (str, int or bool) whose groups are compared on the fixed holdout; they "
+        "need not be model inputs (list them in `features.exclude` to keep them out of the model).",
+    )
+    limits: FairnessLimits = Field(
+        default_factory=FairnessLimits,
+        description="Largest figure per sensitive column the gate accepts (blocking); none: reported only.",
+    )
+
+
+class ModelCardText(SpecModel):
+    intended_use: str = Field(default="", description="What the model is for, and for whom: shown on the model card.")
+    limitations: str = Field(default="", description="Where it must not be trusted: shown on the model card.")
+
+
 class Evaluation(SpecModel):
     metrics: list[str] | None = Field(default=None, description="Metrics to report (default per task).")
     gate: Gate = Field(default_factory=Gate, description="Conditions the challenger must meet to deploy.")
+    slices: list[str] = Field(
+        default_factory=list,
+        description="Schema columns (str, int or bool) whose groups get their own metrics on the model card.",
+    )
+    fairness: Fairness = Field(
+        default_factory=Fairness, description="Fairness figures across sensitive groups, and their limits."
+    )
+    card: ModelCardText = Field(default_factory=ModelCardText, description="The model card's own text.")
+
+    @model_serializer(mode="wrap")
+    def _omit_default_reporting(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # sections added after specs were written: left at their defaults they keep the spec's hash (and so
+        # its versions' features version)
+        data = handler(self)
+        for name, default in (("slices", []), ("fairness", Fairness()), ("card", ModelCardText())):
+            if getattr(self, name) == default:
+                data.pop(name, None)
+        return data
 
 
 class TrainingWindow(SpecModel):
