@@ -1,7 +1,9 @@
 """``deployed_endpoint``: the gated challenger promoted to ``champion`` and served, by the spec's rollout.
 
 The asset is wiring: the decision (promote, roll out, roll back; put the champion back when the endpoint
-cannot load a version; audit it) lives in ``rollout.deployment.DeploymentRun``.
+cannot load a version; audit it) lives in ``rollout.deployment.DeploymentRun``. Its ``approval`` check says
+whether a person's approval was needed and found: a challenger waiting for one is not promoted, the asset is
+not materialized, and the failed check says how to approve it.
 """
 
 import functools
@@ -22,7 +24,10 @@ class DeploymentConfig(dg.Config):
         description="Move `champion` back to the version it replaced, instead of promoting the evaluated challenger.",
     )
     approved_by: str | None = Field(
-        default=None, description="Who approves; default: the run tag `mlops/approved_by`, else the automatic gate."
+        default=None,
+        description="Who approves; default: the run tag `mlops/approved_by`, else an `mlops-assets approve` of the "
+        "challenger in the audit trail, else the automatic gate. Where the spec requires approval, it is recorded "
+        "in the audit trail as an approval.",
     )
     strategy: Strategy | None = Field(
         default=None,
@@ -32,12 +37,18 @@ class DeploymentConfig(dg.Config):
 
 
 def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
-    spec, spec_path = pipeline.spec, pipeline.spec_path
+    spec, spec_path, key = pipeline.spec, pipeline.spec_path, pipeline.keys["deployed_endpoint"]
 
     @dg.asset(
-        key=pipeline.keys["deployed_endpoint"],
+        key=key,
         ins={"evaluation_report": dg.AssetIn(pipeline.keys["evaluation_report"])},
         description="The gated challenger promoted to `champion` and served by the endpoint.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "approval", asset=key, description="a person approved the promotion, where the spec requires it"
+            )
+        ],
+        output_required=False,
         **pipeline.common,
     )
     @signature_once
@@ -49,7 +60,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
         deployer: EndpointDeployer,
         evaluation_report: EvaluationReport,
     ):
-        from mlops_assets.rollout.deployment import DeploymentRun
+        from mlops_assets.rollout.deployment import AwaitingApproval, DeploymentRun
 
         @functools.cache
         def label_model():  # any version knows the pipeline's classes: loaded once, on first use
@@ -64,14 +75,16 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
         run = DeploymentRun(
             spec, str(spec_path), store, registry, deployer, evaluation_report, read_arms, context.log, context.run_id
         )
-        decision = run.carry_out(
-            rollback=config.rollback,
-            strategy=config.strategy.value if config.strategy else spec.deployment.strategy,
-            approver=config.approved_by or context.run.tags.get(APPROVER_TAG),
-        )
+        strategy = config.strategy.value if config.strategy else spec.deployment.strategy
+        approver = config.approved_by or context.run.tags.get(APPROVER_TAG)
+        decision = run.carry_out(rollback=config.rollback, strategy=strategy, approver=approver)
+        if isinstance(decision, AwaitingApproval):
+            context.log.warning(decision.reason)
+            yield approval_check(decision.reason, False, strategy, store.uri(decision.audit_key))
+            return
         version, previous, reasons = decision.version, decision.previous, decision.reasons
         context.log.info(f"{spec.name} v{version.version} is champion and served at {decision.url}")
-        return dg.Output(
+        yield dg.Output(
             EndpointState(
                 decision.url,
                 version.version,
@@ -90,10 +103,41 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 "serving_path": decision.serving_path,
                 **({"decision": dg.MetadataValue.md(markdown_list(reasons))} if reasons else {}),
                 **arms_metadata(decision.arms or decision.ended),
+                "audit_hash": audit_hash(store, decision.audit_key),
             },
         )
+        approval = decision.approval
+        required = not config.rollback and spec.deployment.approval_required(strategy)
+        if approval:
+            verdict = f"approved by {approval['approved_by']} at {approval['time']}: {approval['reason']}"
+        elif config.rollback:
+            verdict = "a rollback: a person's decision, no approval needed"
+        else:
+            verdict = "a redeploy: nothing promoted" if required else f"no approval required for {strategy}"
+        yield approval_check(verdict, True, strategy, store.uri(decision.audit_key))
 
     return deployed_endpoint
+
+
+def approval_check(verdict: str, passed: bool, strategy: str, audit_record: str) -> dg.AssetCheckResult:
+    """Whether the promotion had the approval the spec asks for; a failure says how to give it."""
+    return dg.AssetCheckResult(
+        check_name="approval",
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "verdict": verdict,
+            "strategy": strategy,
+            "audit_record": dg.MetadataValue.path(audit_record),
+        },
+    )
+
+
+def audit_hash(store: ArtifactStore, key: str) -> str:
+    """The SHA-256 of the trail record this run wrote: a copy, outside the store, of a link of the chain."""
+    from mlops_assets.rollout.audit import digest
+
+    return digest(store.read_bytes(key))
 
 
 def arms_metadata(record: dict | None) -> dict:

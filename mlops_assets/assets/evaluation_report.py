@@ -11,8 +11,9 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
-from mlops_assets.naming import CHALLENGER, CHAMPION, StorePrefix, store_key
+from mlops_assets.naming import CHALLENGER, CHAMPION, StorePrefix, TrailEvent, store_key
 from mlops_assets.records import EvaluationReport, TrainedModel
+from mlops_assets.rollout.audit import append_event
 
 HOLDOUT_CHECK_ROWS = 10_000  # holdout rows a compiled fast path must reproduce before it serves
 
@@ -81,6 +82,9 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
             {"gate": "passed" if gate.passed else "failed"},
             {f"holdout_{k}": v for k, v in metrics.items()},
         )
+        gate_event = {"model_version": trained_model.version, "passed": gate.passed, "reasons": gate.reasons}
+        gate_event |= {"champion_version": report.champion_version, "dagster_run_id": context.run_id}
+        append_event(store, spec.name, TrailEvent.gate, gate_event)
         context.log.info("gate " + ("passed" if gate.passed else "FAILED") + ": " + "; ".join(gate.reasons))
         yield dg.Output(
             report,

@@ -2,7 +2,8 @@
 
 Every version is tagged with what it learnt from (dataset hash, training rows and their origins, feedback,
 adaptation), the code and spec that made it, and its trigger. An automatic retraining whose training rows
-and weights are the champion's is not run: it could only copy the champion.
+and weights are the champion's is not run: it could only copy the champion. The audit trail keeps each
+trigger (with whether it trained), each registration and the move of ``challenger``.
 """
 
 import hashlib
@@ -13,9 +14,10 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry, Trainer
 from mlops_assets.model.provenance import code_version
-from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, TRIGGER_TAG, StorePrefix, store_key
+from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, TRIGGER_TAG, StorePrefix, TrailEvent, store_key
 from mlops_assets.records import FeatureSet, TrainedModel, TrainingRequest
 from mlops_assets.rollout.alias_history import TRAIN, AliasMove, record_alias_move
+from mlops_assets.rollout.audit import append_event
 
 
 def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
@@ -41,11 +43,17 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
         champion = registry.by_alias(spec.name, CHAMPION)
         automatic = context.run.tags.get(RETRAIN_TAG) == "true"
         same_rows = champion is not None and champion.tags.get("training_rows_hash") == validated_features.rows_hash
+        outcome = "trains"
         if automatic and same_rows:
-            context.log.warning(
-                f"not retrained ({trigger}): the training rows and weights are champion v{champion.version}'s "
+            outcome = (
+                f"not retrained: the training rows and weights are champion v{champion.version}'s "
                 f"({validated_features.rows_hash}), so a new version could only copy it; the champion stays"
             )
+        if automatic or trigger != "manual":
+            event = {"trigger": trigger, "automatic": automatic, "outcome": outcome, "dagster_run_id": context.run_id}
+            append_event(store, spec.name, TrailEvent.trigger, event)
+        if outcome != "trains":
+            context.log.warning(f"{outcome} ({trigger})")
             return
         code = code_version(spec_path)
         tags = {
@@ -77,6 +85,8 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
         move = AliasMove(
             CHALLENGER, result["version"], challenger and challenger.version, TRAIN, trigger, context.run_id
         )
+        registration = {"model_version": result["version"], "mlflow_run_id": result["run_id"], **tags}
+        append_event(store, spec.name, TrailEvent.registration, registration)
         record_alias_move(store, spec.name, move)
         yield dg.Output(
             TrainedModel(spec.name, result["version"], result["run_id"], validated_features, trigger),

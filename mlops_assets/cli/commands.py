@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from mlops_assets.cli.trail import add_trail_commands
 from mlops_assets.data.locations import log_prefix, shadow_log_prefix
 from mlops_assets.environment import Settings
 from mlops_assets.errors import MlopsError
@@ -211,16 +212,6 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit(args: argparse.Namespace) -> int:
-    from mlops_assets.rollout.audit import describe_decision, read_decisions
-    from resources import resources_from_env
-
-    spec, _ = _spec(args.spec)
-    decisions = read_decisions(resources_from_env()["store"], spec.name)
-    print("\n".join(describe_decision(d) for d in decisions) or f"no deployment decisions recorded for {spec.name}")
-    return 0
-
-
 def _rollout(args: argparse.Namespace) -> int:
     """The running rollout's arms side by side: what a person reads before ending an A/B test or a shadow."""
     import datetime as dt
@@ -364,10 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--definitions", default="definitions.py", help="the Dagster code location file")
     rollback.set_defaults(run=_rollback)
 
-    for name, run, text in (
-        ("audit", _audit, "every deployment decision of a pipeline, oldest first"),
-        ("rollout", _rollout, "the running canary, shadow or ab rollout's arms side by side"),
-    ):
+    add_trail_commands(commands, PIPELINE_HELP)  # approve, audit, history
+
+    for name, run, text in (("rollout", _rollout, "the running canary, shadow or ab rollout's arms side by side"),):
         command = commands.add_parser(name, help=text)
         command.add_argument("spec", help=PIPELINE_HELP)
         command.set_defaults(run=run)

@@ -1,15 +1,17 @@
 """What ``deployed_endpoint`` decides and does: promote the gated challenger, roll it out, or roll back;
-make the endpoint serve the result; keep the decision in the audit log and every move of ``champion`` in the
-alias history.
+make the endpoint serve the result; keep the decision and every move of ``champion`` in the audit trail.
 
 A failed run leaves the champion where it was: the gate is checked again here, and a version the endpoint
-refuses to load moves ``champion`` back to the version that was serving.
+refuses to load moves ``champion`` back to the version that was serving. Where the spec requires approval
+(``deployment.requires_approval``), a challenger no person approved is not promoted: the run says so
+(``AwaitingApproval``) and nothing moves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
-from mlops_assets.naming import CHAMPION
+from mlops_assets.naming import CHAMPION, TrailEvent
 from mlops_assets.records import EvaluationReport, RegisteredModel
 from mlops_assets.rollout.alias_history import (
     PROMOTE,
@@ -31,7 +33,7 @@ from mlops_assets.rollout.alias_history import (
     rollback_target,
     rolled_back,
 )
-from mlops_assets.rollout.audit import record_decision
+from mlops_assets.rollout.audit import append_event, read_trail, record_decision
 from mlops_assets.rollout.driver import ArmReader, roll_out
 
 
@@ -47,6 +49,18 @@ class DeploymentDecision:
     reasons: list[str] = field(default_factory=list)
     arms: dict[str, Any] | None = None  # the figures of the rollout this run decided or started
     ended: dict[str, Any] | None = None  # the figures of a shadow or ab rollout this run ended
+    approval: dict[str, Any] | None = None  # the approval record it promoted on: who, when, why
+
+
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """A gated challenger that waits for a person's approval: nothing moved, the champion serves on."""
+
+    version: str  # the challenger
+    champion: str | None
+    strategy: str
+    reason: str
+    audit_key: str
 
 
 @dataclass
@@ -62,11 +76,16 @@ class DeploymentRun:
     read_arms: ArmReader  # per-version figures logged between two times
     log: Any
     run_id: str
+    approval: dict[str, Any] | None = None  # the approval this run promotes on, once found
 
-    def carry_out(self, rollback: bool, strategy: str, approver: str | None) -> DeploymentDecision:
+    def carry_out(self, rollback: bool, strategy: str, approver: str | None) -> DeploymentDecision | AwaitingApproval:
         """Roll back, or promote the gated challenger by ``strategy``; a running shadow or ab rollout ends
         either way, its figures kept. A challenger that is already champion is served again, not promoted:
-        a re-run restarts a stopped endpoint and moves no alias."""
+        a re-run restarts a stopped endpoint and moves no alias.
+
+        ``approver`` (the run's ``approved_by``) is a person's approval; so is an ``approval`` record of the
+        challenger in the trail (``mlops-assets approve``) that no move of ``champion`` to or from that version
+        has used up since. Where the spec requires one for ``strategy`` and there is none, nothing moves."""
         if rollback:
             return self._roll_back(approver or f"rollback by {getpass.getuser()}")
         name = self.spec.name
@@ -78,6 +97,13 @@ class DeploymentRun:
                 f"version {challenger.version} failed the gate; the champion stays where it was",
                 metadata={"reasons": dg.MetadataValue.json(self.report.gate_reasons)},
             )
+        required = self.spec.deployment.approval_required(strategy)
+        self.approval = self._approval(challenger.version, approver, required)
+        if self.approval is not None:
+            approver = self.approval["approved_by"]
+            reasons.append(
+                f"approved by {approver} at {self.approval['time']}: {self.approval.get('reason') or 'no reason given'}"
+            )
         approved_by = approver or f"gate:auto (run started by {getpass.getuser()})"
         champion = self.registry.by_alias(name, CHAMPION)
         undone = None if approver else rolled_back(read_alias_moves(self.store, name, CHAMPION), challenger.version)
@@ -88,6 +114,11 @@ class DeploymentRun:
                     "only with an explicit approval (approved_by); the champion is served again"
                 )
             return self._serve("redeploy", champion, None, approved_by, reasons, ended)
+        if required and approver is None:
+            return self._await_approval(champion, strategy)
+        if self.approval is not None:  # who, when and why travel with the version
+            tags = {"approved_at": self.approval["time"], "approval_reason": self.approval.get("reason") or ""}
+            self.registry.record(name, challenger.version, tags, {})
         if strategy == "replace" or champion is None:
             previous = self._move_champion(challenger.version, approved_by, PROMOTE)
             version = self.registry.get(name, challenger.version)
@@ -117,6 +148,49 @@ class DeploymentRun:
             arms_record(outcome.arms, outcome.metrics),
             ended,
         )
+
+    def _approval(self, version: str, approver: str | None, required: bool) -> dict[str, Any] | None:
+        """The approval this run promotes ``version`` on: the newest ``approval`` record of it in the trail that
+        no later move of ``champion`` to or from it has used up; else, where approval is required, the run's own
+        ``approver``, recorded in the trail first so that every approval is there."""
+        if approver is None or required:
+            trail = read_trail(self.store, self.spec.name)
+            for record in reversed(trail):
+                moved = record["kind"] == TrailEvent.alias and record.get("alias") == CHAMPION
+                if moved and version in (record.get("version"), record.get("previous")):
+                    break
+                approves = record["kind"] == TrailEvent.approval and record.get("model_version") == version
+                if approves and approver in (None, record["approved_by"]):
+                    return approval_summary(record)
+        if approver is None or not required:
+            return None
+        reason = f"approved_by given with Dagster run {self.run_id} (run config or the mlops/approved_by tag)"
+        record = {"model_version": version, "approved_by": approver, "reason": reason, "dagster_run_id": self.run_id}
+        key = append_event(self.store, self.spec.name, TrailEvent.approval, record)
+        return approval_summary(json.loads(self.store.read_bytes(key)))
+
+    def _await_approval(self, champion: RegisteredModel | None, strategy: str) -> AwaitingApproval:
+        """Record that the gated challenger waits for a person, and say how to approve it; nothing moves."""
+        name, version = self.spec.name, self.report.model.version
+        serving = f"champion v{champion.version} serves on" if champion else "there is no champion yet"
+        reason = (
+            f"v{version} passed the gate, and deployment.requires_approval asks a person to approve its {strategy} "
+            f"promotion: none has. Approve it with `mlops-assets approve {name} --version {version} --by NAME "
+            f"--reason TEXT`, then materialize {name}/deployed_endpoint again (or run it with approved_by); "
+            f"{serving}"
+        )
+        decision = {
+            "action": "awaiting approval",
+            "model_version": champion.version if champion else None,
+            "previous_version": None,
+            "challenger_version": version,
+            "strategy": strategy,
+            "approved_by": None,
+            "reasons": [reason],
+            "dagster_run_id": self.run_id,
+        }
+        key = record_decision(self.store, name, decision)
+        return AwaitingApproval(version, champion.version if champion else None, strategy, reason, key)
 
     def _roll_back(self, approved_by: str) -> DeploymentDecision:
         """Back to the last different champion in the alias history; a rollback that cannot happen fails
@@ -201,11 +275,17 @@ class DeploymentRun:
             "dagster_run_id": self.run_id,
             "url": url,
             "serving_path": serving_path,
+            "approval": self.approval,
         }
         audit_key = record_decision(self.store, self.spec.name, decision)
         return DeploymentDecision(
-            action, version, previous, approved_by, url, serving_path, audit_key, reasons, arms, ended
+            action, version, previous, approved_by, url, serving_path, audit_key, reasons, arms, ended, self.approval
         )
+
+
+def approval_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What a deployment keeps of the approval it promoted on: who, when, why, and where it is in the trail."""
+    return {k: record.get(k) for k in ("seq", "model_version", "approved_by", "time", "reason")}
 
 
 def arms_record(counters: dict, arms: list) -> dict:

@@ -70,6 +70,17 @@ class Deployment(SpecModel):
         description="Environment variable holding a bearer token that /invocations then requires "
         "(default: scoring is open; admin routes always need MLOPS_ADMIN_TOKEN when it is set).",
     )
+    requires_approval: bool | list[Literal[STRATEGIES]] = Field(
+        default=False,
+        description="A person approves each promotion (`mlops-assets approve`, or the run's `approved_by`) before "
+        "deployed_endpoint promotes a gated challenger: true for every strategy, or a list of strategies "
+        "(e.g. [replace]); until then the champion serves and the `approval` check fails, saying why.",
+    )
+
+    def approval_required(self, strategy: str) -> bool:
+        """Whether promoting by ``strategy`` waits for a person's approval."""
+        required = self.requires_approval
+        return strategy in required if isinstance(required, list) else required
 
 
 class Thresholds(SpecModel):

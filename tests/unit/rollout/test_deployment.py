@@ -10,11 +10,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION, TrailEvent
 from mlops_assets.records import EvaluationReport, FeatureSet, TrainedModel
 from mlops_assets.rollout.alias_history import PROMOTE, RESTORE, ROLLBACK, read_alias_moves
-from mlops_assets.rollout.audit import read_decisions
-from mlops_assets.rollout.deployment import DeploymentRun
+from mlops_assets.rollout.audit import append_event, read_decisions, read_trail, verify_trail
+from mlops_assets.rollout.deployment import AwaitingApproval, DeploymentRun
 from mlops_assets.spec import load_spec
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
 
@@ -278,3 +278,72 @@ def test_a_strategy_given_for_the_run_overrides_the_one_of_the_spec(pipeline):
     pipeline.deploy(pipeline.train())
     started = pipeline.deploy(pipeline.train(), strategy="shadow")  # the spec says replace
     assert (started.action, pipeline.deployer.rollout_status(NAME)["rollout"]["mode"]) == ("shadow started", "shadow")
+
+
+def requiring_approval(required=True):
+    return SPEC.model_copy(update={"deployment": SPEC.deployment.model_copy(update={"requires_approval": required})})
+
+
+def approve(pipeline: Pipeline, version: str, by: str = "alice", reason: str = "reviewed the model card") -> None:
+    record = {"model_version": version, "approved_by": by, "reason": reason}
+    append_event(pipeline.store, NAME, TrailEvent.approval, record)
+
+
+def test_a_challenger_no_person_approved_is_not_promoted_where_the_spec_requires_approval(pipeline):
+    spec = requiring_approval()
+    pipeline.deploy(pipeline.train())
+    waiting = pipeline.deploy(pipeline.train(), spec=spec)
+    assert isinstance(waiting, AwaitingApproval) and (waiting.version, waiting.champion) == ("2", "1")
+    assert f"mlops-assets approve {NAME} --version 2 --by NAME --reason TEXT" in waiting.reason
+    assert pipeline.champion() == pipeline.served() == "1" and len(pipeline.deployer.deployments) == 1
+    record = pipeline.decisions()[-1]
+    assert (record["action"], record["model_version"], record["challenger_version"]) == ("awaiting approval", "1", "2")
+    approve(pipeline, "2")
+    decision = pipeline.deploy("2", spec=spec)
+    assert (decision.action, decision.version.version, decision.approved_by) == ("replace", "2", "alice")
+    assert pipeline.champion() == pipeline.served() == "2"
+    tags = pipeline.registry.get(NAME, "2").tags
+    assert (tags["approved_by"], tags["approval_reason"]) == ("alice", "reviewed the model card")
+    assert tags["approved_at"] == decision.approval["time"]
+    assert pipeline.decisions()[-1]["approval"]["approved_by"] == "alice"
+    assert decision.reasons[0].startswith("approved by alice at ")
+
+
+def test_an_approval_is_used_up_by_the_promotion_it_allowed_and_a_rollback(pipeline):
+    spec = requiring_approval(["replace"])
+    approve(pipeline, "1")
+    pipeline.deploy(pipeline.train(), spec=spec)
+    approve(pipeline, "2")
+    pipeline.deploy(pipeline.train(), spec=spec)
+    pipeline.deploy(None, rollback=True, approver="bob")
+    again = pipeline.deploy("2", spec=spec)  # the approval came before the rollback: it no longer counts
+    assert (again.action, again.approval, pipeline.champion()) == ("redeploy", None, "1")
+    approve(pipeline, "2", by="carol")
+    approved = pipeline.deploy("2", spec=spec)
+    assert (approved.action, approved.approved_by, pipeline.champion()) == ("replace", "carol", "2")
+    pipeline.train()
+    assert not isinstance(pipeline.deploy("3", spec=spec, strategy="shadow"), AwaitingApproval)  # not required
+
+
+def test_an_approver_given_with_the_run_counts_and_is_recorded_in_the_trail(pipeline):
+    decision = pipeline.deploy(pipeline.train(), spec=requiring_approval(), approver="carol")
+    assert (decision.action, decision.approved_by, pipeline.champion()) == ("replace", "carol", "1")
+    (approval,) = [r for r in read_trail(pipeline.store, NAME) if r["kind"] == TrailEvent.approval]
+    assert approval["approved_by"] == "carol" and "dagster-run" in approval["reason"]
+    assert decision.approval["seq"] == approval["seq"]
+
+
+def test_every_step_of_a_deployment_is_in_a_trail_that_verifies(pipeline):
+    pipeline.deploy(pipeline.train())
+    pipeline.deploy(pipeline.train(), approver="alice")
+    pipeline.deploy(None, rollback=True, approver="bob")
+    kinds = [(r["kind"], r.get("action")) for r in read_trail(pipeline.store, NAME)]
+    assert kinds == [
+        ("alias", PROMOTE),
+        ("decision", "replace"),
+        ("alias", PROMOTE),
+        ("decision", "replace"),
+        ("alias", ROLLBACK),
+        ("decision", "rollback"),
+    ]
+    assert verify_trail(pipeline.store, NAME).ok
