@@ -37,6 +37,12 @@ ADAPTATION_TAG = "mlops/adapt_to"  # the drifted window (artifact-store key) a r
 WINDOW_END_TAG = "mlops/window_end_row"  # a drift report's window: the logged rows that end at this count
 WINDOW_PREFIX = "rows "  # how such a window is named in its report ("rows 200-400"), as the drift sensor reads it
 
+# a model version's provenance: artifacts of its MLflow run, under PROVENANCE_FOLDER
+PROVENANCE_FOLDER = "provenance"
+SPEC_ARTIFACT = "spec.yaml"  # the spec file exactly as the training read it
+REQUIREMENTS_ARTIFACT = "requirements.txt"  # the training environment, `pip freeze` style (name==version, sorted)
+PROVENANCE_ARTIFACT = "provenance.json"  # seed, content hashes of the stored parts, quarantined rows
+
 
 def asset_keys(pipeline: str) -> dict[str, dg.AssetKey]:
     """Every asset key of a pipeline, by asset name: ``<pipeline>/<asset>``."""

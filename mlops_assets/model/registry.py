@@ -71,6 +71,10 @@ class MlflowRegistryClient:
         client = self._client()
         return dict(client.get_run(client.get_model_version(name, version).run_id).data.metrics)
 
+    def params(self, name: str, version: str) -> dict[str, str]:
+        client = self._client()
+        return dict(client.get_run(client.get_model_version(name, version).run_id).data.params)
+
     def holdout_inputs(self, name: str, version: str) -> pd.DataFrame | None:
         """The holdout inputs ``evaluation_report`` stored with the version; ``None`` for a version never
         evaluated."""
@@ -86,6 +90,18 @@ class MlflowRegistryClient:
                 return None
             return pd.read_parquet(path)
 
+    def artifact(self, name: str, version: str, path: str) -> bytes | None:
+        """One artifact of the version's run, by its path in the run; ``None`` where the run has none."""
+        from mlflow.exceptions import MlflowException
+
+        client = self._client()
+        run_id = client.get_model_version(name, version).run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                return Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
+            except (MlflowException, OSError):
+                return None
+
     def register(
         self,
         spec,
@@ -95,9 +111,9 @@ class MlflowRegistryClient:
         run: dict[str, Any],
         version_tags: dict[str, str],
     ) -> RegisteredModel:
-        """Log ``model`` in a new run of ``experiment_id`` (``run``: its ``tags``, ``params``, ``metrics`` and
-        ``environment``), register it as the pipeline's next version with ``version_tags``, and point
-        ``challenger`` at it."""
+        """Log ``model`` in a new run of ``experiment_id`` (``run``: its ``tags``, ``params``, ``metrics``,
+        ``environment`` and text ``artifacts`` by path), register it as the pipeline's next version with
+        ``version_tags``, and point ``challenger`` at it."""
         import mlflow
 
         from mlops_assets.model.pyfunc import log_pipeline_model
@@ -107,6 +123,8 @@ class MlflowRegistryClient:
             mlflow.log_params(run["params"])
             mlflow.log_metrics(run["metrics"])
             mlflow.log_dict(run["environment"], "environment.json")
+            for path, text in run.get("artifacts", {}).items():
+                mlflow.log_text(text, path)
             info = log_pipeline_model(model, spec, example)
         version = str(info.registered_model_version)
         client = self._client()

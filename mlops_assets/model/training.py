@@ -13,16 +13,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlops_assets.data.snapshot import content_hash
 from mlops_assets.data.training_set import ORIGIN, WEIGHT
 from mlops_assets.model.estimators import build_estimator
 from mlops_assets.model.pipeline_model import fit_pipeline_model
-from mlops_assets.model.provenance import environment
-from mlops_assets.naming import CHALLENGER
+from mlops_assets.model.provenance import QUARANTINE, digest, environment, pip_freeze, seeds, stored_parts
+from mlops_assets.naming import (
+    CHALLENGER,
+    PROVENANCE_ARTIFACT,
+    PROVENANCE_FOLDER,
+    REQUIREMENTS_ARTIFACT,
+    SPEC_ARTIFACT,
+)
 from mlops_assets.records import TrainingRequest
 from mlops_assets.spec import PipelineSpec, load_spec
 
@@ -90,6 +98,12 @@ def make_estimator(spec: PipelineSpec, spec_path: str, checkpoint_uri: str | Non
     return build_estimator(spec.model.estimator, spec.model.params, spec_path)
 
 
+def sample_weights(train: pd.DataFrame) -> np.ndarray | None:
+    """The training rows' weights (training window, importance weights); ``None`` when all are equal."""
+    weights = train[WEIGHT].to_numpy() if WEIGHT in train.columns else None
+    return weights if weights is not None and not np.allclose(weights, weights[0]) else None
+
+
 def run_training(request: TrainingRequest, pipes_log) -> TrainingResult:
     from mlops_assets.model.registry import MlflowRegistryClient
 
@@ -97,13 +111,13 @@ def run_training(request: TrainingRequest, pipes_log) -> TrainingResult:
     started = time.perf_counter()
     spec = load_spec(request.spec_path)
     train = pd.read_parquet(request.train_uri)
-    weights = train[WEIGHT].to_numpy() if WEIGHT in train.columns else None
-    weighted = weights is not None and not np.allclose(weights, weights[0])
+    weights = sample_weights(train)
+    weighted = weights is not None
     estimator = make_estimator(spec, request.spec_path, request.checkpoint_uri)
     origins = train[ORIGIN].value_counts().to_dict() if ORIGIN in train.columns else {"source": len(train)}
     log.info(f"training {type(estimator).__name__} on {len(train)} rows {origins}{', weighted' if weighted else ''}")
     with forwarding(log, "mlops_assets.model.torch_mlp"):
-        model = fit_pipeline_model(spec, train, estimator, weights if weighted else None)
+        model = fit_pipeline_model(spec, train, estimator, weights)
     train_metrics = {f"train_{k}": v for k, v in model.evaluate(train, spec.target, spec.metrics).items()}
     params = {k: v for k, v in estimator.get_params().items() if isinstance(v, int | float | str | bool)}
     device = getattr(estimator, "device_used_", None) or "cpu"
@@ -113,10 +127,11 @@ def run_training(request: TrainingRequest, pipes_log) -> TrainingResult:
     tags = {**request.tags, "device": device, "estimator": type(estimator).__name__}
     if precision is not None:
         tags["precision"] = precision
-    run = {"tags": tags, "params": params, "metrics": train_metrics, "environment": env}
+    recorded, artifacts = provenance(request, estimator, train)
+    run = {"tags": tags, "params": params, "metrics": train_metrics, "environment": env, "artifacts": artifacts}
     registry = MlflowRegistryClient(request.tracking_uri)
     registered = registry.register(
-        spec, model, train, request.experiment_id, run, {**tags, "environment": json.dumps(env)}
+        spec, model, train, request.experiment_id, run, {**tags, **recorded, "environment": json.dumps(env)}
     )
     version = registered.version
     log.info(f"registered {spec.name} version {version} as {CHALLENGER}")
@@ -131,6 +146,53 @@ def run_training(request: TrainingRequest, pipes_log) -> TrainingResult:
     return TrainingResult(
         version, registered.run_id, train_metrics, params, device, seconds, len(train), weighted, precision, resumed
     )
+
+
+def provenance(request: TrainingRequest, estimator: Any, train: pd.DataFrame) -> tuple[dict[str, str], dict]:
+    """What a version needs to be traced and reproduced, beyond the tags the asset sends: the spec file as
+    read, every installed package, the seed, content hashes of the stored parts it is trained and judged on
+    and the rows quarantined beside them. Returns version tags and the run's artifacts (path: text)."""
+    spec_text = Path(request.spec_path).read_bytes()
+    freeze = pip_freeze()
+    seed = seeds(estimator.get_params())
+    parts = stored_parts(request.train_uri)
+    quarantined = _row_count(parts.pop(QUARANTINE))
+    hashes = {"train": content_hash(train)}
+    hashes.update({name: content_hash(pd.read_parquet(uri)) for name, uri in parts.items() if _exists(uri)})
+    record = {
+        "spec_file": request.spec_path,
+        "spec_file_hash": digest(spec_text),
+        "environment_digest": digest(freeze.encode()),
+        "seed": seed,
+        "content_hashes": hashes,
+        "quarantined_rows": quarantined,
+    }
+    tags = {
+        "spec_file_hash": record["spec_file_hash"],
+        "environment_digest": record["environment_digest"],
+        "seed": json.dumps(seed, sort_keys=True),
+        "training_set_hash": hashes["train"],
+        "quarantined_rows": str(quarantined),
+    }
+    artifacts = {
+        f"{PROVENANCE_FOLDER}/{SPEC_ARTIFACT}": spec_text.decode(),
+        f"{PROVENANCE_FOLDER}/{REQUIREMENTS_ARTIFACT}": freeze,
+        f"{PROVENANCE_FOLDER}/{PROVENANCE_ARTIFACT}": json.dumps(record, indent=2, sort_keys=True),
+    }
+    return tags, artifacts
+
+
+def _exists(uri: str) -> bool:
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(uri)
+    return fs.exists(path)
+
+
+def _row_count(uri: str) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(uri).metadata.num_rows if _exists(uri) else 0
 
 
 def main() -> None:
