@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from mlops_assets.cli.provenance import add_commands as add_provenance_commands
 from mlops_assets.cli.trail import add_trail_commands
 from mlops_assets.data.locations import log_prefix, shadow_log_prefix
 from mlops_assets.environment import Settings
@@ -380,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     tick.add_argument("--pipelines", default=os.environ.get("MLOPS_PIPELINES", "pipelines"), help="specs folder")
     tick.add_argument("--rounds", type=int, default=10, help="most rounds of ticks")
     tick.set_defaults(run=_tick)
+
+    add_provenance_commands(commands)  # lineage, reproduce
 
     reference = commands.add_parser("spec-reference", help="print the spec reference (Markdown)")
     reference.add_argument("--update", metavar="README", help="rewrite the reference section of this file")
