@@ -61,8 +61,9 @@ def _audit(args: argparse.Namespace) -> int:
     if len(args.words) > 1:
         raise MlopsError(f"audit takes one pipeline, or `{VERIFY}` and pipelines: got {' '.join(args.words)}")
     spec, _ = _spec(args.words[0])
-    earlier = [e for kind in (TrailEvent.decision, TrailEvent.alias) for e in read_events(store, spec.name, kind)]
-    events = sorted((e for e in earlier if "seq" not in e), key=lambda e: e["time"]) + read_trail(store, spec.name)
+    kinds = (TrailEvent.decision, TrailEvent.alias)
+    earlier = [{**e, "kind": kind} for kind in kinds for e in read_events(store, spec.name, kind) if "seq" not in e]
+    events = sorted(earlier, key=lambda e: e["time"]) + read_trail(store, spec.name)
     print("\n".join(describe_event(e) for e in events) or f"nothing recorded for {spec.name}")
     return 0
 

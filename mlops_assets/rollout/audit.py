@@ -206,9 +206,13 @@ def read_decisions(store: ArtifactStore, pipeline: str) -> list[dict[str, Any]]:
 
 def describe_decision(event: dict[str, Any]) -> str:
     """One line per decision, for the terminal."""
+    return f"{event['time']}  {_decision_text(event)}"
+
+
+def _decision_text(event: dict[str, Any]) -> str:
     previous, version = event.get("previous_version"), event.get("model_version")
     line = (
-        f"{event['time']}  {event['action']}: "
+        f"{event['action']}: "
         + (f"v{version}" if version else "no champion")
         + (f" (was v{previous})" if previous else "")
         + f" by {event.get('approved_by', '?')}"
@@ -219,12 +223,13 @@ def describe_decision(event: dict[str, Any]) -> str:
 
 
 def describe_event(event: dict[str, Any]) -> str:
-    """One line per trail record, for the terminal."""
-    kind, seq = event.get("kind", TrailEvent.decision), event.get("seq", "-")
+    """One line per trail record, for the terminal: number, time, kind, what it says."""
+    kind = event["kind"]
     if kind == TrailEvent.decision:
-        return f"{seq:>4}  {describe_decision(event)}"
-    facts = {k: v for k, v in event.items() if k not in {"seq", "prev_hash", "kind", "time", "pipeline", "records"}}
-    if kind == TrailEvent.legacy:
-        facts = {"sealed": f"{len(event.get('records', {}))} record(s) from before the chain"}
-    text = ", ".join(f"{k} {v}" for k, v in sorted(facts.items()) if v not in (None, "", [], {}))
-    return f"{seq:>4}  {event['time']}  {kind}: {text}"
+        text = _decision_text(event)
+    elif kind == TrailEvent.legacy:
+        text = f"sealed {len(event.get('records', {}))} record(s) from before the chain"
+    else:
+        facts = {k: v for k, v in event.items() if k not in {"seq", "prev_hash", "kind", "time", "pipeline"}}
+        text = ", ".join(f"{k} {v}" for k, v in sorted(facts.items()) if v not in (None, "", [], {}))
+    return f"{event.get('seq', '-'):>4}  {event['time']}  {kind:<12}  {text}"

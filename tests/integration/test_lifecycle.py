@@ -395,9 +395,10 @@ def test_ab_rollout_shows_both_arms_until_a_person_ends_it(project):
     assert (ended["action"], ended["model_version"], ended["approved_by"]) == ("replace", "2", "carol")
     assert {arm["version"] for arm in ended["arms"]["versions"]} == {"1", "2"}
     assert "ended the ab of v2" in ended["decision"]
-    history = cli("audit", str(spec_path)).splitlines()
-    assert [line.split("  ")[1].split(":")[0] for line in history] == ["replace", "ab started", "replace"]
-    assert history[-1].endswith("by carol - ended the ab of v2")
+    trail = [line.split(None, 3) for line in cli("audit", str(spec_path)).splitlines()]
+    decisions = [text for _, _, kind, text in trail if kind == "decision"]
+    assert [text.split(":")[0] for text in decisions] == ["replace", "ab started", "replace"]
+    assert decisions[-1].endswith("by carol - ended the ab of v2")
     status = cli("status", str(project.pipelines))
     assert "(version 2, single rows scored by compiled:LogisticRegression(13 features))" in status
     assert "last decision: " in status and "replace: v2 (was v1) by carol" in status
