@@ -53,6 +53,7 @@ class EvaluationReport:
     gate_passed: bool
     gate_reasons: list[str] = field(default_factory=list)
     holdouts: dict = field(default_factory=dict)  # per holdout (fixed, weighted, recent): rows, metrics, gains
+    fairness: list = field(default_factory=list)  # per sensitive column and figure: value and per-group rates
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         registry: ModelRegistry,
         trained_model: TrainedModel,
     ):
+        from mlops_assets.evaluation.gate import combined, fairness_gate
         from mlops_assets.evaluation.holdouts import judge
-        from mlops_assets.evaluation.model_card import model_card
+        from mlops_assets.evaluation.model_card import card_figures, card_html, model_card
         from mlops_assets.monitoring.drift_memory import acknowledge
 
         features = trained_model.features
@@ -54,7 +55,9 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
             champion = None
         champion_model = registry.load(spec.name, champion.version) if champion else None
         judgement = judge(spec, challenger, champion_model, holdout, recent)
-        fixed, gate = judgement.by_name()["fixed"], judgement.gate
+        figures = card_figures(spec, challenger, holdout)  # the fixed holdout: it carries every schema column
+        fairness = fairness_gate(figures.fairness, spec.evaluation.fairness.limits.declared())
+        fixed, gate = judgement.by_name()["fixed"], combined(judgement.gate, fairness)
         metrics, champion_metrics = fixed.challenger, fixed.champion
         report = EvaluationReport(
             trained_model,
@@ -64,6 +67,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
             gate.passed,
             gate.reasons,
             judgement.as_json(),
+            [figure.as_json() for figure in figures.fairness],
         )
         if not gate.passed and features.adaptation and champion is not None:
             ack_key = acknowledge(store, spec.name, champion.version, trained_model.version, features.adaptation)
@@ -73,9 +77,12 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 "waiting for labels"
             )
         plots = evaluation_plots(challenger, holdout, spec)
-        card = model_card(spec, report, registry.get(spec.name, trained_model.version).tags, judgement.markdown())
+        tags = registry.get(spec.name, trained_model.version).tags
+        card = model_card(spec, report, tags, judgement.markdown(), figures)
+        page = card_html(card, f"Model card: {spec.name} version {trained_model.version}")
         prefix = store_key(spec.name, StorePrefix.evaluation_reports, f"v{trained_model.version}")
-        store_evaluation(spec, store, registry, trained_model, {**plots, "model_card.md": card.encode()}, holdout)
+        files = {**plots, "model_card.md": card.encode(), "model_card.html": page.encode()}
+        store_evaluation(spec, store, registry, trained_model, files, holdout)
         registry.record(
             spec.name,
             trained_model.version,
@@ -99,7 +106,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 "report_folder": dg.MetadataValue.path(store.uri(prefix)),
             },
         )
-        yield gate_check(spec, gate, metrics)
+        yield gate_check(spec, gate, {**metrics, **{f"{f.name}_{f.column}": f.value for f in figures.fairness}})
 
     return evaluation_report
 
@@ -113,6 +120,7 @@ def gate_check(spec, gate, metrics: dict[str, float]) -> dg.AssetCheckResult:
         metadata={
             "conditions": dg.MetadataValue.md(markdown_list(gate.reasons) or "none"),
             **{f"threshold_{k}": v for k, v in spec.evaluation.gate.thresholds.items()},
+            **{f"limit_{k}": v for k, v in spec.evaluation.fairness.limits.declared().items()},
             **{f"observed_{k}": v for k, v in metrics.items()},
         },
     )

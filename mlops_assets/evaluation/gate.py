@@ -38,3 +38,33 @@ def evaluate_gate(
             f" ({challenger[name]:.4f} vs {champion[name]:.4f})"
         )
     return GateResult(bool(passed), reasons)
+
+
+def fairness_gate(figures, limits: dict[str, float]) -> GateResult:
+    """Each fairness figure (``fairness.GroupFigure``) with a declared limit must not exceed it; an undefined
+    figure (fewer than two groups with the rate) fails, as it cannot show the limit holds."""
+    reasons, passed = [], True
+    for figure in figures:
+        if figure.name not in limits:
+            continue
+        limit = limits[figure.name]
+        ok = bool(figure.value <= limit)  # False for NaN
+        passed &= ok
+        key = "mae" if figure.name == "error_gap" else None
+        groups = ", ".join(f"{g}: {_rates(v, key)}" for g, v in figure.by_group.items())
+        of_class = "" if figure.target_class is None else f"; positive class {figure.target_class!r}"
+        reasons.append(
+            f"fixed holdout: {'ok' if ok else 'FAIL'}: {figure.name} on {figure.column!r} {figure.value:.4f} ≤ {limit}"
+            f" ({groups}{of_class})"
+        )
+    return GateResult(bool(passed), reasons)
+
+
+def _rates(values: dict[str, float], key: str | None) -> str:
+    shown = {k: v for k, v in values.items() if k != "rows" and (key is None or k == key)}
+    return " ".join(f"{k} {v:.3f}" for k, v in shown.items()) + f" of {values['rows']} rows"
+
+
+def combined(*results: GateResult) -> GateResult:
+    """Every result must pass; their reasons in order."""
+    return GateResult(all(r.passed for r in results), [reason for r in results for reason in r.reasons])
