@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
 from mlflow import MlflowClient
 
@@ -63,3 +65,29 @@ def test_a_challenger_over_a_fairness_limit_fails_the_gate_and_the_champion_stay
     assert str(client(project).get_model_version_by_alias("diabetes", "champion").version) == "1"
     assert client(project).get_model_version("diabetes", "2").tags["gate"] == "failed"
     assert "## Gate: FAILED" in metadata(result, "diabetes", "evaluation_report")["model_card"]
+
+
+def test_a_sensitive_column_kept_out_of_the_model_is_judged_on_the_holdout(project):
+    data = project.pipelines / "data" / "breast_cancer" / "features.csv"
+    frame = pd.read_csv(data)
+    frame["site"] = np.where(np.arange(len(frame)) % 3 == 0, "north", "south")
+    frame.to_csv(data, index=False)
+    path = project.pipelines / "breast_cancer.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["schema"]["columns"]["site"] = {"dtype": "str", "isin": ["north", "south"]}
+    raw["features"]["exclude"] = ["site"]
+    raw["evaluation"].update(
+        slices=["site"],
+        fairness={"sensitive": ["site"], "limits": {"demographic_parity_difference": 1.0}},
+    )
+    path.write_text(yaml.safe_dump(raw))
+
+    result = project.materialize("breast_cancer", "raw_data", "feedback", *EVALUATED[1:])
+    assert result.success, failures(result)
+    gate = check(result, "breast_cancer", "evaluation_report", "gate")
+    assert gate.passed and "ok: demographic_parity_difference on 'site'" in gate.metadata["conditions"].value
+    card = metadata(result, "breast_cancer", "evaluation_report")["model_card"]
+    assert "| site | demographic_parity_difference (positive class malignant) |" in card
+    assert "| site | equalized_odds_difference (positive class malignant) |" in card
+    assert "## Slices by `site`" in card and "| north | " in card
+    assert "| site |" not in card.split("## Permutation importance")[1]  # not a model input
