@@ -98,7 +98,8 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     assert "Gate: passed" in evaluation["model_card"]
     artifacts = {a.path for a in client(project).list_artifacts(version.run_id, "evaluation")}
     assert artifacts == {
-        f"evaluation/{name}" for name in ("roc.png", "confusion_matrix.png", "model_card.md", "holdout_inputs.parquet")
+        f"evaluation/{name}"
+        for name in ("roc.png", "confusion_matrix.png", "model_card.md", "model_card.html", "holdout_inputs.parquet")
     }
 
     batch = metadata(result, "breast_cancer", "batch_predictions")
