@@ -46,6 +46,11 @@ class ArtifactStore(dg.ConfigurableResource, ABC):
     def read_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
+    def create(self, key: str, data: bytes) -> None:
+        """Write ``key`` only if it does not exist, or raise ``FileExistsError``, atomically against any other
+        writer: what an append-only record (the audit trail's next number) needs."""
+
+    @abstractmethod
     def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
         """A file to stream ``key`` into (a large output, batch by batch): the key holds it once the block ends,
         and is left as it was if the block raises."""

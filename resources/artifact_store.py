@@ -70,6 +70,25 @@ class FsspecArtifactStore(ArtifactStore):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(partial)
 
+    def create(self, key: str, data: bytes) -> None:
+        """On a local disk the file is written aside and hard-linked into place (a link never replaces a file);
+        on an object store the upload is conditional (``If-None-Match: *``)."""
+        fs, _ = self._fs()
+        path = self._path(key)
+        if fs.protocol[0] not in ("file", "local"):
+            fs.pipe_file(path, data, mode="create")
+            return
+        folder, name = path.rsplit("/", 1)
+        fs.makedirs(folder, exist_ok=True)
+        partial = f"{folder}/.{name}.{os.getpid()}.{id(data)}.partial"
+        try:
+            with open(partial, "wb") as file:
+                file.write(data)
+            os.link(partial, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+
     def write_table(self, key: str, table: pa.Table) -> int:
         import pyarrow.parquet as pq
 

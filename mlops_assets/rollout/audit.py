@@ -69,10 +69,9 @@ def _legacy_keys(store: ArtifactStore, pipeline: str) -> list[str]:
 def append_event(store: ArtifactStore, pipeline: str, kind: TrailEvent, payload: dict[str, Any]) -> str:
     """Add one record of ``kind`` to the pipeline's trail; return its key.
 
-    Two writers (two runs of one pipeline) may take the same number: a key that exists is never written,
-    and a record read back different from the one written (another writer's, written in between) is
-    written again under the next number. A conditional put would close the remaining window (both check,
-    both write, both read back their own in turn); the store contract offers none.
+    Two writers (two runs of one pipeline) may take the same number: the record is created only where no
+    record is (``ArtifactStore.create``: a hard link on a disk, a conditional put on an object store), and
+    the writer that loses reads the head again and takes the number after it.
     """
     for _ in range(APPEND_ATTEMPTS):
         keys = _trail_keys(store, pipeline)
@@ -87,15 +86,15 @@ def append_event(store: ArtifactStore, pipeline: str, kind: TrailEvent, payload:
                 append_event(store, pipeline, TrailEvent.legacy, seal)
                 continue
         key = trail_key(pipeline, seq)
-        if store.exists(key):
-            continue
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         data = canonical(
             {**payload, "seq": seq, "prev_hash": prev_hash, "kind": str(kind), "time": now, "pipeline": pipeline}
         )
-        store.write_bytes(key, data)
-        if store.read_bytes(key) == data:
-            return key
+        try:
+            store.create(key, data)
+        except FileExistsError:
+            continue
+        return key
     raise TrailError(
         f"could not add a {kind} record to the {pipeline} trail under {trail_prefix(pipeline)}/: another writer "
         f"took the next number {APPEND_ATTEMPTS} times in a row; run again"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -27,6 +28,7 @@ class MemoryArtifactStore(ArtifactStore):
     """Immutable data snapshots, reports and inference logs, addressed by ``/``-separated keys, in a dict."""
 
     _objects: dict[str, bytes] = PrivateAttr(default_factory=dict)
+    _creating: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def exists(self, key: str) -> bool:
         return key in self._objects
@@ -51,6 +53,12 @@ class MemoryArtifactStore(ArtifactStore):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self._objects[key] = bytes(data)
+
+    def create(self, key: str, data: bytes) -> None:
+        with self._creating:
+            if key in self._objects:
+                raise FileExistsError(key)
+            self._objects[key] = bytes(data)
 
     @contextlib.contextmanager
     def open_write(self, key: str):

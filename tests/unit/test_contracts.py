@@ -2,6 +2,8 @@
 (the same tests run on both), the registry's aliases and tags as the MLflow registry sets them, the endpoint's
 address, versions and rollouts as the local endpoint keeps them."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 import pyarrow as pa
 import pytest
@@ -63,6 +65,26 @@ def test_a_streamed_write_appears_whole_when_it_ends_and_not_at_all_when_it_fail
         file.write(b"half")
         raise RuntimeError("the scoring failed midway")
     assert store.list("p/out") == ["p/out/batch.bin"]
+
+
+def test_a_key_is_created_once_and_of_many_writers_racing_for_it_exactly_one_wins(store):
+    store.create("p/trail/00000001.json", b"first")
+    with pytest.raises(FileExistsError):
+        store.create("p/trail/00000001.json", b"second")
+    assert store.read_bytes("p/trail/00000001.json") == b"first"
+
+    def create(n: int) -> bool:
+        try:
+            store.create("p/trail/00000002.json", f"writer {n}".encode())
+            return True
+        except FileExistsError:
+            return False
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(create, range(8)))
+    assert won.count(True) == 1
+    assert store.read_bytes("p/trail/00000002.json") == f"writer {won.index(True)}".encode()
+    assert store.list("p/trail") == ["p/trail/00000001.json", "p/trail/00000002.json"]
 
 
 def test_a_file_another_process_writes_is_listed_at_once(store, tmp_path):

@@ -127,16 +127,15 @@ def test_records_from_before_the_chain_are_read_first_and_sealed_by_its_first_re
 
 
 class RacingStore(MemoryArtifactStore):
-    """Another writer takes the same number just after this one writes it, once."""
+    """Another writer takes the same number just before this one creates it, once."""
 
     _raced: bool = PrivateAttr(default=False)
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        super().write_bytes(key, data)
+    def create(self, key: str, data: bytes) -> None:
         if key.startswith("p/trail/") and not self._raced:
             self._raced = True
-            other = {**json.loads(data), "model_version": "other writer's"}
-            super().write_bytes(key, canonical(other))
+            super().create(key, canonical({**json.loads(data), "model_version": "other writer's"}))
+        super().create(key, data)
 
 
 def test_a_writer_that_lost_the_number_to_another_writes_under_the_next_one():
