@@ -1,13 +1,18 @@
 """``raw_data``: an immutable snapshot of the declared source, named by the content hash of its rows.
 
 The hash is the asset's Dagster data version: an unchanged source starts no new work downstream, and any
-version's exact source rows can be read back.
+version's exact source rows can be read back, with the files they were first read from beside them
+(``<hash>.sources.json``: what ``mlops-assets lineage`` shows, without the Dagster instance).
 """
+
+import contextlib
+import json
 
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore
+from mlops_assets.data.locations import sources_key
 from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.records import RawSnapshot
 
@@ -30,6 +35,9 @@ def build_raw_data(pipeline: PipelineContext) -> dg.AssetsDefinition:
         new = not store.exists(snapshot_key)
         size = store.write_table(snapshot_key, pa.Table.from_pandas(source.frame, preserve_index=False)) if new else 0
         context.log.info(f"{'wrote' if new else 'reused'} snapshot {snapshot_key}")
+        with contextlib.suppress(FileExistsError):  # the files that first made these rows: the record stays
+            files = {"source_files": source.files, "label_files": source.label_files, "dagster_run_id": context.run_id}
+            store.create(sources_key(spec.name, digest), json.dumps(files, sort_keys=True).encode())
         for file, reason in source.unreadable_label_files.items():
             context.log.warning(f"skipped unreadable label file {file}: {reason}")
         if source.labels_conflicting_with_source:

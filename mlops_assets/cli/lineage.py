@@ -2,7 +2,8 @@
 
 Everything is read from what the version recorded (its registry tags, its MLflow run's metrics and artifacts)
 and from the artifact store, never from the spec on disk, which may have changed since. The source files a
-snapshot was read from are in Dagster's record of the ``raw_data`` materialization that wrote it.
+snapshot was read from are recorded beside it (older snapshots: in Dagster's record of the ``raw_data``
+materialization that wrote it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from typing import Any
 
 from mlops_assets.contracts import ArtifactStore
+from mlops_assets.data.locations import sources_key
 from mlops_assets.errors import MlopsError
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import (
@@ -48,7 +50,7 @@ def lineage(
         "pipeline": name,
         "version": version,
         "source": {
-            "files": source_files(instance, name, tags.get("dataset_hash")),
+            "files": source_files(store, instance, name, tags.get("dataset_hash")),
             "snapshot": store.uri(snapshot),
             "snapshot_hash": tags.get("dataset_hash"),
             "rows": _rows(store, snapshot),
@@ -119,8 +121,13 @@ def _alias_version(client: MlflowRegistryClient, name: str, alias: str) -> str |
     return registered.version if registered else None
 
 
-def source_files(instance, name: str, dataset_hash: str | None) -> list[str] | str:
-    """The data and label files of the ``raw_data`` materialization that wrote the snapshot ``dataset_hash``."""
+def source_files(store: ArtifactStore, instance, name: str, dataset_hash: str | None) -> list[str] | str:
+    """The data and label files the snapshot ``dataset_hash`` was first read from: recorded beside it in the
+    store; for a snapshot written before that record, in the ``raw_data`` materialization Dagster kept."""
+    key = sources_key(name, dataset_hash or "")
+    if store.exists(key):
+        recorded = json.loads(store.read_bytes(key))
+        return [*recorded["source_files"], *recorded["label_files"]]
     if instance is None:
         return f"{NOT_RECORDED} (no Dagster instance: set DAGSTER_HOME)"
     import dagster as dg

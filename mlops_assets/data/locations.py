@@ -58,6 +58,11 @@ def file_version(file: str) -> list:
     return [info.get("size"), str(info.get("ETag") or info.get("LastModified") or info.get("mtime"))]
 
 
+def sources_key(pipeline: str, dataset_hash: str) -> str:
+    """Beside the raw snapshot ``dataset_hash``: the data and label files it was first read from."""
+    return store_key(pipeline, StorePrefix.raw, f"{dataset_hash}.sources.json")
+
+
 def log_prefix(pipeline: str) -> str:
     """Artifact-store prefix of a pipeline's inference log."""
     return store_key(pipeline, StorePrefix.inference_log)

@@ -106,9 +106,11 @@ def model_card(
 - Dataset: content hash `{model.features.dataset_hash}`, features version `{model.features.version}`
 - Trained on: {model.features.rows_by_origin or "?"} rows (feedback `{model.features.feedback_hash or "none"}`)
 - Adapted to: {model.features.adaptation or "nothing (no drift answered by importance weights)"}
-- Spec hash: `{tags.get("spec_hash", "?")}`
-- Code: `{tags.get("git_sha", "?")}` (package {tags.get("package_version", "?")})
-- Trigger: {model.trigger}; MLflow run `{model.run_id}`
+- Spec hash: `{tags.get("spec_hash", "?")}` (file `{tags.get("spec_file_hash", "?")}`, kept with the run)
+- Code: `{tags.get("git_sha", "?")}` (package {tags.get("package_version", "?")}); environment digest
+  `{tags.get("environment_digest", "?")}` (its pip freeze is kept with the run)
+- Seed: {_line(tags.get("seed", "?"))}; rows quarantined before training: {tags.get("quarantined_rows", "?")}
+- Trigger: {model.trigger}; MLflow run `{model.run_id}`; Dagster run `{tags.get("dagster_run_id", "?")}`
 - Approval: {_line(tags.get("approved_by") or "not yet approved")}
 
 {_data_section(figures)}

@@ -42,6 +42,7 @@ def test_the_card_shows_slices_fairness_and_importance_in_the_ui_and_in_mlflow(p
     assert "Research on disease progression." in card and "| sex | error_gap |" in card
     assert "| 1 | " in card and "| 2 | " in card  # a row per group of the slice table
     assert "- Approval: not yet approved" in card
+    assert f"Dagster run `{result.run_id}`" in card and "- Seed: " in card  # the version's provenance tags
 
     run_id = client(project).get_model_version("diabetes", "1").run_id
     page = Path(client(project).download_artifacts(run_id, f"{EVALUATION_FOLDER}/model_card.html")).read_text()
