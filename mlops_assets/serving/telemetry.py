@@ -1,0 +1,245 @@
+"""The endpoint's telemetry: ``GET /metrics`` in Prometheus' text format, and the same figures as snapshots.
+
+The request path only adds to plain counters (``Telemetry.request``, ``Telemetry.scored``): every request
+runs on the event loop's one thread, so no lock is needed, and a Prometheus client metric (a lock and a
+label lookup per call) would cost more. The figures become Prometheus metrics when ``/metrics`` is read,
+through a collector in a registry of the app's own (never the global one: two apps in one process stay
+apart). The inference logs' counters, the served versions and the rollout are read at that moment too.
+
+A snapshot (``Telemetry.snapshot``) is the same counters as one JSON document with the time; the endpoint
+writes one every ``interval_s`` beside its inference log (``telemetry-<time>-<pid>.json``), and
+``summarise`` turns those of any window into requests, error rate and latency quantiles, so the
+pipeline sees them without a Prometheus server.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.encode()  # "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+OTHER_ROUTE = "other"  # any path the app has no route for: one label, however many paths clients try
+NO_ANSWER = "none"  # the status of a request whose client went away before it was answered
+SNAPSHOT_PREFIX = "telemetry-"
+SCORING_ROUTE = "/invocations"  # the latency histogram and a window's summary are of scoring requests
+
+
+class Telemetry:
+    """Counters since the endpoint started, added to on the event loop's thread only.
+
+    ``routes``: the paths counted under their own name; ``sources`` gives, when ``/metrics`` is read, the
+    figures kept elsewhere (see ``collect``)."""
+
+    def __init__(self, routes: Iterable[str], sources: Callable[[], dict[str, Any]]):
+        self.routes = frozenset(routes)
+        self.sources = sources
+        self.started = time.time()
+        self.requests: dict[tuple[str, str], int] = {}  # (route, status) -> requests answered
+        self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: over the largest bound
+        self.latency_sum = 0.0
+        self.rows_scored: dict[tuple[str, str], int] = {}  # (model version, arm) -> rows
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
+
+    def request(self, path: str, status: int | None, seconds: float) -> None:
+        key = (path if path in self.routes else OTHER_ROUTE, NO_ANSWER if status is None else str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if path == SCORING_ROUTE:
+            self.bucket_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self.latency_sum += seconds
+
+    def scored(self, model_version: str, arm: str, rows: int) -> None:
+        key = (model_version, arm)
+        self.rows_scored[key] = self.rows_scored.get(key, 0) + rows
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters now, as JSON-ready data (call it on the event loop's thread)."""
+        sources = self.sources()
+        return {
+            "time": time.time(),
+            "instance": f"{os.getpid()}@{self.started:.6f}",  # the counters restart with the process
+            "requests": [[route, status, n] for (route, status), n in self.requests.items()],
+            "latency_buckets": [*LATENCY_BUCKETS, "+Inf"],
+            "latency_counts": list(self.bucket_counts),
+            "latency_sum": self.latency_sum,
+            "rows_scored": [[version, arm, n] for (version, arm), n in self.rows_scored.items()],
+            "invalid_rows": sources["invalid_rows"],
+            "logs": {name: _log_figures(status) for name, status in sources["logs"].items()},
+        }
+
+    def write_snapshot(self, directory: Path, snapshot: dict[str, Any]) -> Path:
+        """``snapshot`` as ``telemetry-<time>-<pid>.json`` in ``directory``, whole or not at all."""
+        path = Path(directory) / f"{SNAPSHOT_PREFIX}{time.time_ns():020d}-{os.getpid()}.json"
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_bytes(orjson.dumps(snapshot))
+        partial.replace(path)
+        return path
+
+
+def _log_figures(status: dict[str, Any]) -> dict[str, int]:
+    keys = ("rows_written", "pending_rows", "dead_lettered_rows", "dropped_rows", "files_to_ship")
+    return {key: status[key] for key in keys if key in status}
+
+
+class _Collector:
+    """The figures as Prometheus metric families, made when ``/metrics`` is read."""
+
+    def __init__(self, telemetry: Telemetry):
+        self.telemetry = telemetry
+
+    def collect(self):
+        t = self.telemetry
+        sources = t.sources()
+        requests = CounterMetricFamily(
+            "mlops_requests", "Requests answered, by route and status", labels=["route", "status"]
+        )
+        for (route, status), n in list(t.requests.items()):
+            requests.add_metric([route, status], n)
+        yield requests
+        cumulative, buckets = 0, []
+        for bound, n in zip([*map(str, LATENCY_BUCKETS), "+Inf"], t.bucket_counts, strict=True):
+            cumulative += n
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "mlops_request_seconds",
+            "Scoring requests: time from reaching the app to the end of the answer",
+            buckets,
+            t.latency_sum,
+        )
+        rows = CounterMetricFamily(
+            "mlops_rows_scored", "Rows scored, by model version and arm", labels=["model_version", "arm"]
+        )
+        for (version, arm), n in list(t.rows_scored.items()):
+            rows.add_metric([version, arm], n)
+        yield rows
+        yield CounterMetricFamily(
+            "mlops_invalid_rows", "Rows scored although they break the schema", sources["invalid_rows"]
+        )
+        yield from _served(sources["served"])
+        yield from _logs(sources["logs"])
+
+
+def _served(served: dict[str, Any]):
+    """What is served: one gauge of 1 labelled with the versions and the rollout, and the rollout's share."""
+    info = GaugeMetricFamily(
+        "mlops_model_info",
+        "The served versions and the rollout (always 1)",
+        labels=["pipeline", "model_version", "challenger_version", "rollout"],
+    )
+    names = ("pipeline", "model_version", "challenger_version", "rollout")
+    info.add_metric([served[name] or "" for name in names], 1)
+    yield info
+    yield GaugeMetricFamily("mlops_rollout_share", "Share of requests routed to the challenger", served["share"])
+
+
+def _logs(logs: dict[str, dict[str, Any]]):
+    """The inference and shadow logs' figures, by log."""
+    families = {
+        "pending_rows": GaugeMetricFamily("mlops_log_pending_rows", "Rows queued for the log", labels=["log"]),
+        "rows_written": CounterMetricFamily("mlops_log_rows_written", "Rows written to the log", labels=["log"]),
+        "dead_lettered_rows": CounterMetricFamily(
+            "mlops_log_dead_lettered_rows", "Rows set aside in the dead letter", labels=["log"]
+        ),
+        "dropped_rows": CounterMetricFamily("mlops_log_dropped_rows", "Rows lost to bound memory", labels=["log"]),
+        "files_to_ship": GaugeMetricFamily("mlops_log_files_to_ship", "Log files spooled, not shipped", labels=["log"]),
+    }
+    for name, status in logs.items():
+        for key, value in _log_figures(status).items():
+            families[key].add_metric([name], value)
+    yield from families.values()
+
+
+def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+    """The endpoint's scoring figures over ``[start, end]`` (seconds since the epoch) from its snapshots.
+
+    Counters are differences per process: the last snapshot at or before ``end`` minus the last at or before
+    ``start`` (nothing, for a process started within the window), summed over processes and replicas.
+    Traffic after a process's last snapshot is not seen. Latency quantiles are interpolated within the
+    histogram's buckets (as Prometheus' ``histogram_quantile``): within a bucket's width, ``None`` with no
+    request. The log figures are the latest of each process (summed).
+    """
+    by_instance: dict[str, list[dict]] = {}
+    for snapshot in snapshots:
+        if snapshot["time"] <= end:
+            by_instance.setdefault(snapshot["instance"], []).append(snapshot)
+    requests: dict[str, int] = {}
+    counts: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)
+    rows = invalid = 0
+    logs: dict[str, int] = {}
+    for series in by_instance.values():
+        series.sort(key=lambda s: s["time"])
+        last = series[-1]
+        if last["time"] < start:
+            continue
+        before = [s for s in series if s["time"] <= start]
+        first = before[-1] if before else None
+        for status, n in _by_status(last).items():
+            requests[status] = requests.get(status, 0) + n - (_by_status(first).get(status, 0) if first else 0)
+        for i, n in enumerate(last["latency_counts"]):
+            counts[i] += n - (first["latency_counts"][i] if first else 0)
+        rows += _rows(last) - (_rows(first) if first else 0)
+        invalid += last["invalid_rows"] - (first["invalid_rows"] if first else 0)
+        for figures in last["logs"].values():
+            for key in ("pending_rows", "dead_lettered_rows", "dropped_rows"):
+                logs[key] = logs.get(key, 0) + figures.get(key, 0)
+    total = sum(requests.values())
+    errors = sum(n for status, n in requests.items() if status.isdigit() and int(status) >= 400)
+    return {
+        "start": start,
+        "end": end,
+        "requests": total,
+        "requests_by_status": requests,
+        "error_rate": errors / total if total else None,
+        "server_errors": sum(n for status, n in requests.items() if status.isdigit() and int(status) >= 500),
+        "rows_scored": rows,
+        "invalid_rows": invalid,
+        **{f"latency_p{round(q * 100)}_s": histogram_quantile(q, counts) for q in (0.5, 0.95, 0.99)},
+        "log": logs,
+    }
+
+
+def read_snapshots(directory: Path) -> list[dict[str, Any]]:
+    """The snapshots written in ``directory`` (an endpoint's log folder)."""
+    return [orjson.loads(p.read_bytes()) for p in sorted(Path(directory).glob(f"{SNAPSHOT_PREFIX}*.json"))]
+
+
+def histogram_quantile(q: float, counts: list[int]) -> float | None:
+    """The ``q`` quantile of a histogram of ``LATENCY_BUCKETS`` (per-bucket counts, the last over the largest
+    bound), linear within its bucket; the largest bound when it falls beyond it."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank, seen, i = q * total, 0, 0
+    while counts[i] == 0 or seen + counts[i] < rank:  # stops at the latest at the last non-empty bucket
+        seen += counts[i]
+        i += 1
+    if i == len(LATENCY_BUCKETS):
+        return float(LATENCY_BUCKETS[-1])
+    low = LATENCY_BUCKETS[i - 1] if i else 0.0
+    return low + (LATENCY_BUCKETS[i] - low) * (rank - seen) / counts[i]
+
+
+def _by_status(snapshot: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for route, status, n in snapshot["requests"]:
+        if route == SCORING_ROUTE:
+            out[status] = out.get(status, 0) + n
+    return out
+
+
+def _rows(snapshot: dict) -> int:
+    return sum(n for _, _, n in snapshot["rows_scored"])
