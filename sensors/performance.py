@@ -1,14 +1,15 @@
 """The performance sensor: retrains when the online metric's confidence interval falls past the floor.
 
 The metric is computed by the drift report (logged predictions joined to labels by id); a tick reads the
-newest report's metadata only.
+newest report's metadata only. With ``monitoring.performance.estimated`` a report without labels is judged
+by the metric estimated from the served probabilities, and its decay retrains the same way.
 """
 
 import time
 
 import dagster as dg
 
-from sensors.policy import retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, retrain_request, retraining_refusal
 
 
 def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
@@ -27,22 +28,39 @@ def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list
             return dg.SkipReason("no drift report yet")
         record = records[0]
         metadata = record.asset_materialization.metadata
-        if "performance_decayed" not in metadata:
+        found = observed(metadata, settings.metric, settings.estimated)
+        if found is None:
             return dg.SkipReason("the newest drift report has no labelled predictions")
-        value = metadata[f"online_{settings.metric}"].value
-        bounds = (
-            f"{settings.metric} {value:.4f} [{metadata['online_low'].value:.4f}, {metadata['online_high'].value:.4f}]"
-        )
-        if not metadata["performance_decayed"].value:
+        kind, bounds, decayed = found
+        if not decayed:
             return dg.SkipReason(f"{bounds}: not past the floor {settings.floor}")
         window = metadata["window_end"].value  # several reports of one window (a retraining run makes one) act once
         if context.cursor == window:
             return dg.SkipReason(f"{bounds}: already acted on window {window}")
         refused = retraining_refusal(context.instance, spec, time.time())
         if refused:
+            if context.cursor != f"refused:{window}":  # announced once per window, not on every tick
+                alert_refusal(spec, f"{bounds} past the floor in window {window}", refused, context.log)
+                context.update_cursor(f"refused:{window}")
             return dg.SkipReason(f"{bounds} past the floor, not acted on: {refused}")
         context.update_cursor(window)
-        trigger = f"performance_decay:{record.run_id} ({bounds})"
+        trigger = f"{kind}:{record.run_id} ({bounds})"
         return retrain_request(spec, f"{spec.name}:retrain:decay:{window}", trigger, retrain_assets)
 
     return performance_sensor
+
+
+def observed(metadata, metric: str, estimated: bool) -> tuple[str, str, bool] | None:
+    """What a report says of the metric: ``(trigger kind, value and bounds, decayed)``. The realised metric
+    when labels joined, else the estimate from the served probabilities when the spec acts on it; ``None``
+    when the report has neither."""
+    for prefix, kind, flag in (
+        ("online", "performance_decay", "performance_decayed"),
+        ("estimated", "estimated_decay", "estimate_decayed"),
+    ):
+        if flag not in metadata or (prefix == "estimated" and not estimated):
+            continue
+        low, high = metadata[f"{prefix}_low"].value, metadata[f"{prefix}_high"].value
+        label = metric if prefix == "online" else f"estimated {metric}"
+        return kind, f"{label} {metadata[f'{prefix}_{metric}'].value:.4f} [{low:.4f}, {high:.4f}]", metadata[flag].value
+    return None

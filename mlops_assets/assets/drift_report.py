@@ -52,13 +52,22 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         import pandas as pd
 
         from mlops_assets.data.snapshot import read_labels
-        from mlops_assets.monitoring.report import build_drift_report
+        from mlops_assets.monitoring.report import build_drift_report, estimated_metadata, served_calibrator
 
         labels = read_labels(spec, pipeline.base_dir) if spec.monitoring.performance is not None else pd.DataFrame()
         model = registry.load(spec.name, deployed_endpoint.model_version)
+        estimating = spec.monitoring.performance is not None and spec.monitoring.performance.estimated
+        version = registry.get(spec.name, deployed_endpoint.model_version) if estimating else None
+        training_set = version.tags.get("training_set") if version else None
         end_row = context.run.tags.get(WINDOW_END_TAG)
         outcome = build_drift_report(
-            spec, store, deployed_endpoint, model, labels, int(end_row) if end_row is not None else None
+            spec,
+            store,
+            deployed_endpoint,
+            model,
+            labels,
+            int(end_row) if end_row is not None else None,
+            served_calibrator(spec, store, model, training_set),
         )
         for skipped in outcome.window.skipped:
             context.log.warning(f"skipped unreadable inference log file {skipped}")
@@ -88,6 +97,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 "report": dg.MetadataValue.md(markdown),
                 "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
                 **online_metadata(outcome.performance),
+                **estimated_metadata(outcome.estimated),
             },
         )
         yield from drift_checks(spec, outcome, status, verdict, counts)

@@ -22,6 +22,7 @@ from mlops_assets.data.locations import log_files
 from mlops_assets.evaluation.metrics import METRICS, meets_threshold
 from mlops_assets.model.pipeline_model import PipelineModel
 from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
+from mlops_assets.monitoring.estimation import ESTIMABLE, Calibrator, estimate
 from mlops_assets.naming import WINDOW_PREFIX
 from mlops_assets.records import EndpointState
 
@@ -48,6 +49,20 @@ class OnlinePerformance:
 
 
 @dataclass(frozen=True)
+class EstimatedPerformance:
+    """The online metric expected from the served probabilities alone (``monitoring.performance.estimated``)."""
+
+    metric: str
+    value: float
+    std: float  # of the realised metric around the estimate, were the window labelled
+    low: float
+    high: float
+    rows: int
+    floor: float
+    decayed: bool  # the whole interval is on the wrong side of the floor
+
+
+@dataclass(frozen=True)
 class DriftOutcome:
     status: str  # "drifted", "no drift" or "not enough traffic"
     window: LogWindow
@@ -55,6 +70,7 @@ class DriftOutcome:
     as_json: dict[str, Any]
     drifted_features: list[str] = field(default_factory=list)
     performance: OnlinePerformance | None = None
+    estimated: EstimatedPerformance | None = None
     reference: pd.DataFrame | None = None  # the reference's rows, for a drift's adaptation plan
 
 
@@ -205,6 +221,64 @@ def online_performance(
     )
 
 
+def served_calibrator(spec, store: ArtifactStore, model: PipelineModel, training_set: str | None) -> Calibrator | None:
+    """The served version's scores calibrated on its fixed holdout (stored beside its training set), when the
+    spec asks for an estimate (``monitoring.performance.estimated``) of a metric the scores can give, for a
+    binary classifier whose holdout has both classes; ``None`` otherwise."""
+    from mlops_assets.model.provenance import HOLDOUT, stored_parts
+
+    settings = spec.monitoring.performance
+    if settings is None or not settings.estimated or settings.metric not in ESTIMABLE:
+        return None
+    if model.classes is None or len(model.classes) != 2 or not training_set:
+        return None
+    key = stored_parts(training_set)[HOLDOUT]
+    if not store.exists(key):
+        return None
+    holdout = store.read_table(key).to_pandas()
+    labels = model.encode_target(holdout[spec.target].to_numpy())
+    if len(set(labels.tolist())) < 2:
+        return None
+    return Calibrator(model.predict(holdout).proba[:, 1], labels)
+
+
+def estimated_performance(
+    spec, window: pa.Table, version: str, calibrator: Calibrator | None
+) -> EstimatedPerformance | None:
+    """The spec's online metric expected on the window's rows that ``version`` answered, from their logged
+    positive-class probabilities; ``None`` without a calibrator or rows."""
+    settings = spec.monitoring.performance
+    if calibrator is None or "score" not in window.column_names:
+        return None
+    if "model_version" in window.column_names:
+        window = window.filter(pc.equal(window.column("model_version"), version))
+    scores = window.column("score").to_numpy(zero_copy_only=False).astype(float)
+    scores = scores[np.isfinite(scores)]
+    if len(scores) == 0:
+        return None
+    found = estimate(settings.metric, scores, calibrator, settings.confidence)
+    bound = found.high if METRICS[settings.metric].higher_is_better else found.low
+    decayed = bool(np.isfinite(bound) and not meets_threshold(settings.metric, bound, settings.floor))
+    return EstimatedPerformance(
+        found.metric, found.value, found.std, found.low, found.high, found.rows, settings.floor, decayed
+    )
+
+
+def estimated_metadata(estimated: EstimatedPerformance | None) -> dict:
+    """The estimated online metric as a report's metadata (what the performance sensor reads); nothing
+    without an estimate."""
+    if estimated is None:
+        return {}
+    return {
+        f"estimated_{estimated.metric}": estimated.value,
+        "estimated_std": estimated.std,
+        "estimated_low": estimated.low,
+        "estimated_high": estimated.high,
+        "estimated_rows": estimated.rows,
+        "estimate_decayed": estimated.decayed,
+    }
+
+
 def log_since(store: ArtifactStore, prefix: str, since: dt.datetime, until: dt.datetime | None = None) -> pa.Table:
     """Rows logged at or after ``since`` (and before ``until``). File names start with their write time in
     nanoseconds, and a file holds rows logged before it was written, so older files are never opened."""
@@ -248,9 +322,11 @@ def build_drift_report(
     model: PipelineModel,
     labels: pd.DataFrame,
     end_row: int | None = None,
+    calibrator: Calibrator | None = None,
 ) -> DriftOutcome:
     """Inputs and the prediction of a window (the one ending at ``end_row``, else the newest) against the
-    reference and the champion's predictions on it; ``labels`` may be empty."""
+    reference and the champion's predictions on it; ``labels`` may be empty. With a ``calibrator``
+    (``served_calibrator``) the online metric is also estimated from the logged probabilities."""
     monitoring = spec.monitoring
     if end_row is None:
         window = newest_window(store, endpoint.log_key, monitoring.window)
@@ -293,5 +369,22 @@ def build_drift_report(
             f"({spec.monitoring.performance.confidence:.0%} CI {performance.low:.4f}-{performance.high:.4f}); "
             f"floor {performance.floor}: {'DECAYED' if performance.decayed else 'ok'}."
         )
-    as_json = {**base, "status": status, **report.to_dict(), "performance": performance and vars(performance)}
-    return DriftOutcome(status, window, markdown, as_json, report.drifted_features, performance, reference_frame)
+    estimated = estimated_performance(spec, window.table, endpoint.model_version, calibrator)
+    if estimated is not None:
+        markdown += (
+            f"\n\nEstimated {estimated.metric} from the served probabilities of {estimated.rows} rows (calibrated "
+            f"on the holdout, no labels): {estimated.value:.4f} ± {estimated.std:.4f} "
+            f"({spec.monitoring.performance.confidence:.0%} interval {estimated.low:.4f}-{estimated.high:.4f}); "
+            f"floor {estimated.floor}: {'DECAYED' if estimated.decayed else 'ok'}. Valid while only the inputs move; "
+            "a change of the concept shows in labels only."
+        )
+    as_json = {
+        **base,
+        "status": status,
+        **report.to_dict(),
+        "performance": performance and vars(performance),
+        "estimated_performance": estimated and vars(estimated),
+    }
+    return DriftOutcome(
+        status, window, markdown, as_json, report.drifted_features, performance, estimated, reference_frame
+    )

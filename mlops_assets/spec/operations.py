@@ -97,6 +97,11 @@ class Performance(SpecModel):
     )
     window: int = Field(default=200, ge=10, description="Labelled predictions per evaluation window.")
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the confidence interval.")
+    estimated: bool = Field(
+        default=False,
+        description="Also estimate the metric (accuracy or roc_auc, binary classifiers) from the served "
+        "probabilities calibrated on the holdout, and retrain on a decay of the estimate while no labels are there.",
+    )
 
 
 class Monitoring(SpecModel):
