@@ -99,6 +99,21 @@ class Strategy(StrEnum):
 STRATEGIES = tuple(strategy.value for strategy in Strategy)  # as the spec's Literal lists them
 
 
+class AlertEvent(StrEnum):
+    """What the alerts of a spec (its top-level ``alerts``) fire on."""
+
+    drift = "drift"  # a drift report found drift
+    retraining_refused = "retraining_refused"  # a sensor wanted a retraining; the cooldown or budget said no
+    gate_failed = "gate_failed"  # a challenger did not pass the evaluation gate
+    slo_failed = "slo_failed"  # a serving objective was missed
+    skew = "skew"  # training and serving see different features
+    rollback = "rollback"  # champion went back to an earlier version (by a person or a canary)
+    run_failed = "run_failed"  # a run of the pipeline's assets failed
+
+
+ALERT_EVENTS = tuple(event.value for event in AlertEvent)  # as the spec's Literal lists them
+
+
 class DriftStatus(StrEnum):
     """A drift report's verdict, as the drift sensor reads it."""
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from mlops_assets.naming import asset_keys
 from sensors.drift import build_drift_sensor
+from sensors.failures import build_failure_sensor
 from sensors.labels import build_labels_sensor
 from sensors.performance import build_performance_sensor
 from sensors.supervisor import build_endpoint_supervisor
@@ -13,7 +14,7 @@ from sensors.supervisor import build_endpoint_supervisor
 
 def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
     """Drift sensor and endpoint supervisor always; labels sensor when the spec has a labels source;
-    performance sensor when it declares an online metric.
+    performance sensor when it declares an online metric; a run failure sensor when it has alerts.
 
     A retraining re-materializes the whole pipeline: an unchanged source or feedback set is reused by its
     content hash, and new feedback is what the retraining learns from.
@@ -27,4 +28,6 @@ def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
         sensors.append(build_labels_sensor(spec, spec_path, keys["drift_report"], retrain))
     if spec.monitoring.performance is not None:
         sensors.append(build_performance_sensor(spec, keys["drift_report"], retrain))
+    if spec.alerts:
+        sensors.append(build_failure_sensor(spec))
     return sensors

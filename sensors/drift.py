@@ -20,7 +20,7 @@ from mlops_assets.naming import (
     WINDOW_PREFIX,
     DriftStatus,
 )
-from sensors.policy import retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, retrain_request, retraining_refusal
 
 
 @dataclass
@@ -30,6 +30,7 @@ class DriftCursor:
     rows_at_last_report: int = 0
     retrained_window: str = ""  # ``window_end`` of the last report that started a retraining
     skipped_files: int = 0
+    refusal_alerted: str = ""  # ``window_end`` of the last drift whose refused retraining was announced
 
     @classmethod
     def parse(cls, text: str | None) -> "DriftCursor":
@@ -48,7 +49,7 @@ def count_new_rows(store: ArtifactStore, keys: list[str], cursor: DriftCursor, l
             log.warning(f"skipping unreadable inference log file {key}: {exc}")
             skipped += 1
     last = new[-1] if new else cursor.last_file
-    return DriftCursor(last, rows, cursor.rows_at_last_report, cursor.retrained_window, skipped)
+    return DriftCursor(last, rows, cursor.rows_at_last_report, cursor.retrained_window, skipped, cursor.refusal_alerted)
 
 
 def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -> list[dict]:
@@ -126,6 +127,9 @@ def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[
                 notes.append(f"drift in window {newest['window']}: not yet in {persistence} windows in a row")
             elif refused:
                 notes.append(f"drift in window {newest['window']} not acted on: {refused}")
+                if cursor.refusal_alerted != newest["window"]:
+                    alert_refusal(spec, f"drift in window {newest['window']}", refused, context.log)
+                    cursor.refusal_alerted = newest["window"]
             else:
                 trigger = f"drift_report:{newest['run_id']}"
                 run_key = f"{spec.name}:retrain:drift:{newest['window']}"

@@ -16,7 +16,9 @@ import dagster as dg
 
 from mlops_assets.data.locations import file_version, list_files
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG
-from sensors.policy import retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, retrain_request, retraining_refusal
+
+REFUSAL_ALERTED = "mlops/refusal_alerted"  # cursor entry beside the files: the batch whose refusal was announced
 
 
 def readable(file: str, columns: set[str]) -> str | None:
@@ -51,7 +53,7 @@ def build_labels_sensor(
         default_status=dg.DefaultSensorStatus(spec.retraining.sensors.upper()),
     )
     def labels_sensor(context: dg.SensorEvaluationContext):
-        seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
+        seen: dict[str, list[int] | str] = json.loads(context.cursor) if context.cursor else {}
         files = {f: file_version(f) for f in list_files(labels.path, spec_path.parent)}
         if context.cursor is None:
             context.update_cursor(json.dumps(files))
@@ -83,7 +85,10 @@ def build_labels_sensor(
             )
         refused = retraining_refusal(context.instance, spec, time.time())
         if refused:
-            context.update_cursor(json.dumps({**seen, **bad}))  # the batch stays new until it can be acted on
+            if seen.get(REFUSAL_ALERTED) != batch_id:
+                alert_refusal(spec, f"label batch {batch_id} ({names})", refused, context.log)
+            # the batch stays new until it can be acted on; its refusal is announced once
+            context.update_cursor(json.dumps({**seen, **bad, REFUSAL_ALERTED: batch_id}))
             context.log.info(f"{len(batch)} new label file(s): a report now, no retraining yet: {refused}")
             return [report]
         context.update_cursor(json.dumps({**seen, **bad, **{f: files[f] for f in batch}}))

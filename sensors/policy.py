@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG
+from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG, AlertEvent
 
 DAY = 86_400.0
 
@@ -35,6 +35,15 @@ def retraining_refusal(instance: dg.DagsterInstance, spec, now: float) -> str | 
     )
     starts = [r.create_timestamp.timestamp() for r in records]
     return refusal(starts, now, spec.retraining.cooldown_minutes * 60, spec.retraining.daily_budget)
+
+
+def alert_refusal(spec, what: str, refused: str, log) -> None:
+    """Announce that ``what`` wanted a retraining the policy refused; a sensor does so once per event (its
+    cursor remembers), not on every tick that refuses it again."""
+    from mlops_assets.monitoring.alerts import asset_link, send_alerts
+
+    link = asset_link(spec.name, "trained_model")
+    send_alerts(spec, AlertEvent.retraining_refused, f"{what}: no retraining, {refused}", link, log)
 
 
 def retrain_request(spec, run_key: str, trigger: str, assets: list[dg.AssetKey]) -> dg.RunRequest:

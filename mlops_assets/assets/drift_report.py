@@ -14,7 +14,7 @@ import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.naming import WINDOW_END_TAG, DriftStatus, StorePrefix, store_key
+from mlops_assets.naming import WINDOW_END_TAG, AlertEvent, DriftStatus, StorePrefix, store_key
 from mlops_assets.records import EndpointState
 
 
@@ -80,6 +80,11 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         report_key = store_key(spec.name, StorePrefix.drift_reports, f"{written_at}-{context.run_id}")
         store.write_bytes(f"{report_key}.json", json.dumps(as_json, indent=2, default=str).encode())
         store.write_bytes(f"{report_key}.md", markdown.encode())
+        if status in (DriftStatus.drifted, DriftStatus.waiting_for_labels):  # a known drift was announced before
+            from mlops_assets.monitoring.alerts import asset_link, send_alerts
+
+            message = f"{status} in {outcome.window.end or 'the newest window'}: {outcome.drifted_features}"
+            send_alerts(spec, AlertEvent.drift, f"{message}; {verdict}", asset_link(*key.path), context.log)
         yield dg.Output(
             as_json,
             metadata={

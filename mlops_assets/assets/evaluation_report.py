@@ -11,7 +11,7 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
-from mlops_assets.naming import CHALLENGER, CHAMPION, StorePrefix, TrailEvent, store_key
+from mlops_assets.naming import CHALLENGER, CHAMPION, AlertEvent, StorePrefix, TrailEvent, store_key
 from mlops_assets.records import EvaluationReport, TrainedModel
 from mlops_assets.rollout.audit import append_event
 
@@ -93,6 +93,11 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         gate_event |= {"champion_version": report.champion_version, "dagster_run_id": context.run_id}
         append_event(store, spec.name, TrailEvent.gate, gate_event)
         context.log.info("gate " + ("passed" if gate.passed else "FAILED") + ": " + "; ".join(gate.reasons))
+        if not gate.passed:
+            from mlops_assets.monitoring.alerts import asset_link, send_alerts
+
+            message = f"v{trained_model.version} failed the gate; the champion stays: " + "; ".join(gate.reasons)
+            send_alerts(spec, AlertEvent.gate_failed, message, asset_link(*key.path), context.log)
         yield dg.Output(
             report,
             metadata={

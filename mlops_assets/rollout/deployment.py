@@ -19,7 +19,7 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
-from mlops_assets.naming import CHAMPION, TrailEvent
+from mlops_assets.naming import CHAMPION, AlertEvent, TrailEvent
 from mlops_assets.records import EvaluationReport, RegisteredModel
 from mlops_assets.rollout.alias_history import (
     PROMOTE,
@@ -136,6 +136,9 @@ class DeploymentRun:
             strategy,
         )
         previous = champion if outcome.served_version != champion.version else None
+        if outcome.action == "rolled back":
+            why = "; ".join(outcome.reasons)
+            self._alert_rollback(f"canary of v{challenger.version} rolled back, v{champion.version} serves: {why}")
         if previous is not None:  # roll_out moved the alias itself
             move = AliasMove(CHAMPION, outcome.served_version, champion.version, PROMOTE, approved_by, self.run_id)
             record_alias_move(self.store, name, move)
@@ -205,7 +208,14 @@ class DeploymentRun:
             raise dg.Failure(str(exc)) from None
         reasons, ended = self._end_running_rollout()
         self._move_champion(target, approved_by, ROLLBACK)
-        return self._serve("rollback", self.registry.get(name, target), current, approved_by, reasons, ended)
+        decision = self._serve("rollback", self.registry.get(name, target), current, approved_by, reasons, ended)
+        self._alert_rollback(f"champion rolled back from v{current.version} to v{target} by {approved_by}")
+        return decision
+
+    def _alert_rollback(self, message: str) -> None:
+        from mlops_assets.monitoring.alerts import asset_link, send_alerts
+
+        send_alerts(self.spec, AlertEvent.rollback, message, asset_link(self.spec.name, "deployed_endpoint"), self.log)
 
     def _move_champion(self, version: str, approved_by: str, action: str) -> RegisteredModel | None:
         """Point ``champion`` at ``version`` and append the move to the alias history; return the previous one."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlops_assets.monitoring.drift.verdict import DriftConfig  # the statistics' defaults are the spec's
-from mlops_assets.naming import STRATEGIES
+from mlops_assets.naming import ALERT_EVENTS, STRATEGIES
 from mlops_assets.spec.base import SpecModel, existing_files
 
 
@@ -170,3 +173,80 @@ class Batch(SpecModel):
     batch_rows: int = Field(default=65_536, ge=1, description="Rows scored at a time: what bounds memory.")
 
     _validate_path = field_validator("path")(existing_files)
+
+
+ALERT_COMMANDS_ENV = "MLOPS_ALLOWED_ALERT_COMMANDS"  # programs an alert may run: comma-separated, exact argv[0]
+_HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def allowed_alert_commands() -> tuple[str, ...]:
+    """The programs of ``MLOPS_ALLOWED_ALERT_COMMANDS``; none by default, so a spec alone runs nothing."""
+    return tuple(p.strip() for p in os.environ.get(ALERT_COMMANDS_ENV, "").split(",") if p.strip())
+
+
+class Alert(SpecModel):
+    webhook: str | None = Field(
+        default=None,
+        description="http(s) URL that receives a JSON POST: pipeline, event, message, link (the asset in the "
+        "Dagster UI) and time.",
+    )
+    headers_from_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="webhook: headers whose values are read from environment variables when sent, "
+        "e.g. {Authorization: ALERT_TOKEN}; no secret belongs in the spec.",
+    )
+    command: list[str] | None = Field(
+        default=None,
+        description="Program and arguments run without a shell, the JSON body on its stdin; its program must be "
+        f"listed in {ALERT_COMMANDS_ENV} (comma-separated, exactly as written here), so a spec alone runs nothing.",
+    )
+    on: list[Literal[ALERT_EVENTS]] = Field(
+        default_factory=lambda: list(ALERT_EVENTS), description=f"Events that fire it (default: all of {ALERT_EVENTS})."
+    )
+    timeout_s: float = Field(
+        default=5, gt=0, le=30, description="Longest a delivery may take; a run never waits longer for it."
+    )
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_only(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        return url
+
+    @field_validator("headers_from_env")
+    @classmethod
+    def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        for header, variable in headers.items():
+            if not _HEADER.match(header) or not _ENV_NAME.match(variable):
+                raise ValueError(
+                    f"{header!r}: {variable!r} must map a header name (letters, digits, -) to an environment "
+                    "variable name; the value is read from the environment when the alert is sent"
+                )
+        return headers
+
+    @field_validator("command")
+    @classmethod
+    def _allowed_program(cls, command: list[str] | None) -> list[str] | None:
+        if command is None:
+            return None
+        if not command or not command[0]:
+            raise ValueError("give the program and its arguments, e.g. [/usr/local/bin/page-oncall, --team, ml]")
+        allowed = allowed_alert_commands()
+        if command[0] not in allowed:
+            raise ValueError(
+                f"{command[0]!r} is not an allowed alert program (allowed: {', '.join(allowed) or 'none'}); "
+                f"a spec cannot run a program the operator did not list in {ALERT_COMMANDS_ENV} (comma-separated)"
+            )
+        return command
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Alert:
+        if (self.webhook is None) == (self.command is None):
+            raise ValueError("give exactly one of webhook or command")
+        if self.headers_from_env and self.webhook is None:
+            raise ValueError("headers_from_env goes with a webhook")
+        return self

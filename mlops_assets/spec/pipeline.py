@@ -16,7 +16,7 @@ from mlops_assets.evaluation.metrics import METRICS, default_metrics
 from mlops_assets.model.expressions import Expression
 from mlops_assets.spec.base import SpecModel, Task
 from mlops_assets.spec.data import Features, Schema, Source, Split
-from mlops_assets.spec.operations import Batch, Deployment, Monitoring, Retraining
+from mlops_assets.spec.operations import Alert, Batch, Deployment, Monitoring, Retraining
 from mlops_assets.spec.training import Evaluation, Model, Training
 
 
@@ -40,6 +40,11 @@ class PipelineSpec(SpecModel):
     retraining: Retraining = Field(default_factory=Retraining, description="When the sensors retrain by themselves.")
     training: Training = Field(
         default_factory=Training, description="What a retraining learns from: production feedback, drift weights."
+    )
+    alerts: list[Alert] = Field(
+        default_factory=list,
+        description="Where drift, a refused retraining, a failed gate, a rollback or a failed run is announced, "
+        "beside the Dagster log (always).",
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
