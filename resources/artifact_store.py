@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from mlops_assets.contracts import ArtifactStore
@@ -28,10 +29,9 @@ class FsspecArtifactStore(ArtifactStore):
 
     def _fs(self) -> tuple[AbstractFileSystem, str]:
         from fsspec.core import url_to_fs
-        from fsspec.implementations.local import LocalFileSystem
 
         fs, root = url_to_fs(self.root)
-        return fs, root.rstrip("/") if not isinstance(fs, LocalFileSystem) else os.path.abspath(root)
+        return fs, os.path.abspath(root) if _local(fs) else root.rstrip("/")
 
     def _path(self, key: str) -> str:
         return f"{self._fs()[1]}/{key}"
@@ -39,7 +39,7 @@ class FsspecArtifactStore(ArtifactStore):
     def uri(self, key: str) -> str:
         """A local path for a local root (what pandas, pyarrow and the Dagster UI open directly), else a URL."""
         fs, _ = self._fs()
-        return fs.unstrip_protocol(self._path(key)) if fs.protocol[0] not in ("file", "local") else self._path(key)
+        return self._path(key) if _local(fs) else fs.unstrip_protocol(self._path(key))
 
     def exists(self, key: str) -> bool:
         fs, _ = self._fs()
@@ -49,7 +49,7 @@ class FsspecArtifactStore(ArtifactStore):
     def open_write(self, key: str) -> Iterator[BinaryIO]:
         fs, _ = self._fs()
         path = self._path(key)
-        if fs.protocol[0] not in ("file", "local"):
+        if not _local(fs):
             file = fs.open(path, "wb")
             try:
                 yield file
@@ -59,35 +59,19 @@ class FsspecArtifactStore(ArtifactStore):
                 raise
             file.close()
             return
-        folder, name = path.rsplit("/", 1)
-        fs.makedirs(folder, exist_ok=True)
-        partial = f"{folder}/.{name}.{os.getpid()}.partial"
-        try:
-            with open(partial, "wb") as file:
-                yield file
-            os.replace(partial, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
+        with _aside(path, os.replace) as file:
+            yield file
 
     def create(self, key: str, data: bytes) -> None:
         """On a local disk the file is written aside and hard-linked into place (a link never replaces a file);
         on an object store the upload is conditional (``If-None-Match: *``)."""
         fs, _ = self._fs()
         path = self._path(key)
-        if fs.protocol[0] not in ("file", "local"):
+        if not _local(fs):
             fs.pipe_file(path, data, mode="create")
             return
-        folder, name = path.rsplit("/", 1)
-        fs.makedirs(folder, exist_ok=True)
-        partial = f"{folder}/.{name}.{os.getpid()}.{id(data)}.partial"
-        try:
-            with open(partial, "wb") as file:
-                file.write(data)
-            os.link(partial, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
+        with _aside(path, os.link) as file:
+            file.write(data)
 
     def write_table(self, key: str, table: pa.Table) -> int:
         import pyarrow.parquet as pq
@@ -127,3 +111,23 @@ class FsspecArtifactStore(ArtifactStore):
             return []
         keys = (path[len(root) + 1 :] for path in fs.find(folder))
         return sorted(k for k in keys if not k.rsplit("/", 1)[-1].startswith("."))
+
+
+def _local(fs: AbstractFileSystem) -> bool:
+    return "file" in fs.protocol or "local" in fs.protocol
+
+
+@contextlib.contextmanager
+def _aside(path: str, publish: Callable[[str, str], None]) -> Iterator[BinaryIO]:
+    """A file written under a temporary name beside ``path``, published by ``publish(partial, path)`` (a rename,
+    or a link, which never replaces a file) once the block ends, and removed either way."""
+    folder, name = path.rsplit("/", 1)
+    os.makedirs(folder, exist_ok=True)
+    partial = f"{folder}/.{name}.{os.getpid()}.{threading.get_ident()}.partial"
+    try:
+        with open(partial, "wb") as file:
+            yield file
+        publish(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)

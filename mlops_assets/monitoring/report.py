@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,7 +22,7 @@ from mlops_assets.data.locations import log_files
 from mlops_assets.evaluation.metrics import METRICS, meets_threshold
 from mlops_assets.model.pipeline_model import PipelineModel
 from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
-from mlops_assets.monitoring.estimation import ESTIMABLE, Calibrator, estimate
+from mlops_assets.monitoring.estimation import ESTIMABLE, Calibrator, Estimate, estimate
 from mlops_assets.naming import WINDOW_PREFIX
 from mlops_assets.records import EndpointState
 
@@ -49,15 +49,10 @@ class OnlinePerformance:
 
 
 @dataclass(frozen=True)
-class EstimatedPerformance:
-    """The online metric expected from the served probabilities alone (``monitoring.performance.estimated``)."""
+class EstimatedPerformance(Estimate):
+    """The online metric expected from the served probabilities alone (``monitoring.performance.estimated``),
+    judged against the spec's floor."""
 
-    metric: str
-    value: float
-    std: float  # of the realised metric around the estimate, were the window labelled
-    low: float
-    high: float
-    rows: int
     floor: float
     decayed: bool  # the whole interval is on the wrong side of the floor
 
@@ -259,9 +254,7 @@ def estimated_performance(
     found = estimate(settings.metric, scores, calibrator, settings.confidence)
     bound = found.high if METRICS[settings.metric].higher_is_better else found.low
     decayed = bool(np.isfinite(bound) and not meets_threshold(settings.metric, bound, settings.floor))
-    return EstimatedPerformance(
-        found.metric, found.value, found.std, found.low, found.high, found.rows, settings.floor, decayed
-    )
+    return EstimatedPerformance(**asdict(found), floor=settings.floor, decayed=decayed)
 
 
 def estimated_metadata(estimated: EstimatedPerformance | None) -> dict:

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_assets.errors import SpecError
 from mlops_assets.spec import load_spec
+from tests.unit.spec.test_pipeline import problems
 
 
 def variant(pipelines: Path, name: str, **evaluation) -> Path:
@@ -16,14 +16,6 @@ def variant(pipelines: Path, name: str, **evaluation) -> Path:
     path = pipelines / "variant.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def problems(path: Path) -> str:
-    with pytest.raises(SpecError) as error:
-        load_spec(path)
-    message = str(error.value)
-    assert str(path) in message
-    return message
 
 
 def test_slices_fairness_and_card_load_and_default_to_nothing(pipelines):
