@@ -30,11 +30,12 @@ def local_resources(layout: LocalLayout, settings: Settings | None = None) -> di
     """The embedded default: everything under ``layout.home``, training as a local subprocess (or in pods,
     with ``MLOPS_TRAINER=kubernetes``)."""
     layout.ensure()
+    settings = settings or Settings.from_env({})
     return {
         "store": FsspecArtifactStore(root=str(layout.data)),
         "registry": MlflowRegistry(uri=layout.tracking_uri, artifact_root=str(layout.mlflow_artifacts)),
-        "trainer": trainer(settings or Settings.from_env({})),
-        "deployer": deployer(settings or Settings.from_env({}), layout),
+        "trainer": trainer(settings),
+        "deployer": deployer(settings, layout),
         "io_manager": dg.FilesystemIOManager(base_dir=str(layout.dagster_io)),
     }
 

@@ -81,13 +81,13 @@ class KubernetesEndpointDeployer(EndpointDeployer):
     kube_context: str | None = Field(default=None, description="Context of the kubeconfig.")
 
     def running_url(self, name: str) -> str | None:
-        deployment = self._read(name)
+        deployment = self._read(self._api(), name)
         available = (deployment or {}).get("status", {}).get("availableReplicas", 0)
         return self._url(name) if available else None
 
     def deploy(self, spec_path: str, model: RegisteredModel, log_uri: str) -> str:
-        name = model.name
-        deployment = self._read(name)
+        name, api = model.name, self._api()  # one client for the whole rollout, not one per poll
+        deployment = self._read(api, name)
         if deployment is None:
             raise dg.Failure(
                 f"no Deployment {deployment_name(name)} in namespace {self._namespace()}: apply the endpoint's "
@@ -95,12 +95,12 @@ class KubernetesEndpointDeployer(EndpointDeployer):
             )
         before = (deployment["spec"]["template"]["metadata"].get("annotations") or {}).get(VERSION_ANNOTATION)
         if before != model.version:
-            self._stamp(name, model.version)
+            self._stamp(api, name, model.version)
         try:
-            self._wait_for_rollout(name)
+            self._wait_for_rollout(api, name)
         except MlopsError as exc:
             if before != model.version:
-                self._stamp(name, before)  # undone: the old pods, still serving, stay
+                self._stamp(api, name, before)  # undone: the old pods, still serving, stay
             raise dg.Failure(f"the endpoint did not roll to version {model.version}: {exc}") from None
         url = self._url(name)
         serving = request_json(f"{url}/version", os.environ.get(ADMIN_TOKEN_ENV))["model_version"]
@@ -165,10 +165,9 @@ class KubernetesEndpointDeployer(EndpointDeployer):
     def _url(self, name: str) -> str:
         return self.url_template.format(deployment=deployment_name(name), namespace=self._namespace())
 
-    def _read(self, name: str) -> dict[str, Any] | None:
+    def _read(self, api, name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
 
-        api = self._api()
         try:
             deployment = api.read_namespaced_deployment(deployment_name(name), self._namespace())
         except ApiException as exc:
@@ -177,17 +176,17 @@ class KubernetesEndpointDeployer(EndpointDeployer):
             raise
         return api.api_client.sanitize_for_serialization(deployment)
 
-    def _stamp(self, name: str, version: str | None) -> None:
+    def _stamp(self, api, name: str, version: str | None) -> None:
         """Set (or, with ``None``, remove) the version on the pod template: a new template, a rolling update."""
         patch = {"spec": {"template": {"metadata": {"annotations": {VERSION_ANNOTATION: version}}}}}
-        self._api().patch_namespaced_deployment(
+        api.patch_namespaced_deployment(
             deployment_name(name), self._namespace(), patch, _content_type=STRATEGIC_MERGE_PATCH
         )
 
-    def _wait_for_rollout(self, name: str) -> None:
+    def _wait_for_rollout(self, api, name: str) -> None:
         deadline = time.monotonic() + self.rollout_timeout_s
         while True:
-            deployment = self._read(name)
+            deployment = self._read(api, name)
             if deployment is None:
                 raise MlopsError(f"Deployment {deployment_name(name)} was deleted during its rollout")
             waiting = rollout_progress(deployment)

@@ -33,6 +33,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlops_assets.data.locations import is_url
+
 log = logging.getLogger(__name__)
 
 CHAMPION_PREDICTION = "champion_prediction"  # shadow log: what the champion answered for the row
@@ -330,7 +332,7 @@ def _put(fs, local: str, remote: str, timeout_s: float) -> None:
 def log_destination(location: str, spool: Path) -> tuple[Path, str | None]:
     """Where an ``InferenceLogWriter`` writes (its ``directory``) and where it ships (``ship_to``): a folder
     (a path or ``file://`` URL) is written directly; an object-store URL is spooled in ``spool``."""
-    if "://" not in location or location.startswith("file://"):
+    if not is_url(location):
         return Path(location.removeprefix("file://")), None
     return spool, location
 
