@@ -114,6 +114,14 @@ class AlertEvent(StrEnum):
 ALERT_EVENTS = tuple(event.value for event in AlertEvent)  # as the spec's Literal lists them
 
 
+class EndpointCheck(StrEnum):
+    """Asset checks on ``deployed_endpoint`` that a sensor runs on their own, apart from a deployment."""
+
+    latency_slo = "latency_slo"  # p99 scoring latency over the SLO window vs monitoring.slo.latency_p99_ms
+    error_rate_slo = "error_rate_slo"  # server-side failures over the SLO window vs monitoring.slo.max_error_rate
+    skew = "skew"  # sampled served features and predictions vs the training transformer and model offline
+
+
 class DriftStatus(StrEnum):
     """A drift report's verdict, as the drift sensor reads it."""
 

@@ -107,6 +107,52 @@ class Performance(SpecModel):
     )
 
 
+class Slo(SpecModel):
+    latency_p99_ms: float | None = Field(
+        default=None, gt=0, description="Most the 99th percentile of scoring latency may be over a window, in ms."
+    )
+    max_error_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Most share of scoring requests that fail on the endpoint's side over a window: a 5xx, or a "
+        "408 when a request's deadline passed (a rejected bad row, 400, is the caller's: max_rejected_share).",
+    )
+    window_minutes: float = Field(default=15, gt=0, description="The window each SLO check measures, ending now.")
+    min_requests: int = Field(
+        default=100, ge=1, description="Fewer scoring requests in the window: no verdict, the checks pass saying so."
+    )
+    interval_minutes: float = Field(default=5, gt=0, description="How often the SLO checks run.")
+    rollback: bool = Field(
+        default=False,
+        description="A failed SLO moves `champion` back to the version it replaced, when the failing window began "
+        "after that promotion (the new version is what broke it); recorded in the audit trail.",
+    )
+
+    @model_validator(mode="after")
+    def _an_objective(self) -> Slo:
+        if self.latency_p99_ms is None and self.max_error_rate is None:
+            raise ValueError("give latency_p99_ms, max_error_rate or both")
+        return self
+
+
+class Skew(SpecModel):
+    sample_every: int = Field(
+        default=100,
+        ge=1,
+        description="The endpoint keeps the features it computed for one scoring request in this many; the skew "
+        "check featurises those requests again offline with the training transformer and compares.",
+    )
+    rows: int = Field(default=200, ge=1, description="Newest sampled rows the skew check compares.")
+    tolerance: float = Field(
+        default=1e-9,
+        gt=0,
+        description="Largest difference (absolute, or relative to the value's size) of a feature, probability or "
+        "regression prediction that is still float rounding.",
+    )
+    interval_minutes: float = Field(default=60, gt=0, description="How often the skew check runs.")
+
+
 class Monitoring(SpecModel):
     window: int = Field(default=500, ge=1, description="Newest logged requests compared to the reference.")
     min_rows: int = Field(default=50, ge=1, description="Fewer logged requests than this: no verdict yet.")
@@ -152,6 +198,10 @@ class Monitoring(SpecModel):
     performance: Performance | None = Field(
         default=None, description="Online performance check once labels can be joined to predictions."
     )
+    slo: Slo | None = Field(
+        default=None, description="Serving objectives the endpoint's telemetry is checked against (asset checks)."
+    )
+    skew: Skew = Field(default_factory=Skew, description="Training/serving skew check on sampled requests.")
 
 
 class Retraining(SpecModel):
