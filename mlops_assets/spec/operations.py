@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from mlops_assets.monitoring.drift.verdict import DriftConfig  # the statistics' defaults are the spec's
+from mlops_assets.monitoring.estimation import ESTIMABLE
 from mlops_assets.naming import ALERT_EVENTS, STRATEGIES
 from mlops_assets.spec.base import SpecModel, existing_files
 
@@ -102,9 +103,20 @@ class Performance(SpecModel):
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the confidence interval.")
     estimated: bool = Field(
         default=False,
-        description="Also estimate the metric (accuracy or roc_auc, binary classifiers) from the served "
-        "probabilities calibrated on the holdout, and retrain on a decay of the estimate while no labels are there.",
+        description="Also estimate the metric from the served probabilities calibrated on the holdout (accuracy "
+        "for any classifier, roc_auc for a binary one), and retrain on a decay of the estimate while no labels "
+        "are there.",
     )
+
+    @field_validator("estimated")
+    @classmethod
+    def _estimable(cls, estimated: bool, info) -> bool:
+        metric = info.data.get("metric")
+        if estimated and metric not in ESTIMABLE:
+            raise ValueError(
+                f"{metric!r} cannot be estimated from the served probabilities; allowed: {list(ESTIMABLE)}"
+            )
+        return estimated
 
 
 class Slo(SpecModel):
