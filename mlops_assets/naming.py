@@ -24,6 +24,12 @@ EXTERNAL_ASSET_NAMES = ("inference_log", "labels")  # written outside Dagster: t
 
 COMPONENT_TYPE = "mlops_assets.MLPipelineComponent"  # a pipeline's `type` in a dg project's defs.yaml
 
+# the code location's one report over every pipeline: its asset key, under no pipeline's prefix, and its files at
+# the artifact store's root, where no pipeline's folder can be (a pipeline name has no dot)
+PORTFOLIO = "portfolio"
+PORTFOLIO_MARKDOWN = "portfolio.md"
+PORTFOLIO_HTML = "portfolio.html"
+
 # MLflow registry aliases: the version serving, and the newest trained version awaiting its gate
 CHAMPION = "champion"
 CHALLENGER = "challenger"
