@@ -1,0 +1,127 @@
+"""The serving objectives judged on telemetry snapshots made by the endpoint's own ``Telemetry`` counters, and
+when a failed one rolls ``champion`` back."""
+
+import datetime as dt
+
+import pytest
+
+from mlops_assets.monitoring.slo import failed_requests, judge_slo, rollback_decision
+from mlops_assets.naming import EndpointCheck
+from mlops_assets.serving.telemetry import SCORING_ROUTE, Telemetry, summarise
+from mlops_assets.spec.operations import Slo
+
+NOW = 1_800_000_000.0
+WINDOW = 15 * 60
+
+
+def snapshot(telemetry: Telemetry, at: float) -> dict:
+    taken = telemetry.snapshot()
+    taken["time"] = at  # as if written at ``at``
+    return taken
+
+
+def served(requests: list[tuple[int, float]]) -> Telemetry:
+    """An endpoint's counters after ``requests`` (status, seconds) on the scoring route."""
+    telemetry = Telemetry([SCORING_ROUTE], lambda: {"invalid_rows": 0, "logs": {}})
+    for status, seconds in requests:
+        telemetry.request(SCORING_ROUTE, status, seconds)
+    return telemetry
+
+
+def verdicts(slo: Slo, snapshots: list[dict]) -> dict[EndpointCheck, object]:
+    return {v.check: v for v in judge_slo(slo, summarise(snapshots, NOW - WINDOW, NOW))}
+
+
+def test_a_p99_above_the_latency_objective_fails_with_the_observed_latency_and_the_objective():
+    telemetry = served([(200, 0.003)] * 200)  # every request in the 2.5-5 ms bucket
+    snapshots = [snapshot(telemetry, NOW - 60)]
+
+    failed = verdicts(Slo(latency_p99_ms=2, min_requests=100), snapshots)[EndpointCheck.latency_slo]
+    assert not failed.passed and failed.threshold == 2 and failed.requests == 200
+    assert 2.5 <= failed.observed <= 5
+    assert "above the objective 2 ms" in failed.message
+
+    met = verdicts(Slo(latency_p99_ms=10, min_requests=100), snapshots)[EndpointCheck.latency_slo]
+    assert met.passed and met.observed == failed.observed and "within the objective 10 ms" in met.message
+
+
+def test_the_error_rate_counts_5xx_and_408_over_every_scoring_request_but_not_the_callers_400s():
+    requests = [(200, 0.001)] * 180 + [(400, 0.001)] * 10 + [(500, 0.001)] * 4 + [(503, 0.001)] * 2
+    requests += [(408, 0.001)] * 4
+    telemetry = served(requests)
+    snapshots = [snapshot(telemetry, NOW - 30)]
+
+    verdict = verdicts(Slo(max_error_rate=0.04, min_requests=100), snapshots)[EndpointCheck.error_rate_slo]
+    assert verdict.requests == 200 and verdict.observed == pytest.approx(10 / 200)
+    assert not verdict.passed and verdict.threshold == 0.04
+    assert verdicts(Slo(max_error_rate=0.05, min_requests=100), snapshots)[EndpointCheck.error_rate_slo].passed
+    assert failed_requests({"200": 5, "400": 3, "404": 1, "none": 2, "408": 1, "502": 2}) == 3
+
+
+def test_only_the_objectives_the_spec_sets_are_judged():
+    snapshots = [snapshot(served([(200, 0.001)] * 100), NOW)]
+    assert set(verdicts(Slo(max_error_rate=0.01), snapshots)) == {EndpointCheck.error_rate_slo}
+    both = verdicts(Slo(latency_p99_ms=5, max_error_rate=0.01), snapshots)
+    assert set(both) == {EndpointCheck.latency_slo, EndpointCheck.error_rate_slo}
+
+
+def test_traffic_before_the_window_is_not_judged():
+    telemetry = served([(500, 2.0)] * 300)  # slow failures, before the window began
+    before = snapshot(telemetry, NOW - WINDOW - 60)
+    for _ in range(150):
+        telemetry.request(SCORING_ROUTE, 200, 0.0004)
+    verdict = verdicts(Slo(latency_p99_ms=1, max_error_rate=0.01), [before, snapshot(telemetry, NOW - 5)])
+    assert verdict[EndpointCheck.latency_slo].passed and verdict[EndpointCheck.latency_slo].requests == 150
+    assert verdict[EndpointCheck.error_rate_slo].observed == 0
+
+
+def test_fewer_requests_than_min_requests_pass_saying_there_is_no_verdict():
+    snapshots = [snapshot(served([(500, 3.0)] * 20), NOW)]
+    verdict = verdicts(Slo(latency_p99_ms=1, max_error_rate=0.01, min_requests=100), snapshots)
+    for check in (EndpointCheck.latency_slo, EndpointCheck.error_rate_slo):
+        assert verdict[check].passed and not verdict[check].judged
+        assert (
+            "no verdict: 20 scoring request(s)" in verdict[check].message and "min_requests" in verdict[check].message
+        )
+    assert verdict[EndpointCheck.error_rate_slo].observed == 1.0  # observed all the same, for the UI
+
+
+def test_no_snapshot_in_the_window_is_no_request_and_no_verdict():
+    (verdict,) = judge_slo(Slo(latency_p99_ms=1), summarise([], NOW - WINDOW, NOW))
+    assert verdict.passed and verdict.requests == 0 and verdict.observed is None
+
+
+def latency(objective_ms: float) -> list:
+    """Verdicts on 200 requests of about 3 ms over the window."""
+    summary = summarise([snapshot(served([(200, 0.003)] * 200), NOW)], NOW - WINDOW, NOW)
+    return judge_slo(Slo(latency_p99_ms=objective_ms, min_requests=100), summary)
+
+
+def iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def test_a_failed_objective_rolls_back_when_its_window_began_after_the_promotion():
+    decision = rollback_decision(True, latency(1), "3", iso(NOW - WINDOW - 1), "2")
+    assert decision.target == "2"
+    assert "latency_slo failed for v3" in decision.reason and "back to v2" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("enabled", "promoted", "target", "why"),
+    [
+        (False, NOW - WINDOW - 1, "2", "monitoring.slo.rollback is false"),
+        (True, NOW - 60, "2", "before v3 was promoted"),  # the window also measures v2
+        (True, NOW - WINDOW - 1, None, "first champion"),
+        (True, None, "2", "does not say when v3 was promoted"),
+    ],
+)
+def test_a_failed_objective_does_not_roll_back_and_says_why(enabled, promoted, target, why):
+    promoted_at = None if promoted is None else iso(promoted)
+    decision = rollback_decision(enabled, latency(1), "3", promoted_at, target)
+    assert decision.target is None and why in decision.reason
+
+
+def test_met_objectives_never_roll_back():
+    decision = rollback_decision(True, latency(10), "3", iso(NOW - WINDOW - 1), "2")
+    assert decision.target is None and decision.reason == "every objective met"
