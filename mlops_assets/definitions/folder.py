@@ -14,6 +14,7 @@ from typing import NamedTuple
 import dagster as dg
 
 from mlops_assets.assets import build_pipeline_assets
+from mlops_assets.assets.portfolio import build_portfolio
 from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.errors import SpecError
 from mlops_assets.spec import PipelineSpec, read_specs
@@ -31,7 +32,8 @@ def build_definitions(
     sensor_factory: SensorFactory | None = None,
 ) -> dg.Definitions:
     """Assets (and, with ``sensor_factory``, sensors) for each spec under ``pipelines`` (default:
-    ``MLOPS_PIPELINES`` or ``pipelines/``).
+    ``MLOPS_PIPELINES`` or ``pipelines/``), and the ``portfolio`` over them (with its sensor and schedule when
+    sensors are built).
 
     A broken spec must not take the other pipelines and their sensors down with it: it is logged and shown
     in the Dagster UI as the asset ``<file stem>/spec_error`` (group ``spec_errors``) whose description
@@ -64,6 +66,8 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
         log.error("%s", error)
     assets: list[dg.AssetsDefinition] = []
     sensors: list[dg.SensorDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    loaded: list[PipelineSpec] = []
     for spec, path in specs:
         try:
             built = pipeline_definitions(spec, path, sensor_factory)
@@ -73,9 +77,20 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
             continue
         assets += built.assets
         sensors += built.sensors
+        loaded.append(spec)
+    if loaded:
+        assets.append(build_portfolio(loaded))
+        if sensor_factory is not None:
+            # imported here, as component.py does: the framework's modules do not import the sensors package
+            from sensors.portfolio import build_portfolio_automation
+
+            sensor, schedule = build_portfolio_automation(loaded)
+            sensors.append(sensor)
+            schedules.append(schedule)
     return dg.Definitions(
         assets=assets + spec_error_assets(broken),
         sensors=sensors,
+        schedules=schedules,
         resources=dict(resources or {}),
         executor=dg.in_process_executor,
     )

@@ -1,0 +1,425 @@
+"""The portfolio: one row per pipeline of what a person asks first about a fleet of models, gathered through the
+contracts and rendered as Markdown (the Dagster UI) and HTML (a page to share).
+
+Per pipeline: the champion and how long it has served, the last training and what triggered it, the newest gate
+verdict, the newest drift report (its status, the realised and the estimated online metric), the SLO checks, a
+challenger waiting for a person's approval, and whether the endpoint answers.
+
+Gathering reads the newest state only, so a hundred pipelines with long histories stay cheap: the champion through
+the registry, the audit trail newest record first until the last training, gate and deployment decision are found
+(``TRAIL_DEPTH`` records at most, never the whole chain), the one newest drift report. The endpoints are all asked
+at once, with one deadline for all of them: endpoints that do not answer cost the deadline once, not a timeout
+each. The SLO checks' latest evaluations live in the Dagster instance: the asset reads them and hands them in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
+from mlops_assets.naming import CHAMPION, DriftStatus, EndpointCheck, StorePrefix, TrailEvent, store_key
+from mlops_assets.rollout.audit import trail_prefix
+
+log = logging.getLogger(__name__)
+
+TRAIL_DEPTH = 50  # newest trail records read per pipeline at most; a run writes about eight
+PROBE_DEADLINE_S = 3.0  # for every endpoint together; one that answers later is reported as not answering
+MAX_PROBES = 128  # endpoints asked at once (a thread each: they wait on the network, not the CPU)
+READERS = 8  # pipelines whose registry, trail and reports are read at once
+REPORT_STAMP = "%Y%m%dT%H%M%S.%fZ"  # how a drift report's key begins (``assets.drift_report``)
+AWAITING_APPROVAL = "awaiting approval"  # the decision ``rollout.deployment`` records for a waiting challenger
+
+
+@dataclass(frozen=True)
+class Check:
+    """The latest evaluation of one SLO check: ``passed`` is ``None`` when it never ran."""
+
+    name: str
+    passed: bool | None = None
+    at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Performance:
+    """An online metric from a drift report: realised on labelled predictions, or estimated without labels."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    floor: float
+    decayed: bool
+
+
+@dataclass(frozen=True)
+class Drift:
+    status: str
+    at: dt.datetime | None
+    drifted_features: list[str]
+    realised: Performance | None
+    estimated: Performance | None
+
+
+@dataclass(frozen=True)
+class Training:
+    version: str
+    at: dt.datetime
+    trigger: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    version: str
+    passed: bool
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    up: bool | None  # None: no answer within the deadline, or the deployer could not say
+    url: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PortfolioRow:
+    pipeline: str
+    champion: str | None = None
+    champion_since: dt.datetime | None = None
+    training: Training | None = None
+    gate: Gate | None = None
+    drift: Drift | None = None
+    slo: list[Check] | None = None  # None: the spec declares no SLO
+    awaiting_approval: str | None = None  # the gated challenger a person has to approve
+    endpoint: Endpoint = Endpoint(None, note="not asked")
+    problems: list[str] = field(default_factory=list)  # state that could not be read, and why
+
+
+# -- gathering ---------------------------------------------------------------------------------------------------
+
+
+def gather(
+    specs: Sequence[Any],
+    store: ArtifactStore,
+    registry: ModelRegistry,
+    deployer: EndpointDeployer,
+    slo: Mapping[str, Mapping[str, Check]],
+    deadline_s: float = PROBE_DEADLINE_S,
+) -> list[PortfolioRow]:
+    """One row per spec, in the specs' order. ``slo``: each pipeline's SLO checks by name, as last evaluated.
+
+    The endpoints are asked first and answer while the rest is read; whatever has not answered ``deadline_s``
+    after the start is reported as not answering. A pipeline whose state cannot be read gets a row that says
+    why: one broken pipeline does not hide the others."""
+    started = time.monotonic()
+    names = [spec.name for spec in specs]
+    probes = ThreadPoolExecutor(max_workers=max(1, min(len(names), MAX_PROBES)), thread_name_prefix="portfolio-ping")
+    asked = {name: probes.submit(deployer.running_url, name) for name in names}
+    try:
+        with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="portfolio-read") as readers:
+            rows = list(readers.map(lambda spec: pipeline_row(spec, store, registry, slo.get(spec.name, {})), specs))
+        wait(asked.values(), timeout=max(0.0, deadline_s - (time.monotonic() - started)))
+    finally:
+        probes.shutdown(wait=False, cancel_futures=True)  # a probe still waiting ends with its own timeout
+    return [replace(row, endpoint=_endpoint(asked[row.pipeline], deadline_s)) for row in rows]
+
+
+def _endpoint(probe: Future, deadline_s: float) -> Endpoint:
+    if not probe.done():
+        return Endpoint(None, note=f"no answer within {deadline_s:g} s")
+    if probe.exception() is not None:
+        return Endpoint(None, note=f"the deployer could not say: {probe.exception()}")
+    url = probe.result()
+    return Endpoint(url is not None, url)
+
+
+def pipeline_row(spec, store: ArtifactStore, registry: ModelRegistry, checks: Mapping[str, Check]) -> PortfolioRow:
+    """What the registry, the audit trail and the newest drift report say of one pipeline."""
+    try:
+        champion = registry.by_alias(spec.name, CHAMPION)
+        trail = trail_summary(newest_records(store, spec.name))
+        since = champion.tags.get("deployed_at") if champion else None
+        waiting = trail.awaiting_approval
+        return PortfolioRow(
+            spec.name,
+            champion=champion.version if champion else None,
+            champion_since=_time(since) if since else None,
+            training=trail.training,
+            gate=trail.gate,
+            drift=newest_drift(store, spec.name),
+            slo=slo_status(spec, checks),
+            awaiting_approval=None if champion and waiting == champion.version else waiting,
+        )
+    except Exception as exc:  # a registry or store that fails for one pipeline leaves the others readable
+        log.warning("portfolio: the state of %s could not be read", spec.name, exc_info=True)
+        return PortfolioRow(spec.name, problems=[f"its state could not be read: {type(exc).__name__}: {exc}"])
+
+
+def newest_records(store: ArtifactStore, pipeline: str, depth: int = TRAIL_DEPTH) -> Iterator[dict[str, Any]]:
+    """The pipeline's trail records, newest first, ``depth`` at most, each read only when asked for."""
+    keys = [key for key in store.list(trail_prefix(pipeline)) if key.endswith(".json")]
+    for key in reversed(keys[-depth:]):
+        yield json.loads(store.read_bytes(key))
+
+
+@dataclass(frozen=True)
+class TrailSummary:
+    training: Training | None = None
+    gate: Gate | None = None
+    awaiting_approval: str | None = None
+
+
+def trail_summary(records: Iterator[dict[str, Any]]) -> TrailSummary:
+    """The newest registration and gate verdict, and a challenger waiting for approval: the newest deployment
+    decision says it waits, and no approval of it came since. Stops reading once all three are known."""
+    training = gate = waiting = None
+    decided, approved = False, set()
+    for record in records:
+        kind = record.get("kind")
+        if kind == TrailEvent.registration and training is None:
+            training = Training(record["model_version"], _time(record["time"]), record.get("trigger") or "unknown")
+        elif kind == TrailEvent.gate and gate is None:
+            gate = Gate(record["model_version"], bool(record["passed"]), list(record.get("reasons") or []))
+        elif kind == TrailEvent.approval:
+            approved.add(record.get("model_version"))
+        elif kind == TrailEvent.decision and not decided:
+            decided = True
+            version = record.get("challenger_version")
+            if record.get("action") == AWAITING_APPROVAL and version not in approved:
+                waiting = version
+        if training is not None and gate is not None and decided:
+            break
+    return TrailSummary(training, gate, waiting)
+
+
+def newest_drift(store: ArtifactStore, pipeline: str) -> Drift | None:
+    """The newest drift report's verdict and online metrics; ``None`` before the first report."""
+    reports = [key for key in store.list(store_key(pipeline, StorePrefix.drift_reports)) if key.endswith(".json")]
+    if not reports:
+        return None
+    report = json.loads(store.read_bytes(reports[-1]))  # named by time first: the last is the newest
+    stamp = reports[-1].rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        at = dt.datetime.strptime(stamp, REPORT_STAMP).replace(tzinfo=dt.UTC)
+    except ValueError:
+        at = None
+    return Drift(
+        report.get("status", "unknown"),
+        at,
+        list(report.get("drifted_features") or []),
+        _performance(report.get("performance")),
+        _performance(report.get("estimated_performance")),
+    )
+
+
+def _performance(found: dict[str, Any] | None) -> Performance | None:
+    if not found:
+        return None
+    return Performance(
+        found["metric"], found["value"], found["low"], found["high"], found["floor"], bool(found["decayed"])
+    )
+
+
+def slo_checks(spec) -> list[EndpointCheck]:
+    """The SLO checks a spec declares: one per objective of ``monitoring.slo``."""
+    slo = spec.monitoring.slo
+    if slo is None:
+        return []
+    return [
+        check
+        for check, objective in (
+            (EndpointCheck.latency_slo, slo.latency_p99_ms),
+            (EndpointCheck.error_rate_slo, slo.max_error_rate),
+        )
+        if objective is not None
+    ]
+
+
+def slo_status(spec, evaluated: Mapping[str, Check]) -> list[Check] | None:
+    declared = slo_checks(spec)
+    return [evaluated.get(check, Check(check)) for check in declared] if declared else None
+
+
+def _time(text: str) -> dt.datetime:
+    at = dt.datetime.fromisoformat(text)
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
+
+
+# -- rendering ---------------------------------------------------------------------------------------------------
+
+OK, BAD, NEUTRAL = "ok", "bad", "neutral"  # a cell's tone: the HTML colours it, attention lists the bad ones
+COLUMNS = (
+    "pipeline",
+    "champion",
+    "serving for",
+    "last training",
+    "gate",
+    "drift",
+    "realised",
+    "estimated",
+    "SLO",
+    "approval",
+    "endpoint",
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    tone: str = NEUTRAL
+
+
+def row_cells(row: PortfolioRow, now: dt.datetime) -> list[Cell]:
+    """The row as the table shows it, one cell per column of ``COLUMNS``."""
+    if row.problems:
+        return [Cell(row.pipeline), Cell("; ".join(row.problems), BAD)] + [Cell("-")] * (len(COLUMNS) - 2)
+    return [
+        Cell(row.pipeline),
+        Cell(f"v{row.champion}" if row.champion else "none"),
+        Cell(age(now - row.champion_since) if row.champion_since else "-"),
+        _training_cell(row.training, now),
+        _gate_cell(row),
+        _drift_cell(row.drift, now),
+        _performance_cell(row.drift.realised if row.drift else None),
+        _performance_cell(row.drift.estimated if row.drift else None),
+        _slo_cell(row.slo),
+        Cell(f"v{row.awaiting_approval} waits", BAD) if row.awaiting_approval else Cell("-"),
+        _endpoint_cell(row),
+    ]
+
+
+def _training_cell(training: Training | None, now: dt.datetime) -> Cell:
+    if training is None:
+        return Cell("none recorded")
+    return Cell(f"v{training.version}, {age(now - training.at)} ago ({training.trigger})")
+
+
+def _gate_cell(row: PortfolioRow) -> Cell:
+    gate = row.gate
+    if gate is None:
+        return Cell("-")
+    if gate.passed:
+        return Cell(f"v{gate.version} passed", OK)
+    # a failed challenger leaves the champion serving: what a person reads is why it failed
+    return Cell(f"v{gate.version} FAILED: " + "; ".join(gate.reasons), BAD)
+
+
+def _drift_cell(drift: Drift | None, now: dt.datetime) -> Cell:
+    if drift is None:
+        return Cell("no report")
+    when = f", {age(now - drift.at)} ago" if drift.at else ""
+    features = f" ({', '.join(drift.drifted_features)})" if drift.drifted_features else ""
+    tone = {DriftStatus.no_drift: OK, DriftStatus.drifted: BAD, DriftStatus.waiting_for_labels: BAD}
+    return Cell(f"{drift.status}{features}{when}", tone.get(drift.status, NEUTRAL))
+
+
+def _performance_cell(found: Performance | None) -> Cell:
+    if found is None:
+        return Cell("-")
+    text = f"{found.metric} {_number(found.value)} [{_number(found.low)}, {_number(found.high)}], floor {found.floor:g}"
+    return Cell(text + " DECAYED", BAD) if found.decayed else Cell(text, OK)
+
+
+def _slo_cell(checks: list[Check] | None) -> Cell:
+    if checks is None:
+        return Cell("no SLO")
+    if all(check.passed is None for check in checks):
+        return Cell("not checked yet")
+    words = {True: "ok", False: "FAILED", None: "not checked yet"}
+    text = "; ".join(f"{check.name} {words[check.passed]}" for check in checks)
+    return Cell(text, BAD if any(check.passed is False for check in checks) else OK)
+
+
+def _endpoint_cell(row: PortfolioRow) -> Cell:
+    endpoint = row.endpoint
+    if endpoint.up:
+        return Cell(f"up {endpoint.url}", OK)
+    if endpoint.up is None:
+        return Cell(endpoint.note, BAD if row.champion else NEUTRAL)
+    return Cell("DOWN", BAD) if row.champion else Cell("not deployed")
+
+
+def attention(rows: Sequence[PortfolioRow], now: dt.datetime) -> list[str]:
+    """One line per pipeline with something a person should look at: every bad cell of its row."""
+    lines = []
+    for row in rows:
+        cells = row_cells(row, now)
+        bad = [f"{column}: {cell.text}" for column, cell in zip(COLUMNS, cells, strict=True) if cell.tone == BAD]
+        if bad:
+            lines.append(f"{row.pipeline}: " + "; ".join(bad))
+    return lines
+
+
+def summary(rows: Sequence[PortfolioRow], now: dt.datetime) -> str:
+    serving = sum(1 for row in rows if row.champion)
+    return (
+        f"{len(rows)} pipeline(s), {serving} with a champion, {len(attention(rows, now))} needing attention; "
+        f"read {now.isoformat(timespec='seconds')}"
+    )
+
+
+def render_markdown(rows: Sequence[PortfolioRow], now: dt.datetime) -> str:
+    """The portfolio as Markdown: a summary, what needs attention, and the table. Cells are text from data:
+    their pipes and line breaks are escaped, so none can break the table."""
+    needs = attention(rows, now)
+    lines = ["# Portfolio", "", summary(rows, now), "", "## Needs attention", ""]
+    lines += [f"- {_md(line)}" for line in needs] or ["Nothing."]
+    lines += ["", "## Models", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_md(cell.text) for cell in row_cells(row, now)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(rows: Sequence[PortfolioRow], now: dt.datetime) -> str:
+    """The portfolio as a standalone HTML page, cells coloured by tone; every value from data is escaped."""
+    needs = attention(rows, now)
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in needs)
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="{cell.tone}">{html.escape(cell.text)}</td>' for cell in row_cells(row, now))
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Portfolio</title>\n'
+        f"<style>{_STYLE}</style></head>\n<body>\n<h1>Portfolio</h1>\n<p>{html.escape(summary(rows, now))}</p>\n"
+        f"<h2>Needs attention</h2>\n{f'<ul>{items}</ul>' if items else '<p>Nothing.</p>'}\n"
+        f"<h2>Models</h2>\n<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n</body></html>\n"
+    )
+
+
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em;line-height:1.4}table{border-collapse:collapse}"
+    "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}"
+    "td.ok{background:#eef8ee}td.bad{background:#fdecea;font-weight:bold}"
+)
+
+
+def _md(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _number(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def age(elapsed: dt.timedelta) -> str:
+    """A duration as a person reads it at a glance: its two largest units."""
+    seconds = max(0, int(elapsed.total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{seconds}s"
