@@ -1,66 +1,130 @@
-"""Performance before labels: a binary classifier's online metric estimated from its served probabilities.
+"""Performance before labels: a classifier's online metric estimated from its served probabilities.
 
-Confidence-based performance estimation (NannyML's CBPE): the served scores are calibrated on the fixed
-holdout (isotonic regression of the holdout's labels on its scores), and the metric is its expectation under
-the calibrated probabilities, as if each row's label were drawn from them. This holds under covariate shift
-(the inputs move, ``P(y | x)`` does not) and fails silently under concept change, which only labels show.
+Confidence-based performance estimation (NannyML's CBPE): the served scores are calibrated on the served
+version's fixed holdout, and the metric is its expectation under the calibrated probabilities, as if each
+row's outcome were drawn from them. This holds under covariate shift (the inputs move, ``P(y | x)`` does not)
+and fails silently under concept change, which only labels show.
 
-The uncertainty is the sampling error of the realised metric around the estimate, given the window's scores
-and a correct calibration: the exact Bernoulli standard deviation for accuracy, a seeded simulation of the
-labels for roc_auc. The calibration's own error (a finite holdout) is not included.
+What can be calibrated is what the inference log keeps of a row: a binary model's positive-class probability,
+a multiclass model's winning-class probability only.
 
-Binary classifiers only: the log keeps the positive class's probability for them, the winning class's only
-for a multiclass model, which is not enough to calibrate each class.
+- accuracy, any classifier: the chance that the prediction is right as an isotonic function of the top-class
+  confidence (a binary model's ``max(s, 1 - s)``), fitted on the holdout's confidences against whether each
+  prediction was right; the estimate is its mean over the window. Binary and multiclass share this.
+- roc_auc, binary classifiers: the positive class's probability as an isotonic function of the score, and the
+  area under the ROC curve of the expected confusion counts. A multiclass roc_auc needs every class's
+  probability, which the log does not keep: ``NotEstimable``.
+
+The stated std has two independent parts, so their variances add:
+
+- sampling: the realised metric around its expectation were the window labelled, given a right calibration
+  (the exact Bernoulli std for accuracy, a seeded simulation of the labels for roc_auc);
+- calibration: the error a finite holdout puts into the calibration, as it reaches this window: the std of
+  the estimate recomputed with the isotonic fits to ``CALIBRATIONS`` bootstrap resamples of the holdout. It is
+  measured where the window's scores lie, so it grows with a small holdout and with a shift towards scores
+  the holdout has few rows of.
+
+Neither covers a calibration that no longer holds (a concept change, or a shift far past the holdout's scores,
+where the model extrapolates): no holdout can measure that.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import norm, rankdata
+
+from mlops_assets.errors import MlopsError
 
 ESTIMABLE = ("accuracy", "roc_auc")
-SIMULATIONS = 400  # label draws for roc_auc's uncertainty; its std is then known to about 4 %
+SIMULATIONS = 400  # label draws for roc_auc's sampling std; its std is then known to about 4 %
+CALIBRATIONS = 200  # bootstrap refits of the calibration; the calibration std is then known to about 5 %
+
+
+class NotEstimable(MlopsError):
+    """A metric the served scores cannot give for this model (``monitoring.performance.estimated``)."""
 
 
 @dataclass(frozen=True)
 class Estimate:
     metric: str
     value: float
-    std: float  # of the realised metric around the estimate, were the window labelled
+    std: float  # of the realised metric around the estimate, were the window labelled: sampling and calibration
     low: float
     high: float
     rows: int
+    calibration_std: float  # the part of ``std`` that the finite holdout's calibration puts in
+
+
+class _Isotonic:
+    """An isotonic fit of outcomes on scores, clipped outside the scores seen (scikit-learn's
+    ``IsotonicRegression`` with ``out_of_bounds="clip"``), and its fits to bootstrap resamples of the same rows.
+
+    A resample is a vector of integer weights, so the rows are sorted once and tied scores merged once for all
+    ``CALIBRATIONS`` fits, each then one pass of scipy's pool-adjacent-violators: a few milliseconds in all."""
+
+    def __init__(self, scores: np.ndarray, outcomes: np.ndarray, resamples: np.ndarray):
+        self._scores, self._rows = np.unique(scores, return_inverse=True)
+        self._outcomes = outcomes
+        self._fit = self._fitted(np.ones(len(outcomes)))
+        self._refits = [self._fitted(weights) for weights in resamples]
+
+    def _fitted(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from scipy.optimize import isotonic_regression  # deferred: only a drift report that estimates needs it
+
+        total = np.bincount(self._rows, weights, len(self._scores))
+        seen = total > 0  # scores a resample left out do not constrain its fit
+        mean = np.bincount(self._rows, weights * self._outcomes, len(self._scores))[seen] / total[seen]
+        return self._scores[seen], isotonic_regression(mean, weights=total[seen]).x
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(scores, *self._fit)  # linear between the fitted scores, constant past both ends
+
+    def refits(self, scores: np.ndarray):
+        """The calibrated ``scores`` under each bootstrap refit, one array at a time."""
+        return (np.interp(scores, *fit) for fit in self._refits)
 
 
 class Calibrator:
-    """Positive-class probability as a function of the served score, fitted on labelled holdout rows."""
+    """The served scores calibrated on the served version's labelled holdout: the chance that a prediction is
+    right given its top-class confidence, and for a binary model the positive class's probability given its
+    score."""
 
-    def __init__(self, scores: np.ndarray, labels: np.ndarray):
-        from sklearn.isotonic import IsotonicRegression  # deferred: scikit-learn is only needed here
+    def __init__(self, proba: np.ndarray, labels: np.ndarray, seed: int = 0):
+        """``proba``: the holdout's class probabilities, one column per class, or a binary model's
+        positive-class probability alone; ``labels``: the holdout's class indices."""
+        proba, labels = np.asarray(proba, dtype=float), np.asarray(labels)
+        if proba.ndim == 1:
+            proba = np.column_stack([1 - proba, proba])
+        self.classes = proba.shape[1]
+        rng = np.random.default_rng(seed)
+        resamples = rng.multinomial(len(labels), np.full(len(labels), 1 / len(labels)), CALIBRATIONS)
+        right = (proba.argmax(axis=1) == labels).astype(float)  # argmax: a tie goes to the first class, as served
+        self.right = _Isotonic(proba.max(axis=1), right, resamples)
+        self.positive = _Isotonic(proba[:, 1], (labels == 1).astype(float), resamples) if self.classes == 2 else None
 
-        self._isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        self._isotonic.fit(np.asarray(scores, dtype=float), np.asarray(labels, dtype=float))
-
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return self._isotonic.predict(np.asarray(scores, dtype=float))
-
-
-def predicted_positive(scores: np.ndarray) -> np.ndarray:
-    """The model's decision rule on the positive-class probability: the argmax of ``[1 - s, s]``, so a tie
-    goes to the first (negative) class."""
-    return np.asarray(scores, dtype=float) > 0.5
+    def confidence(self, scores: np.ndarray) -> np.ndarray:
+        """The top-class probability of logged scores: ``max(s, 1 - s)`` of a binary model's positive-class
+        probability, a multiclass model's (already the winning class's) as it is."""
+        scores = np.asarray(scores, dtype=float)
+        return np.maximum(scores, 1 - scores) if self.classes == 2 else scores
 
 
-def expected_accuracy(scores: np.ndarray, calibrated: np.ndarray) -> float:
-    """Mean probability that each row's prediction is right: ``p`` where it predicts positive, else ``1 - p``."""
-    return float(np.mean(_correct(scores, calibrated)))
+def check_estimable(metric: str, classes: int) -> None:
+    """Refuse a metric the logged scores of a ``classes``-class model cannot give, saying what to change."""
+    if metric not in ESTIMABLE or (metric == "roc_auc" and classes > 2):
+        raise NotEstimable(
+            f"monitoring.performance.estimated: {metric} cannot be estimated for a {classes}-class model from "
+            "the logged winning-class probability (accuracy can, for any classifier; roc_auc for a binary one): "
+            "set monitoring.performance.metric to accuracy, or estimated to false"
+        )
 
 
-def accuracy_std(scores: np.ndarray, calibrated: np.ndarray) -> float:
-    """Standard deviation of the realised accuracy: a mean of independent Bernoulli(q_i) correctness."""
-    q = _correct(scores, calibrated)
+def accuracy_std(right: np.ndarray) -> float:
+    """Standard deviation of the realised accuracy: a mean of independent Bernoulli(q_i) correctness, where
+    ``right`` holds each row's chance ``q_i`` of a right prediction."""
+    q = np.asarray(right, dtype=float)
     return float(np.sqrt(np.sum(q * (1 - q))) / len(q))
 
 
@@ -83,6 +147,8 @@ def expected_roc_auc(scores: np.ndarray, calibrated: np.ndarray) -> float:
 def roc_auc_std(scores: np.ndarray, calibrated: np.ndarray, seed: int = 0) -> float:
     """Standard deviation of the realised roc_auc when each label is drawn from its calibrated probability
     (draws of a single class are left out). The Mann-Whitney form makes each draw one dot product."""
+    from scipy.stats import rankdata  # deferred: the spec imports ESTIMABLE, and scipy.stats takes a second
+
     p = np.asarray(calibrated, dtype=float)
     ranks = rankdata(np.asarray(scores, dtype=float))
     draws = np.random.default_rng(seed).random((SIMULATIONS, len(p))) < p
@@ -96,18 +162,20 @@ def roc_auc_std(scores: np.ndarray, calibrated: np.ndarray, seed: int = 0) -> fl
 
 
 def estimate(metric: str, scores: np.ndarray, calibrator: Calibrator, confidence: float) -> Estimate:
-    """The expected ``metric`` (one of ``ESTIMABLE``) on a window of served positive-class probabilities, with
-    a normal interval of ``confidence`` from its std, clipped to [0, 1]."""
+    """The expected ``metric`` on a window of logged scores (see ``Calibrator.confidence``), with a normal
+    interval of ``confidence`` from its std (sampling and calibration), clipped to [0, 1]."""
+    check_estimable(metric, calibrator.classes)
     scores = np.asarray(scores, dtype=float)
-    calibrated = calibrator(scores)
     if metric == "accuracy":
-        value, std = expected_accuracy(scores, calibrated), accuracy_std(scores, calibrated)
+        top = calibrator.confidence(scores)
+        right = calibrator.right(top)
+        value, sampling = float(np.mean(right)), accuracy_std(right)
+        refitted = [float(np.mean(q)) for q in calibrator.right.refits(top)]
     else:
-        value, std = expected_roc_auc(scores, calibrated), roc_auc_std(scores, calibrated)
-    half = float(norm.ppf(0.5 + confidence / 2)) * std
-    return Estimate(metric, value, std, max(value - half, 0.0), min(value + half, 1.0), len(scores))
-
-
-def _correct(scores: np.ndarray, calibrated: np.ndarray) -> np.ndarray:
-    p = np.asarray(calibrated, dtype=float)
-    return np.where(predicted_positive(scores), p, 1 - p)
+        calibrated = calibrator.positive(scores)
+        value, sampling = expected_roc_auc(scores, calibrated), roc_auc_std(scores, calibrated)
+        refitted = [expected_roc_auc(scores, p) for p in calibrator.positive.refits(scores)]
+    calibration = float(np.std(refitted, ddof=1))
+    std = float(np.hypot(sampling, calibration))
+    half = NormalDist().inv_cdf(0.5 + confidence / 2) * std
+    return Estimate(metric, value, std, max(value - half, 0.0), min(value + half, 1.0), len(scores), calibration)

@@ -5,17 +5,19 @@ from types import SimpleNamespace
 import numpy as np
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from mlops_assets.monitoring.estimation import (
     Calibrator,
     accuracy_std,
     estimate,
-    expected_accuracy,
     expected_roc_auc,
     roc_auc_std,
 )
 from mlops_assets.monitoring.report import estimated_metadata, estimated_performance
+from mlops_assets.spec.operations import Performance
 from sensors.performance import observed
 
 
@@ -23,15 +25,29 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def test_expected_accuracy_is_the_mean_chance_that_each_prediction_is_right():
-    scores, calibrated = np.array([0.9, 0.2, 0.6]), np.array([0.8, 0.3, 0.4])
-    # predicted positive, negative, positive: right with 0.8, 0.7, 0.4 (not max(p, 1 - p) = 0.6 for the last)
-    assert expected_accuracy(scores, calibrated) == pytest.approx((0.8 + 0.7 + 0.4) / 3)
-    assert accuracy_std(scores, calibrated) == pytest.approx(np.sqrt(0.8 * 0.2 + 0.7 * 0.3 + 0.4 * 0.6) / 3)
+def test_binary_accuracy_is_the_top_class_construction_checked_against_scikit_learns_isotonic_regression():
+    """The chance of a right prediction, fitted on the holdout's top-class confidence ``max(s, 1 - s)``, and
+    averaged over the window: the same construction as a multiclass model's winning-class probability."""
+    rng = np.random.default_rng(0)
+    holdout, labels = model_world(rng, 500, 0.0)
+    window, _ = model_world(rng, 300, 0.5)
+    right = IsotonicRegression(out_of_bounds="clip").fit(np.maximum(holdout, 1 - holdout), (holdout > 0.5) == labels)
+    expected = right.predict(np.maximum(window, 1 - window)).mean()
+    assert estimate("accuracy", window, Calibrator(holdout, labels), 0.95).value == pytest.approx(expected)
+    as_columns = Calibrator(np.column_stack([1 - holdout, holdout]), labels)
+    assert estimate("accuracy", window, as_columns, 0.95) == estimate(
+        "accuracy", window, Calibrator(holdout, labels), 0.95
+    )
+
+
+def test_the_sampling_std_of_accuracy_is_that_of_a_mean_of_bernoullis():
+    assert accuracy_std(np.array([0.8, 0.7, 0.4])) == pytest.approx(np.sqrt(0.8 * 0.2 + 0.7 * 0.3 + 0.4 * 0.6) / 3)
 
 
 def test_a_score_of_one_half_predicts_the_negative_class_as_argmax_does():
-    assert expected_accuracy(np.array([0.5]), np.array([0.3])) == pytest.approx(0.7)
+    tie = np.array([0.5, 0.5])
+    assert estimate("accuracy", tie, Calibrator(tie, np.array([0, 0])), 0.95).value == 1.0
+    assert estimate("accuracy", tie, Calibrator(tie, np.array([1, 1])), 0.95).value == 0.0
 
 
 def test_expected_roc_auc_by_hand():
@@ -55,8 +71,9 @@ def test_on_labels_drawn_from_the_calibrated_model_the_estimate_is_the_realised_
     draws = rng.random((300, len(scores))) < calibrated
     accuracy = [accuracy_score(y, scores > 0.5) for y in draws]
     auc = [roc_auc_score(y, scores) for y in draws]
-    assert np.mean(accuracy) == pytest.approx(expected_accuracy(scores, calibrated), abs=0.003)
-    assert np.std(accuracy) == pytest.approx(accuracy_std(scores, calibrated), rel=0.15)
+    right = np.maximum(calibrated, 1 - calibrated)
+    assert np.mean(accuracy) == pytest.approx(np.mean(right), abs=0.003)
+    assert np.std(accuracy) == pytest.approx(accuracy_std(right), rel=0.15)
     assert np.mean(auc) == pytest.approx(expected_roc_auc(scores, calibrated), abs=0.003)
     assert np.std(auc) == pytest.approx(roc_auc_std(scores, calibrated), rel=0.15)
 
@@ -88,6 +105,36 @@ def test_under_concept_change_the_estimate_is_wrong_and_only_labels_can_tell():
     found = estimate("accuracy", scores, calibrator, 0.95)
     assert found.value > 0.7 and accuracy_score(flipped, scores > 0.5) < 0.3
     assert found.low > accuracy_score(flipped, scores > 0.5)  # confidently wrong
+
+
+def test_the_calibration_std_is_the_spread_of_the_estimate_over_independent_holdouts():
+    """What the bootstrap refits stand for: other holdouts of the same size would calibrate differently."""
+    rng = np.random.default_rng(6)
+    window, _ = model_world(rng, 1000, 0.7)
+    found = [estimate("accuracy", window, Calibrator(*model_world(rng, 300, 0.0)), 0.95) for _ in range(60)]
+    spread = np.std([f.value for f in found], ddof=1)
+    assert np.mean([f.calibration_std for f in found]) == pytest.approx(spread, rel=0.2)
+
+
+def test_with_a_small_holdout_the_stated_interval_covers_the_realised_accuracy_and_sampling_alone_would_not():
+    rng = np.random.default_rng(7)
+    stated, sampling_only = [], []
+    for _ in range(100):
+        calibrator = Calibrator(*model_world(rng, 300, 0.0))
+        scores, labels = model_world(rng, 1000, 0.7)
+        found, realised = estimate("accuracy", scores, calibrator, 0.95), accuracy_score(labels, scores > 0.5)
+        stated.append(found.low <= realised <= found.high)
+        sampling = np.sqrt(found.std**2 - found.calibration_std**2)
+        sampling_only.append(abs(realised - found.value) <= 1.96 * sampling)
+    assert np.mean(stated) >= 0.9 and np.mean(sampling_only) < 0.8
+
+
+def test_the_spec_refuses_an_estimate_of_a_metric_the_served_probabilities_cannot_give():
+    with pytest.raises(ValidationError) as raised:
+        Performance(metric="f1", floor=0.8, estimated=True)
+    (error,) = raised.value.errors()
+    assert error["loc"] == ("estimated",) and "'f1' cannot be estimated" in error["msg"]
+    assert Performance(metric="f1", floor=0.8).estimated is False
 
 
 def spec(metric="accuracy", floor=0.9):
