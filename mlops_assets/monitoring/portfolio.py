@@ -23,11 +23,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.naming import CHAMPION, DriftStatus, EndpointCheck, StorePrefix, TrailEvent, store_key
 from mlops_assets.rollout.audit import trail_prefix
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ PROBE_DEADLINE_S = 3.0  # for every endpoint together; one that answers later is
 MAX_PROBES = 128  # endpoints asked at once (a thread each: they wait on the network, not the CPU)
 READERS = 8  # pipelines whose registry, trail and reports are read at once
 REPORT_STAMP = "%Y%m%dT%H%M%S.%fZ"  # how a drift report's key begins (``assets.drift_report``)
-AWAITING_APPROVAL = "awaiting approval"  # the decision ``rollout.deployment`` records for a waiting challenger
+AWAITING_APPROVAL = "awaiting approval"  # the action of the decision ``rollout.deployment`` records when one waits
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class PortfolioRow:
 
 
 def gather(
-    specs: Sequence[Any],
+    specs: Sequence[PipelineSpec],
     store: ArtifactStore,
     registry: ModelRegistry,
     deployer: EndpointDeployer,
@@ -142,7 +145,9 @@ def _endpoint(probe: Future, deadline_s: float) -> Endpoint:
     return Endpoint(url is not None, url)
 
 
-def pipeline_row(spec, store: ArtifactStore, registry: ModelRegistry, checks: Mapping[str, Check]) -> PortfolioRow:
+def pipeline_row(
+    spec: PipelineSpec, store: ArtifactStore, registry: ModelRegistry, checks: Mapping[str, Check]
+) -> PortfolioRow:
     """What the registry, the audit trail and the newest drift report say of one pipeline."""
     try:
         champion = registry.by_alias(spec.name, CHAMPION)
@@ -229,7 +234,7 @@ def _performance(found: dict[str, Any] | None) -> Performance | None:
     )
 
 
-def slo_checks(spec) -> list[EndpointCheck]:
+def slo_checks(spec: PipelineSpec) -> list[EndpointCheck]:
     """The SLO checks a spec declares: one per objective of ``monitoring.slo``."""
     slo = spec.monitoring.slo
     if slo is None:
@@ -244,7 +249,7 @@ def slo_checks(spec) -> list[EndpointCheck]:
     ]
 
 
-def slo_status(spec, evaluated: Mapping[str, Check]) -> list[Check] | None:
+def slo_status(spec: PipelineSpec, evaluated: Mapping[str, Check]) -> list[Check] | None:
     declared = slo_checks(spec)
     return [evaluated.get(check, Check(check)) for check in declared] if declared else None
 
@@ -335,7 +340,7 @@ def _slo_cell(checks: list[Check] | None) -> Cell:
     if all(check.passed is None for check in checks):
         return Cell("not checked yet")
     words = {True: "ok", False: "FAILED", None: "not checked yet"}
-    text = "; ".join(f"{check.name} {words[check.passed]}" for check in checks)
+    text = ", ".join(f"{check.name} {words[check.passed]}" for check in checks)
     return Cell(text, BAD if any(check.passed is False for check in checks) else OK)
 
 

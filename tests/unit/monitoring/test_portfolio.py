@@ -149,7 +149,7 @@ def test_slo_checks_are_shown_as_last_evaluated_and_a_failed_one_needs_attention
 
     assert [c.passed for c in rows[0].slo] == [True, None]
     markdown = render_markdown(rows, NOW)
-    assert "latency_slo ok; error_rate_slo not checked yet" in markdown
+    assert "latency_slo ok, error_rate_slo not checked yet" in markdown
     assert "| latency_slo FAILED |" in markdown
     assert any(line.startswith("other: ") and "SLO: latency_slo FAILED" in line for line in attention(rows, NOW))
 
