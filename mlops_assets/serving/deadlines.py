@@ -11,6 +11,10 @@ that it can answer with MLflow's error document.
 Both go through ``Deadlines``: setting and clearing one is a dict operation and one timer sweeps them all,
 since a timer per request (``loop.call_later``, ``asyncio.timeout``) cost more than the app's checks of a
 row. A request past its deadline is ended at most a quarter of the deadline later, and at most a second.
+
+The protocol answers a late head (408) and a head it cannot parse (uvicorn's 400) itself: the app never sees
+those requests, so the protocol hands each such answer to ``count`` (the app's ``Telemetry.request``), and the
+endpoint's telemetry holds every answer it gave.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable
+from urllib.parse import urlsplit
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+Count = Callable[[str, int | None, float], None]  # (path, status, seconds): ``Telemetry.request``
 
 
 class Deadlines:
@@ -65,18 +72,22 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; a request's head must arrive within ``head_deadlines.seconds`` of its
     first byte (the first request's: of the connection opening), or the client gets a 408 and is closed. A
     request answered before its body arrived must send the rest within ``body_deadlines.seconds``, or it is
-    closed."""
+    closed. The answers it gives itself go to ``count``."""
 
     head_deadlines: Deadlines  # one pair per server: with_read_deadlines makes the class
     body_deadlines: Deadlines
+    count: Count
+    _head_began: float  # loop time the head deadline runs from
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._head_began = self.loop.time()
         self.head_deadlines.set(self, self.loop)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self not in self.head_deadlines:  # the first request's runs from the connection opening
+            self._head_began = self.loop.time()
             self.head_deadlines.set(self, self.loop)
 
     def on_headers_complete(self) -> None:
@@ -105,15 +116,27 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
             return
         self.transport.write(_TIMED_OUT)
         self.transport.close()
+        self._count(408)
 
     def body_timed_out(self) -> None:
         self.transport.close()  # the answer went out already
 
+    def send_400_response(self, msg: str) -> None:
+        super().send_400_response(msg)
+        self._count(400)
 
-def with_read_deadlines(head_timeout_s: float, body_timeout_s: float) -> type[ReadDeadlineProtocol]:
-    """The protocol class for ``uvicorn.Config(http=...)``, with deadlines of its own."""
-    deadlines = {
+    def _count(self, status: int) -> None:
+        """An answer the app never saw, under the path the head named as far as it came (none: ``other``)."""
+        path = urlsplit(getattr(self, "url", b"").decode("latin-1")).path  # set once the head's first byte came
+        self.count(path, status, self.loop.time() - self._head_began)
+
+
+def with_read_deadlines(head_timeout_s: float, body_timeout_s: float, count: Count) -> type[ReadDeadlineProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)``, with deadlines of its own, handing the answers
+    it gives itself to ``count``."""
+    attributes = {
         "head_deadlines": Deadlines(head_timeout_s, ReadDeadlineProtocol.head_timed_out),
         "body_deadlines": Deadlines(body_timeout_s, ReadDeadlineProtocol.body_timed_out),
+        "count": staticmethod(count),
     }
-    return type(ReadDeadlineProtocol.__name__, (ReadDeadlineProtocol,), deadlines)
+    return type(ReadDeadlineProtocol.__name__, (ReadDeadlineProtocol,), attributes)

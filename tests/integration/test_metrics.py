@@ -2,6 +2,8 @@
 parses it."""
 
 import os
+import select
+import socket
 import subprocess
 import sys
 import time
@@ -16,9 +18,11 @@ from sklearn.linear_model import LogisticRegression
 from mlops_assets.data.snapshot import read_source
 from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.model.registry import MlflowRegistryClient
+from mlops_assets.serving.app import LoadedModel, create_app
 from mlops_assets.serving.endpoint_state import read_state
 from mlops_assets.serving.telemetry import read_snapshots, summarise
 from mlops_assets.spec import load_spec
+from tests.integration.test_server import DTYPES, SPEC, fitted, serving
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +91,30 @@ def test_a_scrape_after_traffic_counts_requests_rows_and_errors_and_the_snapshot
     summary = summarise([snapshot], snapshot["time"] - 120, snapshot["time"])
     assert summary["requests"] == 21 and summary["rows_scored"] == 20
     assert summary["log"]["dead_lettered_rows"] == summary["log"]["dropped_rows"] == 0
+
+
+def answer_to(port: int, sent: bytes) -> bytes:
+    """What the server answers to ``sent`` before it closes the connection (within ten seconds)."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(sent)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and select.select([sock], [], [], deadline - time.monotonic())[0]:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer
+
+
+def test_the_answers_the_server_gives_before_the_app_sees_a_request_are_counted():
+    """A late head is answered 408, an unparsable one 400, by the protocol: neither reached /metrics."""
+    app = create_app(SPEC.name, DTYPES, lambda: LoadedModel("1", fitted(0.5)), head_timeout_s=0.3)
+    with serving(app) as port:
+        assert answer_to(port, b"").startswith(b"HTTP/1.1 408 ")  # connects, sends nothing
+        assert answer_to(port, b"POST /invocations HTTP/1.1\r\nHost: x\r\n").startswith(b"HTTP/1.1 408 ")
+        assert answer_to(port, b"NOT HTTP\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        body = call(f"http://127.0.0.1:{port}/metrics")[1]
+    (family,) = [f for f in text_string_to_metric_families(body.decode()) if f.name == "mlops_requests"]
+    requests = {(s.labels["route"], s.labels["status"]): s.value for s in family.samples}
+    assert requests == {("other", "408"): 1, ("/invocations", "408"): 1, ("other", "400"): 1}
