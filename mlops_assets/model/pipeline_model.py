@@ -16,10 +16,16 @@ from mlops_assets.model.features import Columns, FeatureTransformer
 
 @dataclass
 class Prediction:
-    """Model output for a batch: ``labels`` as the caller knows them, and ``proba`` for classifiers."""
+    """Model output for a batch: ``labels`` as the caller knows them, and ``proba`` for classifiers.
+
+    ``features`` is the transformer's output the estimator scored (one row per input row, columns in
+    ``transformer.output_names`` order): kept, not computed again, so that the endpoint can log the very
+    vectors it served from (the training/serving skew check compares them with the training transformer's).
+    """
 
     labels: np.ndarray
     proba: np.ndarray | None
+    features: np.ndarray | None = None
 
 
 @dataclass
@@ -33,9 +39,11 @@ class PipelineModel:
     def predict(self, columns: Columns) -> Prediction:
         features = self.transformer.transform(columns)
         if self.classes is None:
-            return Prediction(labels=np.asarray(self.estimator.predict(features), dtype=float), proba=None)
+            labels = np.asarray(self.estimator.predict(features), dtype=float)
+            return Prediction(labels=labels, proba=None, features=features)
         proba = np.asarray(self.estimator.predict_proba(features), dtype=float)
-        return Prediction(labels=np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba=proba)
+        labels = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
+        return Prediction(labels=labels, proba=proba, features=features)
 
     def evaluate(self, frame, target: str, metric_names: list[str]) -> dict[str, float]:
         """The named metrics on ``frame``, which carries the ``target`` column."""

@@ -166,10 +166,12 @@ class CompiledModel:
     description: str
 
     def predict(self, columns: Columns) -> Prediction:
-        output = self.evaluator(self.transformer.transform(columns))
+        features = self.transformer.transform(columns)
+        output = self.evaluator(features)
         if self.classes is None:
-            return Prediction(labels=output, proba=None)
-        return Prediction(labels=np.asarray(self.classes, dtype=object)[output.argmax(axis=1)], proba=output)
+            return Prediction(labels=output, proba=None, features=features)
+        labels = np.asarray(self.classes, dtype=object)[output.argmax(axis=1)]
+        return Prediction(labels=labels, proba=output, features=features)
 
 
 def compile_model(model: PipelineModel) -> CompiledModel | None:

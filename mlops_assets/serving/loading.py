@@ -26,6 +26,7 @@ class LoadedModel:
     fast_path_check: str = "not tried"  # why the compiled path is or is not used
 
     def predict(self, columns: dict, n_rows: int) -> Prediction:
+        """Scored by the path that serves ``n_rows`` rows; its ``features`` are those that path computed."""
         if self.compiled is not None and n_rows <= FAST_PATH_MAX_ROWS:
             return self.compiled.predict(columns)
         return self.model.predict(columns)

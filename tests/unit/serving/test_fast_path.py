@@ -51,6 +51,9 @@ def fitted(name: str, estimator) -> PipelineModel:
 def assert_same_predictions(compiled: CompiledModel, model: PipelineModel, columns) -> None:
     expected, actual = model.predict(columns), compiled.predict(columns)
     assert actual.labels.tolist() == expected.labels.tolist()
+    features = model.transformer.transform(columns)  # what both scored, handed back for the skew check
+    np.testing.assert_array_equal(expected.features, features)
+    np.testing.assert_array_equal(actual.features, features)
     if expected.proba is None:
         assert actual.proba is None
         np.testing.assert_allclose(actual.labels, expected.labels, rtol=0, atol=TOLERANCE)
