@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
+from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import CHAMPION, DriftStatus, EndpointCheck, StorePrefix, TrailEvent, store_key
 from mlops_assets.rollout.audit import trail_prefix
 
@@ -236,17 +237,7 @@ def _performance(found: dict[str, Any] | None) -> Performance | None:
 
 def slo_checks(spec: PipelineSpec) -> list[EndpointCheck]:
     """The SLO checks a spec declares: one per objective of ``monitoring.slo``."""
-    slo = spec.monitoring.slo
-    if slo is None:
-        return []
-    return [
-        check
-        for check, objective in (
-            (EndpointCheck.latency_slo, slo.latency_p99_ms),
-            (EndpointCheck.error_rate_slo, slo.max_error_rate),
-        )
-        if objective is not None
-    ]
+    return objectives(spec.monitoring.slo) if spec.monitoring.slo else []
 
 
 def slo_status(spec: PipelineSpec, evaluated: Mapping[str, Check]) -> list[Check] | None:
