@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from mlops_assets.definitions.folder import SPEC_ERROR_ASSET, SPEC_ERROR_GROUP
+from mlops_assets.naming import PORTFOLIO
 from mlops_assets.serving.endpoint_state import stop
 from mlops_assets.spec import load_specs
 from tests.conftest import failures, metadata
@@ -62,7 +63,7 @@ def test_every_spec_becomes_six_assets_with_their_lineage(tmp_path):
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home")}
     location = load_location(env)
     specs = {spec.name: spec for spec, _ in load_specs(REPO / "pipelines")}
-    assert {key.split("/")[0] for key in location["nodes"]} == set(specs)
+    assert {key.split("/")[0] for key in location["nodes"]} == set(specs) | {PORTFOLIO}
     for pipeline, spec in specs.items():
         expected = {**SIX, **(FEEDBACK if spec.source.labels else {})}
         expected.update({"batch_predictions": {"deployed_endpoint"}} if spec.batch else {})
@@ -82,7 +83,7 @@ def test_pipelines_folder_comes_from_the_environment(tmp_path, pipelines):
     (pipelines / "diabetes.yaml").rename(pipelines / "my_own.yaml.off")
     (pipelines / "wine.yaml").unlink()
     env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home"), "MLOPS_PIPELINES": str(pipelines)}
-    assert {k.split("/")[0] for k in load_location(env)["nodes"]} == {"breast_cancer"}
+    assert {k.split("/")[0] for k in load_location(env)["nodes"]} == {"breast_cancer", PORTFOLIO}
 
 
 def test_a_bad_spec_is_shown_on_the_code_location_with_its_file_and_field_and_the_others_load(tmp_path, pipelines):
@@ -92,7 +93,7 @@ def test_a_bad_spec_is_shown_on_the_code_location_with_its_file_and_field_and_th
     done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     location = json.loads(done.stdout.splitlines()[-1])
-    assert {k.split("/")[0] for k in location["nodes"]} == {"breast_cancer", "diabetes", "wine"}
+    assert {k.split("/")[0] for k in location["nodes"]} == {"breast_cancer", "diabetes", "wine", PORTFOLIO}
     assert not [k for k in location["nodes"] if k.startswith("wine/") and k != f"wine/{SPEC_ERROR_ASSET}"]
     placeholder = location["nodes"][f"wine/{SPEC_ERROR_ASSET}"]
     assert placeholder["group"] == SPEC_ERROR_GROUP
