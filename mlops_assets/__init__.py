@@ -7,9 +7,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-# ``type: mlops_assets.MLPipelineComponent`` in a defs.yaml names this attribute. It is loaded on first use:
-# the training process and the endpoint import this package, and need not pay for importing Dagster.
-_LAZY = {"MLPipelineComponent": "mlops_assets.definitions.component"}
+# ``type: mlops_assets.MLPipelineComponent`` (or ``PortfolioComponent``) in a defs.yaml names these attributes.
+# They are loaded on first use: the training process and the endpoint import this package, and need not pay for
+# importing Dagster.
+_LAZY = {
+    "MLPipelineComponent": "mlops_assets.definitions.component",
+    "PortfolioComponent": "mlops_assets.definitions.component",
+}
 
 
 def __getattr__(name: str):

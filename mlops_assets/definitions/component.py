@@ -1,9 +1,11 @@
-"""One pipeline spec as a Dagster Component: ``type: mlops_assets.MLPipelineComponent`` in a ``dg`` project's
-``defs.yaml``, with the spec as its ``attributes``.
+"""A ``dg`` project's pipelines as Dagster Components.
 
-It builds what a spec file in ``pipelines/`` builds (``folder.pipeline_definitions``): the assets, their
-checks and the sensors. Resources and the executor are the project's, given once in its ``definitions.py``:
-Dagster refuses to merge two components' resources under one key even when they are equal.
+``type: mlops_assets.MLPipelineComponent`` in a ``defs.yaml``, with one spec as its ``attributes``, builds what a
+spec file in ``pipelines/`` builds (``folder.pipeline_definitions``): the assets, their checks and the sensors.
+``type: mlops_assets.PortfolioComponent`` builds the ``portfolio`` over every pipeline component of the project,
+as ``build_definitions`` adds it over a folder of specs. Resources and the executor are the project's, given once
+in its ``definitions.py``: Dagster refuses to merge two components' resources under one key even when they are
+equal.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel
 
 from mlops_assets.definitions.folder import pipeline_definitions
 from mlops_assets.definitions.known_warnings import silence_known_warnings
+from mlops_assets.naming import COMPONENT_TYPE
 from mlops_assets.spec import PipelineSpec
 
 DEFS_FILE = "defs.yaml"
@@ -61,3 +64,38 @@ class MLPipelineComponent(dg.Component):
         silence_known_warnings()
         built = pipeline_definitions(self.spec, self.spec_path, build_sensors)
         return dg.Definitions(assets=built.assets, sensors=built.sensors)
+
+
+@dataclass(frozen=True)
+class PortfolioComponent(dg.Component):
+    """The ``portfolio`` asset, its sensor and its schedule over every ``MLPipelineComponent`` of the project's
+    defs folder: one report for the code location, as a folder of specs gets. It takes no attributes."""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        from mlops_assets.assets.portfolio import build_portfolio
+        from sensors.portfolio import build_portfolio_automation
+
+        specs = pipeline_specs(context.defs_module_path)
+        if not specs:
+            return dg.Definitions()
+        sensor, schedule = build_portfolio_automation(specs)
+        return dg.Definitions(assets=[build_portfolio(specs)], sensors=[sensor], schedules=[schedule])
+
+
+def pipeline_specs(defs_folder: Path) -> list[PipelineSpec]:
+    """The specs of the pipeline components under ``defs_folder``, each validated against its own folder. A
+    broken one is left out here: its own component reports it, naming the field and the line."""
+    import yaml
+
+    specs = []
+    for path in sorted(defs_folder.rglob(DEFS_FILE)):
+        document = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
+            continue
+        try:
+            specs.append(
+                PipelineSpec.model_validate(document.get("attributes") or {}, context={"base_dir": path.parent})
+            )
+        except ValueError:
+            continue
+    return specs

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_assets.naming import PORTFOLIO
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +51,8 @@ def test_dg_check_and_list_defs_see_the_pipeline_its_checks_and_sensors(env):
     assert listed.returncode == 0, listed.stderr
     defs = json.loads(listed.stdout)
     assets = {a["asset_key"]: a for a in defs["assets"]}
+    portfolio = assets.pop(PORTFOLIO)  # the PortfolioComponent's report over every pipeline component
+    assert portfolio["group_name"] == PORTFOLIO and "diabetes" in portfolio["description"]
     names = ["raw_data", "validated_features", "trained_model", "evaluation_report", "deployed_endpoint"]
     assert set(assets) == {f"diabetes/{n}" for n in [*names, "drift_report"]}
     for parent, child in pairwise(names):
@@ -58,7 +62,9 @@ def test_dg_check_and_list_defs_see_the_pipeline_its_checks_and_sensors(env):
     assert {"diabetes/evaluation_report:gate", "diabetes/drift_report:no_drift"} <= {
         c["key"] for c in defs["asset_checks"]
     }
-    assert {s["name"] for s in defs["sensors"]} == {"diabetes_drift_sensor", "diabetes_endpoint_supervisor"}
+    sensors = {"diabetes_drift_sensor", "diabetes_endpoint_supervisor", "diabetes_endpoint_checks"}
+    assert {s["name"] for s in defs["sensors"]} == {*sensors, f"{PORTFOLIO}_sensor"}
+    assert {s["name"] for s in defs["schedules"]} == {f"{PORTFOLIO}_schedule"}
     assert {"store", "registry", "trainer", "deployer", "io_manager"} <= {r["name"] for r in defs["resources"]}
     assert files_in(EXAMPLE) == before
 
