@@ -3,7 +3,8 @@ the 99th percentile of scoring latency, and the share of scoring requests that f
 
 Pure: the figures come in as ``serving.telemetry.summarise`` made them from the endpoint's snapshots; the asset
 checks read the snapshots and report these verdicts, and ``rollback_decision`` says whether a failed one moves
-``champion`` back, so the sensor only has to read the check's metadata.
+``champion`` back (only when the champion's own traffic misses it), so the sensor only reads the check's
+metadata.
 """
 
 from __future__ import annotations
@@ -47,29 +48,39 @@ def failed_requests(requests_by_status: dict[str, int]) -> int:
     )
 
 
+def objectives(slo) -> list[EndpointCheck]:
+    """The checks of the objectives ``slo`` (the spec's ``monitoring.slo``) sets: one or both."""
+    return [
+        check
+        for check, threshold in (
+            (EndpointCheck.latency_slo, slo.latency_p99_ms),
+            (EndpointCheck.error_rate_slo, slo.max_error_rate),
+        )
+        if threshold is not None
+    ]
+
+
 def judge_slo(slo, summary: dict[str, Any]) -> list[SloVerdict]:
     """A verdict per objective ``slo`` (the spec's ``monitoring.slo``) sets, on ``summary`` (a window's
     ``telemetry.summarise``). Fewer than ``min_requests`` scoring requests: each passes, saying so."""
     requests = summary["requests"]
     start, end = summary["start"], summary["end"]
     minutes = f"{slo.window_minutes:g} min"
-    objectives = []
+    judged = []
     if slo.latency_p99_ms is not None:
         p99 = summary["latency_p99_s"]
         observed = None if p99 is None else p99 * 1000
         what = "p99 scoring latency" if observed is None else f"p99 scoring latency {observed:.3g} ms"
-        objectives.append((EndpointCheck.latency_slo, observed, slo.latency_p99_ms, what, f"{slo.latency_p99_ms:g} ms"))
+        judged.append((EndpointCheck.latency_slo, observed, slo.latency_p99_ms, what, f"{slo.latency_p99_ms:g} ms"))
     if slo.max_error_rate is not None:
         failed = failed_requests(summary["requests_by_status"])
         observed = failed / requests if requests else None
         what = f"{failed} failed scoring request(s) (5xx, 408)"
         if observed is not None:
             what += f", {observed:.2%}"
-        objectives.append(
-            (EndpointCheck.error_rate_slo, observed, slo.max_error_rate, what, f"{slo.max_error_rate:.2%}")
-        )
+        judged.append((EndpointCheck.error_rate_slo, observed, slo.max_error_rate, what, f"{slo.max_error_rate:.2%}"))
     verdicts = []
-    for check, observed, threshold, what, objective in objectives:
+    for check, observed, threshold, what, objective in judged:
         if requests < slo.min_requests:
             passed = True
             message = (
@@ -93,33 +104,41 @@ class RollbackDecision:
 
 
 def rollback_decision(
-    enabled: bool, verdicts: list[SloVerdict], champion: str | None, promoted_at: str | None, target: str | None
+    slo,
+    snapshots: list[dict[str, Any]],
+    verdicts: list[SloVerdict],
+    champion: str | None,
+    promoted_at: str | None,
+    target: str | None,
 ) -> RollbackDecision:
-    """Roll back when the spec asks for it (``monitoring.slo.rollback``), an objective failed, the failing
-    window began after ``champion`` was promoted (``promoted_at``, ISO time: the new version is what broke it,
-    not the traffic before it) and there is a previous champion (``target``) to return to."""
+    """Roll back when the spec asks for it (``monitoring.slo.rollback``), an objective failed, and it fails on
+    ``champion``'s own traffic too: the window's part after its promotion (``promoted_at``, ISO time), judged
+    again on the same ``snapshots`` with at least ``min_requests`` there, so that the new version is what broke
+    it, not the one before. There must be a previous champion (``target``) to return to.
+
+    The part after the promotion is resolved as finely as the snapshots are (the endpoint writes one a
+    minute): its baseline is each process's last snapshot before the promotion."""
+    from mlops_assets.serving.telemetry import summarise
+
     failed = [v for v in verdicts if not v.passed]
     if not failed:
         return RollbackDecision(None, "every objective met")
-    if not enabled:
+    if not slo.rollback:
         return RollbackDecision(None, "no rollback: monitoring.slo.rollback is false")
     if champion is None:
         return RollbackDecision(None, "no rollback: there is no champion")
     if target is None:
         return RollbackDecision(None, f"no rollback: v{champion} is the first champion, there is none to return to")
-    window_start = dt.datetime.fromtimestamp(failed[0].window_start, dt.UTC)
-    began = window_start.isoformat(timespec="seconds")
     if promoted_at is None:
         return RollbackDecision(None, f"no rollback: the alias history does not say when v{champion} was promoted")
-    if window_start < dt.datetime.fromisoformat(promoted_at):
+    start, end = max(failed[0].window_start, dt.datetime.fromisoformat(promoted_at).timestamp()), failed[0].window_end
+    own = judge_slo(slo, summarise(snapshots, start, end))
+    own_failed = [v for v in own if not v.passed]
+    since = f"since v{champion} was promoted at {promoted_at}"
+    if own_failed:
+        return RollbackDecision(target, f"{', '.join(v.check for v in own_failed)} failed {since}: back to v{target}")
+    if not own[0].judged:
         return RollbackDecision(
-            None,
-            f"no rollback: the failing window began at {began}, before v{champion} was promoted at {promoted_at}, "
-            "so it also measures the version before it",
+            None, f"no rollback yet: {own[0].requests} scoring request(s) {since}, a verdict needs {slo.min_requests}"
         )
-    names = ", ".join(v.check for v in failed)
-    return RollbackDecision(
-        target,
-        f"{names} failed for v{champion} in the window from {began}, after its promotion at {promoted_at}: "
-        f"back to v{target}",
-    )
+    return RollbackDecision(None, f"no rollback: {since}, its own {own[0].requests} requests meet the objectives")

@@ -91,37 +91,65 @@ def test_no_snapshot_in_the_window_is_no_request_and_no_verdict():
     assert verdict.passed and verdict.requests == 0 and verdict.observed is None
 
 
-def latency(objective_ms: float) -> list:
-    """Verdicts on 200 requests of about 3 ms over the window."""
-    summary = summarise([snapshot(served([(200, 0.003)] * 200), NOW)], NOW - WINDOW, NOW)
-    return judge_slo(Slo(latency_p99_ms=objective_ms, min_requests=100), summary)
+PROMOTED = NOW - 300  # v3 became champion five minutes ago, within the 15-minute window
+SLOW, FAST = (200, 0.003), (200, 0.0004)  # about 3 ms, and under half a millisecond
+
+
+def history(before: list[tuple[int, float]], after: list[tuple[int, float]]) -> list[dict]:
+    """One endpoint's snapshots: before the window, just before the promotion, and now; ``before`` is the traffic
+    v2 answered in the window until the promotion, ``after`` v3's since."""
+    telemetry = served([])
+    snapshots = [snapshot(telemetry, NOW - WINDOW - 60)]
+    for status, seconds in before:
+        telemetry.request(SCORING_ROUTE, status, seconds)
+    snapshots.append(snapshot(telemetry, PROMOTED - 1))
+    for status, seconds in after:
+        telemetry.request(SCORING_ROUTE, status, seconds)
+    return [*snapshots, snapshot(telemetry, NOW - 5)]
+
+
+def decide(snapshots: list[dict], rollback: bool = True, promoted: float | None = PROMOTED, target: str | None = "2"):
+    slo = Slo(latency_p99_ms=1, min_requests=100, rollback=rollback)
+    verdicts = judge_slo(slo, summarise(snapshots, NOW - WINDOW, NOW))
+    return rollback_decision(slo, snapshots, verdicts, "3", None if promoted is None else iso(promoted), target)
 
 
 def iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")
 
 
-def test_a_failed_objective_rolls_back_when_its_window_began_after_the_promotion():
-    decision = rollback_decision(True, latency(1), "3", iso(NOW - WINDOW - 1), "2")
+def test_an_objective_the_champion_s_own_traffic_misses_rolls_back_to_the_previous_one():
+    decision = decide(history([FAST] * 300, [SLOW] * 150))
     assert decision.target == "2"
-    assert "latency_slo failed for v3" in decision.reason and "back to v2" in decision.reason
+    assert decision.reason.startswith("latency_slo failed since v3 was promoted") and "back to v2" in decision.reason
+
+
+def test_a_window_that_began_after_the_promotion_is_the_champion_s_own():
+    snapshots = history([], [SLOW] * 150)
+    assert decide(snapshots, promoted=NOW - WINDOW - 120).target == "2"
+
+
+def test_a_miss_of_the_version_before_does_not_roll_the_champion_back():
+    decision = decide(history([SLOW] * 300, [FAST] * 150))  # the window fails on v2's part
+    assert decision.target is None and "its own 150 requests meet the objectives" in decision.reason
+
+    decision = decide(history([SLOW] * 300, [SLOW] * 20))
+    assert decision.target is None and "no rollback yet: 20 scoring request(s)" in decision.reason
 
 
 @pytest.mark.parametrize(
-    ("enabled", "promoted", "target", "why"),
+    ("settings", "why"),
     [
-        (False, NOW - WINDOW - 1, "2", "monitoring.slo.rollback is false"),
-        (True, NOW - 60, "2", "before v3 was promoted"),  # the window also measures v2
-        (True, NOW - WINDOW - 1, None, "first champion"),
-        (True, None, "2", "does not say when v3 was promoted"),
+        ({"rollback": False}, "monitoring.slo.rollback is false"),
+        ({"target": None}, "v3 is the first champion"),
+        ({"promoted": None}, "does not say when v3 was promoted"),
     ],
 )
-def test_a_failed_objective_does_not_roll_back_and_says_why(enabled, promoted, target, why):
-    promoted_at = None if promoted is None else iso(promoted)
-    decision = rollback_decision(enabled, latency(1), "3", promoted_at, target)
+def test_a_failed_objective_does_not_roll_back_and_says_why(settings, why):
+    decision = decide(history([], [SLOW] * 150), **settings)
     assert decision.target is None and why in decision.reason
 
 
 def test_met_objectives_never_roll_back():
-    decision = rollback_decision(True, latency(10), "3", iso(NOW - WINDOW - 1), "2")
+    decision = decide(history([FAST] * 300, [FAST] * 150))
     assert decision.target is None and decision.reason == "every objective met"
