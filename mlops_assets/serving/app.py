@@ -12,8 +12,11 @@ Columns the model does not take are ignored, as MLflow ignores them, and counted
 A request's head must arrive within ``head_timeout_s`` and its body within ``body_timeout_s`` (deadlines.py):
 a slow client is answered 408 and disconnected.
 ``GET /metrics`` shows the endpoint's telemetry in Prometheus' text format (telemetry.py): every answer by
-route and status, scoring latency, rows scored per version and arm, and the logs' queues and losses. It
-needs the scoring token where scoring does, never the admin token: a scraper must not be able to reload.
+route and status (the 408s and 400s the server gives before the app sees a request included), scoring
+latency, rows scored per version and arm, and the logs' queues and losses. It needs the scoring token where
+scoring does, never the admin token: a scraper must not be able to reload.
+For one scoring request in ``skew_sample_every`` the inference log keeps the features the served model
+computed (inference_log.py, ``FEATURES``), for the training/serving skew check.
 
 The app is a plain ASGI callable with a handful of routes rather than a Starlette app: for a single row the
 framework's request, routing and response objects cost 50-70 µs of server CPU per request, 12-18% of the
@@ -40,7 +43,7 @@ from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.rollout.routing import ArmStats, choose_arm, rollout_from_json
 from mlops_assets.serving.body import BodyReader
 from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
-from mlops_assets.serving.inference_log import InferenceLogWriter
+from mlops_assets.serving.inference_log import InferenceLogWriter, OneIn
 from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader, VersionLoader
 from mlops_assets.serving.payload import coerce_columns, parse_payload
 from mlops_assets.serving.row_checks import ColumnRules, RowChecks, RowReport
@@ -70,6 +73,7 @@ def create_app(
     head_timeout_s: float = 10.0,
     body_timeout_s: float = 30.0,
     telemetry_interval_s: float = 60.0,
+    skew_sample_every: int | None = None,
 ) -> ScoringApp:
     """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
 
@@ -83,7 +87,9 @@ def create_app(
     a column without rules is checked for its dtype only, and may be null); ``on_invalid`` is ``reject`` or
     ``flag``. A request's head must arrive within ``head_timeout_s`` (``run`` applies it), its body within
     ``body_timeout_s`` of the head. Every ``telemetry_interval_s`` (and at shutdown) a telemetry snapshot is
-    written beside the inference log (``0``: never).
+    written beside the inference log (``0``: never). The inference log keeps the features of the first
+    scoring request and one in ``skew_sample_every`` after it (``spec.monitoring.skew.sample_every``; ``None``:
+    of none).
     """
     if on_invalid not in ON_INVALID:
         raise ValueError(f"on_invalid must be one of {list(ON_INVALID)}; got {on_invalid!r}")
@@ -103,6 +109,7 @@ def create_app(
         head_timeout_s=head_timeout_s,
         body_timeout_s=body_timeout_s,
         telemetry_interval_s=telemetry_interval_s,
+        skew_sample_every=skew_sample_every,
     )
 
 
@@ -127,6 +134,7 @@ class ScoringApp:
         head_timeout_s: float,
         body_timeout_s: float,
         telemetry_interval_s: float = 60.0,
+        skew_sample_every: int | None = None,
     ):
         self.name, self.input_dtypes, self.loader = name, input_dtypes, loader
         checked = {**input_dtypes, **({id_column: "str"} if id_column else {})}
@@ -139,6 +147,7 @@ class ScoringApp:
         self.state = ServingState()  # replaced whole, never changed in place
         self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
         self.inference_log, self.shadow_log, self.id_column = inference_log, shadow_log, id_column
+        self.skew_sample = OneIn(skew_sample_every)  # the scoring requests whose features are logged
         self.admin_token, self.scoring_token = admin_token, scoring_token
         self._routes = {
             "/invocations": ("POST", self._invocations),
@@ -229,14 +238,14 @@ class ScoringApp:
             log.exception("model version %s failed to predict", current.version)
             raise HttpError(500, f"model version {current.version} failed to predict: {exc}") from None
         self.telemetry.scored(current.version, arm, n_rows)
+        features = prediction.features if self.skew_sample.take() else None
         labels = prediction.labels.tolist()
         answer = orjson.dumps({"predictions": labels}, option=orjson.OPT_SERIALIZE_NUMPY)
         await respond(send, 200, answer, [(b"x-model-version", current.version.encode())])
         try:  # after the response: no request waits on the log, and no failure here reaches a client
             if self.inference_log is not None:
-                self.inference_log.append(
-                    columns, n_rows, current.version, labels, kept_score(prediction), None, invalid
-                )
+                score = kept_score(prediction)
+                self.inference_log.append(columns, n_rows, current.version, labels, score, None, invalid, features)
             if rollout is not None and rollout.mode == "shadow" and challenger is not None:
                 self._shadow(challenger, arms[CHALLENGER], columns, n_rows, prediction.labels, invalid)
         except Exception:
@@ -450,17 +459,24 @@ class ScoringApp:
                     self._snapshots = asyncio.create_task(self._write_snapshots())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for writer in (self.inference_log, self.shadow_log):
-                    if writer is not None:
-                        try:  # one log that cannot write must not keep the other from flushing
-                            writer.close()
-                        except Exception:
-                            log.exception("could not flush the log in %s", writer.directory)
+                writers = [writer for writer in (self.inference_log, self.shadow_log) if writer is not None]
+                _each(writers, "stop")
                 if self._snapshots is not None:
                     self._snapshots.cancel()
                     self._write_snapshot()  # the last figures, the logs' included once they are flushed
+                _each(writers, "close")  # ships the snapshot with the log
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _each(writers: list[InferenceLogWriter], step: str) -> None:
+    """Call the method ``step`` of each writer: one log that cannot write must not keep the other from
+    flushing or shipping."""
+    for writer in writers:
+        try:
+            getattr(writer, step)()
+        except Exception:
+            log.exception("could not %s the log in %s", step, getattr(writer, "directory", writer))
 
 
 def kept_score(prediction: Prediction) -> np.ndarray:

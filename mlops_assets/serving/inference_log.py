@@ -10,6 +10,13 @@ table of the log's schema (a data error: writing them again would fail again) ar
 a time: the requests at fault go to ``dead-letter.jsonl`` in the log's folder with the reason, the others
 are written. ``status()`` counts all of it; the endpoint shows it in ``/admin/status``.
 
+The inference log (not the shadow log) has a ``features`` column: for the requests the endpoint samples (one
+in ``monitoring.skew.sample_every``, ``OneIn``), each row's feature vector as the served model computed it, so
+that the pipeline can compute it again with the training transformer and compare; null for the others.
+
+In production the log is written to a spool and shipped to the artifact store (``ship``), with the files the
+endpoint writes beside it: the dead letter, and its telemetry snapshots (``telemetry.py``).
+
 What a kill -9 loses: the rows not yet in a file, that is the rows queued since the last write began plus
 those of a write under way (a file appears whole or not at all). A write starts every ``flush_seconds`` and
 as soon as ``flush_rows`` are waiting, so the loss is at most ``flush_seconds`` of traffic plus what arrives
@@ -40,6 +47,10 @@ log = logging.getLogger(__name__)
 CHAMPION_PREDICTION = "champion_prediction"  # shadow log: what the champion answered for the row
 INVALID = "invalid"  # why a row served under ``deployment.on_invalid: flag`` breaks the schema; null if valid
 DEAD_LETTER = "dead-letter.jsonl"  # in the log's folder: requests that could not be written, with the reason
+FEATURES = "features"  # the feature vector the endpoint computed for a sampled request's row; null if unsampled
+FEATURES_TYPE = pa.list_(pa.float64())  # the transformer's output, in its ``output_names`` order
+SNAPSHOT_PREFIX = "telemetry-"  # in the log's folder, then the write time in ns (20 digits), the pid, the replica
+SNAPSHOT_SUFFIX = ".json"
 ARROW_TYPES = {"float": pa.float64(), "int": pa.float64(), "bool": pa.float64(), "str": pa.string()}
 
 
@@ -73,7 +84,8 @@ class InferenceLogWriter:
     ``flush_rows``: write once this many rows are waiting; ``flush_seconds``: otherwise at least this often;
     ``max_pending_rows``: the most rows kept while the disk refuses writes; ``ship_to``: the object-store folder
     the written files are moved to, each upload given up after ``ship_timeout_s``. Every file also has the
-    ``invalid`` column (added to ``schema`` when it lacks one).
+    columns the endpoint adds, appended to ``schema`` when it lacks them: ``invalid``, and ``features`` in the
+    inference log (a schema without ``champion_prediction``; the shadow log keeps no features).
     """
 
     def __init__(
@@ -93,7 +105,10 @@ class InferenceLogWriter:
         self._replica = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "endpoint"
         self._dead_letter_shipped = 0  # bytes of the dead letter the store holds
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.schema = schema if INVALID in schema.names else schema.append(pa.field(INVALID, pa.string()))
+        added = [(INVALID, pa.string()), *([] if CHAMPION_PREDICTION in schema.names else [(FEATURES, FEATURES_TYPE)])]
+        for name, type_ in added:
+            schema = schema if name in schema.names else schema.append(pa.field(name, type_))
+        self.schema = schema
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.max_pending_rows = max_pending_rows
@@ -122,9 +137,12 @@ class InferenceLogWriter:
         score,
         champion_prediction=None,
         invalid: list[str | None] | None = None,
+        features: np.ndarray | None = None,
     ) -> None:
         """Queue one request's rows; ``columns`` holds the typed inputs, one value per row each;
-        ``invalid`` the reason each row breaks the schema (``None`` when every row is valid).
+        ``invalid`` the reason each row breaks the schema (``None`` when every row is valid); ``features``
+        the rows' feature vectors when the request was sampled (one row each; logged where the log has a
+        ``features`` column).
 
         The numeric inputs are packed into one small matrix here, while they are in the cache: the
         background thread then joins one array per request instead of one per column and request, which
@@ -142,6 +160,7 @@ class InferenceLogWriter:
             score,
             champion_prediction,
             invalid,
+            features,
         )
         with self._lock:
             self._pending.append(request)
@@ -207,12 +226,14 @@ class InferenceLogWriter:
         self.rows_written += table.num_rows
 
     def _spooled(self) -> list[Path]:
-        return sorted(self.directory.glob("part-*.parquet"))
+        """The files to ship: the log's, then the telemetry snapshots, each in the order they were written."""
+        snapshots = self.directory.glob(f"{SNAPSHOT_PREFIX}*{SNAPSHOT_SUFFIX}")
+        return sorted(self.directory.glob("part-*.parquet")) + sorted(snapshots)
 
     def ship(self, deadline: float | None = None) -> None:
-        """Upload the spool's files to ``ship_to`` in the order they were written, each removed once the store
-        holds it; stop at the first failure, or at ``deadline`` (``time.monotonic()``), the rest kept for the next
-        call. Nothing to do without ``ship_to``."""
+        """Upload the spool's files (``_spooled``) to ``ship_to``, each named with the replica and removed once the
+        store holds it; stop at the first failure, or at ``deadline`` (``time.monotonic()``), the rest kept for
+        the next call. Nothing to do without ``ship_to``."""
         if self.ship_to is None:
             return
         from fsspec.core import url_to_fs
@@ -222,7 +243,7 @@ class InferenceLogWriter:
             for path in self._spooled():
                 if deadline is not None and time.monotonic() > deadline:
                     return
-                _put(fs, str(path), f"{root}/{path.stem}-{self._replica}.parquet", self.ship_timeout_s)
+                _put(fs, str(path), f"{root}/{path.stem}-{self._replica}{path.suffix}", self.ship_timeout_s)
                 path.unlink()
                 self.files_shipped += 1
             dead_letter = self.directory / DEAD_LETTER
@@ -275,7 +296,7 @@ class InferenceLogWriter:
         if any(n != 1 for n in counts):
             per_request = {k: np.repeat(np.array(v, dtype=object), counts).tolist() for k, v in per_request.items()}
         numeric = np.concatenate([r.numeric for r in requests], axis=1)
-        columns = {
+        columns: dict[str, Any] = {
             **per_request,
             **dict(zip(self._numeric, numeric, strict=True)),
             **{name: [v for r in requests for v in r.other[i]] for i, name in enumerate(self._other)},
@@ -285,6 +306,8 @@ class InferenceLogWriter:
         columns["prediction"] = self._predictions([r.prediction for r in requests])
         if CHAMPION_PREDICTION in self.schema.names:
             columns[CHAMPION_PREDICTION] = self._predictions([r.champion_prediction for r in requests])
+        if FEATURES in self.schema.names:
+            columns[FEATURES] = _features(requests)
         return columns
 
     def _predictions(self, per_request: list[Any]) -> Any:
@@ -302,15 +325,20 @@ class InferenceLogWriter:
                 log.exception("could not write the inference log to %s; will retry", self.directory)
             self.ship()
 
-    def close(self) -> None:
-        """Write what waits, then ship for at most twice ``ship_timeout_s``: a pod being stopped has a grace
-        period, and a store that does not answer must not make it overrun it (what is not shipped stays spooled,
-        for the next process on this volume, and is counted in a warning)."""
+    def stop(self) -> None:
+        """Stop writing in the background and write what waits, shipping nothing: the endpoint then writes its
+        last telemetry snapshot, with the log's final figures, for ``close`` to ship."""
         self._stopped.set()
         self._wake.set()
         self._thread.join()
+        self.flush()
+
+    def close(self) -> None:
+        """``stop``, then ship for at most twice ``ship_timeout_s``: a pod being stopped has a grace period,
+        and a store that does not answer must not make it overrun it (what is not shipped stays spooled, for
+        the next process on this volume, and is counted in a warning)."""
         try:
-            self.flush()
+            self.stop()
         finally:
             self.ship(deadline=time.monotonic() + 2 * self.ship_timeout_s)
             if self.ship_to and (left := len(self._spooled())):
@@ -337,12 +365,43 @@ def log_destination(location: str, spool: Path) -> tuple[Path, str | None]:
     return spool, location
 
 
+def _features(requests: list[_Request]) -> pa.Array:
+    """The ``features`` column: one list per row of a sampled request, null for the others, built from the
+    requests' matrices without a Python object per value."""
+    counts = [r.n_rows for r in requests]
+    kept = [r.features for r in requests if r.features is not None]
+    if not kept:
+        return pa.nulls(sum(counts), FEATURES_TYPE)
+    sampled = np.repeat([r.features is not None for r in requests], counts)
+    widths = np.repeat([0 if r.features is None else r.features.shape[1] for r in requests], counts)
+    offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
+    values = np.concatenate([np.asarray(f, dtype=np.float64).reshape(-1) for f in kept])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), FEATURES_TYPE, mask=pa.array(~sampled))
+
+
+class OneIn:
+    """Which scoring requests the log keeps the features of: the first, then one in ``every`` (``None``:
+    none). A counter, not a random draw, so that short runs and tests see a known sample."""
+
+    def __init__(self, every: int | None):
+        self.every = every
+        self._position = 0  # of the next request in its run of ``every``
+
+    def take(self) -> bool:
+        """Whether the next request is sampled (each call counts one)."""
+        if self.every is None:
+            return False
+        sampled = self._position == 0
+        self._position = (self._position + 1) % self.every
+        return sampled
+
+
 def _describe(exc: Exception) -> str:
     return f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: {exc!r}"[:500]
 
 
 _PER_REQUEST = ("request_id", "timestamp", "model_version")
-_OUTPUTS = ("prediction", "score", CHAMPION_PREDICTION, INVALID)
+_OUTPUTS = ("prediction", "score", CHAMPION_PREDICTION, INVALID, FEATURES)
 
 
 class _Request(NamedTuple):
@@ -357,3 +416,4 @@ class _Request(NamedTuple):
     score: Any
     champion_prediction: Any  # shadow log only
     invalid: list[str | None] | None  # the reason each row breaks the schema; None: every row is valid
+    features: np.ndarray | None  # (n_rows, n_features) for a sampled request; None otherwise

@@ -7,9 +7,10 @@ through a collector in a registry of the app's own (never the global one: two ap
 apart). The inference logs' counters, the served versions and the rollout are read at that moment too.
 
 A snapshot (``Telemetry.snapshot``) is the same counters as one JSON document with the time; the endpoint
-writes one every ``interval_s`` beside its inference log (``telemetry-<time>-<pid>.json``), and
-``summarise`` turns those of any window into requests, error rate and latency quantiles, so the
-pipeline sees them without a Prometheus server.
+writes one every ``interval_s`` beside its inference log (``telemetry-<time>-<pid>.json``), which ships them to
+the artifact store with the log's files (``-<replica>`` added to the name). ``stored_snapshots`` reads, through
+the store, those a window needs, and ``summarise`` turns them into requests, error rate and latency quantiles,
+so the pipeline sees them without a Prometheus server.
 """
 
 from __future__ import annotations
@@ -19,18 +20,22 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from mlops_assets.serving.inference_log import SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX
+
+if TYPE_CHECKING:  # the endpoint never imports Dagster, which the contracts need
+    from mlops_assets.contracts import ArtifactStore
+
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.encode()  # "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 OTHER_ROUTE = "other"  # any path the app has no route for: one label, however many paths clients try
 NO_ANSWER = "none"  # the status of a request whose client went away before it was answered
-SNAPSHOT_PREFIX = "telemetry-"
 SCORING_ROUTE = "/invocations"  # the latency histogram and a window's summary are of scoring requests
 
 
@@ -83,7 +88,7 @@ class Telemetry:
 
     def write_snapshot(self, directory: Path, snapshot: dict[str, Any]) -> Path:
         """``snapshot`` as ``telemetry-<time>-<pid>.json`` in ``directory``, whole or not at all."""
-        path = Path(directory) / f"{SNAPSHOT_PREFIX}{time.time_ns():020d}-{os.getpid()}.json"
+        path = Path(directory) / f"{SNAPSHOT_PREFIX}{time.time_ns():020d}-{os.getpid()}{SNAPSHOT_SUFFIX}"
         partial = path.with_name(f".{path.name}.partial")
         partial.write_bytes(orjson.dumps(snapshot))
         partial.replace(path)
@@ -155,7 +160,9 @@ def _logs(logs: dict[str, dict[str, Any]]):
             "mlops_log_dead_lettered_rows", "Rows set aside in the dead letter", labels=["log"]
         ),
         "dropped_rows": CounterMetricFamily("mlops_log_dropped_rows", "Rows lost to bound memory", labels=["log"]),
-        "files_to_ship": GaugeMetricFamily("mlops_log_files_to_ship", "Log files spooled, not shipped", labels=["log"]),
+        "files_to_ship": GaugeMetricFamily(
+            "mlops_log_files_to_ship", "Files spooled (log parts, telemetry snapshots), not shipped", labels=["log"]
+        ),
     }
     for name, status in logs.items():
         for key, value in _log_figures(status).items():
@@ -212,9 +219,32 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
     }
 
 
-def read_snapshots(directory: Path) -> list[dict[str, Any]]:
-    """The snapshots written in ``directory`` (an endpoint's log folder)."""
-    return [orjson.loads(p.read_bytes()) for p in sorted(Path(directory).glob(f"{SNAPSHOT_PREFIX}*.json"))]
+def stored_snapshots(store: ArtifactStore, prefix: str, since: float) -> list[dict[str, Any]]:
+    """The snapshots under ``prefix`` (``locations.log_prefix(pipeline)``) that ``summarise`` needs for a
+    window starting at ``since`` (seconds since the epoch): every one written at or after it, and for each
+    process still writing then, its last one before it (the baseline its counters are subtracted from).
+
+    A snapshot is written just after it is taken, so its name's time is never earlier than its own; a name
+    names the process (pid, and replica once shipped), so the baseline is found without reading older files.
+    A long-running endpoint's history costs one listing, never a read per file.
+    """
+    since_ns = int(since * 1e9)
+    before: dict[str, str] = {}  # process -> its last key before the window
+    keys, processes = [], set()
+    for key in store.list(prefix):
+        name = key.rsplit("/", 1)[-1]
+        if not (name.startswith(SNAPSHOT_PREFIX) and name.endswith(SNAPSHOT_SUFFIX)):
+            continue
+        written, _, process = name.removeprefix(SNAPSHOT_PREFIX).removesuffix(SNAPSHOT_SUFFIX).partition("-")
+        if not written.isdigit():
+            continue
+        if int(written) < since_ns:
+            before[process] = key  # keys are sorted: the last one wins
+        else:
+            keys.append(key)
+            processes.add(process)
+    keys += [key for process, key in before.items() if process in processes]
+    return [orjson.loads(store.read_bytes(key)) for key in sorted(keys)]
 
 
 def histogram_quantile(q: float, counts: list[int]) -> float | None:

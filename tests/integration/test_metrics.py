@@ -20,8 +20,9 @@ from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.serving.app import LoadedModel, create_app
 from mlops_assets.serving.endpoint_state import read_state
-from mlops_assets.serving.telemetry import read_snapshots, summarise
+from mlops_assets.serving.telemetry import stored_snapshots, summarise
 from mlops_assets.spec import load_spec
+from resources.artifact_store import FsspecArtifactStore
 from tests.integration.test_server import DTYPES, SPEC, fitted, serving
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,7 @@ def test_a_scrape_after_traffic_counts_requests_rows_and_errors_and_the_snapshot
     finally:
         process.terminate()
         process.wait(30)
-    (snapshot,) = read_snapshots(log_dir)  # written at the stop
+    (snapshot,) = stored_snapshots(FsspecArtifactStore(root=str(tmp_path)), log_dir.name, 0)  # written at the stop
     summary = summarise([snapshot], snapshot["time"] - 120, snapshot["time"])
     assert summary["requests"] == 21 and summary["rows_scored"] == 20
     assert summary["log"]["dead_lettered_rows"] == summary["log"]["dropped_rows"] == 0

@@ -4,11 +4,12 @@ memory stays bounded while the disk refuses writes."""
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from mlops_assets.data.locations import log_files
-from mlops_assets.serving.inference_log import DEAD_LETTER, InferenceLogWriter, log_schema
+from mlops_assets.serving.inference_log import DEAD_LETTER, FEATURES, InferenceLogWriter, OneIn, log_schema
 
 DTYPES = {"x": "float", "plan": "str"}
 
@@ -101,13 +102,14 @@ def test_the_log_repeats_request_fields_per_row_and_keeps_strings_and_ids(tmp_pa
     writer.append({"x": np.array([2.0]), "plan": ["b"], "id": ["8"]}, 1, "4", np.array([2.5]), np.array([np.nan]))
     writer.close()
     table = pq.read_table(next(tmp_path.glob("*.parquet")))
-    names = ["request_id", "timestamp", "model_version", "id", "x", "plan", "prediction", "score", "invalid"]
+    names = ["request_id", "timestamp", "model_version", "id", "x", "plan", "prediction", "score", "invalid", FEATURES]
     assert table.column_names == names
     rows = table.drop(["request_id", "timestamp", "score"]).to_pylist()
+    unsampled = {"invalid": None, FEATURES: None}
     assert rows == [
-        {"model_version": "3", "id": "7", "x": 1.0, "plan": "a", "prediction": 0.5, "invalid": None},
-        {"model_version": "3", "id": None, "x": 3.0, "plan": None, "prediction": 1.5, "invalid": None},
-        {"model_version": "4", "id": "8", "x": 2.0, "plan": "b", "prediction": 2.5, "invalid": None},
+        {"model_version": "3", "id": "7", "x": 1.0, "plan": "a", "prediction": 0.5, **unsampled},
+        {"model_version": "3", "id": None, "x": 3.0, "plan": None, "prediction": 1.5, **unsampled},
+        {"model_version": "4", "id": "8", "x": 2.0, "plan": "b", "prediction": 2.5, **unsampled},
     ]
     ids = table.column("request_id").to_pylist()
     assert ids[0] == ids[1] != ids[2] and len(ids[2]) == 32
@@ -161,3 +163,79 @@ def test_a_store_that_never_answers_cannot_hold_a_stopping_endpoint(tmp_path, s3
     assert time.monotonic() - started < 15
     assert len(list((tmp_path / "spool").glob("part-*.parquet"))) == 1 and log.status()["files_to_ship"] == 1
     silent.close()
+
+
+def test_the_features_of_sampled_requests_are_logged_row_by_row_and_null_for_the_others(tmp_path):
+    log = writer(tmp_path)
+    sampled = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, np.nan]])  # two rows: NaN is kept as the model saw it
+    log.append({"x": np.array([1.0, 2.0]), "plan": ["a", "b"], "id": ["a", "b"]}, 2, "1", [2.0, 4.0], [np.nan] * 2)
+    columns = {"x": np.array([3.0, 4.0]), "plan": ["c", "d"], "id": ["c", "d"]}
+    log.append(columns, 2, "1", [6.0, 8.0], [np.nan] * 2, None, None, sampled)
+    log.append({"x": np.array([5.0]), "plan": ["e"], "id": ["e"]}, 1, "1", [10.0], [np.nan])
+    log.close()
+    table = pq.read_table(next(tmp_path.glob("part-*.parquet")))
+    assert table.schema.field(FEATURES).type == pa.list_(pa.float64())
+    logged = table.column(FEATURES).to_pylist()
+    assert logged[:2] == [None, None] and logged[4] is None
+    np.testing.assert_array_equal(np.array(logged[2:4]), sampled)
+
+
+def test_a_log_written_before_the_features_column_reads_together_with_a_newer_one(tmp_path):
+    """The drift windows concatenate the log's files: a file of an older endpoint has no features column."""
+    from mlops_assets.monitoring.report import newest_window
+    from resources.artifact_store import FsspecArtifactStore
+
+    folder = tmp_path / "p" / "inference_log"
+    new = writer(folder)
+    older = {"request_id": ["r"], "timestamp": [0], "model_version": ["1"], "id": ["a"], "x": [1.0], "plan": ["a"]}
+    older |= {"prediction": [2.0], "score": [None], "invalid": [None]}
+    pq.write_table(
+        pa.Table.from_pydict(older, schema=new.schema.remove(new.schema.get_field_index(FEATURES))),
+        folder / "part-00000000000000000001.parquet",
+    )
+    new.append({"x": np.array([2.0]), "plan": ["b"], "id": ["b"]}, 1, "1", [4.0], [np.nan], None, None, np.ones((1, 2)))
+    new.close()
+    window = newest_window(FsspecArtifactStore(root=str(tmp_path)), "p/inference_log", 10).table
+    assert window.column("id").to_pylist() == ["a", "b"]
+    assert window.column(FEATURES).to_pylist() == [None, [1.0, 1.0]]
+
+
+def test_the_shadow_log_keeps_no_features(tmp_path):
+    shadow_schema = log_schema(DTYPES, "regression", "id", shadow=True)
+    shadow, inference = InferenceLogWriter(tmp_path / "shadow", shadow_schema), writer(tmp_path / "inference")
+    shadow.close()
+    inference.close()
+    assert FEATURES not in shadow.schema.names and FEATURES in inference.schema.names
+
+
+def test_one_request_in_every_n_is_sampled_starting_with_the_first():
+    def taken(sampler: OneIn, n: int) -> list[int]:
+        return [i for i in range(n) if sampler.take()]
+
+    assert taken(OneIn(3), 10) == [0, 3, 6, 9]
+    assert taken(OneIn(1), 4) == [0, 1, 2, 3]
+    assert taken(OneIn(None), 4) == []
+
+
+def test_telemetry_snapshots_are_shipped_with_the_log_after_its_files_and_leave_the_spool(tmp_path, s3_bucket):
+    """They were written beside the spooled log and never reached the store: the pipeline could not read them."""
+    from resources.artifact_store import FsspecArtifactStore
+
+    store = FsspecArtifactStore(root=s3_bucket)
+    spool = tmp_path / "spool"
+    log = writer(spool, ship_to=f"{s3_bucket}/p/inference_log")
+    names = ["telemetry-00000000000000000001-7.json", "telemetry-00000000000000000002-7.json"]
+    for name in names:
+        (spool / name).write_bytes(b'{"time": 1}')
+    append(log, [1.0], ["a"])
+    log.flush()
+    assert log.status()["files_to_ship"] == 3
+    log.ship()
+    assert list(spool.iterdir()) == []
+    keys = store.list("p/inference_log")
+    assert len(keys) == 3 and keys[0].startswith("p/inference_log/part-")
+    for key, name in zip(keys[1:], names, strict=True):  # named with the replica, as the log's files are
+        assert key.startswith(f"p/inference_log/{name.removesuffix('.json')}-") and key.endswith(".json")
+    assert log_files(store, "p/inference_log") == keys[:1]  # the log's files alone
+    assert store.read_bytes(keys[1]) == b'{"time": 1}' and log.status()["files_shipped"] == 3
+    log.close()

@@ -13,8 +13,9 @@ from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
 from mlops_assets.serving.loading import LoadedModel
-from mlops_assets.serving.telemetry import LATENCY_BUCKETS, histogram_quantile, read_snapshots, summarise
+from mlops_assets.serving.telemetry import LATENCY_BUCKETS, histogram_quantile, stored_snapshots, summarise
 from mlops_assets.spec import load_spec
+from resources.artifact_store import FsspecArtifactStore
 from tests.conftest import REPO
 
 SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")
@@ -180,12 +181,60 @@ def test_a_snapshot_is_written_beside_the_log_at_shutdown_and_summarised(model, 
     writer = InferenceLogWriter(tmp_path / "log", log_schema(DTYPES, SPEC.task), flush_seconds=0.05)
     app = create_app(SPEC.name, DTYPES, lambda: model, writer)
     serve(app, [("POST", "/invocations", row(), JSON)] * 3 + [("POST", "/invocations", b"{", JSON)])
-    (snapshot,) = read_snapshots(tmp_path / "log")
+    (snapshot,) = stored_snapshots(FsspecArtifactStore(root=str(tmp_path)), "log", 0)
     summary = summarise([snapshot], snapshot["time"] - 60, snapshot["time"])
     assert summary["requests"] == 4 and summary["requests_by_status"] == {"200": 3, "400": 1}
     assert summary["error_rate"] == 0.25 and summary["rows_scored"] == 3
     assert 0 < summary["latency_p50_s"] <= summary["latency_p99_s"] <= LATENCY_BUCKETS[-1]
     assert summary["log"] == {"pending_rows": 0, "dead_lettered_rows": 0, "dropped_rows": 0}
+
+
+def test_the_snapshot_written_at_shutdown_reaches_the_object_store_with_the_log(model, tmp_path, s3_bucket):
+    """A spooled endpoint's snapshots stayed in its spool, where the pipeline never looks."""
+    spool = tmp_path / "spool"
+    shipped = f"{s3_bucket}/{SPEC.name}/inference_log"
+    writer = InferenceLogWriter(spool, log_schema(DTYPES, SPEC.task), flush_seconds=0.05, ship_to=shipped)
+    serve(create_app(SPEC.name, DTYPES, lambda: model, writer), [("POST", "/invocations", row(), JSON)] * 2)
+    assert list(spool.iterdir()) == []
+    store = FsspecArtifactStore(root=s3_bucket)
+    (snapshot,) = stored_snapshots(store, f"{SPEC.name}/inference_log", 0)
+    assert summarise([snapshot], 0, snapshot["time"])["requests"] == 2
+    assert snapshot["logs"]["inference"]["rows_written"] == 2  # taken once the log was flushed
+
+
+def stored(store: FsspecArtifactStore, key: str, instance: str, time: float, ok: int) -> None:
+    zeros = [0] * (len(LATENCY_BUCKETS) + 1)
+    store.write_bytes(key, orjson.dumps(snapshot(instance, time, ok, 0, zeros)))
+
+
+def name(time: float, process: str) -> str:
+    return f"log/telemetry-{round(time * 1e9):020d}-{process}.json"
+
+
+def test_stored_snapshots_are_those_of_the_window_and_each_live_process_s_last_before_it(tmp_path):
+    store = FsspecArtifactStore(root=str(tmp_path))
+    store.write_bytes(name(10, "1-a"), b"not json: an old snapshot is never read")
+    stored(store, name(90, "1-a"), "1@0", 90, 10)  # a's baseline
+    stored(store, name(130, "1-a"), "1@0", 130, 25)
+    stored(store, name(150, "1-a"), "1@0", 150, 40)
+    stored(store, name(80, "1-b"), "1@5", 80, 7)  # b stopped before the window: not needed
+    stored(store, name(95, "2"), "2@9", 95, 3)  # baseline of a process not shipped (no replica in the name)
+    stored(store, name(120, "2"), "2@9", 120, 4)
+    stored(store, name(140, "3-a"), "3@139", 140, 6)  # started within the window
+    store.write_bytes("log/part-00000000000000000001-a.parquet", b"a log file, not a snapshot")
+    store.write_bytes("log/dead-letter-a.jsonl", b"{}")
+    snapshots = stored_snapshots(store, "log", since=100)
+    assert sorted((s["instance"], s["time"]) for s in snapshots) == [
+        ("1@0", 90),
+        ("1@0", 130),
+        ("1@0", 150),
+        ("2@9", 95),
+        ("2@9", 120),
+        ("3@139", 140),
+    ]
+    summary = summarise(snapshots, 100, 200)
+    assert summary["requests_by_status"]["200"] == (40 - 10) + (4 - 3) + 6
+    assert stored_snapshots(store, "log", since=1000) == [] and stored_snapshots(store, "elsewhere", 0) == []
 
 
 def snapshot(instance: str, time: float, ok: int, errors: int, latency_counts: list[int]) -> dict:
