@@ -100,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         schema=column_rules(spec.schema_.columns),
         on_invalid=spec.deployment.on_invalid,
+        skew_sample_every=spec.monitoring.skew.sample_every,
     )
     # a deployer inside a Dagster run started as a background job hands this process SIGTERM ignored (Dagster
     # copies SIGINT's disposition, ignored there, to SIGTERM): a stop must end it from the moment it is named
