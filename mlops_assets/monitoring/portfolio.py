@@ -29,6 +29,7 @@ from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistr
 from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import CHAMPION, DriftStatus, EndpointCheck, StorePrefix, TrailEvent, store_key
 from mlops_assets.rollout.audit import trail_prefix
+from mlops_assets.rollout.deployment import AWAITING_APPROVAL
 
 if TYPE_CHECKING:
     from mlops_assets.spec import PipelineSpec
@@ -40,7 +41,6 @@ PROBE_DEADLINE_S = 3.0  # for every endpoint together; one that answers later is
 MAX_PROBES = 128  # endpoints asked at once (a thread each: they wait on the network, not the CPU)
 READERS = 8  # pipelines whose registry, trail and reports are read at once
 REPORT_STAMP = "%Y%m%dT%H%M%S.%fZ"  # how a drift report's key begins (``assets.drift_report``)
-AWAITING_APPROVAL = "awaiting approval"  # the action of the decision ``rollout.deployment`` records when one waits
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ from mlops_assets.rollout.alias_history import (
 from mlops_assets.rollout.audit import append_event, read_trail, record_decision
 from mlops_assets.rollout.driver import ArmReader, roll_out
 
+AWAITING_APPROVAL = "awaiting approval"  # the action of a decision that waits for a person's approval
+
 
 @dataclass(frozen=True)
 class DeploymentDecision:
@@ -183,7 +185,7 @@ class DeploymentRun:
             f"{serving}"
         )
         decision = {
-            "action": "awaiting approval",
+            "action": AWAITING_APPROVAL,
             "model_version": champion.version if champion else None,
             "previous_version": None,
             "challenger_version": version,
