@@ -3,7 +3,8 @@
 Each report says what the drift means for the loop (``DriftStatus``): weights can answer it (a retraining may
 run), only labels can, or a weighted retraining already failed to help (known drift). It also counts the
 scoring requests the endpoint rejected since the previous report: a feature that stops arriving is never
-logged, and this is where it is still seen.
+logged, and this is where it is still seen. Beside the drift, it shows what the endpoint's telemetry says of
+the same time: requests, the share failed on its side and latency.
 """
 
 import datetime as dt
@@ -101,6 +102,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
                 "report": dg.MetadataValue.md(markdown),
                 "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
+                **({"endpoint": dg.MetadataValue.json(served)} if (served := as_json.get("endpoint")) else {}),
                 **online_metadata(outcome.performance),
                 **estimated_metadata(outcome.estimated),
             },

@@ -127,6 +127,43 @@ def requests_since(now: dict | None, before: dict | None) -> tuple[int, int] | N
     return now["accepted"] - base["accepted"], now["rejected"] - base["rejected"]
 
 
+def served_figures(store: ArtifactStore, prefix: str, window: pa.Table, now: float) -> dict[str, Any] | None:
+    """The endpoint's scoring figures (its telemetry snapshots) from the window's first logged row until
+    ``now``: requests, the share failed on its side (5xx, 408) and the p50 and p99 latency, which the
+    report shows beside the drift of the same traffic. ``None`` when the window has no timestamp."""
+    from mlops_assets.monitoring.slo import failed_requests
+    from mlops_assets.serving.telemetry import stored_snapshots, summarise
+
+    if "timestamp" not in window.column_names or window.num_rows == 0:
+        return None
+    start = pc.min(window.column("timestamp")).as_py().timestamp()
+    summary = summarise(stored_snapshots(store, prefix, start), start, now)
+    requests = summary["requests"]
+    return {
+        "since": dt.datetime.fromtimestamp(start, dt.UTC).isoformat(timespec="seconds"),
+        "requests": requests,
+        "failed_share": failed_requests(summary["requests_by_status"]) / requests if requests else None,
+        **{f"latency_{q}_ms": _ms(summary[f"latency_{q}_s"]) for q in ("p50", "p99")},
+    }
+
+
+def served_markdown(figures: dict[str, Any] | None) -> str:
+    """One line of the report: what the endpoint's telemetry says of the window's time."""
+    if figures is None:
+        return ""
+    if not figures["requests"]:
+        return f"\n\nEndpoint since {figures['since']}: no scoring request in its telemetry snapshots yet."
+    return (
+        f"\n\nEndpoint since {figures['since']}: {figures['requests']} scoring requests, "
+        f"{figures['failed_share']:.2%} failed on its side (5xx, 408), latency p50 {figures['latency_p50_ms']:.3g} ms, "
+        f"p99 {figures['latency_p99_ms']:.3g} ms."
+    )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
 def drift_config(monitoring) -> DriftConfig:
     """The spec's ``monitoring`` section as the drift statistics' configuration."""
     return DriftConfig(
@@ -355,7 +392,8 @@ def build_drift_report(
     report = compute_drift(reference, current, dtypes, drift_config(monitoring))
     performance = online_performance(spec, window.table, labels, model, endpoint.model_version)
     status = "drifted" if report.drifted else "no drift"
-    markdown = report.to_markdown() + (f"\n\n{note}" if note else "")
+    served = served_figures(store, endpoint.log_key, window.table, dt.datetime.now(dt.UTC).timestamp())
+    markdown = report.to_markdown() + (f"\n\n{note}" if note else "") + served_markdown(served)
     if performance is not None:
         markdown += (
             f"\n\nOnline {performance.metric} on {performance.rows} labelled predictions: {performance.value:.4f} "
@@ -377,6 +415,7 @@ def build_drift_report(
         **report.to_dict(),
         "performance": performance and vars(performance),
         "estimated_performance": estimated and vars(estimated),
+        "endpoint": served,
     }
     return DriftOutcome(
         status, window, markdown, as_json, report.drifted_features, performance, estimated, reference_frame

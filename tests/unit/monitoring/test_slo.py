@@ -3,12 +3,16 @@ when a failed one rolls ``champion`` back."""
 
 import datetime as dt
 
+import orjson
+import pyarrow as pa
 import pytest
 
+from mlops_assets.monitoring.report import served_figures, served_markdown
 from mlops_assets.monitoring.slo import failed_requests, judge_slo, rollback_decision
 from mlops_assets.naming import EndpointCheck
 from mlops_assets.serving.telemetry import SCORING_ROUTE, Telemetry, summarise
 from mlops_assets.spec.operations import Slo
+from tests.unit.fakes import MemoryArtifactStore
 
 NOW = 1_800_000_000.0
 WINDOW = 15 * 60
@@ -153,3 +157,23 @@ def test_a_failed_objective_does_not_roll_back_and_says_why(settings, why):
 def test_met_objectives_never_roll_back():
     decision = decide(history([FAST] * 300, [FAST] * 150))
     assert decision.target is None and decision.reason == "every objective met"
+
+
+def test_the_drift_report_shows_the_endpoints_figures_since_its_windows_first_row():
+    store = MemoryArtifactStore()
+    telemetry = served([(200, 0.003)] * 50)  # before the window: not counted
+    store.write_bytes(
+        f"p/inference_log/telemetry-{int((NOW - 600) * 1e9):020d}-7.json", orjson.dumps(snapshot(telemetry, NOW - 600))
+    )
+    for status in [200] * 95 + [503] * 5:
+        telemetry.request(SCORING_ROUTE, status, 0.0004)
+    store.write_bytes(
+        f"p/inference_log/telemetry-{int((NOW - 5) * 1e9):020d}-7.json", orjson.dumps(snapshot(telemetry, NOW - 5))
+    )
+    window = pa.table({"timestamp": pa.array([int((NOW - 300) * 1000)] * 3, pa.timestamp("ms", tz="UTC"))})
+
+    figures = served_figures(store, "p/inference_log", window, NOW)
+    assert figures["requests"] == 100 and figures["failed_share"] == pytest.approx(0.05)
+    assert 0.25 <= figures["latency_p50_ms"] <= 0.5 and 0.25 <= figures["latency_p99_ms"] <= 0.5
+    assert "100 scoring requests, 5.00% failed on its side" in served_markdown(figures)
+    assert served_figures(store, "p/inference_log", window.slice(0, 0), NOW) is None
