@@ -6,6 +6,7 @@ import dagster as dg
 
 from mlops_assets.naming import asset_keys
 from sensors.drift import build_drift_sensor
+from sensors.endpoint_checks import build_endpoint_checks_sensor
 from sensors.failures import build_failure_sensor
 from sensors.labels import build_labels_sensor
 from sensors.performance import build_performance_sensor
@@ -13,7 +14,7 @@ from sensors.supervisor import build_endpoint_supervisor
 
 
 def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
-    """Drift sensor and endpoint supervisor always; labels sensor when the spec has a labels source;
+    """Drift sensor, endpoint supervisor and endpoint checks always; labels sensor when the spec has a labels source;
     performance sensor when it declares an online metric; a run failure sensor when it has alerts.
 
     A retraining re-materializes the whole pipeline: an unchanged source or feedback set is reused by its
@@ -24,6 +25,7 @@ def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
     names += ["trained_model", "evaluation_report", "deployed_endpoint", "drift_report"]
     retrain = [keys[n] for n in names]
     sensors = [build_drift_sensor(spec, keys, retrain), build_endpoint_supervisor(spec)]
+    sensors.append(build_endpoint_checks_sensor(spec))
     if spec.source.labels is not None:
         sensors.append(build_labels_sensor(spec, spec_path, keys["drift_report"], retrain))
     if spec.monitoring.performance is not None:

@@ -1,0 +1,144 @@
+"""Asset checks on ``deployed_endpoint`` that run apart from a deployment, as the endpoint checks' sensor
+(``sensors/endpoint_checks.py``) requests them: the serving objectives of ``monitoring.slo`` on the endpoint's
+telemetry snapshots, and training/serving skew on the inference log's sampled rows.
+
+Wiring only: ``monitoring.slo`` and ``monitoring.skew`` judge, these read the store and the registry, report
+each verdict with what was observed and the threshold, and alert (``slo_failed``, ``skew``) on a failure. An
+SLO check also says whether its failure rolls ``champion`` back and to which version: the sensor acts on that.
+"""
+
+import time
+
+import dagster as dg
+
+from mlops_assets.assets.context import PipelineContext, markdown_list, signature_once
+from mlops_assets.contracts import ArtifactStore, ModelRegistry
+from mlops_assets.data.locations import log_prefix
+from mlops_assets.monitoring.slo import objectives
+from mlops_assets.naming import CHAMPION, AlertEvent, EndpointCheck
+
+DESCRIPTIONS = {
+    EndpointCheck.latency_slo: "p99 scoring latency over the SLO window within monitoring.slo.latency_p99_ms",
+    EndpointCheck.error_rate_slo: "share of scoring requests failed on the endpoint's side (5xx, 408) over the SLO "
+    "window within monitoring.slo.max_error_rate",
+    EndpointCheck.skew: "sampled served features and predictions the same when featurised offline as the training "
+    "does, within monitoring.skew.tolerance",
+}
+
+
+def build_endpoint_checks(pipeline: PipelineContext) -> list[dg.AssetChecksDefinition]:
+    """The skew check always; the SLO checks of the objectives the spec sets, when it has ``monitoring.slo``."""
+    checks = [build_skew_check(pipeline)]
+    if pipeline.spec.monitoring.slo is not None:
+        checks.insert(0, build_slo_checks(pipeline))
+    return checks
+
+
+def build_slo_checks(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
+    spec, key = pipeline.spec, pipeline.keys["deployed_endpoint"]
+    slo = spec.monitoring.slo
+
+    @dg.multi_asset_check(
+        name=f"{spec.name}__slo",
+        specs=[dg.AssetCheckSpec(check.value, asset=key, description=DESCRIPTIONS[check]) for check in objectives(slo)],
+        description=f"The serving objectives over the last {slo.window_minutes:g} min of the endpoint's telemetry.",
+        **pipeline.op_tags,
+    )
+    @signature_once
+    def slo_checks(context: dg.AssetCheckExecutionContext, store: ArtifactStore, registry: ModelRegistry):
+        from mlops_assets.monitoring.alerts import asset_link, send_alerts
+        from mlops_assets.monitoring.slo import judge_slo, rollback_decision
+        from mlops_assets.serving.telemetry import stored_snapshots, summarise
+
+        end = time.time()
+        start = end - slo.window_minutes * 60
+        snapshots = stored_snapshots(store, log_prefix(spec.name), start)
+        summary = summarise(snapshots, start, end)
+        verdicts = judge_slo(slo, summary)
+        champion = registry.by_alias(spec.name, CHAMPION)
+        version = champion.version if champion else None
+        promoted_at, target = champion_history(store, spec.name, version)
+        decision = rollback_decision(slo, snapshots, verdicts, version, promoted_at, target)
+        failed = [v for v in verdicts if not v.passed]
+        if failed:
+            message = "; ".join(v.message for v in failed) + f"; {decision.reason}"
+            send_alerts(spec, AlertEvent.slo_failed, message, asset_link(*key.path), context.log)
+        for verdict in verdicts:
+            observed = "none" if verdict.observed is None else dg.MetadataValue.float(verdict.observed)
+            # the latency's observed value and threshold in ms, the error rate's as a share of scoring requests
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=verdict.check.value,
+                passed=verdict.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "verdict": verdict.message,
+                    "observed": observed,
+                    "threshold": verdict.threshold,
+                    "requests": verdict.requests,
+                    "min_requests": verdict.min_requests,
+                    "requests_by_status": dg.MetadataValue.json(summary["requests_by_status"]),
+                    "window_start": dg.MetadataValue.timestamp(verdict.window_start),
+                    "window_minutes": slo.window_minutes,
+                    "model_version": version or "none",
+                    "rollback": decision.reason,
+                    "rollback_to": decision.target if not verdict.passed and decision.target else "none",
+                },
+            )
+
+    return slo_checks
+
+
+def champion_history(store: ArtifactStore, pipeline: str, champion: str | None) -> tuple[str | None, str | None]:
+    """When ``champion`` was last made champion (ISO time, from the alias history) and the version a rollback
+    would return to; ``None`` for what the history cannot say."""
+    from mlops_assets.rollout.alias_history import RollbackError, read_alias_moves, rollback_target
+
+    if champion is None:
+        return None, None
+    moves = read_alias_moves(store, pipeline, CHAMPION)
+    promoted_at = next((m.time for m in reversed(moves) if m.version == champion), None)
+    try:
+        return promoted_at, rollback_target(pipeline, moves, champion)
+    except RollbackError:
+        return promoted_at, None
+
+
+def build_skew_check(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
+    spec, key = pipeline.spec, pipeline.keys["deployed_endpoint"]
+    skew = spec.monitoring.skew
+
+    @dg.asset_check(
+        asset=key, name=EndpointCheck.skew.value, description=DESCRIPTIONS[EndpointCheck.skew], **pipeline.op_tags
+    )
+    @signature_once
+    def skew_check(context: dg.AssetCheckExecutionContext, store: ArtifactStore, registry: ModelRegistry):
+        from mlops_assets.monitoring.alerts import asset_link, send_alerts
+        from mlops_assets.monitoring.report import newest_window
+        from mlops_assets.monitoring.skew import judge_skew, newest_sampled
+
+        # the newest sampled rows are among the newest rows * sample_every logged ones: the read stays bounded
+        window = newest_window(store, log_prefix(spec.name), skew.rows * skew.sample_every)
+        sample = newest_sampled(window.table, skew.rows)
+        versions = set(sample.column("model_version").to_pylist()) if sample.num_rows else set()
+        verdict = judge_skew(spec, sample, {v: registry.load(spec.name, v) for v in versions}, skew.tolerance)
+        mismatches = [str(m) for m in verdict.mismatches]
+        if mismatches:
+            message = f"{verdict.message}: {'; '.join(mismatches)}"
+            send_alerts(spec, AlertEvent.skew, message, asset_link(*key.path), context.log)
+        return dg.AssetCheckResult(
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "verdict": verdict.message,
+                "largest_difference": verdict.largest,
+                "tolerance": skew.tolerance,
+                "rows_compared": verdict.rows,
+                "rows_by_version": dg.MetadataValue.json(verdict.by_version),
+                "flagged_rows_left_out": verdict.left_out,
+                "mismatches": dg.MetadataValue.md(markdown_list(mismatches) or "none"),
+                "skipped_log_files": len(window.skipped),
+            },
+        )
+
+    return skew_check
