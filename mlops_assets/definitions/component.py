@@ -63,7 +63,7 @@ class MLPipelineComponent(dg.Component):
 
         silence_known_warnings()
         built = pipeline_definitions(self.spec, self.spec_path, build_sensors)
-        return dg.Definitions(assets=built.assets, sensors=built.sensors)
+        return dg.Definitions(assets=built.assets, asset_checks=built.checks, sensors=built.sensors)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import dagster as dg
 
-from mlops_assets.assets import build_pipeline_assets
+from mlops_assets.assets import build_pipeline_assets, build_pipeline_checks
 from mlops_assets.assets.portfolio import build_portfolio
 from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.errors import SpecError
@@ -65,6 +65,7 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
     for error in broken:
         log.error("%s", error)
     assets: list[dg.AssetsDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
     sensors: list[dg.SensorDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
     loaded: list[PipelineSpec] = []
@@ -76,6 +77,7 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
             broken.append(SpecError(str(path), [f"its assets could not be built: {type(exc).__name__}: {exc}"]))
             continue
         assets += built.assets
+        checks += built.checks
         sensors += built.sensors
         loaded.append(spec)
     if loaded:
@@ -89,6 +91,7 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
             schedules.append(schedule)
     return dg.Definitions(
         assets=assets + spec_error_assets(broken),
+        asset_checks=checks,
         sensors=sensors,
         schedules=schedules,
         resources=dict(resources or {}),
@@ -98,6 +101,7 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
 
 class PipelineDefinitions(NamedTuple):
     assets: list[dg.AssetsDefinition | dg.AssetSpec]
+    checks: list[dg.AssetChecksDefinition]
     sensors: list[dg.SensorDefinition]
 
 
@@ -106,7 +110,9 @@ def pipeline_definitions(
 ) -> PipelineDefinitions:
     """One spec's assets and sensors: what a spec file in the folder and a ``MLPipelineComponent`` both build."""
     return PipelineDefinitions(
-        build_pipeline_assets(spec, spec_path), sensor_factory(spec, spec_path) if sensor_factory else []
+        build_pipeline_assets(spec, spec_path),
+        build_pipeline_checks(spec, spec_path),
+        sensor_factory(spec, spec_path) if sensor_factory else [],
     )
 
 

@@ -64,14 +64,17 @@ class SensorDriver:
         tags = {**(request.tags or {}), SENSOR_NAME_TAG: sensor}
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
+        selection = dg.AssetSelection.assets(*request.asset_selection)
+        if request.asset_check_keys is not None:  # the checks the daemon would run: evaluate_tick names them all
+            selection = selection.without_checks() | dg.AssetSelection.checks(*request.asset_check_keys)
         result = dg.materialize(
-            [a for a in self.defs.assets if isinstance(a, dg.AssetsDefinition)],
-            selection=list(request.asset_selection),
+            [a for a in [*self.defs.assets, *(self.defs.asset_checks or [])] if isinstance(a, dg.AssetsDefinition)],
+            selection=selection,
             resources=self.resources,
             instance=self.instance,
             tags=tags,
             raise_on_error=False,
-            run_config=self.run_config,
+            run_config={**self.run_config, **(request.run_config or {})},
         )
         return Launched(sensor, request, result)
 

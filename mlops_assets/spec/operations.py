@@ -137,8 +137,9 @@ class Slo(SpecModel):
     interval_minutes: float = Field(default=5, gt=0, description="How often the SLO checks run.")
     rollback: bool = Field(
         default=False,
-        description="A failed SLO moves `champion` back to the version it replaced, when the failing window began "
-        "after that promotion (the new version is what broke it); recorded in the audit trail.",
+        description="A failed SLO moves `champion` back to the version it replaced when the champion's own traffic "
+        "(the window's part since its promotion, at least min_requests requests) misses the objective too: the new "
+        "version is what broke it; recorded in the audit trail.",
     )
 
     @model_validator(mode="after")
