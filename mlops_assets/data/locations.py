@@ -77,3 +77,16 @@ def shadow_log_prefix(pipeline: str) -> str:
 def log_files(store: ArtifactStore, prefix: str) -> list[str]:
     """Inference log files in the order they were written (their names start with the write time)."""
     return [k for k in store.list(prefix) if k.endswith(".parquet")]
+
+
+def log_file_written_ns(key: str) -> int | None:
+    """When an inference log file was written (ns since the epoch), from its name: ``part-<ns>.parquet`` as the
+    endpoint writes it, ``part-<ns>-<replica>.parquet`` once shipped; ``None`` for another name.
+
+    >>> log_file_written_ns("p/inference_log/part-00001764633600000000001-web-7f9c.parquet")
+    1764633600000000001
+    >>> log_file_written_ns("p/inference_log/renamed.parquet") is None
+    True
+    """
+    written = key.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet").split("-", 1)[0]
+    return int(written) if written.isdigit() else None

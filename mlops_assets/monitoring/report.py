@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_assets.contracts import ArtifactStore
-from mlops_assets.data.locations import log_files
+from mlops_assets.data.locations import log_file_written_ns, log_files
 from mlops_assets.evaluation.metrics import METRICS, meets_threshold
 from mlops_assets.model.pipeline_model import PipelineModel
 from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
@@ -316,8 +316,8 @@ def log_since(store: ArtifactStore, prefix: str, since: dt.datetime, until: dt.d
     end_ms = math.inf if until is None else int(until.timestamp() * 1000)
     tables = []
     for key in log_files(store, prefix):
-        written_ns = key.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet")
-        if written_ns.isdigit() and int(written_ns) // 1_000_000 < start_ms:
+        written_ns = log_file_written_ns(key)
+        if written_ns is not None and written_ns // 1_000_000 < start_ms:
             continue
         table = store.read_table(key)
         timestamps = table.column("timestamp").cast(pa.int64())
