@@ -53,6 +53,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         import pandas as pd
 
         from mlops_assets.data.snapshot import read_labels
+        from mlops_assets.monitoring.estimation import NotEstimable
         from mlops_assets.monitoring.report import build_drift_report, estimated_metadata, served_calibrator
 
         labels = read_labels(spec, pipeline.base_dir) if spec.monitoring.performance is not None else pd.DataFrame()
@@ -61,14 +62,13 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         version = registry.get(spec.name, deployed_endpoint.model_version) if estimating else None
         training_set = version.tags.get("training_set") if version else None
         end_row = context.run.tags.get(WINDOW_END_TAG)
+        try:
+            calibrator = served_calibrator(spec, store, model, training_set)
+        except NotEstimable as exc:  # the spec asks what this model's scores cannot give: drift still matters
+            context.log.error(str(exc))
+            calibrator = None
         outcome = build_drift_report(
-            spec,
-            store,
-            deployed_endpoint,
-            model,
-            labels,
-            int(end_row) if end_row is not None else None,
-            served_calibrator(spec, store, model, training_set),
+            spec, store, deployed_endpoint, model, labels, int(end_row) if end_row is not None else None, calibrator
         )
         for skipped in outcome.window.skipped:
             context.log.warning(f"skipped unreadable inference log file {skipped}")

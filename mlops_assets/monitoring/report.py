@@ -22,7 +22,7 @@ from mlops_assets.data.locations import log_file_written_ns, log_files
 from mlops_assets.evaluation.metrics import METRICS, meets_threshold
 from mlops_assets.model.pipeline_model import PipelineModel
 from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
-from mlops_assets.monitoring.estimation import ESTIMABLE, Calibrator, Estimate, estimate
+from mlops_assets.monitoring.estimation import Calibrator, Estimate, check_estimable, estimate
 from mlops_assets.naming import WINDOW_PREFIX
 from mlops_assets.records import EndpointState
 
@@ -255,15 +255,15 @@ def online_performance(
 
 def served_calibrator(spec, store: ArtifactStore, model: PipelineModel, training_set: str | None) -> Calibrator | None:
     """The served version's scores calibrated on its fixed holdout (stored beside its training set), when the
-    spec asks for an estimate (``monitoring.performance.estimated``) of a metric the scores can give, for a
-    binary classifier whose holdout has both classes; ``None`` otherwise."""
+    spec asks for an estimate (``monitoring.performance.estimated``), for a classifier whose holdout has two
+    classes or more; ``None`` otherwise. A metric this model's logged scores cannot give (roc_auc of a
+    multiclass model) raises ``NotEstimable`` before the holdout is read."""
     from mlops_assets.model.provenance import HOLDOUT, stored_parts
 
     settings = spec.monitoring.performance
-    if settings is None or not settings.estimated or settings.metric not in ESTIMABLE:
+    if settings is None or not settings.estimated or model.classes is None or not training_set:
         return None
-    if model.classes is None or len(model.classes) != 2 or not training_set:
-        return None
+    check_estimable(settings.metric, len(model.classes))
     key = stored_parts(training_set)[HOLDOUT]
     if not store.exists(key):
         return None
@@ -271,14 +271,14 @@ def served_calibrator(spec, store: ArtifactStore, model: PipelineModel, training
     labels = model.encode_target(holdout[spec.target].to_numpy())
     if len(set(labels.tolist())) < 2:
         return None
-    return Calibrator(model.predict(holdout).proba[:, 1], labels)
+    return Calibrator(model.predict(holdout).proba, labels)
 
 
 def estimated_performance(
     spec, window: pa.Table, version: str, calibrator: Calibrator | None
 ) -> EstimatedPerformance | None:
     """The spec's online metric expected on the window's rows that ``version`` answered, from their logged
-    positive-class probabilities; ``None`` without a calibrator or rows."""
+    scores; ``None`` without a calibrator or rows."""
     settings = spec.monitoring.performance
     if calibrator is None or "score" not in window.column_names:
         return None
@@ -302,6 +302,7 @@ def estimated_metadata(estimated: EstimatedPerformance | None) -> dict:
     return {
         f"estimated_{estimated.metric}": estimated.value,
         "estimated_std": estimated.std,
+        "estimated_calibration_std": estimated.calibration_std,
         "estimated_low": estimated.low,
         "estimated_high": estimated.high,
         "estimated_rows": estimated.rows,
@@ -404,7 +405,8 @@ def build_drift_report(
     if estimated is not None:
         markdown += (
             f"\n\nEstimated {estimated.metric} from the served probabilities of {estimated.rows} rows (calibrated "
-            f"on the holdout, no labels): {estimated.value:.4f} ± {estimated.std:.4f} "
+            f"on the holdout, no labels): {estimated.value:.4f} ± {estimated.std:.4f} (calibration's part "
+            f"{estimated.calibration_std:.4f}) "
             f"({spec.monitoring.performance.confidence:.0%} interval {estimated.low:.4f}-{estimated.high:.4f}); "
             f"floor {estimated.floor}: {'DECAYED' if estimated.decayed else 'ok'}. Valid while only the inputs move; "
             "a change of the concept shows in labels only."

@@ -1,5 +1,6 @@
 """Estimated accuracy of a multiclass model from the winning class's probability, the one the log keeps."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,8 +12,10 @@ from sklearn.naive_bayes import GaussianNB
 
 from mlops_assets.model.pipeline_model import Prediction
 from mlops_assets.monitoring.estimation import Calibrator, NotEstimable, estimate
-from mlops_assets.monitoring.report import estimated_performance
+from mlops_assets.monitoring.report import estimated_performance, served_calibrator
 from mlops_assets.serving.app import kept_score
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,43 @@ def test_the_report_estimates_a_multiclass_window_from_its_logged_scores_as_they
     spec = SimpleNamespace(monitoring=SimpleNamespace(performance=performance))
     found = estimated_performance(spec, window, "3", digits.calibrator)
     assert found.value == estimate("accuracy", logged, digits.calibrator, 0.95).value and found.decayed
+
+
+def wine_model(metric: str):
+    """The bundled wine spec (three classes) asking for an estimate of ``metric``, a model fitted on half its
+    rows, and the other half stored as the holdout beside its training set, as ``validated_features`` does."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_assets.model.pipeline_model import fit_pipeline_model
+    from mlops_assets.model.provenance import HOLDOUT, stored_parts
+    from mlops_assets.spec import load_spec
+    from tests.unit.fakes import MemoryArtifactStore
+
+    spec = load_spec(REPO / "pipelines" / "wine.yaml")
+    frame = pd.read_csv(REPO / "pipelines" / spec.source.path).sample(frac=1.0, random_state=0)
+    train, holdout = frame.iloc[: len(frame) // 2], frame.iloc[len(frame) // 2 :]
+    model = fit_pipeline_model(spec, train, LogisticRegression(max_iter=5000))
+    store, training_set = MemoryArtifactStore(), "wine/features/abc/train.parquet"
+    store.write_table(stored_parts(training_set)[HOLDOUT], pa.Table.from_pandas(holdout, preserve_index=False))
+    performance = SimpleNamespace(metric=metric, floor=0.5, confidence=0.95, estimated=True)
+    asking = SimpleNamespace(target=spec.target, monitoring=SimpleNamespace(performance=performance))
+    return asking, store, model, training_set, holdout
+
+
+def test_the_drift_report_calibrates_a_multiclass_champion_on_its_holdout():
+    spec, store, model, training_set, holdout = wine_model("accuracy")
+    calibrator = served_calibrator(spec, store, model, training_set)
+    assert calibrator is not None and calibrator.classes == 3
+    prediction = model.predict(holdout)
+    window = pa.table({"model_version": ["1"] * len(holdout), "score": kept_score(prediction)})
+    found = estimated_performance(spec, window, "1", calibrator)
+    realised = float(np.mean(prediction.labels == holdout[spec.target].to_numpy()))
+    assert found.metric == "accuracy" and found.rows == len(holdout)
+    assert found.low <= realised <= found.high  # calibrated on these very rows: it must find their accuracy
+
+
+def test_a_multiclass_roc_auc_estimate_is_refused_before_the_holdout_is_read():
+    spec, store, model, training_set, _ = wine_model("roc_auc")
+    with pytest.raises(NotEstimable, match=r"monitoring\.performance\.estimated: roc_auc .* 3-class"):
+        served_calibrator(spec, store, model, training_set)
