@@ -15,7 +15,8 @@ import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.naming import WINDOW_END_TAG, AlertEvent, DriftStatus, StorePrefix, store_key
+from mlops_assets.data.locations import drift_report_key
+from mlops_assets.naming import WINDOW_END_TAG, AlertEvent, DriftStatus
 from mlops_assets.records import EndpointState
 
 
@@ -76,9 +77,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         counts = _request_counts(context, deployer, spec.name, key)
         markdown = outcome.markdown + (f"\n\n**{status}**: {verdict}" if verdict else "")
         as_json = {**outcome.as_json, "status": str(status), "verdict": verdict, "adaptation": adaptation}
-        # named by time first, so the newest report sorts last (what `mlops-assets status` shows)
-        written_at = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        report_key = store_key(spec.name, StorePrefix.drift_reports, f"{written_at}-{context.run_id}")
+        report_key = drift_report_key(spec.name, dt.datetime.now(dt.UTC), context.run_id)
         store.write_bytes(f"{report_key}.json", json.dumps(as_json, indent=2, default=str).encode())
         store.write_bytes(f"{report_key}.md", markdown.encode())
         if status in (DriftStatus.drifted, DriftStatus.waiting_for_labels):  # a known drift was announced before

@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
+from mlops_assets.data.locations import drift_reports
 from mlops_assets.naming import CHAMPION, StorePrefix, store_key
 from mlops_assets.rollout.audit import describe_decision, read_decisions
 from mlops_assets.serving.endpoint_state import PING_TIMEOUT_S, crashed_url, running_url
@@ -38,8 +39,8 @@ def describe(specs, endpoints: Path, store: ArtifactStore, registry: ModelRegist
         card = store_key(spec.name, StorePrefix.evaluation_reports, f"v{champion.version}", "model_card.md")
         if store.exists(card):
             lines.append(f"  model card: {store.uri(card)}")
-        reports = [k for k in store.list(store_key(spec.name, StorePrefix.drift_reports)) if k.endswith(".json")]
-        if reports:  # named by time first: the last is the newest
+        reports = drift_reports(store, spec.name)
+        if reports:
             latest = json.loads(store.read_bytes(reports[-1]))
             drifted = latest.get("drifted_features") or []
             lines.append(

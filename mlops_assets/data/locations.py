@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import os
 from pathlib import Path
@@ -90,3 +91,29 @@ def log_file_written_ns(key: str) -> int | None:
     """
     written = key.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet").split("-", 1)[0]
     return int(written) if written.isdigit() else None
+
+
+DRIFT_REPORT_STAMP = "%Y%m%dT%H%M%S.%fZ"  # a drift report's key begins with its write time: the newest sorts last
+
+
+def drift_report_key(pipeline: str, written_at: dt.datetime, run_id: str) -> str:
+    """Where a drift report goes (``.json`` and ``.md`` are added): named by its UTC write time, then its run."""
+    return store_key(pipeline, StorePrefix.drift_reports, f"{written_at.strftime(DRIFT_REPORT_STAMP)}-{run_id}")
+
+
+def drift_reports(store: ArtifactStore, pipeline: str) -> list[str]:
+    """The keys of a pipeline's drift reports (their JSON), oldest first."""
+    return [key for key in store.list(store_key(pipeline, StorePrefix.drift_reports)) if key.endswith(".json")]
+
+
+def drift_report_time(key: str) -> dt.datetime | None:
+    """When a drift report was written, from its key; ``None`` for a name it does not begin with.
+
+    >>> drift_report_time("p/reports/drift/20261202T013616.000123Z-4f1c.json").isoformat()
+    '2026-12-02T01:36:16.000123+00:00'
+    """
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return dt.datetime.strptime(stamp, DRIFT_REPORT_STAMP).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
+from mlops_assets.data.locations import drift_report_time, drift_reports
 from mlops_assets.monitoring.slo import objectives
-from mlops_assets.naming import CHAMPION, DriftStatus, EndpointCheck, StorePrefix, TrailEvent, store_key
+from mlops_assets.naming import CHAMPION, DriftStatus, EndpointCheck, TrailEvent
 from mlops_assets.rollout.audit import trail_prefix
 from mlops_assets.rollout.deployment import AWAITING_APPROVAL
 
@@ -40,7 +41,6 @@ TRAIL_DEPTH = 50  # newest trail records read per pipeline at most; a run writes
 PROBE_DEADLINE_S = 3.0  # for every endpoint together; one that answers later is reported as not answering
 MAX_PROBES = 128  # endpoints asked at once (a thread each: they wait on the network, not the CPU)
 READERS = 8  # pipelines whose registry, trail and reports are read at once
-REPORT_STAMP = "%Y%m%dT%H%M%S.%fZ"  # how a drift report's key begins (``assets.drift_report``)
 
 
 @dataclass(frozen=True)
@@ -209,18 +209,13 @@ def trail_summary(records: Iterator[dict[str, Any]]) -> TrailSummary:
 
 def newest_drift(store: ArtifactStore, pipeline: str) -> Drift | None:
     """The newest drift report's verdict and online metrics; ``None`` before the first report."""
-    reports = [key for key in store.list(store_key(pipeline, StorePrefix.drift_reports)) if key.endswith(".json")]
+    reports = drift_reports(store, pipeline)
     if not reports:
         return None
-    report = json.loads(store.read_bytes(reports[-1]))  # named by time first: the last is the newest
-    stamp = reports[-1].rsplit("/", 1)[-1].split("-", 1)[0]
-    try:
-        at = dt.datetime.strptime(stamp, REPORT_STAMP).replace(tzinfo=dt.UTC)
-    except ValueError:
-        at = None
+    report = json.loads(store.read_bytes(reports[-1]))
     return Drift(
         report.get("status", "unknown"),
-        at,
+        drift_report_time(reports[-1]),
         list(report.get("drifted_features") or []),
         _performance(report.get("performance")),
         _performance(report.get("estimated_performance")),
