@@ -1,5 +1,6 @@
-"""``portfolio``: every pipeline of the code location in one report (``monitoring.portfolio``), written to the
-artifact store as Markdown and HTML and shown in the Dagster UI.
+"""``portfolio``: every pipeline of the code location in one report (gathered by ``monitoring.portfolio``,
+rendered by ``monitoring.portfolio_report``), written to the artifact store as Markdown and HTML and shown in the
+Dagster UI.
 
 One per code location, under no pipeline's prefix. It reads the pipelines' state through the contracts and the
 SLO checks' latest evaluations from the Dagster instance; it takes no asset as input, so materializing it never
@@ -13,14 +14,8 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.monitoring.portfolio import (
-    Check,
-    attention,
-    gather,
-    render_html,
-    render_markdown,
-    slo_checks,
-)
+from mlops_assets.monitoring.portfolio import Check, gather, slo_checks
+from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
 from mlops_assets.naming import PORTFOLIO, PORTFOLIO_HTML, PORTFOLIO_MARKDOWN, asset_keys
 from mlops_assets.spec import PipelineSpec
 

@@ -11,17 +11,8 @@ from pydantic import PrivateAttr
 
 from mlops_assets.assets.portfolio import PORTFOLIO_KEY, latest_slo_checks
 from mlops_assets.errors import MlopsError
-from mlops_assets.monitoring.portfolio import (
-    TRAIL_DEPTH,
-    Check,
-    PortfolioRow,
-    attention,
-    gather,
-    newest_records,
-    render_html,
-    render_markdown,
-    trail_summary,
-)
+from mlops_assets.monitoring.portfolio import TRAIL_DEPTH, Check, PortfolioRow, gather, newest_records, trail_summary
+from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
 from mlops_assets.naming import EndpointCheck, StorePrefix, TrailEvent, asset_keys, store_key
 from mlops_assets.rollout.audit import append_event
 from mlops_assets.spec import load_spec
