@@ -50,7 +50,9 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(foreach p,$(PIPELINES),$(BIN)/mlops-assets replay pipelines/$(p).yaml --rows 300 --seed 2 $(DRIFT_$(p)) &&) true
 	sleep 2
 	$(BIN)/mlops-assets tick
-	@echo "== 5/5 what was built"
+	@echo "== 5/5 what was built: every model at a glance (the portfolio asset), each pipeline, the audit trail"
+	$(MATERIALIZE) --assets portfolio
+	cat $(MLOPS_HOME)/data/portfolio.md
 	$(BIN)/mlops-assets status
 	$(BIN)/mlops-assets audit breast_cancer
 	$(BIN)/mlops-assets stop
@@ -71,8 +73,10 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two workers, each taking whole test files (module fixtures stay in one process); TEST_WORKERS=0: no workers.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The unit tests alone: no process started, no endpoint, no trainer (tests/integration/ holds those).
 test-fast: install
