@@ -145,17 +145,26 @@ def compare_version(
             first = int(np.argmax(differs))
             example = f"request {ids[at[first]]}: served {logged[first].as_py()!r}, offline {offline_labels[first]!r}"
             mismatches.append(Mismatch(version, PREDICTION, int(differs.sum()), None, example))
-    largest = 0.0
-    for name, served_values, offline_values in quantities:
-        differs, difference = beyond(served_values, np.asarray(offline_values, dtype=float), tolerance)
+    largest, features = 0.0, len(names)
+    for i, (name, served_values, offline_values) in enumerate(quantities):
+        within = tolerance if i < features else output_tolerance(model, tolerance)
+        differs, difference = beyond(served_values, np.asarray(offline_values, dtype=float), within)
         largest = max(largest, float(difference.max(initial=0.0)))
         if differs.any():
             worst = int(np.argmax(np.where(differs, difference, -1.0)))
             example = (
-                f"request {ids[at[worst]]}: served {served_values[worst]!r}, offline {float(offline_values[worst])!r}"
+                f"request {ids[at[worst]]}: served {float(served_values[worst])!r}, "
+                f"offline {float(offline_values[worst])!r}"
             )
             mismatches.append(Mismatch(version, name, int(differs.sum()), float(difference[worst]), example))
     return mismatches, largest
+
+
+def output_tolerance(model: PipelineModel, tolerance: float) -> float:
+    """What counts as rounding in ``model``'s score and numeric prediction: ``tolerance``, or the estimator's own
+    ``output_tolerance`` where it computes in lower precision (``TorchMLP``: float32), whichever is larger. The
+    features are the transformer's float64 arithmetic whatever the estimator: they keep ``tolerance``."""
+    return max(tolerance, getattr(model.estimator, "output_tolerance", 0.0))
 
 
 def refused_inputs(version: str, quarantined) -> list[Mismatch]:

@@ -161,7 +161,8 @@ class Skew(SpecModel):
         default=1e-9,
         gt=0,
         description="Largest difference (absolute, or relative to the value's size) of a feature, probability or "
-        "regression prediction that is still float rounding.",
+        "regression prediction that is still float rounding; a torch model's outputs (float32) are allowed 1e-6 "
+        "at least.",
     )
     interval_minutes: float = Field(default=60, gt=0, description="How often the skew check runs.")
 

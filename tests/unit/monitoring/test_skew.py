@@ -180,3 +180,31 @@ def test_feature_vectors_of_another_width_than_the_transformer_s_fail(breast_can
     (mismatch,) = judge_skew(spec, newest_sampled(table(spec, columns), 200), {"1": model}, TOLERANCE).mismatches
     assert mismatch.name == FEATURES and "transformer makes" in mismatch.example
     assert mismatch.rows == 5
+
+
+@pytest.fixture(scope="module")
+def wine_torch():
+    from mlops_assets.model.torch_mlp import TorchMLP
+
+    return fitted("wine", TorchMLP("multiclass", [16], epochs=3, batch_size=16, learning_rate=0.01, device="cpu"))
+
+
+def test_a_torch_model_s_scores_may_move_by_float32_rounding_its_features_may_not(wine_torch):
+    """The endpoint scores one row per request, the check a batch: float32 kernels round differently. Each
+    served row here is scored alone, as the endpoint does, and one score is moved by a few float32 ulps on
+    top; a scikit-learn model is not allowed that much, and neither is the transformer's float64 arithmetic."""
+    import numpy as np
+
+    spec, frame, model = wine_torch
+    rows = frame[100:130]
+    columns = served_log(spec, rows, model)
+    columns["score"] = [float(kept_score(model.predict(rows.iloc[[i]]))[0]) for i in range(len(rows))]
+    nudged = np.float32(columns["score"][3])
+    columns["score"][3] = float(np.nextafter(np.nextafter(nudged, np.float32(0)), np.float32(0)))
+    verdict = judge_skew(spec, newest_sampled(table(spec, columns), 200), {"1": model}, TOLERANCE)
+    assert verdict.passed, verdict.mismatches
+    assert 0 < verdict.largest < 1e-6
+
+    columns[FEATURES][4] = [v + 2e-7 for v in columns[FEATURES][4]]
+    verdict = judge_skew(spec, newest_sampled(table(spec, columns), 200), {"1": model}, TOLERANCE)
+    assert {m.name for m in verdict.mismatches} == set(model.transformer.output_names)
