@@ -18,7 +18,7 @@ from mlops_assets.data.locations import log_prefix, shadow_log_prefix
 from mlops_assets.environment import Settings
 from mlops_assets.errors import MlopsError
 from mlops_assets.local.layout import LocalLayout
-from mlops_assets.naming import CHAMPION, TRIGGER_TAG
+from mlops_assets.naming import CHAMPION, PORTFOLIO, TRIGGER_TAG
 from mlops_assets.serving.endpoint_state import (
     endpoint_port,
     forget_process,
@@ -285,10 +285,20 @@ def describe_run(item) -> str:
             facts.append(f"v{values['model_version']} trained ({values['trigger']})")
         elif name == "deployed_endpoint":
             facts.append(f"v{values['model_version']} serves ({values['action']})")
+        elif name == PORTFOLIO:
+            facts.append(
+                f"portfolio of {values['pipelines']} pipeline(s), {values['needing_attention']} needing attention"
+            )
+    passed = []
     for event in item.result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
-            facts.append(f"check {evaluation.check_name} failed on {evaluation.asset_key.path[-1]}")
+            if not evaluation.passed:
+                facts.append(f"check {evaluation.check_name} failed on {evaluation.asset_key.path[-1]}")
+            elif not item.request.asset_selection:  # a run of checks alone: say which passed
+                passed.append(evaluation.check_name)
+    if passed:
+        facts.append(f"checks passed: {', '.join(passed)}")
     skipped = [e for e in item.result.all_events if e.event_type_value == "STEP_SKIPPED"]
     return f"{item.request.tags.get(TRIGGER_TAG, item.request.run_key)}: {outcome}; " + (
         "; ".join(facts) + (f"; {len(skipped)} step(s) skipped" if skipped else "") or "nothing materialized"

@@ -1,0 +1,50 @@
+"""``mlops-assets tick`` says in one line what each sensor's run did, from the run's own events."""
+
+import dagster as dg
+
+from mlops_assets.cli.commands import describe_run
+from mlops_assets.local.tick import Launched
+from mlops_assets.naming import PORTFOLIO
+
+ENDPOINT = dg.AssetKey(["p", "deployed_endpoint"])
+
+
+@dg.asset(key=PORTFOLIO)
+def portfolio() -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"pipelines": 3, "needing_attention": 1})
+
+
+@dg.asset(key=ENDPOINT)
+def deployed_endpoint() -> None: ...
+
+
+@dg.asset_check(asset=ENDPOINT, name="latency_slo")
+def latency_slo() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+@dg.asset_check(asset=ENDPOINT, name="skew")
+def skew() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False)
+
+
+def run(request: dg.RunRequest, selection: dg.AssetSelection) -> Launched:
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [portfolio, deployed_endpoint, latency_slo, skew], selection=selection, instance=instance
+        )
+    return Launched("s", request, result)
+
+
+def test_a_portfolio_run_says_how_many_pipelines_it_covered_and_how_many_need_attention():
+    line = describe_run(
+        run(dg.RunRequest(run_key="k", asset_selection=[dg.AssetKey(PORTFOLIO)]), dg.AssetSelection.assets(PORTFOLIO))
+    )
+    assert line == "k: ok; portfolio of 3 pipeline(s), 1 needing attention"
+
+
+def test_a_run_of_checks_alone_names_the_checks_that_failed_and_those_that_passed():
+    keys = [dg.AssetCheckKey(ENDPOINT, "latency_slo"), dg.AssetCheckKey(ENDPOINT, "skew")]
+    request = dg.RunRequest(run_key="k", asset_selection=[], asset_check_keys=keys, tags={"mlops/trigger": "checks"})
+    line = describe_run(run(request, dg.AssetSelection.checks(*keys)))
+    assert line == "checks: ok; check skew failed on deployed_endpoint; checks passed: latency_slo"
