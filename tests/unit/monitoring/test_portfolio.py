@@ -21,7 +21,8 @@ from sensors.portfolio import PORTFOLIO_CRON_ENV, build_portfolio_automation, po
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
 
 REPO = Path(__file__).resolve().parents[3]
-SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")
+BUNDLED = load_spec(REPO / "pipelines" / "breast_cancer.yaml")
+SPEC = BUNDLED.model_copy(update={"monitoring": BUNDLED.monitoring.model_copy(update={"slo": None})})  # no objectives
 NOW = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
 
 
