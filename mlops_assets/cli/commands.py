@@ -18,7 +18,7 @@ from mlops_assets.data.locations import log_prefix, shadow_log_prefix
 from mlops_assets.environment import Settings
 from mlops_assets.errors import MlopsError
 from mlops_assets.local.layout import LocalLayout
-from mlops_assets.naming import CHAMPION, PORTFOLIO, TRIGGER_TAG
+from mlops_assets.naming import CHAMPION
 from mlops_assets.serving.endpoint_state import (
     endpoint_port,
     forget_process,
@@ -261,48 +261,12 @@ def _tick(args: argparse.Namespace) -> int:
         for round_ in range(1, args.rounds + 1):
             launched = driver.step(names)
             for item in launched:
-                print(f"round {round_}: {item.sensor} -> {describe_run(item)}")
+                print(f"round {round_}: {item.sensor} -> {item.summary()}")
             if not launched:
                 print(f"round {round_}: no sensor asked for a run; the loop is quiet")
                 return 0
     print(f"stopped after {args.rounds} rounds with the sensors still asking for runs")
     return 0
-
-
-def describe_run(item) -> str:
-    """One line: what a sensor's run did, from its materializations' metadata."""
-    if item.result is None:
-        return f"{item.request.run_key}: already ran"
-    outcome = "ok" if item.result.success else "FAILED"
-    facts = []
-    for event in item.result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-        name = materialization.asset_key.path[-1]
-        if name == "drift_report":
-            facts.append(f"drift report {values['window_end']}: {values.get('verdict', values['status'])}")
-        elif name == "trained_model":
-            facts.append(f"v{values['model_version']} trained ({values['trigger']})")
-        elif name == "deployed_endpoint":
-            facts.append(f"v{values['model_version']} serves ({values['action']})")
-        elif name == PORTFOLIO:
-            facts.append(
-                f"portfolio of {values['pipelines']} pipeline(s), {values['needing_attention']} needing attention"
-            )
-    passed = []
-    for event in item.result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed:
-                facts.append(f"check {evaluation.check_name} failed on {evaluation.asset_key.path[-1]}")
-            elif not item.request.asset_selection:  # a run of checks alone: say which passed
-                passed.append(evaluation.check_name)
-    if passed:
-        facts.append(f"checks passed: {', '.join(passed)}")
-    skipped = [e for e in item.result.all_events if e.event_type_value == "STEP_SKIPPED"]
-    return f"{item.request.tags.get(TRIGGER_TAG, item.request.run_key)}: {outcome}; " + (
-        "; ".join(facts) + (f"; {len(skipped)} step(s) skipped" if skipped else "") or "nothing materialized"
-    )
 
 
 def _spec_reference(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ from typing import Any
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from mlops_assets.naming import PORTFOLIO, TRIGGER_TAG
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -24,6 +26,41 @@ class Launched:
     sensor: str
     request: dg.RunRequest
     result: dg.ExecuteInProcessResult | None  # None: the run key had already run
+
+    def summary(self) -> str:
+        """One line: what the run did, from its materializations' metadata and its checks' verdicts."""
+        if self.result is None:
+            return f"{self.request.run_key}: already ran"
+        outcome = "ok" if self.result.success else "FAILED"
+        facts = []
+        for event in self.result.get_asset_materialization_events():
+            materialization = event.event_specific_data.materialization
+            values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            name = materialization.asset_key.path[-1]
+            if name == "drift_report":
+                facts.append(f"drift report {values['window_end']}: {values.get('verdict', values['status'])}")
+            elif name == "trained_model":
+                facts.append(f"v{values['model_version']} trained ({values['trigger']})")
+            elif name == "deployed_endpoint":
+                facts.append(f"v{values['model_version']} serves ({values['action']})")
+            elif name == PORTFOLIO:
+                facts.append(
+                    f"portfolio of {values['pipelines']} pipeline(s), {values['needing_attention']} needing attention"
+                )
+        passed = []
+        for event in self.result.all_events:
+            if event.event_type_value == "ASSET_CHECK_EVALUATION":
+                evaluation = event.event_specific_data
+                if not evaluation.passed:
+                    facts.append(f"check {evaluation.check_name} failed on {evaluation.asset_key.path[-1]}")
+                elif not self.request.asset_selection:  # a run of checks alone: say which passed
+                    passed.append(evaluation.check_name)
+        if passed:
+            facts.append(f"checks passed: {', '.join(passed)}")
+        skipped = [e for e in self.result.all_events if e.event_type_value == "STEP_SKIPPED"]
+        return f"{self.request.tags.get(TRIGGER_TAG, self.request.run_key)}: {outcome}; " + (
+            "; ".join(facts) + (f"; {len(skipped)} step(s) skipped" if skipped else "") or "nothing materialized"
+        )
 
 
 class SensorDriver:

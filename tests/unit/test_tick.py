@@ -1,8 +1,7 @@
-"""``mlops-assets tick`` says in one line what each sensor's run did, from the run's own events."""
+"""``mlops-assets tick`` says in one line (``Launched.summary``) what each sensor's run did, from its events."""
 
 import dagster as dg
 
-from mlops_assets.cli.commands import describe_run
 from mlops_assets.local.tick import Launched
 from mlops_assets.naming import PORTFOLIO
 
@@ -37,14 +36,13 @@ def run(request: dg.RunRequest, selection: dg.AssetSelection) -> Launched:
 
 
 def test_a_portfolio_run_says_how_many_pipelines_it_covered_and_how_many_need_attention():
-    line = describe_run(
-        run(dg.RunRequest(run_key="k", asset_selection=[dg.AssetKey(PORTFOLIO)]), dg.AssetSelection.assets(PORTFOLIO))
-    )
+    request = dg.RunRequest(run_key="k", asset_selection=[dg.AssetKey(PORTFOLIO)])
+    line = run(request, dg.AssetSelection.assets(PORTFOLIO)).summary()
     assert line == "k: ok; portfolio of 3 pipeline(s), 1 needing attention"
 
 
 def test_a_run_of_checks_alone_names_the_checks_that_failed_and_those_that_passed():
     keys = [dg.AssetCheckKey(ENDPOINT, "latency_slo"), dg.AssetCheckKey(ENDPOINT, "skew")]
     request = dg.RunRequest(run_key="k", asset_selection=[], asset_check_keys=keys, tags={"mlops/trigger": "checks"})
-    line = describe_run(run(request, dg.AssetSelection.checks(*keys)))
+    line = run(request, dg.AssetSelection.checks(*keys)).summary()
     assert line == "checks: ok; check skew failed on deployed_endpoint; checks passed: latency_slo"
