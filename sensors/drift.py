@@ -20,7 +20,7 @@ from mlops_assets.naming import (
     WINDOW_PREFIX,
     DriftStatus,
 )
-from sensors.policy import alert_refusal, retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, lifecycle_checks, retrain_request, retraining_refusal
 
 
 @dataclass
@@ -133,7 +133,8 @@ def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[
             else:
                 trigger = f"drift_report:{newest['run_id']}"
                 run_key = f"{spec.name}:retrain:drift:{newest['window']}"
-                request = retrain_request(spec, run_key, trigger, retrain_assets)
+                checks = lifecycle_checks(context, retrain_assets)
+                request = retrain_request(spec, run_key, trigger, retrain_assets, checks)
                 requests.append(
                     request.with_replaced_attrs(tags={**request.tags, ADAPTATION_TAG: newest["adaptation_window"]})
                 )

@@ -15,6 +15,7 @@ import dagster as dg
 
 from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG, EndpointCheck, asset_keys
+from sensors.policy import lifecycle_checks
 
 
 @dataclass
@@ -68,11 +69,7 @@ def rollback_request(spec, context: dg.SensorEvaluationContext, deployed: dg.Eve
     return dg.RunRequest(
         run_key=f"{spec.name}:rollback:slo:{run_id}",
         asset_selection=[key],
-        asset_check_keys=[
-            check
-            for check in context.repository_def.asset_graph.get_check_keys_for_assets({key})
-            if check.name not in set(EndpointCheck)
-        ],
+        asset_check_keys=lifecycle_checks(context, [key]),
         run_config={"ops": {f"{spec.name}__deployed_endpoint": {"config": config}}},
         tags={PIPELINE_TAG: spec.name, TRIGGER_TAG: f"slo: {names} failed"},
     )

@@ -16,7 +16,7 @@ import dagster as dg
 
 from mlops_assets.data.locations import file_version, list_files
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG
-from sensors.policy import alert_refusal, retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, lifecycle_checks, retrain_request, retraining_refusal
 
 REFUSAL_ALERTED = "mlops/refusal_alerted"  # cursor entry beside the files: the batch whose refusal was announced
 
@@ -92,6 +92,7 @@ def build_labels_sensor(
             context.log.info(f"{len(batch)} new label file(s): a report now, no retraining yet: {refused}")
             return [report]
         context.update_cursor(json.dumps({**seen, **bad, **{f: files[f] for f in batch}}))
-        return [report, retrain_request(spec, f"{spec.name}:labels:{batch_id}", trigger, retrain_assets)]
+        checks = lifecycle_checks(context, retrain_assets)
+        return [report, retrain_request(spec, f"{spec.name}:labels:{batch_id}", trigger, retrain_assets, checks)]
 
     return labels_sensor

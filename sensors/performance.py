@@ -9,7 +9,7 @@ import time
 
 import dagster as dg
 
-from sensors.policy import alert_refusal, retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, lifecycle_checks, retrain_request, retraining_refusal
 
 
 def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
@@ -45,7 +45,8 @@ def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list
             return dg.SkipReason(f"{bounds} past the floor, not acted on: {refused}")
         context.update_cursor(window)
         trigger = f"{kind}:{record.run_id} ({bounds})"
-        return retrain_request(spec, f"{spec.name}:retrain:decay:{window}", trigger, retrain_assets)
+        checks = lifecycle_checks(context, retrain_assets)
+        return retrain_request(spec, f"{spec.name}:retrain:decay:{window}", trigger, retrain_assets, checks)
 
     return performance_sensor
 

@@ -10,7 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
-from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG, AlertEvent
+from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG, AlertEvent, EndpointCheck
 
 DAY = 86_400.0
 
@@ -46,10 +46,25 @@ def alert_refusal(spec, what: str, refused: str, log) -> None:
     send_alerts(spec, AlertEvent.retraining_refused, f"{what}: no retraining, {refused}", link, log)
 
 
-def retrain_request(spec, run_key: str, trigger: str, assets: list[dg.AssetKey]) -> dg.RunRequest:
-    """A retraining run: the trigger travels as a run tag into the model version's MLflow tags."""
+def retrain_request(
+    spec, run_key: str, trigger: str, assets: list[dg.AssetKey], checks: list[dg.AssetCheckKey] | None = None
+) -> dg.RunRequest:
+    """A retraining run: the trigger travels as a run tag into the model version's MLflow tags. ``checks``: the
+    asset checks it runs (``lifecycle_checks``; ``None``: every check of ``assets``)."""
     return dg.RunRequest(
         run_key=run_key,
         asset_selection=assets,
+        asset_check_keys=checks,
         tags={PIPELINE_TAG: spec.name, RETRAIN_TAG: "true", TRIGGER_TAG: trigger},
     )
+
+
+def lifecycle_checks(context: dg.SensorEvaluationContext, assets: list[dg.AssetKey]) -> list[dg.AssetCheckKey] | None:
+    """The checks of ``assets`` but the endpoint checks (``EndpointCheck``), which their own sensor runs on their
+    interval: in a run that promotes they would judge the window of the version before, and after a failed gate
+    they could only be skipped, an error in the run's log. ``None`` (every check) outside a code location."""
+    if context.repository_def is None:
+        return None
+    endpoint_checks = set(EndpointCheck)
+    found = context.repository_def.asset_graph.get_check_keys_for_assets(set(assets))
+    return sorted((key for key in found if key.name not in endpoint_checks), key=lambda key: key.to_user_string())

@@ -10,7 +10,7 @@ import pytest
 
 from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG
 from mlops_assets.spec import load_spec
-from sensors.policy import DAY, refusal, retrain_request, retraining_refusal
+from sensors.policy import DAY, lifecycle_checks, refusal, retrain_request, retraining_refusal
 
 REPO = Path(__file__).resolve().parents[3]
 SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")
@@ -118,3 +118,22 @@ def test_a_cooldown_longer_than_the_day_so_far_reaches_back_into_yesterday(insta
         "cooling down: last automatic retraining 5400 s ago, cooldown 7200 s"
     )
     assert retraining_refusal(instance, spec, at(3_600)) is None
+
+
+def test_a_retraining_runs_the_lifecycle_checks_and_leaves_the_endpoint_checks_to_their_sensor(tmp_path):
+    """After a failed gate the endpoint checks could only be skipped (an error in the run's log), and after a
+    promotion they would judge the window of the version before: their own sensor runs them."""
+    from mlops_assets.definitions.folder import build_definitions
+    from mlops_assets.local.layout import LocalLayout
+    from mlops_assets.naming import EndpointCheck, asset_keys
+    from resources import local_resources
+
+    defs = build_definitions(REPO / "pipelines", local_resources(LocalLayout(tmp_path)))
+    keys = asset_keys(SPEC.name)
+    retrain = [keys[name] for name in ("trained_model", "evaluation_report", "deployed_endpoint")]
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        checks = {(key.asset_key, key.name) for key in lifecycle_checks(context, retrain)}
+    assert (keys["evaluation_report"], "gate") in checks and (keys["deployed_endpoint"], "approval") in checks
+    assert not {name for _, name in checks} & set(EndpointCheck)
+    assert lifecycle_checks(dg.build_sensor_context(), retrain) is None  # outside a code location: every check
