@@ -86,7 +86,7 @@ def _value(metadata_value):
 def build_endpoint_checks_sensor(spec) -> dg.SensorDefinition:
     key = asset_keys(spec.name)["deployed_endpoint"]
     slo = spec.monitoring.slo
-    checks = [*(objectives(slo) if slo else []), EndpointCheck.skew]
+    checks = [*objectives(slo), EndpointCheck.skew]
     every = f"SLO checks every {slo.interval_minutes:g} min, " if slo else ""
     rolls_back = "; rolls champion back on a failed SLO (monitoring.slo.rollback)" if slo and slo.rollback else ""
 

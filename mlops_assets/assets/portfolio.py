@@ -14,8 +14,9 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.monitoring.portfolio import Check, gather, slo_checks
+from mlops_assets.monitoring.portfolio import Check, gather
 from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
+from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import PORTFOLIO, PORTFOLIO_HTML, PORTFOLIO_MARKDOWN, asset_keys
 from mlops_assets.spec import PipelineSpec
 
@@ -63,7 +64,7 @@ def latest_slo_checks(instance: dg.DagsterInstance, specs: Sequence[PipelineSpec
     keys = {
         dg.AssetCheckKey(asset_keys(spec.name)["deployed_endpoint"], check): (spec.name, check)
         for spec in specs
-        for check in slo_checks(spec)
+        for check in objectives(spec.monitoring.slo)
     }
     if not keys:
         return {}

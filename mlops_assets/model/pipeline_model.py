@@ -27,6 +27,14 @@ class Prediction:
     proba: np.ndarray | None
     features: np.ndarray | None = None
 
+    @classmethod
+    def of(cls, classes: list[Any] | None, output: np.ndarray, features: np.ndarray) -> Prediction:
+        """A model's answer from its output: the predictions themselves for regression (``classes`` is
+        ``None``), else the class probabilities, each row labelled with its most probable class."""
+        if classes is None:
+            return cls(labels=output, proba=None, features=features)
+        return cls(labels=np.asarray(classes, dtype=object)[output.argmax(axis=1)], proba=output, features=features)
+
 
 @dataclass
 class PipelineModel:
@@ -38,12 +46,8 @@ class PipelineModel:
 
     def predict(self, columns: Columns) -> Prediction:
         features = self.transformer.transform(columns)
-        if self.classes is None:
-            labels = np.asarray(self.estimator.predict(features), dtype=float)
-            return Prediction(labels=labels, proba=None, features=features)
-        proba = np.asarray(self.estimator.predict_proba(features), dtype=float)
-        labels = np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
-        return Prediction(labels=labels, proba=proba, features=features)
+        score = self.estimator.predict if self.classes is None else self.estimator.predict_proba
+        return Prediction.of(self.classes, np.asarray(score(features), dtype=float), features)
 
     def evaluate(self, frame, target: str, metric_names: list[str]) -> dict[str, float]:
         """The named metrics on ``frame``, which carries the ``target`` column."""

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import drift_report_time, drift_reports
 from mlops_assets.monitoring.slo import objectives
-from mlops_assets.naming import CHAMPION, EndpointCheck, TrailEvent
-from mlops_assets.rollout.audit import trail_prefix
+from mlops_assets.naming import CHAMPION, TrailEvent
+from mlops_assets.rollout.audit import newest_records
 from mlops_assets.rollout.deployment import AWAITING_APPROVAL
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def pipeline_row(
     """What the registry, the audit trail and the newest drift report say of one pipeline."""
     try:
         champion = registry.by_alias(spec.name, CHAMPION)
-        trail = trail_summary(newest_records(store, spec.name))
+        trail = trail_summary(newest_records(store, spec.name, TRAIL_DEPTH))
         since = champion.tags.get("deployed_at") if champion else None
         waiting = trail.awaiting_approval
         return PortfolioRow(
@@ -166,13 +166,6 @@ def pipeline_row(
     except Exception as exc:  # a registry or store that fails for one pipeline leaves the others readable
         log.warning("portfolio: the state of %s could not be read", spec.name, exc_info=True)
         return PortfolioRow(spec.name, problems=[f"its state could not be read: {type(exc).__name__}: {exc}"])
-
-
-def newest_records(store: ArtifactStore, pipeline: str, depth: int = TRAIL_DEPTH) -> Iterator[dict[str, Any]]:
-    """The pipeline's trail records, newest first, ``depth`` at most, each read only when asked for."""
-    keys = [key for key in store.list(trail_prefix(pipeline)) if key.endswith(".json")]
-    for key in reversed(keys[-depth:]):
-        yield json.loads(store.read_bytes(key))
 
 
 @dataclass(frozen=True)
@@ -228,13 +221,8 @@ def _performance(found: dict[str, Any] | None) -> Performance | None:
     )
 
 
-def slo_checks(spec: PipelineSpec) -> list[EndpointCheck]:
-    """The SLO checks a spec declares: one per objective of ``monitoring.slo``."""
-    return objectives(spec.monitoring.slo) if spec.monitoring.slo else []
-
-
 def slo_status(spec: PipelineSpec, evaluated: Mapping[str, Check]) -> list[Check] | None:
-    declared = slo_checks(spec)
+    declared = objectives(spec.monitoring.slo)
     return [evaluated.get(check, Check(check)) for check in declared] if declared else None
 
 

@@ -49,7 +49,9 @@ def failed_requests(requests_by_status: dict[str, int]) -> int:
 
 
 def objectives(slo) -> list[EndpointCheck]:
-    """The checks of the objectives ``slo`` (the spec's ``monitoring.slo``) sets: one or both."""
+    """The checks of the objectives ``slo`` (the spec's ``monitoring.slo``) sets: one or both; none without it."""
+    if slo is None:
+        return []
     return [
         check
         for check, threshold in (

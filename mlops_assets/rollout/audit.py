@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,13 @@ def append_event(store: ArtifactStore, pipeline: str, kind: TrailEvent, payload:
 def read_trail(store: ArtifactStore, pipeline: str) -> list[dict[str, Any]]:
     """Every chained record of the pipeline, in chain order (unchecked: ``verify_trail`` checks)."""
     return [json.loads(store.read_bytes(key)) for key in _trail_keys(store, pipeline)]
+
+
+def newest_records(store: ArtifactStore, pipeline: str, depth: int) -> Iterator[dict[str, Any]]:
+    """The chained records newest first, ``depth`` at most, each read only when asked for (unchecked): what a
+    summary of the latest state reads, however long the chain."""
+    for key in reversed(_trail_keys(store, pipeline)[-depth:]):
+        yield json.loads(store.read_bytes(key))
 
 
 def read_legacy(store: ArtifactStore, pipeline: str, prefix: StorePrefix) -> list[dict[str, Any]]:

@@ -167,11 +167,7 @@ class CompiledModel:
 
     def predict(self, columns: Columns) -> Prediction:
         features = self.transformer.transform(columns)
-        output = self.evaluator(features)
-        if self.classes is None:
-            return Prediction(labels=output, proba=None, features=features)
-        labels = np.asarray(self.classes, dtype=object)[output.argmax(axis=1)]
-        return Prediction(labels=labels, proba=output, features=features)
+        return Prediction.of(self.classes, self.evaluator(features), features)
 
 
 def compile_model(model: PipelineModel) -> CompiledModel | None:

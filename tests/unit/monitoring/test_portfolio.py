@@ -11,10 +11,10 @@ from pydantic import PrivateAttr
 
 from mlops_assets.assets.portfolio import PORTFOLIO_KEY, latest_slo_checks
 from mlops_assets.errors import MlopsError
-from mlops_assets.monitoring.portfolio import TRAIL_DEPTH, Check, PortfolioRow, gather, newest_records, trail_summary
+from mlops_assets.monitoring.portfolio import TRAIL_DEPTH, Check, PortfolioRow, gather, trail_summary
 from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
 from mlops_assets.naming import EndpointCheck, StorePrefix, TrailEvent, asset_keys, store_key
-from mlops_assets.rollout.audit import append_event
+from mlops_assets.rollout.audit import append_event, newest_records
 from mlops_assets.spec import load_spec
 from mlops_assets.spec.operations import Slo
 from sensors.portfolio import PORTFOLIO_CRON_ENV, build_portfolio_automation, portfolio_cron
@@ -189,11 +189,11 @@ def test_a_long_trail_is_read_newest_first_and_only_as_far_as_needed():
     append_event(store, SPEC.name, TrailEvent.decision, {"action": "replace", "model_version": "2"})
     store.forget_reads()
 
-    summary = trail_summary(newest_records(store, SPEC.name))
+    summary = trail_summary(newest_records(store, SPEC.name, TRAIL_DEPTH))
     assert (summary.training.version, summary.gate.version, store.reads) == ("2", "2", 3)
 
     store.forget_reads()
-    quiet = trail_summary(newest_records(store, "quiet"))
+    quiet = trail_summary(newest_records(store, "quiet", TRAIL_DEPTH))
     assert (quiet.training, store.reads) == (None, TRAIL_DEPTH)  # v1's registration is older than that
 
 
