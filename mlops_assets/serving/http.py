@@ -26,10 +26,16 @@ class HttpError(Exception):
 
 
 def authorize(scope: dict, token: str | None, message: str) -> None:
-    """Raise 401 unless the request carries ``Authorization: Bearer <token>`` (nothing to check without one)."""
+    """Raise 401 unless the request carries ``Authorization: Bearer <token>`` (nothing to check without one).
+
+    Compared as HTTP defines the field, not as one parser hands it over: whitespace around a field value is not
+    part of it (RFC 9110 5.5; some parsers strip it, others do not) and the scheme is case-insensitive (11.1).
+    The token itself is compared whole, in constant time.
+    """
     if token:
-        given = header(scope, b"authorization") or ""
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        scheme, _, credentials = (header(scope, b"authorization") or "").strip(" \t").partition(" ")
+        expected = token.encode()
+        if not (hmac.compare_digest(credentials.encode(), expected) and scheme.lower() == "bearer"):
             raise HttpError(401, message)
 
 
