@@ -15,14 +15,29 @@ PIPELINES := breast_cancer diabetes wine
 MATERIALIZE := $(BIN)/dg launch -f definitions.py \
 	--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 
-.PHONY: install demo test test-fast lint format ui stop clean
+.PHONY: install lock demo test test-fast lint format ui stop clean
 
-# torch first, pinned: pip takes the CPU build from this machine's disk; an open range pulls a CUDA build.
-$(VENV)/.installed: pyproject.toml
+# The environment is the lock, installed by uv without resolving anything: requirements.lock pins every package
+# (the CPU build of torch included, which pip's configuration on this kind of machine finds in TORCH_WHEELS).
+# `make lock` refreshes it after pyproject.toml changes.
+UV := $(BIN)/uv
+UV_VERSION := 0.13.8
+TORCH_WHEELS ?= /opt/wheels
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --find-links $(TORCH_WHEELS)
+
+$(UV):
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml requirements.lock | $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python --find-links $(TORCH_WHEELS) --no-deps \
+		-r requirements.lock -e .
+	$(UV) pip check --quiet --python $(BIN)/python
 	touch $@
+
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra dev $(LOCK_FLAGS) --no-header --annotation-style line \
+		-o requirements.lock
 
 install: $(VENV)/.installed
 
