@@ -37,6 +37,9 @@ CHALLENGER = "challenger"
 # run tags
 PIPELINE_TAG = "mlops/pipeline"
 RETRAIN_TAG = "mlops/retrain"  # "true" on automatic retrainings: what the cooldown and budget count
+# the pipeline an automatic retraining retrains: the run queue admits one such run per value (``local.instance``)
+RETRAINING_OF_TAG = "mlops/retraining_of"
+OUTCOME_TAG = "mlops/outcome"  # what a deployment decided: "replace: v3 serves", "champion v2 kept, v3 not promoted"
 TRIGGER_TAG = "mlops/trigger"  # why a run started; travels into the model version's tags
 APPROVER_TAG = "mlops/approved_by"  # an approval given with the run; recorded in the audit trail
 ADAPTATION_TAG = "mlops/adapt_to"  # the drifted window (artifact-store key) a retraining weights toward

@@ -12,15 +12,8 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_files, log_prefix
-from mlops_assets.naming import (
-    ADAPTATION_TAG,
-    PIPELINE_TAG,
-    TRIGGER_TAG,
-    WINDOW_END_TAG,
-    WINDOW_PREFIX,
-    DriftStatus,
-)
-from sensors.policy import alert_refusal, lifecycle_checks, retrain_request, retraining_refusal
+from mlops_assets.naming import ADAPTATION_TAG, PIPELINE_TAG, TRIGGER_TAG, WINDOW_END_TAG, WINDOW_PREFIX, DriftStatus
+from sensors.policy import alert_refusal, lifecycle_checks, pipeline_runs, retrain_request, retraining_refusal
 
 
 @dataclass
@@ -28,13 +21,14 @@ class DriftCursor:
     last_file: str = ""  # newest log file counted
     rows: int = 0  # rows logged up to and including ``last_file``
     rows_at_last_report: int = 0
-    retrained_window: str = ""  # ``window_end`` of the last report that started a retraining
     skipped_files: int = 0
     refusal_alerted: str = ""  # ``window_end`` of the last drift whose refused retraining was announced
 
     @classmethod
     def parse(cls, text: str | None) -> "DriftCursor":
-        return cls(**json.loads(text)) if text else cls()
+        """The cursor a tick left; entries of an older cursor's shape that no rule reads any more are dropped."""
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in json.loads(text).items() if k in fields}) if text else cls()
 
 
 def count_new_rows(store: ArtifactStore, keys: list[str], cursor: DriftCursor, log) -> DriftCursor:
@@ -49,7 +43,7 @@ def count_new_rows(store: ArtifactStore, keys: list[str], cursor: DriftCursor, l
             log.warning(f"skipping unreadable inference log file {key}: {exc}")
             skipped += 1
     last = new[-1] if new else cursor.last_file
-    return DriftCursor(last, rows, cursor.rows_at_last_report, cursor.retrained_window, skipped, cursor.refusal_alerted)
+    return DriftCursor(last, rows, cursor.rows_at_last_report, skipped, cursor.refusal_alerted)
 
 
 def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -> list[dict]:
@@ -72,6 +66,7 @@ def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -
                 "run_id": record.run_id,
                 "verdict": metadata.get("verdict", metadata["status"]),
                 "adaptation_window": metadata.get("adaptation_window"),
+                "model_version": metadata.get("model_version"),
             }
         )
     return reports[:count]
@@ -115,33 +110,59 @@ def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[
         requests, notes = report_requests(spec, keys["drift_report"], cursor), []
         if not requests:
             notes.append(f"{cursor.rows - cursor.rows_at_last_report} new rows of {spec.monitoring.window}")
-        reports = recent_reports(context.instance, keys["drift_report"], persistence)
-        newest = reports[0] if reports else {"status": DriftStatus.no_drift}
-        quiet = (DriftStatus.no_drift, DriftStatus.not_enough_traffic)
-        if spec.retraining.on_drift and newest["status"] not in quiet and newest["window"] != cursor.retrained_window:
-            persisted = len(reports) == persistence and all(r["status"] == DriftStatus.drifted for r in reports)
-            refused = retraining_refusal(context.instance, spec, time.time())
-            if newest["status"] != DriftStatus.drifted or not newest["adaptation_window"]:
-                notes.append(f"drift in window {newest['window']} not retrained: {newest['verdict']}")
-            elif not persisted:
-                notes.append(f"drift in window {newest['window']}: not yet in {persistence} windows in a row")
-            elif refused:
-                notes.append(f"drift in window {newest['window']} not acted on: {refused}")
-                if cursor.refusal_alerted != newest["window"]:
-                    alert_refusal(spec, f"drift in window {newest['window']}", refused, context.log)
-                    cursor.refusal_alerted = newest["window"]
+        if spec.retraining.on_drift:
+            if requests:  # the windows just requested are judged first: a burst is decided once, on its newest
+                notes.append(f"{len(requests)} drift report(s) requested; the retraining decision waits for them")
             else:
-                trigger = f"drift_report:{newest['run_id']}"
-                run_key = f"{spec.name}:retrain:drift:{newest['window']}"
-                checks = lifecycle_checks(context, retrain_assets)
-                request = retrain_request(spec, run_key, trigger, retrain_assets, checks)
-                requests.append(
-                    request.with_replaced_attrs(tags={**request.tags, ADAPTATION_TAG: newest["adaptation_window"]})
-                )
-                cursor.retrained_window = newest["window"]
+                retraining, note = retraining_decision(context, spec, keys, retrain_assets, cursor)
+                requests += retraining
+                notes += [note] if note else []
         if cursor.skipped_files:
             notes.append(f"{cursor.skipped_files} unreadable log file(s) skipped so far")
         context.update_cursor(json.dumps(asdict(cursor)))
         return requests or dg.SkipReason("; ".join(notes) or "nothing new")
 
     return drift_sensor
+
+
+def retraining_decision(
+    context: dg.SensorEvaluationContext, spec, keys, retrain_assets: list[dg.AssetKey], cursor: DriftCursor
+) -> tuple[list[dg.RunRequest], str]:
+    """At most one retraining, toward the newest drifted window, once nothing of the pipeline is queued or
+    running; and none for a report that a retraining already answered or that judged a former champion."""
+    persistence = spec.monitoring.persistence
+    reports = recent_reports(context.instance, keys["drift_report"], persistence)
+    newest = reports[0] if reports else {"status": DriftStatus.no_drift}
+    if newest["status"] in (DriftStatus.no_drift, DriftStatus.not_enough_traffic):
+        return [], ""
+    window = newest["window"]
+    runs = pipeline_runs(context.instance, spec.name)
+    if waiting := runs.busy():
+        return [], f"drift in window {window}: decided once nothing is in flight; {waiting}"
+    if answered := runs.answered(context.instance, newest["run_id"]):
+        return [], f"drift in window {window}: {answered}"
+    champion = champion_version(context.instance, keys["deployed_endpoint"])
+    if champion is not None and newest["model_version"] not in (None, champion):
+        return [], f"drift in window {window} was judged on v{newest['model_version']}; v{champion} serves now"
+    if newest["status"] != DriftStatus.drifted or not newest["adaptation_window"]:
+        return [], f"drift in window {window} not retrained: {newest['verdict']}"
+    if not (len(reports) == persistence and all(r["status"] == DriftStatus.drifted for r in reports)):
+        return [], f"drift in window {window}: not yet in {persistence} windows in a row"
+    if refused := retraining_refusal(context.instance, spec, time.time()):
+        if cursor.refusal_alerted != window:
+            alert_refusal(spec, f"drift in window {window}", refused, context.log)
+            cursor.refusal_alerted = window
+        return [], f"drift in window {window} not acted on: {refused}"
+    run_key = f"{spec.name}:retrain:drift:{window}"
+    checks = lifecycle_checks(context, retrain_assets)
+    request = retrain_request(spec, run_key, f"drift_report:{newest['run_id']}", retrain_assets, checks)
+    return [request.with_replaced_attrs(tags={**request.tags, ADAPTATION_TAG: newest["adaptation_window"]})], ""
+
+
+def champion_version(instance: dg.DagsterInstance, endpoint_key: dg.AssetKey) -> str | None:
+    """The version the newest ``deployed_endpoint`` materialization serves: what a fresh report judges."""
+    event = instance.get_latest_materialization_event(endpoint_key)
+    if event is None:
+        return None
+    version = event.asset_materialization.metadata.get("model_version")
+    return getattr(version, "value", None)

@@ -16,7 +16,7 @@ import dagster as dg
 
 from mlops_assets.data.locations import file_version, list_files
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG
-from sensors.policy import alert_refusal, lifecycle_checks, retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, lifecycle_checks, pipeline_runs, retrain_request, retraining_refusal
 
 REFUSAL_ALERTED = "mlops/refusal_alerted"  # cursor entry beside the files: the batch whose refusal was announced
 
@@ -73,6 +73,12 @@ def build_labels_sensor(
         batch_id = hashlib.sha256(json.dumps({f: files[f] for f in batch}, sort_keys=True).encode()).hexdigest()[:12]
         names = ", ".join(Path(f).name for f in batch)
         trigger = f"label_batch:{batch_id} ({names})"
+        if spec.retraining.on_new_labels and (
+            running := pipeline_runs(context.instance, spec.name).retraining_in_flight()
+        ):
+            # one retraining at a time: the batch stays new (the cursor does not take it) until the run ends
+            context.update_cursor(json.dumps({**seen, **bad}))
+            return dg.SkipReason(f"{len(batch)} new label file(s) wait: {running}")
         report = dg.RunRequest(
             run_key=f"{spec.name}:labels_report:{batch_id}",
             asset_selection=[report_key],

@@ -1,5 +1,8 @@
 """The performance sensor: retrains when the online metric's confidence interval falls past the floor.
 
+A report that a retraining answered (one created before the latest retraining ended, such as the report a
+label batch brings beside its own retraining) starts none: one event, one retraining.
+
 The metric is computed by the drift report (logged predictions joined to labels by id); a tick reads the
 newest report's metadata only. With ``monitoring.performance.estimated`` a report without labels is judged
 by the metric estimated from the served probabilities, and its decay retrains the same way.
@@ -9,7 +12,7 @@ import time
 
 import dagster as dg
 
-from sensors.policy import alert_refusal, lifecycle_checks, retrain_request, retraining_refusal
+from sensors.policy import alert_refusal, lifecycle_checks, pipeline_runs, retrain_request, retraining_refusal
 
 
 def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
@@ -37,6 +40,11 @@ def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list
         window = metadata["window_end"].value  # several reports of one window (a retraining run makes one) act once
         if context.cursor == window:
             return dg.SkipReason(f"{bounds}: already acted on window {window}")
+        runs = pipeline_runs(context.instance, spec.name)
+        if waiting := runs.retraining_in_flight():
+            return dg.SkipReason(f"{bounds} past the floor; decided once the retraining ends: {waiting}")
+        if answered := runs.answered(context.instance, record.run_id):  # e.g. the label batch's own retraining
+            return dg.SkipReason(f"{bounds} past the floor in window {window}: {answered}")
         refused = retraining_refusal(context.instance, spec, time.time())
         if refused:
             if context.cursor != f"refused:{window}":  # announced once per window, not on every tick

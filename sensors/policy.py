@@ -1,18 +1,86 @@
-"""When an automatic retraining may start: a cooldown and a daily budget shared by every sensor of a pipeline.
+"""When an automatic retraining may start, decided from state every sensor of a pipeline reads alike.
 
-The state is the runs themselves (tagged on request), so the sensors need no shared cursor and a person
-can see in the UI why a retraining did or did not start.
+The daemon ticks each sensor on its own and launches what a tick asks for before the next tick sees the
+result, so no rule may rest on the order of a round. The state is the runs themselves (tagged on request):
+
+- one automatic retraining of a pipeline at a time: none is requested while one is queued or running, and
+  the run queue admits one per pipeline (``RETRAINING_OF_TAG``, configured by ``local.instance``);
+- one retraining per event: a report whose run was created before the latest retraining ended was answered
+  by it (a burst of windows, a label batch seen by the labels and the performance sensors alike);
+- a cooldown and a daily budget, the last resort rather than what stops the loop.
+
+So the sensors need no shared cursor, and a person can see in the UI why a retraining did or did not start.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import dagster as dg
 
-from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG, AlertEvent, EndpointCheck
+from mlops_assets.naming import (
+    PIPELINE_TAG,
+    RETRAIN_TAG,
+    RETRAINING_OF_TAG,
+    TRIGGER_TAG,
+    AlertEvent,
+    EndpointCheck,
+)
 
 DAY = 86_400.0
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+@dataclass(frozen=True)
+class PipelineRuns:
+    """The runs of one pipeline that the retraining decision reads: those queued or in flight, and the newest
+    automatic retraining whatever its status."""
+
+    active: list[dg.RunRecord]
+    last_retraining: dg.RunRecord | None
+
+    def retraining_in_flight(self) -> str | None:
+        """Why no retraining may be requested now: one is queued or running; ``None`` when none is."""
+        running = [r for r in self.active if r.dagster_run.tags.get(RETRAIN_TAG) == "true"]
+        if not running:
+            return None
+        run = running[0].dagster_run
+        return f"retraining run {run.run_id[:8]} is {run.status.value.lower()} ({run.tags.get(TRIGGER_TAG, '')})"
+
+    def busy(self) -> str | None:
+        """Why a decision on the newest reports must wait: a retraining, or a report, is queued or running."""
+        if retraining := self.retraining_in_flight():
+            return retraining
+        if self.active:
+            return f"{len(self.active)} run(s) of this pipeline queued or running (reports to wait for)"
+        return None
+
+    def answered(self, instance: dg.DagsterInstance, report_run_id: str) -> str | None:
+        """Why the report of run ``report_run_id`` needs no retraining of its own: it was created before the
+        latest retraining ended, which answered what it saw (promoted a model that the report did not judge,
+        or kept the champion: "retraining did not help"). ``None`` when no retraining has answered it."""
+        last = self.last_retraining
+        if last is None or last.end_time is None:
+            return None
+        report = instance.get_run_record_by_id(report_run_id)
+        if report is None or report.create_timestamp.timestamp() >= last.end_time:
+            return None
+        run = last.dagster_run
+        return f"answered by retraining run {run.run_id[:8]} ({run.status.value.lower()}, {run.tags.get(TRIGGER_TAG)})"
+
+
+def pipeline_runs(instance: dg.DagsterInstance, pipeline: str) -> PipelineRuns:
+    active = list(instance.get_run_records(filters=dg.RunsFilter(tags={PIPELINE_TAG: pipeline}, statuses=ACTIVE)))
+    retrainings = dg.RunsFilter(tags={PIPELINE_TAG: pipeline, RETRAIN_TAG: "true"})
+    newest = instance.get_run_records(filters=retrainings, limit=1)
+    return PipelineRuns(active, newest[0] if newest else None)
 
 
 def refusal(previous: list[float], now: float, cooldown_s: float, daily_budget: int) -> str | None:
@@ -55,7 +123,7 @@ def retrain_request(
         run_key=run_key,
         asset_selection=assets,
         asset_check_keys=checks,
-        tags={PIPELINE_TAG: spec.name, RETRAIN_TAG: "true", TRIGGER_TAG: trigger},
+        tags={PIPELINE_TAG: spec.name, RETRAIN_TAG: "true", RETRAINING_OF_TAG: spec.name, TRIGGER_TAG: trigger},
     )
 
 

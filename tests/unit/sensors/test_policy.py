@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG
+from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, RETRAINING_OF_TAG, TRIGGER_TAG
 from mlops_assets.spec import load_spec
 from sensors.policy import DAY, lifecycle_checks, refusal, retrain_request, retraining_refusal
 
@@ -74,7 +74,12 @@ def test_a_retraining_request_carries_the_tags_the_policy_counts_and_its_trigger
     request = retrain_request(SPEC, "breast_cancer:labels:batch-7", "labels:batch-7", ASSETS)
     assert request.run_key == "breast_cancer:labels:batch-7"
     assert list(request.asset_selection) == ASSETS
-    assert request.tags == {PIPELINE_TAG: SPEC.name, RETRAIN_TAG: "true", TRIGGER_TAG: "labels:batch-7"}
+    assert request.tags == {
+        PIPELINE_TAG: SPEC.name,
+        RETRAIN_TAG: "true",
+        RETRAINING_OF_TAG: SPEC.name,
+        TRIGGER_TAG: "labels:batch-7",
+    }
 
 
 def test_the_policy_reads_the_cooldown_from_the_runs_of_the_instance(instance):
