@@ -41,9 +41,9 @@ lock: | $(UV)
 
 install: $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml:
-	mkdir -p $(DAGSTER_HOME)
-	printf 'telemetry:\n  enabled: false\n' > $@
+# telemetry off, and the run queue admits one automatic retraining per pipeline (mlops_assets/local/instance.py)
+$(DAGSTER_HOME)/dagster.yaml: | install
+	$(BIN)/mlops-assets instance --home $(DAGSTER_HOME)
 
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/mlops-assets validate pipelines

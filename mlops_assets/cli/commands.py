@@ -269,6 +269,17 @@ def _tick(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instance(args: argparse.Namespace) -> int:
+    from mlops_assets.local.instance import write_instance_settings
+
+    home = args.home or os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise MlopsError("mlops-assets instance: set DAGSTER_HOME or pass --home (the folder of dagster.yaml)")
+    path = write_instance_settings(Path(home))
+    print(f"wrote the loop's run-queue limit (one automatic retraining per pipeline) to {path}")
+    return 0
+
+
 def _spec_reference(args: argparse.Namespace) -> int:
     from mlops_assets.spec.reference import render, update_readme
 
@@ -356,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     tick.add_argument("--pipelines", default=os.environ.get("MLOPS_PIPELINES", "pipelines"), help="specs folder")
     tick.add_argument("--rounds", type=int, default=10, help="most rounds of ticks")
     tick.set_defaults(run=_tick)
+
+    instance = commands.add_parser(
+        "instance", help="write the loop's settings (one automatic retraining per pipeline) into dagster.yaml"
+    )
+    instance.add_argument("--home", help="the Dagster instance's folder (default: DAGSTER_HOME)")
+    instance.set_defaults(run=_instance)
 
     add_provenance_commands(commands)  # lineage, reproduce
 
