@@ -1,9 +1,11 @@
 """``deployed_endpoint``: the gated challenger promoted to ``champion`` and served, by the spec's rollout.
 
-The asset is wiring: the decision (promote, roll out, roll back; put the champion back when the endpoint
-cannot load a version; audit it) lives in ``rollout.deployment.DeploymentRun``. Its ``approval`` check says
-whether a person's approval was needed and found: a challenger waiting for one is not promoted, the asset is
-not materialized, and the failed check says how to approve it.
+The asset is wiring: the decision (promote, roll out, roll back; keep the champion when the gate refused the
+challenger or the champion moved since; put the champion back when the endpoint cannot load a version; audit
+it) lives in ``rollout.deployment.DeploymentRun``. A kept champion is a successful run that materializes
+nothing, its outcome in the run's ``mlops/outcome`` tag and the trail. The ``approval`` check says whether a
+person's approval was needed and found: a challenger waiting for one is not promoted, the asset is not
+materialized, and the failed check says how to approve it.
 """
 
 import functools
@@ -14,7 +16,7 @@ from pydantic import Field
 from mlops_assets.assets.context import PipelineContext, markdown_list, signature_once
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
-from mlops_assets.naming import APPROVER_TAG, Strategy
+from mlops_assets.naming import APPROVER_TAG, OUTCOME_TAG, Strategy
 from mlops_assets.records import EndpointState, EvaluationReport
 
 
@@ -60,7 +62,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
         deployer: EndpointDeployer,
         evaluation_report: EvaluationReport,
     ):
-        from mlops_assets.rollout.deployment import AwaitingApproval, DeploymentRun
+        from mlops_assets.rollout.deployment import AwaitingApproval, ChampionKept, DeploymentRun
 
         @functools.cache
         def label_model():  # any version knows the pipeline's classes: loaded once, on first use
@@ -82,7 +84,13 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
             context.log.warning(decision.reason)
             yield approval_check(decision.reason, False, strategy, store.uri(decision.audit_key))
             return
+        if isinstance(decision, ChampionKept):  # the loop's decision: the run succeeds and says so
+            context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: decision.outcome})
+            context.log.info(f"{decision.outcome}: " + "; ".join(decision.reasons))
+            yield approval_check("nothing promoted: " + decision.outcome, True, strategy, store.uri(decision.audit_key))
+            return
         version, previous, reasons = decision.version, decision.previous, decision.reasons
+        context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: f"{decision.action}: v{version.version} serves"})
         context.log.info(f"{spec.name} v{version.version} is champion and served at {decision.url}")
         yield dg.Output(
             EndpointState(

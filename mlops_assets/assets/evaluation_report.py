@@ -1,5 +1,8 @@
 """``evaluation_report``: the challenger against the champion on every holdout; the gate decides deployment.
 
+A refused challenger is a decision of the loop, not a failure: the gate check fails with severity WARN (shown
+in the UI, alerted as ``gate_failed``), the run goes on, and ``deployed_endpoint`` keeps the champion.
+
 Plots and a model card go to the artifact store and into the asset's metadata; the holdout's inputs travel
 with the version, so the endpoint can check a compiled fast path against them. A challenger weighted toward
 a drifted window that does not pass the gate makes that drift known (acknowledged), so it starts no second
@@ -27,7 +30,11 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         description="Challenger vs champion on the same holdout; the gate decides deployment.",
         check_specs=[
             dg.AssetCheckSpec(
-                "gate", asset=key, blocking=True, description="thresholds and minimum gain over the champion"
+                "gate",
+                asset=key,
+                blocking=True,
+                description="better than the champion on the holdout that stands for today's traffic, and the "
+                "declared thresholds and gains; a refusal warns and keeps the champion",
             )
         ],
         **pipeline.common,
@@ -96,7 +103,8 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         if not gate.passed:
             from mlops_assets.monitoring.alerts import asset_link, send_alerts
 
-            message = f"v{trained_model.version} failed the gate; the champion stays: " + "; ".join(gate.reasons)
+            kept = f"champion v{champion.version} kept" if champion else "no champion"
+            message = f"v{trained_model.version} not promoted, {kept}: " + "; ".join(gate.reasons)
             send_alerts(spec, AlertEvent.gate_failed, message, asset_link(*key.path), context.log)
         yield dg.Output(
             report,
@@ -121,7 +129,7 @@ def gate_check(spec, gate, metrics: dict[str, float]) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="gate",
         passed=gate.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity.WARN,  # a refusal is the loop's decision: deployed_endpoint keeps the champion
         metadata={
             "conditions": dg.MetadataValue.md(markdown_list(gate.reasons) or "none"),
             **{f"threshold_{k}": v for k, v in spec.evaluation.gate.thresholds.items()},

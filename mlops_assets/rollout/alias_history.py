@@ -26,6 +26,10 @@ class RollbackError(MlopsError):
     """A rollback that cannot happen: there is no earlier, different champion to return to."""
 
 
+class AliasMoved(MlopsError):
+    """An alias moved since a decision read it: the compare-and-set of a move lost, and nothing moved."""
+
+
 @dataclass(frozen=True)
 class AliasMove:
     alias: str  # "champion" or "challenger"
@@ -38,10 +42,23 @@ class AliasMove:
     seq: int | None = None  # its place in the audit trail (None: recorded before the trail)
 
 
-def record_alias_move(store: ArtifactStore, pipeline: str, move: AliasMove) -> str:
-    """Add ``move`` to the pipeline's audit trail; return its key."""
+def record_alias_move(store: ArtifactStore, pipeline: str, move: AliasMove, moves_seen: int | None = None) -> str:
+    """Add ``move`` to the pipeline's audit trail; return its key.
+
+    With ``moves_seen`` (how many moves of the alias the caller's decision read) the move is recorded only if
+    no other move of the alias was recorded since, and ``AliasMoved`` is raised otherwise: of two runs that
+    decided on the same champion, one moves it."""
     record = {k: v for k, v in asdict(move).items() if k not in ("time", "seq")}
-    return append_event(store, pipeline, TrailEvent.alias, record)
+
+    def unmoved() -> None:
+        moves = read_alias_moves(store, pipeline, move.alias)
+        if len(moves) != moves_seen:
+            raise AliasMoved(
+                f"{move.alias} of {pipeline} moved to v{moves[-1].version} ({moves[-1].action} by {moves[-1].by}) "
+                f"since this run read it; v{move.version} was not moved there"
+            )
+
+    return append_event(store, pipeline, TrailEvent.alias, record, unmoved if moves_seen is not None else None)
 
 
 def read_alias_moves(store: ArtifactStore, pipeline: str, alias: str) -> list[AliasMove]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,15 +67,27 @@ def _legacy_keys(store: ArtifactStore, pipeline: str) -> list[str]:
     return [key for group in keys for key in group if key.endswith(".json")]
 
 
-def append_event(store: ArtifactStore, pipeline: str, kind: TrailEvent, payload: dict[str, Any]) -> str:
+def append_event(
+    store: ArtifactStore,
+    pipeline: str,
+    kind: TrailEvent,
+    payload: dict[str, Any],
+    precondition: Callable[[], None] | None = None,
+) -> str:
     """Add one record of ``kind`` to the pipeline's trail; return its key.
 
     Two writers (two runs of one pipeline) may take the same number: the record is created only where no
     record is (``ArtifactStore.create``: a hard link on a disk, a conditional put on an object store), and
     the writer that loses reads the head again and takes the number after it.
+
+    ``precondition`` makes the append a compare-and-set: it is called after each reading of the head and
+    raises when the trail no longer allows the record. The record then takes the number after that head or
+    none, so no record it did not see can come between (what a move of ``champion`` needs).
     """
     for _ in range(APPEND_ATTEMPTS):
         keys = _trail_keys(store, pipeline)
+        if precondition is not None:
+            precondition()
         if keys:
             head = store.read_bytes(keys[-1])
             seq, prev_hash = json.loads(head)["seq"] + 1, digest(head)

@@ -1,10 +1,13 @@
 """What ``deployed_endpoint`` decides and does: promote the gated challenger, roll it out, or roll back;
 make the endpoint serve the result; keep the decision and every move of ``champion`` in the audit trail.
 
-A failed run leaves the champion where it was: the gate is checked again here, and a version the endpoint
-refuses to load moves ``champion`` back to the version that was serving. Where the spec requires approval
-(``deployment.requires_approval``), a challenger no person approved is not promoted: the run says so
-(``AwaitingApproval``) and nothing moves.
+A refused challenger is a decision, not a failure: the champion is kept (``ChampionKept``), the run succeeds
+and the trail says why. A promotion is a compare-and-set: the challenger becomes champion only while the
+champion is still the version the gate judged it against, so of two runs that judged against one champion
+one promotes and the other is dropped (to be judged again against the new champion). A failed run leaves
+the champion where it was, and a version the endpoint refuses to load moves ``champion`` back to the version
+that was serving. Where the spec requires approval (``deployment.requires_approval``), a challenger no person
+approved is not promoted: the run says so (``AwaitingApproval``) and nothing moves.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mlops_assets.rollout.alias_history import (
     ROLLBACK,
     WITHDRAW,
     AliasMove,
+    AliasMoved,
     RollbackError,
     read_alias_moves,
     record_alias_move,
@@ -37,6 +41,7 @@ from mlops_assets.rollout.audit import append_event, read_trail, record_decision
 from mlops_assets.rollout.driver import ArmReader, roll_out
 
 AWAITING_APPROVAL = "awaiting approval"  # the action of a decision that waits for a person's approval
+CHAMPION_KEPT = "champion kept"  # the action of a decision that promoted nothing: a refused or outdated challenger
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,23 @@ class AwaitingApproval:
     audit_key: str
 
 
+@dataclass(frozen=True)
+class ChampionKept:
+    """A challenger not promoted, by the gate or because the champion moved since the gate judged it: the
+    loop's decision, not a failure. The champion (if any) serves on."""
+
+    version: str  # the challenger
+    champion: str | None
+    reasons: list[str]
+    audit_key: str
+
+    @property
+    def outcome(self) -> str:
+        """One line for the run's tags and the portfolio."""
+        kept = f"champion v{self.champion} kept" if self.champion else "no champion"
+        return f"{kept}, v{self.version} not promoted"
+
+
 @dataclass
 class DeploymentRun:
     """One materialization of ``deployed_endpoint``: the resources it acts through and what it evaluated."""
@@ -80,7 +102,9 @@ class DeploymentRun:
     run_id: str
     approval: dict[str, Any] | None = None  # the approval this run promotes on, once found
 
-    def carry_out(self, rollback: bool, strategy: str, approver: str | None) -> DeploymentDecision | AwaitingApproval:
+    def carry_out(
+        self, rollback: bool, strategy: str, approver: str | None
+    ) -> DeploymentDecision | AwaitingApproval | ChampionKept:
         """Roll back, or promote the gated challenger by ``strategy``; a running shadow or ab rollout ends
         either way, its figures kept. A challenger that is already champion is served again, not promoted:
         a re-run restarts a stopped endpoint and moves no alias.
@@ -90,15 +114,27 @@ class DeploymentRun:
         has used up since. Where the spec requires one for ``strategy`` and there is none, nothing moves."""
         if rollback:
             return self._roll_back(approver or f"rollback by {getpass.getuser()}")
-        name = self.spec.name
         reasons, ended = self._end_running_rollout()
         challenger = self.report.model
         if not self.report.gate_passed:
-            # The blocking gate check already stops this in the same run; this guards later runs too.
-            raise dg.Failure(
-                f"version {challenger.version} failed the gate; the champion stays where it was",
-                metadata={"reasons": dg.MetadataValue.json(self.report.gate_reasons)},
+            return self._keep(["the gate refused it", *self.report.gate_reasons])
+        try:
+            return self._promote(strategy, approver, reasons, ended)
+        except AliasMoved as moved:
+            now = self.registry.by_alias(self.spec.name, CHAMPION)
+            return self._keep(
+                [
+                    f"the gate judged v{challenger.version} against champion "
+                    f"{_named(self.report.champion_version)}, and {moved}; it is dropped, not promoted: materialize "
+                    f"{self.spec.name}/evaluation_report again to judge it against {_named(now and now.version)}"
+                ]
             )
+
+    def _promote(
+        self, strategy: str, approver: str | None, reasons: list[str], ended: dict | None
+    ) -> DeploymentDecision | AwaitingApproval:
+        """Promote the gated challenger by ``strategy``, or serve the champion again when it already is one."""
+        name, challenger = self.spec.name, self.report.model
         required = self.spec.deployment.approval_required(strategy)
         self.approval = self._approval(challenger.version, approver, required)
         if self.approval is not None:
@@ -121,8 +157,9 @@ class DeploymentRun:
         if self.approval is not None:  # who, when and why travel with the version
             tags = {"approved_at": self.approval["time"], "approval_reason": self.approval.get("reason") or ""}
             self.registry.record(name, challenger.version, tags, {})
+        judged = self.report.champion_version
         if strategy == "replace" or champion is None:
-            previous = self._move_champion(challenger.version, approved_by, PROMOTE)
+            previous = self._move_champion(challenger.version, approved_by, PROMOTE, judged)
             version = self.registry.get(name, challenger.version)
             return self._serve("replace", version, previous, approved_by, reasons, ended)
         self.deployer.deploy(self.spec_path, champion, self.store.uri(log_prefix(name)))  # serves meanwhile
@@ -136,14 +173,12 @@ class DeploymentRun:
             self.log,
             self.read_arms,
             strategy,
+            promote=lambda version, by: self._move_champion(version, by, PROMOTE, judged),
         )
         previous = champion if outcome.served_version != champion.version else None
         if outcome.action == "rolled back":
             why = "; ".join(outcome.reasons)
             self._alert_rollback(f"canary of v{challenger.version} rolled back, v{champion.version} serves: {why}")
-        if previous is not None:  # roll_out moved the alias itself
-            move = AliasMove(CHAMPION, outcome.served_version, champion.version, PROMOTE, approved_by, self.run_id)
-            record_alias_move(self.store, name, move)
         return self._record(
             outcome.action,
             self.registry.get(name, outcome.served_version),
@@ -173,6 +208,22 @@ class DeploymentRun:
         record = {"model_version": version, "approved_by": approver, "reason": reason, "dagster_run_id": self.run_id}
         key = append_event(self.store, self.spec.name, TrailEvent.approval, record)
         return approval_summary(json.loads(self.store.read_bytes(key)))
+
+    def _keep(self, reasons: list[str]) -> ChampionKept:
+        """Record that the challenger is not promoted and the champion serves on: a decision of the loop."""
+        name, version = self.spec.name, self.report.model.version
+        champion = self.registry.by_alias(name, CHAMPION)
+        decision = {
+            "action": CHAMPION_KEPT,
+            "model_version": champion.version if champion else None,
+            "previous_version": None,
+            "challenger_version": version,
+            "approved_by": None,
+            "reasons": reasons,
+            "dagster_run_id": self.run_id,
+        }
+        key = record_decision(self.store, name, decision)
+        return ChampionKept(version, champion.version if champion else None, reasons, key)
 
     def _await_approval(self, champion: RegisteredModel | None, strategy: str) -> AwaitingApproval:
         """Record that the gated challenger waits for a person, and say how to approve it; nothing moves."""
@@ -209,7 +260,10 @@ class DeploymentRun:
         except RollbackError as exc:
             raise dg.Failure(str(exc)) from None
         reasons, ended = self._end_running_rollout()
-        self._move_champion(target, approved_by, ROLLBACK)
+        try:
+            self._move_champion(target, approved_by, ROLLBACK, current.version)
+        except AliasMoved as moved:
+            raise dg.Failure(f"nothing rolled back: {moved}; run the rollback again if it is still wanted") from None
         decision = self._serve("rollback", self.registry.get(name, target), current, approved_by, reasons, ended)
         self._alert_rollback(f"champion rolled back from v{current.version} to v{target} by {approved_by}")
         return decision
@@ -219,12 +273,36 @@ class DeploymentRun:
 
         send_alerts(self.spec, AlertEvent.rollback, message, asset_link(self.spec.name, "deployed_endpoint"), self.log)
 
-    def _move_champion(self, version: str, approved_by: str, action: str) -> RegisteredModel | None:
-        """Point ``champion`` at ``version`` and append the move to the alias history; return the previous one."""
-        previous = self.registry.promote(self.spec.name, version, approved_by, rollback=action != PROMOTE)
-        move = AliasMove(CHAMPION, version, previous and previous.version, action, approved_by, self.run_id)
-        record_alias_move(self.store, self.spec.name, move)
-        return previous
+    def _move_champion(
+        self, version: str, approved_by: str, action: str, expected: str | None
+    ) -> RegisteredModel | None:
+        """Point ``champion`` at ``version`` if it still is ``expected`` (the version the decision read; ``None``:
+        no champion), else raise ``AliasMoved``; return the previous champion.
+
+        The move is recorded in the trail first, as a compare-and-set against the champion moves this run read,
+        then made in the registry: of two runs that read the same champion, one records its move and the other
+        fails before anything moved. A registry that refuses the move gets the trail's champion back."""
+        name = self.spec.name
+        current = self.registry.by_alias(name, CHAMPION)
+        if (current and current.version) != expected:
+            raise AliasMoved(f"{CHAMPION} is now {_named(current and current.version)}")
+        moves = read_alias_moves(self.store, name, CHAMPION)
+        last = moves[-1] if moves else None
+        if last is not None and last.version != expected and last.previous == expected:
+            # recorded, not yet made in the registry: another run's move is under way (a trail that ends
+            # elsewhere, not from ``expected``, is one the registry left by a move made outside the framework)
+            raise AliasMoved(
+                f"run {last.dagster_run_id} is moving {CHAMPION} from {_named(expected)} to v{last.version}"
+            )
+        move = AliasMove(CHAMPION, version, expected, action, approved_by, self.run_id)
+        record_alias_move(self.store, name, move, moves_seen=len(moves))
+        try:
+            return self.registry.promote(name, version, approved_by, rollback=action != PROMOTE)
+        except BaseException:
+            if expected is not None:
+                undo = AliasMove(CHAMPION, expected, version, RESTORE, f"the registry refused v{version}", self.run_id)
+                record_alias_move(self.store, name, undo)
+            raise
 
     def _end_running_rollout(self) -> tuple[list[str], dict | None]:
         """A person ends a shadow or ab rollout by deploying: what it showed, before it ends."""
@@ -253,7 +331,8 @@ class DeploymentRun:
             self.deployer.deploy(self.spec_path, version, self.store.uri(log_prefix(name)))
         except Exception as exc:
             if previous is not None:
-                self._move_champion(previous.version, f"restored: v{version.version} did not deploy", RESTORE)
+                by = f"restored: v{version.version} did not deploy"
+                self._move_champion(previous.version, by, RESTORE, version.version)
             else:  # there was no champion before: there is none after
                 self.registry.withdraw(name, CHAMPION)
                 by = f"withdrawn: v{version.version} did not deploy"
@@ -293,6 +372,10 @@ class DeploymentRun:
         return DeploymentDecision(
             action, version, previous, approved_by, url, serving_path, audit_key, reasons, arms, ended, self.approval
         )
+
+
+def _named(version: str | None) -> str:
+    return f"v{version}" if version else "none"
 
 
 def approval_summary(record: dict[str, Any]) -> dict[str, Any]:

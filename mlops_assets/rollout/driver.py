@@ -51,13 +51,15 @@ def roll_out(
     read_arms: ArmReader,
     strategy: str,
     poll_seconds: float = 1.0,
+    promote: Callable[[str, str], object] | None = None,
 ) -> RolloutOutcome:
     """Start a rollout of ``challenger`` by ``strategy`` (canary, shadow or ab: the run's, which may override
     the spec's), with the spec's settings; a canary is also decided here. ``read_arms(since, until)``
     gives the per-version figures logged in that time, with the online metric where labels have arrived.
 
     A canary that cannot finish (an error, the run stopped) is ended before the error goes on: no
-    challenger keeps a share of the traffic without a verdict.
+    challenger keeps a share of the traffic without a verdict. ``promote(version, by)`` moves ``champion``
+    on a canary's verdict (``DeploymentRun`` passes its compare-and-set; default: the registry's own move).
     """
     settings = spec.deployment.rollout
     plan = Rollout(strategy, challenger.version, settings.share, settings.sticky_key or spec.id_column)
@@ -76,7 +78,11 @@ def roll_out(
         raise
     try:
         if verdict.promote:
-            registry.promote(spec.name, challenger.version, f"canary ({approved_by})")
+            promoted_by = f"canary ({approved_by})"
+            if promote is None:
+                registry.promote(spec.name, challenger.version, promoted_by)
+            else:
+                promote(challenger.version, promoted_by)
         else:
             registry.record(
                 spec.name,

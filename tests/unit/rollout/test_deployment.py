@@ -14,7 +14,7 @@ from mlops_assets.naming import CHALLENGER, CHAMPION, TrailEvent
 from mlops_assets.records import EvaluationReport, FeatureSet, TrainedModel
 from mlops_assets.rollout.alias_history import PROMOTE, RESTORE, ROLLBACK, read_alias_moves
 from mlops_assets.rollout.audit import append_event, read_decisions, read_trail, verify_trail
-from mlops_assets.rollout.deployment import AwaitingApproval, DeploymentRun
+from mlops_assets.rollout.deployment import CHAMPION_KEPT, AwaitingApproval, ChampionKept, DeploymentRun
 from mlops_assets.spec import load_spec
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
 
@@ -50,9 +50,14 @@ class Pipeline:
         """A new version, registered as training registers it; return its number."""
         return self.registry.register(NAME, tags={"reference_key": "ref"}).version
 
-    def deploy(self, version: str | None, strategy="replace", approver=None, rollback=False, gate=True, spec=SPEC):
+    def deploy(
+        self, version: str | None, strategy="replace", approver=None, rollback=False, gate=True, spec=SPEC, judged=""
+    ):
+        """``judged``: the champion the gate compared ``version`` with (default: the champion now, as when
+        nothing happened between the gate and the deployment)."""
         model = TrainedModel(NAME, version or "0", "run", FEATURES, "test")
-        report = EvaluationReport(model, {}, None, None, gate, [] if gate else ["roc_auc 0.5 < 0.95"])
+        judged = self.champion() if judged == "" else judged
+        report = EvaluationReport(model, {}, judged, None, gate, [] if gate else ["roc_auc 0.5 < 0.95"])
         run = DeploymentRun(
             spec, SPEC_PATH, self.store, self.registry, self.deployer, report, self.read_arms, logging, "dagster-run"
         )
@@ -115,12 +120,51 @@ def test_replace_makes_the_challenger_champion_and_records_the_champion_it_repla
     ]
 
 
-def test_a_version_that_failed_the_gate_moves_no_alias_and_deploys_nothing(pipeline):
+def test_a_version_the_gate_refused_keeps_the_champion_as_a_decision_not_a_failure(pipeline):
+    """A refusal used to raise (a red run, the failed-run alert, retried by the run-retry policy)."""
     pipeline.deploy(pipeline.train())
-    with pytest.raises(dg.Failure, match="version 2 failed the gate; the champion stays where it was"):
-        pipeline.deploy(pipeline.train(), gate=False, approver="alice")
+    kept = pipeline.deploy(pipeline.train(), gate=False, approver="alice")
+    assert isinstance(kept, ChampionKept) and (kept.version, kept.champion) == ("2", "1")
+    assert kept.outcome == "champion v1 kept, v2 not promoted"
+    assert kept.reasons == ["the gate refused it", "roc_auc 0.5 < 0.95"]
     assert pipeline.champion() == pipeline.served() == "1"
-    assert len(pipeline.moves()) == len(pipeline.decisions()) == len(pipeline.deployer.deployments) == 1
+    assert len(pipeline.moves()) == len(pipeline.deployer.deployments) == 1
+    record = pipeline.decisions()[-1]
+    assert (record["action"], record["model_version"], record["challenger_version"]) == (CHAMPION_KEPT, "1", "2")
+    assert record["reasons"] == kept.reasons and pipeline.store.exists(kept.audit_key)
+
+
+def test_a_challenger_judged_against_a_champion_that_has_since_moved_is_dropped(pipeline):
+    """Two retrainings judged against v1; the first promoted: the second was never compared with v2."""
+    pipeline.deploy(pipeline.train())
+    second, third = pipeline.train(), pipeline.train()
+    assert pipeline.deploy(second, judged="1").version.version == "2"
+    kept = pipeline.deploy(third, judged="1")
+    assert isinstance(kept, ChampionKept) and pipeline.champion() == pipeline.served() == "2"
+    assert "the gate judged v3 against champion v1" in kept.reasons[0] and "champion is now v2" in kept.reasons[0]
+    assert "materialize breast_cancer/evaluation_report again to judge it against v2" in kept.reasons[0]
+    assert [(m[0], m[1]) for m in pipeline.moves()] == [("1", None), ("2", "1")]
+
+
+def test_of_two_runs_promoting_from_one_champion_at_once_one_moves_it(pipeline, monkeypatch):
+    """The second run decides between the first's record of its move and the first's move in the registry:
+    the registry still names v1, the trail does not."""
+    pipeline.deploy(pipeline.train())
+    first, second = pipeline.train(), pipeline.train()
+    promote, outcomes = pipeline.registry.promote, []
+
+    def promote_after_the_other_run(name, version, approved_by, rollback=False):
+        if not outcomes:
+            outcomes.append(pipeline.deploy(second, judged="1"))
+        return promote(name, version, approved_by, rollback)
+
+    monkeypatch.setattr(type(pipeline.registry), "promote", lambda self, *a, **k: promote_after_the_other_run(*a, **k))
+    promoted = pipeline.deploy(first, judged="1")
+    assert promoted.version.version == first and pipeline.champion() == first
+    (other,) = outcomes
+    assert isinstance(other, ChampionKept) and "is moving champion from v1 to v2" in other.reasons[0]
+    assert [(m[0], m[1], m[2]) for m in pipeline.moves()] == [("1", None, PROMOTE), ("2", "1", PROMOTE)]
+    assert verify_trail(pipeline.store, NAME).ok
 
 
 def test_a_challenger_already_champion_is_served_again_and_moves_no_alias(pipeline):
@@ -232,7 +276,7 @@ def test_a_canary_that_answers_well_promotes_the_challenger_and_records_the_move
     assert pipeline.champion() == pipeline.served() == "2"
     assert pipeline.deployer.rollout_status(NAME)["rollout"] is None
     assert pipeline.registry.get(NAME, "2").tags["approved_by"] == "canary (alice)"
-    assert pipeline.moves()[-1] == ("2", "1", PROMOTE, "alice")
+    assert pipeline.moves()[-1] == ("2", "1", PROMOTE, "canary (alice)")  # as the registry records it
     assert decision.arms["counters"][CHALLENGER]["requests"] == 30 and decision.arms["versions"] == []
     record = pipeline.decisions()[-1]
     assert (record["action"], record["model_version"], record["previous_version"]) == ("promoted", "2", "1")
