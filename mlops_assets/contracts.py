@@ -84,6 +84,10 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
     def load(self, name: str, version: str) -> PipelineModel: ...
 
     @abstractmethod
+    def tagged(self, name: str, key: str, value: str) -> list[RegisteredModel]:
+        """The pipeline's versions whose tag ``key`` is ``value``, oldest first: a training set's twins."""
+
+    @abstractmethod
     def metrics(self, name: str, version: str) -> dict[str, float]:
         """The metrics of the version's training run: ``train_*`` from training, ``holdout_*`` from evaluation."""
 

@@ -35,6 +35,9 @@ class MlflowRegistry(ModelRegistry):
     def load(self, name: str, version: str):
         return self._mlflow.load(name, version)
 
+    def tagged(self, name: str, key: str, value: str) -> list[RegisteredModel]:
+        return self._mlflow.tagged(name, key, value)
+
     def metrics(self, name: str, version: str) -> dict[str, float]:
         return self._mlflow.metrics(name, version)
 

@@ -2,7 +2,8 @@
 
 Every version is tagged with what it learnt from (dataset hash, training rows and their origins, feedback,
 adaptation), the code and spec that made it, and its trigger. An automatic retraining whose training rows
-and weights are the champion's is not run: it could only copy the champion. The audit trail keeps each
+and weights are those of any registered version (the champion's, a refused challenger's, a version promoted
+while it waited) is not run: it could only copy that version. The audit trail keeps each
 trigger (with whether it trained), each registration and the move of ``challenger``.
 """
 
@@ -14,7 +15,7 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry, Trainer
 from mlops_assets.model.provenance import code_version
-from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, TRIGGER_TAG, StorePrefix, TrailEvent, store_key
+from mlops_assets.naming import CHALLENGER, RETRAIN_TAG, TRIGGER_TAG, StorePrefix, TrailEvent, store_key
 from mlops_assets.records import FeatureSet, TrainedModel, TrainingRequest
 from mlops_assets.rollout.alias_history import TRAIN, AliasMove, record_alias_move
 from mlops_assets.rollout.audit import append_event
@@ -27,7 +28,7 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
         key=pipeline.keys["trained_model"],
         ins={"validated_features": dg.AssetIn(pipeline.keys["validated_features"])},
         description=f"{spec.model.estimator or 'torch MLP'} trained and registered in MLflow as `{CHALLENGER}`. "
-        "An automatic retraining whose training set is the champion's is not run: it could only copy it.",
+        "An automatic retraining whose training set is a registered version's is not run: it could only copy it.",
         output_required=False,
         **pipeline.common,
     )
@@ -40,14 +41,13 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
         validated_features: FeatureSet,
     ):
         trigger = context.run.tags.get(TRIGGER_TAG, "manual")
-        champion = registry.by_alias(spec.name, CHAMPION)
         automatic = context.run.tags.get(RETRAIN_TAG) == "true"
-        same_rows = champion is not None and champion.tags.get("training_rows_hash") == validated_features.rows_hash
         outcome = "trains"
-        if automatic and same_rows:
+        if automatic and (twins := registry.tagged(spec.name, "training_rows_hash", validated_features.rows_hash)):
+            versions = ", ".join(f"v{twin.version}" for twin in twins)
             outcome = (
-                f"not retrained: the training rows and weights are champion v{champion.version}'s "
-                f"({validated_features.rows_hash}), so a new version could only copy it; the champion stays"
+                f"not retrained: the training rows and weights are those of {versions} "
+                f"({validated_features.rows_hash}), so a new version could only copy one; the champion stays"
             )
         if automatic or trigger != "manual":
             event = {"trigger": trigger, "automatic": automatic, "outcome": outcome, "dagster_run_id": context.run_id}

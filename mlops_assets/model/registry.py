@@ -10,6 +10,7 @@ aliases.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,15 @@ class MlflowRegistryClient:
 
     def get(self, name: str, version: str) -> RegisteredModel:
         return self._registered(self._client().get_model_version(name, version))
+
+    def tagged(self, name: str, key: str, value: str) -> list[RegisteredModel]:
+        """One indexed query of the registry. MLflow's filter grammar has no escape for a quote, so a value
+        that is not a plain token (a hash always is) is matched here, over the model's versions, never spliced
+        into the filter where it could widen it."""
+        plain = re.fullmatch(r"[\w.:-]+", value) is not None
+        query = f"name = '{name}'" + (f" and tags.`{key}` = '{value}'" if plain else "")
+        found = [v for v in self._client().search_model_versions(query) if v.tags.get(key) == value]
+        return sorted((self._registered(v) for v in found), key=lambda v: int(v.version))
 
     def load(self, name: str, version: str) -> PipelineModel:
         """Load one registered version. The artifact location comes from this client rather than a

@@ -142,6 +142,10 @@ class MemoryModelRegistry(ModelRegistry):
         entry = self._version(name, version)
         return RegisteredModel(name, version, entry["run_id"], dict(entry["tags"]))
 
+    def tagged(self, name: str, key: str, value: str) -> list[RegisteredModel]:
+        found = [v for (model, v), entry in self._versions.items() if model == name and entry["tags"].get(key) == value]
+        return [self.get(name, v) for v in sorted(found, key=int)]
+
     def load(self, name: str, version: str):
         model = self._version(name, version)["model"]
         if model is None:
