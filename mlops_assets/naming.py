@@ -116,6 +116,7 @@ class AlertEvent(StrEnum):
     gate_failed = "gate_failed"  # a challenger did not pass the evaluation gate
     slo_failed = "slo_failed"  # a serving objective was missed
     skew = "skew"  # training and serving see different features
+    schema_break = "schema_break"  # the endpoint rejected more scoring requests than max_rejected_share
     rollback = "rollback"  # champion went back to an earlier version (by a person or a canary)
     run_failed = "run_failed"  # a run of the pipeline's assets failed
 
@@ -129,6 +130,7 @@ class EndpointCheck(StrEnum):
     latency_slo = "latency_slo"  # p99 scoring latency over the SLO window vs monitoring.slo.latency_p99_ms
     error_rate_slo = "error_rate_slo"  # server-side failures over the SLO window vs monitoring.slo.max_error_rate
     skew = "skew"  # sampled served features and predictions vs the training transformer and model offline
+    schema_break = "schema_break"  # share of scoring requests rejected (400) vs monitoring.max_rejected_share
 
 
 class DriftStatus(StrEnum):

@@ -1,5 +1,6 @@
 """The endpoint checks' sensor: runs the checks on ``deployed_endpoint`` on their own (no materialization), the
-SLO checks every ``monitoring.slo.interval_minutes`` and the skew check every ``monitoring.skew.interval_minutes``,
+SLO checks every ``monitoring.slo.interval_minutes``, the schema-break check every
+``monitoring.schema_break.interval_minutes`` and the skew check every ``monitoring.skew.interval_minutes``,
 while the pipeline has a champion endpoint; and rolls ``champion`` back once per failed SLO evaluation whose
 check said a rollback is due (``monitoring.slo.rollback``), by a run of ``deployed_endpoint`` with ``rollback``.
 
@@ -22,6 +23,7 @@ from sensors.policy import lifecycle_checks
 class EndpointChecksCursor:
     slo_requested_at: float = 0.0  # when the sensor last asked for the SLO checks (seconds since the epoch)
     skew_requested_at: float = 0.0
+    schema_break_requested_at: float = 0.0
 
     @classmethod
     def parse(cls, text: str | None) -> "EndpointChecksCursor":
@@ -35,6 +37,9 @@ def due_checks(spec, cursor: EndpointChecksCursor, now: float) -> list[EndpointC
     if slo is not None and now - cursor.slo_requested_at >= slo.interval_minutes * 60:
         due += objectives(slo)
         cursor.slo_requested_at = now
+    if now - cursor.schema_break_requested_at >= spec.monitoring.schema_break.interval_minutes * 60:
+        due.append(EndpointCheck.schema_break)
+        cursor.schema_break_requested_at = now
     if now - cursor.skew_requested_at >= spec.monitoring.skew.interval_minutes * 60:
         due.append(EndpointCheck.skew)
         cursor.skew_requested_at = now
@@ -86,8 +91,9 @@ def _value(metadata_value):
 def build_endpoint_checks_sensor(spec) -> dg.SensorDefinition:
     key = asset_keys(spec.name)["deployed_endpoint"]
     slo = spec.monitoring.slo
-    checks = [*objectives(slo), EndpointCheck.skew]
+    checks = [*objectives(slo), EndpointCheck.schema_break, EndpointCheck.skew]
     every = f"SLO checks every {slo.interval_minutes:g} min, " if slo else ""
+    every += f"schema break every {spec.monitoring.schema_break.interval_minutes:g} min, "
     rolls_back = "; rolls champion back on a failed SLO (monitoring.slo.rollback)" if slo and slo.rollback else ""
 
     @dg.sensor(

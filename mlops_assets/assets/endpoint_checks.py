@@ -1,10 +1,12 @@
 """Asset checks on ``deployed_endpoint`` that run apart from a deployment, as the endpoint checks' sensor
-(``sensors/endpoint_checks.py``) requests them: the serving objectives of ``monitoring.slo`` on the endpoint's
-telemetry snapshots, and training/serving skew on the inference log's sampled rows.
+(``sensors/endpoint_checks.py``) requests them: the serving objectives of ``monitoring.slo`` and the share of
+rejected requests (``schema_break``) on the endpoint's telemetry snapshots, and training/serving skew on the
+inference log's sampled rows.
 
-Wiring only: ``monitoring.slo`` and ``monitoring.skew`` judge, these read the store and the registry, report
-each verdict with what was observed and the threshold, and alert (``slo_failed``, ``skew``) on a failure. An
-SLO check also says whether its failure rolls ``champion`` back and to which version: the sensor acts on that.
+Wiring only: ``monitoring.slo``, ``monitoring.schema_break`` and ``monitoring.skew`` judge, these read the store
+and the registry, report each verdict with what was observed and the threshold, and alert (``slo_failed``,
+``schema_break``, ``skew``) on a failure. An SLO check also says whether its failure rolls ``champion`` back and
+to which version: the sensor acts on that.
 """
 
 import time
@@ -23,12 +25,15 @@ DESCRIPTIONS = {
     "window within monitoring.slo.max_error_rate",
     EndpointCheck.skew: "sampled served features and predictions the same when featurised offline as the training "
     "does, within monitoring.skew.tolerance",
+    EndpointCheck.schema_break: "share of scoring requests rejected (400: a missing column, an unseen category, a "
+    "bad value) over monitoring.schema_break.window_minutes within monitoring.max_rejected_share",
 }
 
 
 def build_endpoint_checks(pipeline: PipelineContext) -> list[dg.AssetChecksDefinition]:
-    """The skew check always; the SLO checks of the objectives the spec sets, when it has ``monitoring.slo``."""
-    checks = [build_skew_check(pipeline)]
+    """The schema-break and skew checks always; the SLO checks of the objectives the spec sets, when it has
+    ``monitoring.slo``."""
+    checks = [build_schema_break_check(pipeline), build_skew_check(pipeline)]
     if pipeline.spec.monitoring.slo is not None:
         checks.insert(0, build_slo_checks(pipeline))
     return checks
@@ -102,6 +107,51 @@ def champion_history(store: ArtifactStore, pipeline: str, champion: str | None) 
         return promoted_at, rollback_target(pipeline, moves, champion)
     except RollbackError:
         return promoted_at, None
+
+
+def build_schema_break_check(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
+    spec, key = pipeline.spec, pipeline.keys["deployed_endpoint"]
+    settings, threshold = spec.monitoring.schema_break, spec.monitoring.max_rejected_share
+    check = EndpointCheck.schema_break
+
+    @dg.asset_check(asset=key, name=check.value, description=DESCRIPTIONS[check], **pipeline.op_tags)
+    @signature_once
+    def schema_break_check(context: dg.AssetCheckExecutionContext, store: ArtifactStore):
+        from mlops_assets.monitoring.alerts import asset_link, send_alerts
+        from mlops_assets.monitoring.schema_break import judge_schema_break
+        from mlops_assets.serving.telemetry import stored_snapshots, summarise
+
+        end = time.time()
+        start = end - settings.window_minutes * 60
+        summary = summarise(stored_snapshots(store, log_prefix(spec.name), start), start, end)
+        verdict = judge_schema_break(settings, threshold, summary)
+        if not verdict.passed:
+            send_alerts(spec, AlertEvent.schema_break, verdict.message, asset_link(*key.path), context.log)
+        causes = [cause.describe(verdict.requests) for cause in verdict.causes]
+        return dg.AssetCheckResult(
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "verdict": verdict.message,
+                "observed": "none" if verdict.observed is None else dg.MetadataValue.float(verdict.observed),
+                "threshold": threshold,
+                "requests": verdict.requests,
+                "rejected": verdict.rejected,
+                "min_requests": verdict.min_requests,
+                "rejections": dg.MetadataValue.json(
+                    [
+                        {"column": c.column, "rule": c.rule, "requests": c.requests, "example": c.example}
+                        for c in verdict.causes
+                    ]
+                ),
+                "causes": dg.MetadataValue.md(markdown_list(causes) or "none"),
+                "flagged_rows": summary["invalid_rows"],  # scored and logged under on_invalid: flag
+                "window_start": dg.MetadataValue.timestamp(verdict.window_start),
+                "window_minutes": settings.window_minutes,
+            },
+        )
+
+    return schema_break_check
 
 
 def build_skew_check(pipeline: PipelineContext) -> dg.AssetChecksDefinition:

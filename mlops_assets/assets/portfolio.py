@@ -14,9 +14,8 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.monitoring.portfolio import Check, gather
+from mlops_assets.monitoring.portfolio import Check, gather, shown_checks
 from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
-from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import PORTFOLIO, PORTFOLIO_HTML, PORTFOLIO_MARKDOWN, asset_keys
 from mlops_assets.spec import PipelineSpec
 
@@ -59,12 +58,12 @@ def build_portfolio(specs: Sequence[PipelineSpec]) -> dg.AssetsDefinition:
 
 
 def latest_slo_checks(instance: dg.DagsterInstance, specs: Sequence[PipelineSpec]) -> dict[str, Mapping[str, Check]]:
-    """Each pipeline's SLO checks on ``deployed_endpoint`` by name, as last completed (one query for all); a check
-    that never completed is absent."""
+    """Each pipeline's endpoint checks the portfolio shows (its SLO checks and schema_break) on
+    ``deployed_endpoint`` by name, as last completed (one query for all); a check that never completed is absent."""
     keys = {
         dg.AssetCheckKey(asset_keys(spec.name)["deployed_endpoint"], check): (spec.name, check)
         for spec in specs
-        for check in objectives(spec.monitoring.slo)
+        for check in shown_checks(spec)
     }
     if not keys:
         return {}

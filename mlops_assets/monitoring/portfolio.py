@@ -3,13 +3,14 @@ contracts (``portfolio_report`` renders the rows).
 
 Per pipeline: the champion and how long it has served, the last training and what triggered it, the newest gate
 verdict, the newest drift report (its status, the realised and the estimated online metric), the SLO checks, a
-challenger waiting for a person's approval, and whether the endpoint answers.
+challenger waiting for a person's approval, whether the endpoint answers, and the schema-break check.
 
 Gathering reads the newest state only, so a hundred pipelines with long histories stay cheap: the champion through
 the registry, the audit trail newest record first until the last training, gate and deployment decision are found
 (``TRAIL_DEPTH`` records at most, never the whole chain), the one newest drift report. The endpoints are all asked
 at once, with one deadline for all of them: endpoints that do not answer cost the deadline once, not a timeout
-each. The SLO checks' latest evaluations live in the Dagster instance: the asset reads them and hands them in.
+each. The endpoint checks' latest evaluations (``shown_checks``) live in the Dagster instance: the asset reads them
+and hands them in.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import drift_report_time, drift_reports
 from mlops_assets.monitoring.slo import objectives
-from mlops_assets.naming import CHAMPION, TrailEvent
+from mlops_assets.naming import CHAMPION, EndpointCheck, TrailEvent
 from mlops_assets.rollout.audit import newest_records
 from mlops_assets.rollout.deployment import AWAITING_APPROVAL
 
@@ -43,7 +44,7 @@ READERS = 8  # pipelines whose registry, trail and reports are read at once
 
 @dataclass(frozen=True)
 class Check:
-    """The latest evaluation of one SLO check: ``passed`` is ``None`` when it never ran."""
+    """The latest evaluation of one endpoint check: ``passed`` is ``None`` when it never ran."""
 
     name: str
     passed: bool | None = None
@@ -103,6 +104,7 @@ class PortfolioRow:
     slo: list[Check] | None = None  # None: the spec declares no SLO
     awaiting_approval: str | None = None  # the gated challenger a person has to approve
     endpoint: Endpoint = Endpoint(None, note="not asked")
+    schema_break: Check | None = None  # the share of rejected requests; None: not read
     problems: list[str] = field(default_factory=list)  # state that could not be read, and why
 
 
@@ -117,7 +119,8 @@ def gather(
     slo: Mapping[str, Mapping[str, Check]],
     deadline_s: float = PROBE_DEADLINE_S,
 ) -> list[PortfolioRow]:
-    """One row per spec, in the specs' order. ``slo``: each pipeline's SLO checks by name, as last evaluated.
+    """One row per spec, in the specs' order. ``slo``: each pipeline's endpoint checks (``shown_checks``) by
+    name, as last evaluated.
 
     The endpoints are asked first and answer while the rest is read; whatever has not answered ``deadline_s``
     after the start is reported as not answering. A pipeline whose state cannot be read gets a row that says
@@ -161,6 +164,7 @@ def pipeline_row(
             gate=trail.gate,
             drift=newest_drift(store, spec.name),
             slo=slo_status(spec, checks),
+            schema_break=checks.get(EndpointCheck.schema_break, Check(EndpointCheck.schema_break)),
             awaiting_approval=None if champion and waiting == champion.version else waiting,
         )
     except Exception as exc:  # a registry or store that fails for one pipeline leaves the others readable
@@ -219,6 +223,12 @@ def _performance(found: dict[str, Any] | None) -> Performance | None:
     return Performance(
         found["metric"], found["value"], found["low"], found["high"], found["floor"], bool(found["decayed"])
     )
+
+
+def shown_checks(spec: PipelineSpec) -> list[EndpointCheck]:
+    """The endpoint checks whose latest evaluation the portfolio shows: the SLO checks the spec declares and the
+    schema-break check, which every deployed endpoint has."""
+    return [*objectives(spec.monitoring.slo), EndpointCheck.schema_break]
 
 
 def slo_status(spec: PipelineSpec, evaluated: Mapping[str, Check]) -> list[Check] | None:

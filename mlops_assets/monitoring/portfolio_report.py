@@ -25,6 +25,7 @@ COLUMNS = (
     "SLO",
     "approval",
     "endpoint",
+    "schema",
 )
 
 
@@ -50,6 +51,7 @@ def row_cells(row: PortfolioRow, now: dt.datetime) -> list[Cell]:
         _slo_cell(row.slo),
         Cell(f"v{row.awaiting_approval} waits", BAD) if row.awaiting_approval else Cell("-"),
         _endpoint_cell(row),
+        _schema_cell(row),
     ]
 
 
@@ -102,6 +104,14 @@ def _endpoint_cell(row: PortfolioRow) -> Cell:
     if endpoint.up is None:
         return Cell(endpoint.note, BAD if row.champion else NEUTRAL)
     return Cell("DOWN", BAD) if row.champion else Cell("not deployed")
+
+
+def _schema_cell(row: PortfolioRow) -> Cell:
+    """The schema-break check: whether the endpoint rejects more scoring requests than it may."""
+    check = row.schema_break
+    if check is None or check.passed is None:
+        return Cell("not checked yet" if row.champion else "-")
+    return Cell("ok", OK) if check.passed else Cell(f"FAILED: requests rejected ({check.name})", BAD)
 
 
 def attention(rows: Sequence[PortfolioRow], now: dt.datetime) -> list[str]:

@@ -46,7 +46,7 @@ from mlops_assets.serving.http import HttpError, authorize, header, respond, res
 from mlops_assets.serving.inference_log import InferenceLogWriter, OneIn
 from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader, VersionLoader
 from mlops_assets.serving.payload import coerce_columns, parse_payload
-from mlops_assets.serving.row_checks import ColumnRules, RowChecks, RowReport
+from mlops_assets.serving.row_checks import ColumnRules, RowChecks, RowReport, SchemaRejection, rejection_causes
 from mlops_assets.serving.state import RequestCounts, ServingState
 from mlops_assets.serving.telemetry import CONTENT_TYPE, Telemetry
 
@@ -214,6 +214,7 @@ class ScoringApp:
         except PayloadError as exc:
             self.requests.rejected += 1
             self.requests.last_rejection = str(exc)[:300]
+            self.telemetry.rejected(rejection_causes(exc))  # by column and rule, for the schema_break check
             raise HttpError(400, str(exc)) from None
         self.requests.accepted += 1
         invalid = None
@@ -265,9 +266,10 @@ class ScoringApp:
         if report is not None and not flag:
             named = "; ".join(str(v) for v in report.violations[:REPORTED_VIOLATIONS])
             more = "; ..." if len(report.violations) > REPORTED_VIOLATIONS else ""
-            raise PayloadError(
+            raise SchemaRejection(
                 f"{report.invalid_rows} of {n_rows} row(s) break the schema: {named}{more} "
-                "(deployment.on_invalid: reject)"
+                "(deployment.on_invalid: reject)",
+                report.causes(),
             )
         return parsed, columns, n_rows, report
 

@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from mlops_assets.errors import PayloadError
-from mlops_assets.serving.row_checks import Violation, shown
+from mlops_assets.serving.row_checks import MISSING, Cause, SchemaRejection, Violation, shown
 
 FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
 _PLAIN = frozenset((float, int, str, type(None)))  # what one numpy conversion turns into float64 or refuses
@@ -130,13 +130,15 @@ def coerce_columns(columns: dict[str, list[Any]], dtypes: dict[str, str]) -> Coe
     one; ``true``/``false`` only in a ``bool`` column. Categories become strings, so the logged traffic has
     one type per column whatever the client sent. A value that cannot take its column's type is reported in
     ``violations`` rather than raised, so that ``deployment.on_invalid: flag`` can still score its row;
-    what no row causes (no rows, a missing column, columns of different lengths) raises ``PayloadError``.
+    what no row causes (no rows, a missing column, columns of different lengths) raises ``PayloadError``
+    (a missing column: ``SchemaRejection``, naming each one).
     """
     if not any(columns.values()):
         raise PayloadError("the request has no rows; send at least one row of " + ", ".join(dtypes))
     if not dtypes.keys() <= columns.keys():
         missing = [name for name in dtypes if name not in columns]
-        raise PayloadError(f"missing column(s) {missing}; the model needs {list(dtypes)}")
+        message = f"missing column(s) {missing}; the model needs {list(dtypes)}"
+        raise SchemaRejection(message, [Cause(name, MISSING) for name in missing])
     n_rows = len(columns[next(iter(dtypes))])
     uneven = next((name for name, values in columns.items() if len(values) != n_rows), None)
     if uneven is not None:

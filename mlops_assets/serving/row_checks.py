@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mlops_assets.errors import PayloadError
+
 _MAX = np.finfo(np.float64).max
 MAX_DESCRIBED = 10_000  # violations worked out per request; enough for any reader, and bounded in time
 
@@ -79,6 +81,43 @@ class RowReport:
     invalid_rows: int
     violations: list[Violation]  # by row, then column; the first ``limit`` (at most ``MAX_DESCRIBED``)
     reasons: list[str | None]  # one per row, ``None`` for a valid row
+
+    def causes(self) -> list[Cause]:
+        """Each (column, rule) the named violations break, once, with the first value that broke it."""
+        found: dict[tuple[str, str], Cause] = {}
+        for v in self.violations:
+            found.setdefault((v.column, v.rule), Cause(v.column, v.rule, shown(v.value)))
+        return list(found.values())
+
+
+class Cause(NamedTuple):
+    """What rejected a scoring request, as the endpoint counts it: a column and the rule (as the spec names it)
+    it broke, and one value that broke it as a 400 shows it (``None``: no value to show, a missing column)."""
+
+    column: str
+    rule: str
+    example: str | None = None
+
+
+MISSING = "missing from the request"  # the rule a column the model needs breaks when a request lacks it
+REQUEST, MALFORMED = "(request)", "malformed"  # the cause of a request that is no set of columns at all
+
+
+class SchemaRejection(PayloadError):
+    """A request refused for what its columns hold (a missing column, a value that breaks a rule); ``causes``
+    name each column and rule, so that the endpoint counts them without reading the message."""
+
+    def __init__(self, message: str, causes: Iterable[Cause]):
+        super().__init__(message)
+        self.causes = tuple(causes)
+
+
+def rejection_causes(error: PayloadError) -> tuple[Cause, ...]:
+    """The causes a rejected request is counted under: a ``SchemaRejection``'s own, else one for a body that
+    could not be read as columns, the message's start as its example."""
+    if isinstance(error, SchemaRejection):
+        return error.causes
+    return (Cause(REQUEST, MALFORMED, shown(str(error))),)
 
 
 def shown(value: Any) -> str:

@@ -11,6 +11,10 @@ writes one every ``interval_s`` beside its inference log (``telemetry-<time>-<pi
 the artifact store with the log's files (``-<replica>`` added to the name). ``stored_snapshots`` reads, through
 the store, those a window needs, and ``summarise`` turns them into requests, error rate and latency quantiles,
 so the pipeline sees them without a Prometheus server.
+
+A rejected scoring request (400) is counted once per column and rule that rejected it (``Telemetry.rejected``,
+on the rejection path only), at most ``MAX_REJECTION_CAUSES`` of them apart: the causes are named by the spec,
+and a client cannot grow them past the bound with anything it sends. The ``schema_break`` check reads them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +41,8 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 OTHER_ROUTE = "other"  # any path the app has no route for: one label, however many paths clients try
 NO_ANSWER = "none"  # the status of a request whose client went away before it was answered
 SCORING_ROUTE = "/invocations"  # the latency histogram and a window's summary are of scoring requests
+MAX_REJECTION_CAUSES = 50  # (column, rule) pairs a rejection is counted under apart; the rest as OTHER_CAUSE
+OTHER_CAUSE = ("(other)", "(other)")
 
 
 class Telemetry:
@@ -53,6 +59,8 @@ class Telemetry:
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: over the largest bound
         self.latency_sum = 0.0
         self.rows_scored: dict[tuple[str, str], int] = {}  # (model version, arm) -> rows
+        self.rejected_requests = 0  # scoring requests answered 400: a body the schema cannot take
+        self.rejections: dict[tuple[str, str], list] = {}  # (column, rule) -> [requests, an example value]
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -66,6 +74,22 @@ class Telemetry:
     def scored(self, model_version: str, arm: str, rows: int) -> None:
         key = (model_version, arm)
         self.rows_scored[key] = self.rows_scored.get(key, 0) + rows
+
+    def rejected(self, causes: Sequence[Sequence[str | None]]) -> None:
+        """A scoring request rejected for ``causes``, each ``(column, rule, example)`` (``row_checks.Cause``):
+        counted once under each distinct (column, rule), which keeps its newest example."""
+        self.rejected_requests += 1
+        seen = set()
+        for column, rule, example in causes:
+            key = (column, rule)
+            if key not in self.rejections and len(self.rejections) >= MAX_REJECTION_CAUSES:
+                key = OTHER_CAUSE
+            if key in seen:
+                continue
+            seen.add(key)
+            counted = self.rejections.setdefault(key, [0, None])
+            counted[0] += 1
+            counted[1] = example if key != OTHER_CAUSE else None
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format (``CONTENT_TYPE``)."""
@@ -83,6 +107,8 @@ class Telemetry:
             "latency_sum": self.latency_sum,
             "rows_scored": [[version, arm, n] for (version, arm), n in self.rows_scored.items()],
             "invalid_rows": sources["invalid_rows"],
+            "rejected_requests": self.rejected_requests,
+            "rejections": [[column, rule, n, example] for (column, rule), (n, example) in self.rejections.items()],
             "logs": {name: _log_figures(status) for name, status in sources["logs"].items()},
         }
 
@@ -134,6 +160,14 @@ class _Collector:
         yield CounterMetricFamily(
             "mlops_invalid_rows", "Rows scored although they break the schema", sources["invalid_rows"]
         )
+        rejected = CounterMetricFamily(
+            "mlops_rejected_requests",
+            "Scoring requests rejected (400), by the column and rule that rejected them",
+            labels=["column", "rule"],
+        )
+        for (column, rule), (n, _) in list(t.rejections.items()):
+            rejected.add_metric([column, rule], n)
+        yield rejected
         yield from _served(sources["served"])
         yield from _logs(sources["logs"])
 
@@ -177,7 +211,8 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
     ``start`` (nothing, for a process started within the window), summed over processes and replicas.
     Traffic after a process's last snapshot is not seen. Latency quantiles are interpolated within the
     histogram's buckets (as Prometheus' ``histogram_quantile``): within a bucket's width, ``None`` with no
-    request. The log figures are the latest of each process (summed).
+    request. The log figures are the latest of each process (summed). ``rejections`` lists the rejected
+    requests' causes, ``[column, rule, requests, example]``, most requests first.
     """
     by_instance: dict[str, list[dict]] = {}
     for snapshot in snapshots:
@@ -185,7 +220,8 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
             by_instance.setdefault(snapshot["instance"], []).append(snapshot)
     requests: dict[str, int] = {}
     counts: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)
-    rows = invalid = 0
+    rows = invalid = rejected = 0
+    rejections: dict[tuple[str, str], list] = {}  # (column, rule) -> [requests, newest example]
     logs: dict[str, int] = {}
     for series in by_instance.values():
         series.sort(key=lambda s: s["time"])
@@ -200,6 +236,12 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
             counts[i] += n - (first["latency_counts"][i] if first else 0)
         rows += _rows(last) - (_rows(first) if first else 0)
         invalid += last["invalid_rows"] - (first["invalid_rows"] if first else 0)
+        rejected += last.get("rejected_requests", 0) - (first.get("rejected_requests", 0) if first else 0)
+        earlier = _rejections(first) if first else {}
+        for key, (n, example) in _rejections(last).items():
+            counted = rejections.setdefault(key, [0, None])
+            counted[0] += n - earlier.get(key, (0, None))[0]
+            counted[1] = example or counted[1]
         for figures in last["logs"].values():
             for key in ("pending_rows", "dead_lettered_rows", "dropped_rows"):
                 logs[key] = logs.get(key, 0) + figures.get(key, 0)
@@ -214,6 +256,11 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
         "server_errors": sum(n for status, n in requests.items() if status.isdigit() and int(status) >= 500),
         "rows_scored": rows,
         "invalid_rows": invalid,
+        "rejected_requests": rejected,
+        "rejections": sorted(
+            ([column, rule, n, example] for (column, rule), (n, example) in rejections.items() if n > 0),
+            key=lambda cause: (-cause[2], cause[0], cause[1]),
+        ),
         **{f"latency_p{round(q * 100)}_s": histogram_quantile(q, counts) for q in (0.5, 0.95, 0.99)},
         "log": logs,
     }
@@ -269,6 +316,12 @@ def _by_status(snapshot: dict) -> dict[str, int]:
         if route == SCORING_ROUTE:
             out[status] = out.get(status, 0) + n
     return out
+
+
+def _rejections(snapshot: dict) -> dict[tuple[str, str], tuple[int, str | None]]:
+    """A snapshot's rejected requests by (column, rule); none in a snapshot of an endpoint that did not count
+    them yet."""
+    return {(column, rule): (n, example) for column, rule, n, example in snapshot.get("rejections", ())}
 
 
 def _rows(snapshot: dict) -> int:

@@ -167,6 +167,16 @@ class Skew(SpecModel):
     interval_minutes: float = Field(default=60, gt=0, description="How often the skew check runs.")
 
 
+class SchemaBreak(SpecModel):
+    window_minutes: float = Field(
+        default=15, gt=0, description="The window of scoring requests the schema_break check measures, ending now."
+    )
+    min_requests: int = Field(
+        default=20, ge=1, description="Fewer scoring requests in the window: no verdict, the check passes saying so."
+    )
+    interval_minutes: float = Field(default=5, gt=0, description="How often the schema_break check runs.")
+
+
 class Monitoring(SpecModel):
     window: int = Field(default=500, ge=1, description="Newest logged requests compared to the reference.")
     min_rows: int = Field(default=50, ge=1, description="Fewer logged requests than this: no verdict yet.")
@@ -205,9 +215,14 @@ class Monitoring(SpecModel):
         default=0.01,
         ge=0,
         le=1,
-        description="Largest share of scoring requests the endpoint may reject (400: a missing column, a bad "
-        "value) between two drift reports; rejected requests are never logged, so this is how a feature that "
-        "stops arriving is seen.",
+        description="Largest share of scoring requests the endpoint may reject (400: a missing column, an unseen "
+        "category, a bad value) over the schema_break check's window, and between two drift reports; rejected "
+        "requests are never logged, so this is how a feature that stops arriving is seen.",
+    )
+    schema_break: SchemaBreak = Field(
+        default_factory=SchemaBreak,
+        description="The schema_break check on the endpoint's telemetry: the share of scoring requests it rejected "
+        "over a recent window against max_rejected_share, naming the columns and rules that rejected them.",
     )
     performance: Performance | None = Field(
         default=None, description="Online performance check once labels can be joined to predictions."

@@ -23,22 +23,28 @@ def with_slo(**objectives) -> object:
 
 
 def test_each_check_is_due_once_per_its_own_interval():
-    spec = with_slo(latency_p99_ms=50)  # skew every 60 min (the default), the SLO every 5
+    spec = with_slo(latency_p99_ms=50)  # skew every 60 min (the default), the SLO and schema break every 5
     cursor = EndpointChecksCursor()
-    assert due_checks(spec, cursor, 1_000_000.0) == [EndpointCheck.latency_slo, EndpointCheck.skew]
+    every_five = [EndpointCheck.latency_slo, EndpointCheck.schema_break]
+    assert due_checks(spec, cursor, 1_000_000.0) == [*every_five, EndpointCheck.skew]
     assert due_checks(spec, cursor, 1_000_000.0 + 4 * 60) == []
-    assert due_checks(spec, cursor, 1_000_000.0 + 5 * 60) == [EndpointCheck.latency_slo]
-    assert due_checks(spec, cursor, 1_000_000.0 + 60 * 60) == [EndpointCheck.latency_slo, EndpointCheck.skew]
+    assert due_checks(spec, cursor, 1_000_000.0 + 5 * 60) == every_five
+    assert due_checks(spec, cursor, 1_000_000.0 + 60 * 60) == [*every_five, EndpointCheck.skew]
 
 
-def test_a_spec_without_an_slo_gets_the_skew_check_alone():
-    assert due_checks(SPEC, EndpointChecksCursor(), 1_000_000.0) == [EndpointCheck.skew]
+def test_a_spec_without_an_slo_gets_the_schema_break_and_skew_checks():
+    assert due_checks(SPEC, EndpointChecksCursor(), 1_000_000.0) == [EndpointCheck.schema_break, EndpointCheck.skew]
+
+
+def test_a_cursor_written_before_the_schema_break_check_makes_it_due_at_once():
+    cursor = EndpointChecksCursor.parse('{"slo_requested_at": 999000.0, "skew_requested_at": 999000.0}')
+    assert due_checks(SPEC, cursor, 1_000_000.0) == [EndpointCheck.schema_break]
 
 
 @pytest.mark.parametrize(
     ("objectives", "expected"),
     [
-        ({"max_error_rate": 0.01}, {EndpointCheck.error_rate_slo, EndpointCheck.skew}),
+        ({"max_error_rate": 0.01}, {EndpointCheck.error_rate_slo, EndpointCheck.schema_break, EndpointCheck.skew}),
         ({"latency_p99_ms": 5, "max_error_rate": 0.01}, set(EndpointCheck)),
     ],
 )
