@@ -42,8 +42,9 @@ def test_a_drifted_window_and_a_failed_gate_each_post_one_alert(project, receive
 
     edit_spec(project, "breast_cancer", lambda raw: raw["evaluation"]["gate"]["thresholds"].update(roc_auc=0.9999))
     result = project.materialize("breast_cancer", *TRAINING)
+    assert result.success, failures(result)  # a refusal is the loop's decision, not a failed run
     assert not check(result, "breast_cancer", "evaluation_report", "gate").passed
     assert [body["event"] for _, body in receiver.received] == ["drift", "gate_failed"]
     gate = receiver.received[-1][1]
-    assert gate["pipeline"] == "breast_cancer" and "failed the gate" in gate["message"]
+    assert gate["pipeline"] == "breast_cancer" and "v2 not promoted, champion v1 kept" in gate["message"]
     assert gate["link"] == "http://localhost:3000/assets/breast_cancer/evaluation_report"

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from mlops_assets.model.registry import MlflowRegistryClient
-from mlops_assets.naming import TRIGGER_TAG
+from mlops_assets.naming import OUTCOME_TAG, TRIGGER_TAG
 from mlops_assets.rollout.alias_history import read_alias_moves
 from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import admin_token, running_url
@@ -198,9 +198,13 @@ def test_a_failed_gate_leaves_the_champion_where_it_was(project):
     assert not result.asset_materializations_for_node("breast_cancer__deployed_endpoint")
     assert champion(project) == "1"
     assert client(project).get_model_version("breast_cancer", "2").tags["gate"] == "failed"
-    # Deploying the failed challenger in a later run is refused too.
+    assert result.success, failures(result)  # a refusal is the loop's decision, not a failed run
+    stored = project.instance.get_run_by_id(result.run_id)
+    assert stored.tags[OUTCOME_TAG] == "champion v1 kept, v2 not promoted"
+    # Deploying the failed challenger in a later run is refused too: the champion is kept again.
     later = project.materialize("breast_cancer", "deployed_endpoint")
-    assert not later.success and champion(project) == "1"
+    assert later.success and champion(project) == "1"
+    assert not later.asset_materializations_for_node("breast_cancer__deployed_endpoint")
 
 
 def test_a_failed_training_leaves_the_champion_where_it_was(project):
