@@ -67,8 +67,11 @@ def _gate_cell(row: PortfolioRow) -> Cell:
         return Cell("-")
     if gate.passed:
         return Cell(f"v{gate.version} passed", OK)
-    # a failed challenger leaves the champion serving: what a person reads is why it failed
-    return Cell(f"v{gate.version} FAILED: " + "; ".join(gate.reasons), BAD)
+    why = "; ".join(gate.reasons)
+    if row.champion is None:  # nothing serves: that needs a person
+        return Cell(f"v{gate.version} FAILED, no champion: {why}", BAD)
+    # a refused challenger is the loop's decision, not an incident: the champion serves on, and here is why
+    return Cell(f"v{gate.version} not promoted, champion v{row.champion} kept: {why}", NEUTRAL)
 
 
 def _drift_cell(drift: Drift | None, now: dt.datetime) -> Cell:

@@ -11,7 +11,7 @@ from pydantic import PrivateAttr
 
 from mlops_assets.assets.portfolio import PORTFOLIO_KEY, latest_slo_checks
 from mlops_assets.errors import MlopsError
-from mlops_assets.monitoring.portfolio import TRAIL_DEPTH, Check, PortfolioRow, gather, trail_summary
+from mlops_assets.monitoring.portfolio import TRAIL_DEPTH, Check, Gate, PortfolioRow, gather, trail_summary
 from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
 from mlops_assets.naming import EndpointCheck, StorePrefix, TrailEvent, asset_keys, store_key
 from mlops_assets.rollout.audit import append_event, newest_records
@@ -90,13 +90,20 @@ def test_the_markdown_table_shows_each_value_and_what_needs_attention(state):
     table = [line for line in markdown.splitlines() if line.startswith(f"| {SPEC.name} |")]
     assert len(table) == 1
     assert "| v1 | 2d 3h |" in table[0]
-    assert "v2 FAILED: roc_auc 0.91 < champion 0.95 \\| by 0.04" in table[0]  # the pipe cannot split the cell
+    # a refused challenger is a decision, not an incident (the pipe cannot split the cell)
+    assert "v2 not promoted, champion v1 kept: roc_auc 0.91 < champion 0.95 \\| by 0.04" in table[0]
     assert "roc_auc 0.810 [0.750, 0.860], floor 0.9 DECAYED" in table[0]
     assert "roc_auc 0.930 [0.910, 0.950], floor 0.9 |" in table[0]
     assert "| no SLO | - | up http://breast_cancer.endpoint.test |" in table[0]
     [needs] = attention(rows, since)
-    assert needs.startswith(f"{SPEC.name}: gate: v2 FAILED") and "realised: roc_auc 0.810" in needs
-    assert "endpoint" not in needs and "estimated" not in needs
+    assert needs.startswith(f"{SPEC.name}: realised: roc_auc 0.810")
+    assert "gate" not in needs and "endpoint" not in needs and "estimated" not in needs
+
+
+def test_a_first_version_refused_with_no_champion_needs_attention():
+    row = PortfolioRow("p", gate=Gate("1", False, ["roc_auc 0.5 < 0.9"]))
+    [needs] = attention([row], NOW)
+    assert needs == "p: gate: v1 FAILED, no champion: roc_auc 0.5 < 0.9"
 
 
 def test_the_html_page_escapes_every_value_from_data():
