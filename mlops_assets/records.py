@@ -33,6 +33,9 @@ class FeatureSet:
     adaptation: dict | None = None  # the drift the importance weights answer, and their sample size
     rows_by_origin: dict = field(default_factory=dict)  # training rows from the source and from production
     rows_hash: str = ""  # the training rows and their weights, with the spec: equal hashes train a copy
+    concept_change: dict | None = (
+        None  # the concept test on the production rows, and whether the source was weighed down
+    )
 
 
 @dataclass(frozen=True)

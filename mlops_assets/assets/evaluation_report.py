@@ -61,7 +61,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         if champion is not None and champion.version == trained_model.version:
             champion = None
         champion_model = registry.load(spec.name, champion.version) if champion else None
-        judgement = judge(spec, challenger, champion_model, holdout, recent)
+        judgement = judge(spec, challenger, champion_model, holdout, recent, champion.version if champion else None)
         figures = card_figures(spec, challenger, holdout)  # the fixed holdout: it carries every schema column
         fairness = fairness_gate(figures.fairness, spec.evaluation.fairness.limits.declared())
         fixed, gate = judgement.by_name()["fixed"], combined(judgement.gate, fairness)
@@ -114,6 +114,8 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 **{f"holdout_{k}": v for k, v in metrics.items()},
                 **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
                 "holdouts": dg.MetadataValue.md(judgement.markdown()),
+                "decided_on": judgement.deciding,
+                **({"concept": dg.MetadataValue.json(judgement.concept)} if judgement.concept else {}),
                 "plots": dg.MetadataValue.md("\n\n".join(markdown_image(png, name) for name, png in plots.items())),
                 "model_card": dg.MetadataValue.md(card),
                 "report_folder": dg.MetadataValue.path(store.uri(prefix)),

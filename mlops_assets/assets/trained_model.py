@@ -116,6 +116,7 @@ def version_tags(features: FeatureSet) -> dict[str, str]:
         "reference_key": features.reference_key,
         "recent_holdout_key": features.recent_holdout_key or "none",
         "adaptation": json.dumps(features.adaptation) if features.adaptation else "none",
+        "concept_change": json.dumps(features.concept_change) if features.concept_change else "none",
         "training_set": features.train_key,
         "training_rows_by_origin": json.dumps(features.rows_by_origin),
     }

@@ -79,6 +79,7 @@ def write_training_set(
         training.adaptation,
         training.origins(),
         _version(spec, training.train),
+        training.concept_change,
     )
     rows_kept = len(source.kept) + len(production)
     return WrittenTrainingSet(
@@ -123,4 +124,6 @@ def _metadata(training: TrainingSet, features: FeatureSet, source) -> dict[str, 
         "features_version": features.version,
         "drift_reference": features.reference_key,
         **({"adaptation": dg.MetadataValue.json(training.adaptation)} if training.adaptation else {}),
+        **({"concept_change": dg.MetadataValue.json(training.concept_change)} if training.concept_change else {}),
+        **({"notes": dg.MetadataValue.md("\n".join(f"- {note}" for note in training.notes))} if training.notes else {}),
     }

@@ -3,8 +3,11 @@
 The declared source's validated rows are split by id into training and the fixed holdout. Labelled
 production rows (the feedback set) are split by the same rule: the holdout side's newest rows form the
 recent holdout, and no holdout id ever trains; the training side joins the source under the spec's
-training window. A drift answered without labels adds importance weights, for the training rows
-and for the fixed holdout, so the gate can also judge both models on the drifted distribution.
+training window. When the labelled production rows show that the concept changed (``concept``: a model
+fit on them beats one fit on the source, which label noise alone cannot make happen), the source rows are
+weighed down to ``CHANGED_SOURCE_SHARE`` of the production rows' weight, unless the spec sets
+``training.window.source_weight`` itself. A drift answered without labels adds importance weights, for the
+training rows and for the fixed holdout, so the gate can also judge both models on the drifted distribution.
 
 Every choice here is a function of the data (ages count from the newest production row, splits hash the
 id), so the same inputs always give the same training set and any version's set can be rebuilt.
@@ -12,12 +15,13 @@ id), so the same inputs always give the same training set and any version's set 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlops_assets.data.concept import MAX_ROWS, concept_test, spec_inputs
 from mlops_assets.data.training_window import (
     LOGGED_AT,
     ORIGIN,
@@ -31,6 +35,10 @@ from mlops_assets.data.validation import split_holdout
 from mlops_assets.errors import DataError
 
 IMPORTANCE = "_importance"  # fixed holdout rows: importance weight under the drifted distribution
+# After a concept change the source rows together weigh this share of the production rows: they can no longer
+# outvote production where both have rows (the model follows the side ten times heavier), yet still teach the
+# inputs production has not reached, where the source is all the model has.
+CHANGED_SOURCE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class TrainingSet:
     reference: pd.DataFrame | None  # inputs the version is fitted for, when not its training rows
     adaptation: dict[str, Any] | None = None  # how the weights answer a drift: window, features, sample size
     notes: list[str] = field(default_factory=list)
+    concept_change: dict[str, Any] | None = None  # ``concept.ConceptTest.as_json``, with production rows to test
 
     def origins(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.train[ORIGIN].value_counts().sort_index().items()}
@@ -75,8 +84,40 @@ def assemble(spec, source: pd.DataFrame, production: pd.DataFrame) -> TrainingSe
             "production rows, none inside training.window (a spec with a labels source trains on rows whose label "
             "has arrived: add a label batch, or give the source its target column)"
         )
+    train, concept, notes = _answer_concept_change(spec, source_train, train)
     reference = _production_reference(spec, train)
-    return TrainingSet(train, holdout, recent, reference)
+    return TrainingSet(train, holdout, recent, reference, notes=notes, concept_change=concept)
+
+
+def _answer_concept_change(
+    spec, source: pd.DataFrame, train: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, Any] | None, list[str]]:
+    """The training rows, the concept test of their newest production rows against the source's training
+    rows, and what was done about it: after a change the source rows are weighed down to
+    ``CHANGED_SOURCE_SHARE`` of the production rows' weight (never up), unless the spec sets
+    ``training.window.source_weight``, the operator's own answer."""
+    production = train[train[ORIGIN] == "production"]
+    if production.empty:
+        return train, None, []
+    confidence, seed = spec.training.recent_holdout.confidence, spec.split.seed
+    test = concept_test(
+        source, newest_rows(production, MAX_ROWS), spec_inputs(spec), spec.target, spec.task, confidence, seed
+    )
+    if not test.changed:
+        return train, test.as_json(), []
+    if "source_weight" in spec.training.window.model_fields_set:
+        kept = spec.training.window.source_weight
+        return train, test.as_json(), [f"{test.reason}; training.window.source_weight {kept:g} is the spec's: kept"]
+    is_source = (train[ORIGIN] == "source").to_numpy()
+    weights = train[WEIGHT].to_numpy()
+    source_total, production_total = weights[is_source].sum(), weights[~is_source].sum()
+    scale = min(1.0, CHANGED_SOURCE_SHARE * production_total / source_total) if source_total > 0 else 1.0
+    train = train.assign(**{WEIGHT: np.where(is_source, weights * scale, weights)})
+    note = (
+        f"{test.reason}; the source rows weigh at most {CHANGED_SOURCE_SHARE:.0%} of the production rows' weight "
+        f"(each x{scale:.4f}; set training.window.source_weight to choose otherwise)"
+    )
+    return train, test.as_json(), [note]
 
 
 def _production_reference(spec, train: pd.DataFrame) -> pd.DataFrame | None:
@@ -114,4 +155,4 @@ def adapt(spec, training: TrainingSet, window: pd.DataFrame, drift: dict[str, An
         "effective_share": round(float(plan.effective_share), 4),
         "largest_weight": round(float(np.max(importance)), 3),
     }
-    return TrainingSet(train, holdout, training.recent, window[spec.input_columns], adaptation, training.notes)
+    return replace(training, train=train, holdout=holdout, reference=window[spec.input_columns], adaptation=adaptation)

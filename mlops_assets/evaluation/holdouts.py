@@ -1,30 +1,36 @@
-"""Challenger against champion on every holdout a version has, and which of them decides the gate.
+"""Challenger against champion on every holdout a version has, and the one that decides the gate.
 
 - ``fixed``: the source's holdout rows, the same for every version of a source.
 - ``weighted``: the fixed holdout under the importance weights of a drift answered without labels: how
   both models do on the drifted distribution.
 - ``recent``: labelled production rows from the newest window that no version trained on: today's data.
 
-The recent holdout decides once it has ``training.recent_holdout.min_rows``: its gain conditions pass
-unless the paired interval of the gain lies wholly below the least gain (as a canary: a challenger is
-refused when confidently worse, not on noise). The fixed holdout still guards against regressions while
-the concept has not changed, that is while the champion is not confidently worse on today's data than on
-it. Without a deciding recent holdout the fixed holdout decides, and the weighted one must pass as well.
+One holdout stands for today's traffic and decides: the recent one once it has
+``training.recent_holdout.min_rows`` rows and the gate's metrics are defined on it, else the weighted one,
+else the fixed one. With a champion, the challenger must be better there on the primary metric: the paired
+interval of its gain lies above 0 (``evaluation.gate.must_beat_champion``, on by default), so a copy of the
+champion, a gain of exactly 0 or one within noise keeps the champion. Declared thresholds and least gains add
+to that rule. The fixed holdout still guards against regressions (declared conditions, and not confidently
+worse on the primary metric) while the concept has not changed, which ``data.concept`` tells apart from label
+noise; after a change it reports, it does not guard. Without a champion (a first model) only thresholds apply.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlops_assets.data.concept import ConceptTest, concept_test, spec_inputs
 from mlops_assets.data.training_set import IMPORTANCE
 from mlops_assets.evaluation.gate import GateResult, evaluate_gate
-from mlops_assets.evaluation.metrics import compute_metrics, meets_threshold
+from mlops_assets.evaluation.metrics import compute_metrics
 from mlops_assets.model.pipeline_model import PipelineModel
+
+ORDER = ("recent", "weighted", "fixed")  # which holdout stands for today's traffic, first that can decide
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class HoldoutComparison:
     rows: int
     challenger: dict[str, float]
     champion: dict[str, float] | None
-    gains: dict[str, list[float]] = field(default_factory=dict)  # metric -> [gain, low, high] (recent)
+    gains: dict[str, list[float]] = field(default_factory=dict)  # metric -> [gain, low, high], with a champion
     decides: bool = False
     note: str = ""
 
@@ -51,6 +57,8 @@ class HoldoutComparison:
 class Judgement:
     comparisons: list[HoldoutComparison]
     gate: GateResult
+    deciding: str = "fixed"  # the holdout that stood for today's traffic: "recent", "weighted" or "fixed"
+    concept: dict[str, Any] | None = None  # the concept test of the recent holdout against the fixed one
 
     def by_name(self) -> dict[str, HoldoutComparison]:
         return {c.name: c for c in self.comparisons}
@@ -59,7 +67,8 @@ class Judgement:
         return {c.name: asdict(c) for c in self.comparisons}
 
     def markdown(self) -> str:
-        """The holdouts side by side: rows, each model's metrics, the recent gain's interval."""
+        """The holdouts side by side (rows, each model's metrics, the gains' intervals), which one decided, and
+        the notes."""
         names = list(self.comparisons[0].challenger)
         lines = ["| holdout | rows | decides | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
         for c in self.comparisons:
@@ -74,6 +83,7 @@ class Judgement:
                 )
                 cells.append(f"{c.challenger[m]:.4f}{champion}{gain}")
             lines.append(f"| {c.name} | {c.rows} | {'yes' if c.decides else 'no'} | " + " | ".join(cells) + " |")
+        lines += ["", f"Decided on the {self.deciding} holdout ({self.by_name()[self.deciding].rows} labelled rows)."]
         notes = [f"- {c.name}: {c.note}" for c in self.comparisons if c.note]
         return "\n".join(lines + (["", *notes] if notes else []))
 
@@ -86,47 +96,41 @@ def score(model: PipelineModel, frame: pd.DataFrame, target: str) -> Scored:
 
 
 def judge(
-    spec, challenger: PipelineModel, champion: PipelineModel | None, holdout: pd.DataFrame, recent: pd.DataFrame
+    spec,
+    challenger: PipelineModel,
+    champion: PipelineModel | None,
+    holdout: pd.DataFrame,
+    recent: pd.DataFrame,
+    champion_version: str | None = None,
 ) -> Judgement:
-    gate_spec = spec.evaluation.gate
+    """The gate's verdict on every holdout the version has; ``champion_version`` names the champion in the
+    reasons."""
     on_holdout = _score_both(spec, challenger, champion, holdout)  # scored once: fixed and weighted share it
-    fixed = _compare("fixed", spec, *on_holdout, None)
-    comparisons, conditions = [fixed], []
-    recent_settings = spec.training.recent_holdout
+    compared = {"fixed": _compare("fixed", spec, *on_holdout, None)}
     if IMPORTANCE in holdout.columns:
-        weighted = _compare("weighted", spec, *on_holdout, holdout[IMPORTANCE].to_numpy())
-        comparisons.append(weighted)
-    undefined = ""
+        compared["weighted"] = _compare("weighted", spec, *on_holdout, holdout[IMPORTANCE].to_numpy())
     if len(recent):
-        on_recent = _score_both(spec, challenger, champion, recent)
-        comparisons.append(_compare_recent(spec, *on_recent))
-        undefined = _undefined(spec, comparisons[-1])
-    deciding_recent = len(recent) >= recent_settings.min_rows and not undefined
-    if deciding_recent:
-        conditions.append(_recent_gate(spec, comparisons[-1]))
-        changed = _concept_changed(spec, fixed, on_recent[1])
-        if changed:
-            comparisons[0] = HoldoutComparison(**{**asdict(fixed), "note": changed})
-        else:
-            conditions.append(
-                _labelled(evaluate_gate({}, gate_spec.min_gain, fixed.challenger, fixed.champion), "fixed")
-            )
-    else:
-        if len(recent):
-            why = undefined or (
-                f"{len(recent)} rows, fewer than training.recent_holdout.min_rows ({recent_settings.min_rows})"
-            )
-            comparisons[-1] = HoldoutComparison(**{**asdict(comparisons[-1]), "note": f"{why}: reported, not deciding"})
-        for comparison in comparisons:
-            if comparison.name in ("fixed", "weighted"):
-                gate = evaluate_gate(
-                    gate_spec.thresholds, gate_spec.min_gain, comparison.challenger, comparison.champion
-                )
-                conditions.append(_labelled(gate, comparison.name))
-    deciding = {"recent"} if deciding_recent else {"fixed", "weighted"}
-    comparisons = [HoldoutComparison(**{**asdict(c), "decides": c.name in deciding}) for c in comparisons]
-    passed = all(c.passed for c in conditions)
-    return Judgement(comparisons, GateResult(passed, [r for c in conditions for r in c.reasons]))
+        compared["recent"] = _compare("recent", spec, *_score_both(spec, challenger, champion, recent), None)
+    deciding, compared = _deciding(spec, compared, champion is not None)
+    the_champion = f"champion v{champion_version}" if champion_version else "the champion"
+    conditions = [_deciding_gate(spec, compared[deciding], the_champion)]
+    concept = None
+    if deciding == "recent":
+        concept = concept_test(
+            holdout,
+            recent,
+            spec_inputs(spec),
+            spec.target,
+            spec.task,
+            spec.training.recent_holdout.confidence,
+            spec.split.seed,
+        )
+        compared["fixed"] = replace(compared["fixed"], note=concept.reason)
+    if deciding != "fixed":
+        conditions.append(_fixed_guard(spec, compared["fixed"], deciding, concept, the_champion))
+    comparisons = [replace(c, decides=c.name == deciding) for c in compared.values()]
+    gate = GateResult(all(c.passed for c in conditions), [r for c in conditions for r in c.reasons])
+    return Judgement(comparisons, gate, deciding, concept.as_json() if concept else None)
 
 
 def _score_both(spec, challenger, champion, frame) -> tuple[Scored, Scored | None]:
@@ -134,85 +138,132 @@ def _score_both(spec, challenger, champion, frame) -> tuple[Scored, Scored | Non
 
 
 def _compare(name, spec, mine: Scored, theirs: Scored | None, weights) -> HoldoutComparison:
+    """Both models' metrics on one holdout, and with a champion the paired interval of each gain the gate
+    reads (the primary metric's and every ``min_gain``'s)."""
+    from mlops_assets.evaluation.confidence import paired_gain_interval
+
     metrics = compute_metrics(spec.metrics, mine.y_true, mine.y_pred, mine.y_score, sample_weight=weights)
-    champion_metrics = None
-    if theirs is not None:
-        champion_metrics = compute_metrics(
-            spec.metrics, theirs.y_true, theirs.y_pred, theirs.y_score, sample_weight=weights
+    if theirs is None:
+        return HoldoutComparison(name, len(mine.y_true), metrics, None)
+    champion_metrics = compute_metrics(
+        spec.metrics, theirs.y_true, theirs.y_pred, theirs.y_score, sample_weight=weights
+    )
+    gains = {}
+    for metric in dict.fromkeys([spec.primary_metric, *spec.evaluation.gate.min_gain]):
+        interval = paired_gain_interval(
+            metric,
+            mine.y_true,
+            (theirs.y_pred, theirs.y_score),
+            (mine.y_pred, mine.y_score),
+            sample_weight=weights,
+            confidence=spec.training.recent_holdout.confidence,
         )
-    return HoldoutComparison(name, len(mine.y_true), metrics, champion_metrics)
+        gains[metric] = [float(v) for v in interval]
+    return HoldoutComparison(name, len(mine.y_true), metrics, champion_metrics, gains)
 
 
-def _undefined(spec, recent: HoldoutComparison) -> str:
-    """Why the recent holdout cannot decide although it has rows ("" when it can): a metric the gate needs is
+def _deciding(
+    spec, compared: dict[str, HoldoutComparison], has_champion: bool
+) -> tuple[str, dict[str, HoldoutComparison]]:
+    """The first holdout of ``ORDER`` that can decide, and the comparisons with a note on those passed over."""
+    least = spec.training.recent_holdout.min_rows
+    for name in ORDER[:-1]:
+        if name not in compared:
+            continue
+        comparison = compared[name]
+        why = _undefined(spec, comparison, has_champion)
+        if name == "recent" and comparison.rows < least:
+            why = f"{comparison.rows} rows, fewer than training.recent_holdout.min_rows ({least})"
+        if not why:
+            return name, compared
+        compared = {**compared, name: replace(comparison, note=f"{why}: reported, not deciding")}
+    return "fixed", compared
+
+
+def _undefined(spec, comparison: HoldoutComparison, has_champion: bool) -> str:
+    """Why a holdout cannot decide although it has rows ("" when it can): a metric the gate needs is
     undefined on it (roc_auc over one class, r2 over a constant target), and an undefined value would pass
     or fail every challenger alike."""
-    needed = {*spec.evaluation.gate.thresholds, *_gain_metrics(spec)}
-    values = [recent.challenger[m] for m in needed] + [recent.champion[m] for m in needed if recent.champion]
-    values += [bound for m in needed for bound in recent.gains.get(m, [])]
+    gate = spec.evaluation.gate
+    needed = {*gate.thresholds, *(gate.min_gain if has_champion else {})}
+    if has_champion and gate.must_beat_champion:
+        needed.add(spec.primary_metric)
+    values = [comparison.challenger[m] for m in needed] + [comparison.champion[m] for m in needed if has_champion]
+    values += [bound for m in needed for bound in comparison.gains.get(m, [])]
     if all(math.isfinite(v) for v in values):
         return ""
     return f"{', '.join(sorted(needed))} undefined on these rows (one class, or a constant target)"
 
 
-def _compare_recent(spec, mine: Scored, theirs: Scored | None) -> HoldoutComparison:
-    from mlops_assets.evaluation.confidence import paired_gain_interval
-
-    compared = _compare("recent", spec, mine, theirs, None)
-    if theirs is None:
-        return compared
-    gains = {}
-    for metric in _gain_metrics(spec):
-        gains[metric] = list(
-            paired_gain_interval(
-                metric,
-                mine.y_true,
-                (theirs.y_pred, theirs.y_score),
-                (mine.y_pred, mine.y_score),
-                confidence=spec.training.recent_holdout.confidence,
-            )
-        )
-    return HoldoutComparison(**{**asdict(compared), "gains": gains})
-
-
-def _gain_metrics(spec) -> dict[str, float]:
-    """The least gain per metric the recent holdout checks: the gate's, else none worse on the primary."""
-    return dict(spec.evaluation.gate.min_gain) or {spec.primary_metric: 0.0}
+def _deciding_gate(spec, deciding: HoldoutComparison, the_champion: str) -> GateResult:
+    """On the deciding holdout: better than the champion, then the declared thresholds and least gains (on
+    the recent holdout a least gain fails only when the interval lies wholly below it, as a canary does; on
+    the others the point gain must reach it)."""
+    gate = spec.evaluation.gate
+    reasons, passed = [], True
+    if deciding.champion is not None and gate.must_beat_champion:
+        ok, reason = _better(spec.primary_metric, deciding, the_champion)
+        passed &= ok
+        reasons.append(reason)
+    min_gain = {} if deciding.name == "recent" else gate.min_gain
+    declared = _labelled(
+        evaluate_gate(gate.thresholds, min_gain, deciding.challenger, deciding.champion), deciding.name
+    )
+    passed &= declared.passed
+    reasons += declared.reasons
+    if deciding.name == "recent":
+        least_gains = _least_gains(gate.min_gain, deciding)
+        passed &= least_gains.passed
+        reasons += least_gains.reasons
+    return GateResult(bool(passed), reasons)
 
 
-def _recent_gate(spec, recent: HoldoutComparison) -> GateResult:
-    thresholds = evaluate_gate(spec.evaluation.gate.thresholds, {}, recent.challenger, recent.champion)
-    reasons, passed = list(thresholds.reasons), thresholds.passed
-    for metric, least in _gain_metrics(spec).items():
+def _better(metric: str, comparison: HoldoutComparison, the_champion: str) -> tuple[bool, str]:
+    gain_, low, high = comparison.gains[metric]
+    ok = bool(low > 0)  # an interval touching 0, or a gain of exactly 0, is no evidence of a better model
+    what = "better than" if ok else "not better than"
+    figures = f"{metric} gain {_interval(gain_, low, high)}"
+    return ok, f"{'ok' if ok else 'FAIL'}: {what} {the_champion} on the {comparison.name} holdout: {figures}"
+
+
+def _least_gains(min_gain: dict[str, float], recent: HoldoutComparison) -> GateResult:
+    reasons, passed = [], True
+    for metric, least in min_gain.items():
         if recent.champion is None:
             reasons.append(f"ok: {metric} gain not checked, there is no champion yet")
             continue
-        gain, low, high = recent.gains[metric]
+        gain_, low, high = recent.gains[metric]
         ok = bool(high >= least)  # defined: an undefined metric keeps the recent holdout from deciding
         passed &= ok
         reasons.append(
-            f"{'ok' if ok else 'FAIL'}: {metric} gain over champion {gain:+.4f} "
-            f"(CI {low:+.4f} to {high:+.4f}) must not be confidently under {least:+}"
+            f"{'ok' if ok else 'FAIL'}: {metric} gain over champion {_interval(gain_, low, high)} "
+            f"must not be confidently under {least:+}"
         )
     return _labelled(GateResult(bool(passed), reasons), "recent")
 
 
-def _concept_changed(spec, fixed: HoldoutComparison, theirs: Scored | None) -> str:
-    """Why the fixed holdout no longer speaks for today ("" while it does): the champion (``theirs``, scored
-    on the recent holdout) is confidently worse there than on the fixed one."""
-    from mlops_assets.evaluation.confidence import metric_interval
-
-    if theirs is None or fixed.champion is None:
-        return ""
+def _fixed_guard(spec, fixed: HoldoutComparison, deciding: str, concept: ConceptTest | None, the_champion: str):
+    """The fixed holdout beside the deciding one. Beside the weighted holdout it must meet the declared
+    conditions too (the same rows, unweighted). Beside the recent holdout it guards against regressions while
+    the concept holds: the declared least gains, and not confidently worse on the primary metric."""
+    gate = spec.evaluation.gate
+    if deciding == "weighted":
+        return _labelled(evaluate_gate(gate.thresholds, gate.min_gain, fixed.challenger, fixed.champion), "fixed")
+    if concept is not None and concept.changed:
+        return GateResult(True, ["fixed holdout: reported, not a guard: the concept changed (see its note)"])
+    guard = _labelled(evaluate_gate({}, gate.min_gain, fixed.challenger, fixed.champion), "fixed")
+    if fixed.champion is None or not gate.must_beat_champion:
+        return guard
     metric = spec.primary_metric
-    value, low, high = metric_interval(metric, theirs.y_true, theirs.y_pred, theirs.y_score)
-    bound = high if meets_threshold(metric, 1.0, 0.0) else low
-    if meets_threshold(metric, bound, fixed.champion[metric]):
-        return ""
-    return (
-        f"the concept changed: champion {metric} {value:.4f} (CI {low:.4f}-{high:.4f}) on today's data vs "
-        f"{fixed.champion[metric]:.4f} here; the fixed holdout reports, it does not decide"
-    )
+    gain_, low, high = fixed.gains[metric]
+    ok = not high < 0  # NaN (undefined on the fixed holdout) does not block: the deciding holdout decided
+    verdict = "not confidently worse than" if ok else "confidently worse than"
+    reason = f"{'ok' if ok else 'FAIL'}: {verdict} {the_champion}: {metric} gain {_interval(gain_, low, high)}"
+    return GateResult(guard.passed and ok, [*guard.reasons, f"fixed holdout: {reason}"])
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{value:+.4f} (CI {low:+.4f} to {high:+.4f})"
 
 
 def _labelled(gate: GateResult, holdout: str) -> GateResult:

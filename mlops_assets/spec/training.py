@@ -145,8 +145,24 @@ class Gate(SpecModel):
     min_gain: dict[str, float] = Field(
         default_factory=dict,
         description="Least improvement over the champion per metric, in its better direction "
-        "(negative allows a small regression).",
+        "(negative allows a small regression); adds to `must_beat_champion`.",
     )
+    must_beat_champion: bool = Field(
+        default=True,
+        description="With a champion, the challenger must be better on the primary metric on the holdout that "
+        "stands for today's traffic (the recent one once it has `training.recent_holdout.min_rows`, else the "
+        "importance-weighted one, else the fixed one): the paired interval of its gain lies above 0, so a copy of "
+        "the champion or a gain within noise keeps the champion. `thresholds` and `min_gain` add to it. false: "
+        "any challenger that meets them is promoted, for an operator who wants every passing retraining deployed.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_default_rule(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # added after specs were written: left at its default it keeps the spec's hash (and its versions' features)
+        data = handler(self)
+        if self.must_beat_champion:
+            data.pop("must_beat_champion", None)
+        return data
 
 
 class FairnessLimits(SpecModel):
@@ -232,8 +248,10 @@ class TrainingWindow(SpecModel):
     source_weight: float = Field(
         default=1.0,
         ge=0,
-        description="Weight of the declared source's rows (0 drops them once production rows can train alone): "
-        "lower it when production has taught a concept the source no longer holds.",
+        description="Weight of the declared source's rows (0 drops them once production rows can train alone). "
+        "Left unset, it is 1 until the labelled production rows show the concept changed (a model fit on them "
+        "beats one fit on the source, which label noise alone cannot make happen); then the source rows together "
+        "weigh a tenth of the production rows. Set, it is applied as written, changed concept or not.",
     )
 
     @model_validator(mode="after")
@@ -256,7 +274,13 @@ class RecentHoldout(SpecModel):
         ge=1,
         description="From this many rows the recent holdout decides the gate; fewer are reported, not decisive.",
     )
-    confidence: float = Field(default=0.95, gt=0, lt=1, description="Level of the interval on the recent gain.")
+    confidence: float = Field(
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="Level of the intervals on the challenger's gains over the champion and of the concept-change "
+        "test.",
+    )
 
 
 class Adaptation(SpecModel):
