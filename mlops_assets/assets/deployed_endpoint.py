@@ -62,6 +62,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
         deployer: EndpointDeployer,
         evaluation_report: EvaluationReport,
     ):
+        from mlops_assets.rollout.anchors import anchor_metadata
         from mlops_assets.rollout.deployment import AwaitingApproval, ChampionKept, DeploymentRun
 
         @functools.cache
@@ -80,14 +81,15 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
         strategy = config.strategy.value if config.strategy else spec.deployment.strategy
         approver = config.approved_by or context.run.tags.get(APPROVER_TAG)
         decision = run.carry_out(rollback=config.rollback, strategy=strategy, approver=approver)
+        anchor = anchor_metadata(store, decision.audit_key)  # the trail's newest record, kept outside the store
         if isinstance(decision, AwaitingApproval):
             context.log.warning(decision.reason)
-            yield approval_check(decision.reason, False, strategy, store.uri(decision.audit_key))
+            yield approval_check(decision.reason, False, strategy, anchor)
             return
         if isinstance(decision, ChampionKept):  # the loop's decision: the run succeeds and says so
             context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: decision.outcome})
             context.log.info(f"{decision.outcome}: " + "; ".join(decision.reasons))
-            yield approval_check("nothing promoted: " + decision.outcome, True, strategy, store.uri(decision.audit_key))
+            yield approval_check("nothing promoted: " + decision.outcome, True, strategy, anchor)
             return
         version, previous, reasons = decision.version, decision.previous, decision.reasons
         context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: f"{decision.action}: v{version.version} serves"})
@@ -107,11 +109,10 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 "previous_champion": previous.version if previous else "none",
                 "approved_by": decision.approved_by,
                 "action": decision.action,
-                "audit_record": dg.MetadataValue.path(store.uri(decision.audit_key)),
                 "serving_path": decision.serving_path,
                 **({"decision": dg.MetadataValue.md(markdown_list(reasons))} if reasons else {}),
                 **arms_metadata(decision.arms or decision.ended),
-                "audit_hash": audit_hash(store, decision.audit_key),
+                **anchor,  # audit_record, audit_seq, audit_hash: what `mlops-assets audit verify` checks the trail by
             },
         )
         approval = decision.approval
@@ -122,30 +123,20 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
             verdict = "a rollback: a person's decision, no approval needed"
         else:
             verdict = "a redeploy: nothing promoted" if required else f"no approval required for {strategy}"
-        yield approval_check(verdict, True, strategy, store.uri(decision.audit_key))
+        yield approval_check(verdict, True, strategy, anchor)
 
     return deployed_endpoint
 
 
-def approval_check(verdict: str, passed: bool, strategy: str, audit_record: str) -> dg.AssetCheckResult:
-    """Whether the promotion had the approval the spec asks for; a failure says how to give it."""
+def approval_check(verdict: str, passed: bool, strategy: str, anchor: dict) -> dg.AssetCheckResult:
+    """Whether the promotion had the approval the spec asks for; a failure says how to give it. ``anchor``: the
+    trail record the run wrote last (``rollout.anchors``), kept with a run that materializes nothing too."""
     return dg.AssetCheckResult(
         check_name="approval",
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "verdict": verdict,
-            "strategy": strategy,
-            "audit_record": dg.MetadataValue.path(audit_record),
-        },
+        metadata={"verdict": verdict, "strategy": strategy, **anchor},
     )
-
-
-def audit_hash(store: ArtifactStore, key: str) -> str:
-    """The SHA-256 of the trail record this run wrote: a copy, outside the store, of a link of the chain."""
-    from mlops_assets.rollout.audit import digest
-
-    return digest(store.read_bytes(key))
 
 
 def arms_metadata(record: dict | None) -> dict:

@@ -1,14 +1,20 @@
 """``mlops-assets approve``, ``audit`` and ``history``: a person's approval, the audit trail and what it shows.
 
-Each reads the pipeline's audit trail (``rollout.audit``) in the artifact store of ``resources_from_env``.
-Exit codes: 0 done; 1 ``audit verify`` found a broken trail; 2 a refused request (an unknown pipeline or
-version, a version that did not pass its gate, a bad time), with nothing written.
+Each reads the pipeline's audit trail (``rollout.audit``) in the artifact store of ``resources_from_env``;
+``audit verify`` checks it also against the anchors the Dagster instance at ``DAGSTER_HOME`` keeps
+(``rollout.anchors``). Exit codes: 0 done; 1 ``audit verify`` found a broken, forged or cut trail; 2 a
+refused request (an unknown pipeline or version, a version that did not pass its gate, a bad time), with
+nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from mlops_assets.errors import MlopsError
 from mlops_assets.naming import CHALLENGER, CHAMPION, TrailEvent
@@ -55,7 +61,9 @@ def _audit(args: argparse.Namespace) -> int:
 
     store = resources_from_env()["store"]
     if args.words[0] == VERIFY:
-        results = [verify_trail(store, spec.name) for spec, _ in _pipelines(args.words[1:])]
+        specs = _pipelines(args.words[1:])
+        with _anchor_reader() as anchors_of:
+            results = [verify_trail(store, spec.name, anchors_of(spec.name)) for spec, _ in specs]
         print("\n".join(result.describe() for result in results))
         return 0 if all(result.ok for result in results) else 1
     if len(args.words) > 1:
@@ -68,11 +76,30 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _anchor_reader() -> Iterator[Callable[[str], list | None]]:
+    """The Dagster instance at ``DAGSTER_HOME``, open while verifying: a function from a pipeline to the anchors
+    the instance keeps of its trail, or to ``None`` where there is no instance to read."""
+    from mlops_assets.rollout.anchors import read_anchors
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not Path(home).is_dir():
+        yield lambda pipeline: None
+        return
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    try:
+        yield lambda pipeline: read_anchors(instance, pipeline)
+    finally:
+        instance.dispose()
+
+
 def _history(args: argparse.Namespace) -> int:
     """Which version held champion and challenger when; with ``--at``, who held champion then and who approved."""
     from mlops_assets.cli.commands import _spec
     from mlops_assets.rollout.alias_history import alias_spans, holder_at, read_alias_moves
-    from mlops_assets.rollout.audit import read_events
+    from mlops_assets.rollout.audit import is_keyed, read_events
     from resources import resources_from_env
 
     spec, _ = _spec(args.spec)
@@ -99,6 +126,7 @@ def _history(args: argparse.Namespace) -> int:
     ]
     approval = (
         f"approved by {approvals[-1]['approved_by']} at {approvals[-1]['time']}: {approvals[-1]['reason']}"
+        + ("" if is_keyed(approvals[-1]) else " (not under the audit key: unverified)")
         if approvals
         else "no approval recorded (promoted by the gate)"
     )

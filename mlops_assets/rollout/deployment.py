@@ -37,7 +37,8 @@ from mlops_assets.rollout.alias_history import (
     rollback_target,
     rolled_back,
 )
-from mlops_assets.rollout.audit import append_event, read_trail, record_decision
+from mlops_assets.rollout.audit import append_event, is_keyed, read_trail, record_decision
+from mlops_assets.rollout.audit_key import load_keys
 from mlops_assets.rollout.driver import ArmReader, roll_out
 
 AWAITING_APPROVAL = "awaiting approval"  # the action of a decision that waits for a person's approval
@@ -191,17 +192,27 @@ class DeploymentRun:
 
     def _approval(self, version: str, approver: str | None, required: bool) -> dict[str, Any] | None:
         """The approval this run promotes ``version`` on: the newest ``approval`` record of it in the trail that
-        no later move of ``champion`` to or from it has used up; else, where approval is required, the run's own
-        ``approver``, recorded in the trail first so that every approval is there."""
+        holds under the audit key (``audit.is_keyed``: not forged, not from before the key) and that no later
+        move of ``champion`` to or from it has used up; else, where approval is required, the run's own
+        ``approver``, recorded in the trail first so that every approval is there.
+
+        The move that uses an approval up is a compare-and-set (``_move_champion``): of two runs that found one
+        approval, one moves ``champion`` on it and the other keeps the champion."""
         if approver is None or required:
-            trail = read_trail(self.store, self.spec.name)
+            trail, keys = read_trail(self.store, self.spec.name), load_keys()
             for record in reversed(trail):
                 moved = record["kind"] == TrailEvent.alias and record.get("alias") == CHAMPION
                 if moved and version in (record.get("version"), record.get("previous")):
                     break
                 approves = record["kind"] == TrailEvent.approval and record.get("model_version") == version
                 if approves and approver in (None, record["approved_by"]):
-                    return approval_summary(record)
+                    if is_keyed(record, keys):
+                        return approval_summary(record)
+                    self.log.warning(
+                        f"approval record {record.get('seq')} of {self.spec.name} v{version} by "
+                        f"{record.get('approved_by')} does not hold under the audit key: not honoured "
+                        f"(`mlops-assets audit verify {self.spec.name}` says why)"
+                    )
         if approver is None or not required:
             return None
         reason = f"approved_by given with Dagster run {self.run_id} (run config or the mlops/approved_by tag)"

@@ -1,5 +1,6 @@
 """The audit trail's hash chain, on the in-memory store and a real local one: records read back in chain order,
-and ``verify_trail`` names the first record that was changed, removed, renamed or slipped in."""
+and ``verify_trail`` names the first record that was changed, removed, renamed or slipped in, forged without the
+audit key, or cut from the end behind an anchor Dagster keeps."""
 
 import json
 from pathlib import Path
@@ -8,13 +9,16 @@ import pytest
 from pydantic import PrivateAttr
 
 from mlops_assets.naming import StorePrefix, TrailEvent, store_key
+from mlops_assets.rollout.anchors import Anchor
 from mlops_assets.rollout.audit import (
     GENESIS,
     append_event,
     canonical,
     digest,
+    is_keyed,
     read_decisions,
     read_trail,
+    signed,
     trail_key,
     verify_trail,
 )
@@ -134,7 +138,7 @@ class RacingStore(MemoryArtifactStore):
     def create(self, key: str, data: bytes) -> None:
         if key.startswith("p/trail/") and not self._raced:
             self._raced = True
-            super().create(key, canonical({**json.loads(data), "model_version": "other writer's"}))
+            super().create(key, signed({**json.loads(data), "model_version": "other writer's"}))
         super().create(key, data)
 
 
@@ -144,3 +148,96 @@ def test_a_writer_that_lost_the_number_to_another_writes_under_the_next_one():
     assert key == trail_key("p", 2)
     assert [r["model_version"] for r in read_trail(store, "p")] == ["other writer's", "1"]
     assert verify_trail(store, "p").ok
+
+
+def forge(store, pipeline: str, kind: TrailEvent, **facts) -> str:
+    """Append a record as a writer of the store without the audit key would: the next number, the right
+    ``prev_hash``, canonical bytes; ``facts`` may bring a made-up ``key_id`` and ``mac``. Return its key."""
+    head = read_trail(store, pipeline)[-1]
+    before = trail_key(pipeline, head["seq"])
+    record = {
+        **facts,
+        "seq": head["seq"] + 1,
+        "prev_hash": digest(store.read_bytes(before)),
+        "kind": str(kind),
+        "time": head["time"],
+        "pipeline": pipeline,
+    }
+    store.write_bytes(trail_key(pipeline, record["seq"]), canonical(record))
+    return trail_key(pipeline, record["seq"])
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        (None, "has no audit key (mac), yet record 1 before it has one"),
+        ("the audit key's id", "its mac does not hold under audit key"),
+        ("feedfacefeedface", "is signed with key feedfacefeedface, not one held here"),
+    ],
+)
+def test_an_approval_appended_without_the_audit_key_is_named_as_forged(store, key, why):
+    trail(store)
+    made_up = {"key_id": read_trail(store, "p")[0]["key_id"] if key == "the audit key's id" else key, "mac": "0" * 64}
+    facts = {"model_version": "2", "approved_by": "alice", "reason": "x", **(made_up if key else {})}
+    forged = forge(store, "p", TrailEvent.approval, **facts)
+    result = verify_trail(store, "p")
+    assert not result.ok and result.records == 4
+    assert forged in result.problem and why in result.problem and "forged" in result.problem
+    assert not is_keyed(read_trail(store, "p")[-1])
+
+
+def anchor_of(store, key: str) -> Anchor:
+    """What Dagster keeps of the record ``key``, as a deployed_endpoint materialization writes it."""
+    seq = json.loads(store.read_bytes(key))["seq"]
+    return Anchor(seq, digest(store.read_bytes(key)), "run-a", "deployed_endpoint materialization", store.uri(key))
+
+
+def test_a_deleted_tail_is_named_by_the_anchor_dagster_keeps_and_anchors_of_another_store_say_nothing(store):
+    keys = trail(store)
+    anchors = [anchor_of(store, keys[3]), Anchor(9, "f" * 64, "run-b", "approval check evaluation", "s3://x/9.json")]
+    result = verify_trail(store, "p", anchors)
+    assert result.ok and result.anchored == 4
+    assert "anchored: record 4 is the one the deployed_endpoint materialization of Dagster run run-a keeps; " in (
+        result.describe()
+    )
+    store.remove(keys[3])
+    result = verify_trail(store, "p", anchors)
+    assert not result.ok and result.records == 3
+    assert result.problem.startswith("record 4 is missing: the deployed_endpoint materialization of Dagster run run-a")
+    assert "the trail ends at record 3: its tail was deleted" in result.problem
+    unanchored = verify_trail(store, "p")  # no Dagster instance read: the chain alone cannot tell
+    assert unanchored.ok and "a deleted tail would go unseen" in unanchored.describe()
+
+
+def rehash(store, pipeline: str, change) -> None:
+    """Rewrite the whole chain as a writer of the store would: each record changed by ``change``, linked anew."""
+    prev = GENESIS
+    for record in read_trail(store, pipeline):
+        data = canonical(change({**record, "prev_hash": prev}))
+        store.write_bytes(trail_key(pipeline, record["seq"]), data)
+        prev = digest(data)
+
+
+def test_a_chain_rehashed_whole_fails_on_its_keys_and_stripped_of_them_on_its_anchor(store):
+    keys = trail(store)
+    anchor = anchor_of(store, keys[3])
+    rehash(store, "p", lambda r: {**r, "model_version": "9"} if r["seq"] == 2 else r)
+    result = verify_trail(store, "p", [anchor])
+    assert not result.ok and keys[1] in result.problem and "mac does not hold" in result.problem
+    rehash(store, "p", lambda r: {k: v for k, v in r.items() if k not in ("key_id", "mac")})
+    assert verify_trail(store, "p").ok  # no key anywhere: alone, it reads as a trail from before the key
+    result = verify_trail(store, "p", [anchor])
+    assert not result.ok and keys[3] in result.problem and "the chain up to it was rewritten" in result.problem
+
+
+def test_records_from_before_the_audit_key_are_counted_unkeyed_until_the_first_keyed_one(store):
+    prev = GENESIS
+    for seq in (1, 2):  # as the trail wrote them before keys: chained, canonical, no mac
+        record = {"seq": seq, "prev_hash": prev, "kind": "approval", "time": "t", "pipeline": "p", "approved_by": "a"}
+        store.write_bytes(trail_key("p", seq), canonical(record))
+        prev = digest(canonical(record))
+    append_event(store, "p", TrailEvent.decision, {"action": "replace", "model_version": "1"})
+    result = verify_trail(store, "p")
+    assert result.ok and (result.unkeyed, sum(result.keys.values())) == (2, 1)
+    assert "2 record(s) from before the audit key (unkeyed)" in result.describe()
+    assert [is_keyed(record) for record in read_trail(store, "p")] == [False, False, True]
