@@ -1,30 +1,44 @@
-"""Does the loop learn? A bank of seeded scenarios with known ground truth, each run from a freshly deployed
-champion through the real endpoint, the real sensors (ticked through Dagster's API, as ``mlops-assets tick``)
-and real materializations.
+"""Does the loop learn, under the real Dagster daemon? Seeded scenarios with known ground truth, each run from a
+freshly deployed champion, its sensors running in ``dagster-daemon run`` (a process of its own, each sensor on
+its own tick, the runs a tick requests launched through the run queue before the next tick sees them), traffic
+through the real endpoint, labels written as batch files into the spec's labels folder.
 
-A synthetic binary loan-default pipeline: 20,000 labelled training rows, an integer target (0/1), numeric
-and categorical inputs; production windows of 50,000 rows sent through the endpoint 1,000 rows a request.
-Per scenario it prints the action the loop took and its trigger, the retrainings (new model versions; a
-version whose training set equals the champion's would be a copy and counts as a failure), the champion's and
-the new version's roc_auc on a fresh sample of the scenario's own labelled traffic (revealed to the bench
-after the decision) with the paired 95% interval of the new one's gain ("at least as good" = the interval
-reaches 0; "better" = it lies above 0), whether the next drift report on the same traffic is clean, and the
-seconds from the first drifted request to the new champion serving (sensors ticked as soon as the traffic is
-logged; the daemon adds its tick interval).
+The world (loop_world.py): a synthetic loan-default pipeline (integer target, LogisticRegression, numeric and
+categorical inputs, 20,000 training rows); ``monitoring.window`` is --rows / 5, so a burst of --rows rows is five
+drift windows. Sensors at the spec's default interval (30 s; ``--interval`` for another), no cooldown, a daily
+budget of 10 (never what stops the loop), defaults for ``training`` and ``deployment.on_invalid`` (reject).
+``--tick`` drives the same scenarios with ``mlops-assets tick`` after each event instead (a whole round run to
+completion per tick), for comparison.
 
-Usage: python bench/loop.py [--only NAME ...] [--rows 50000]
+Per scenario: automatic retrainings that trained a version (per event: a burst is one event, each label batch
+one, each gradual window one), the most automatic retraining runs queued or running at once, exact copies (a
+version whose ``training_rows_hash`` is another's) and near copies (predictions on a fixed sample within 1e-3
+of another version's), promotions, each promoted version's roc_auc against the version it replaced on a fresh
+20,000-row sample of its event's traffic (drawn after the decision) with the paired 95% gain interval
+("better": the interval lies above 0), the next drift report on one more window of the scenario's traffic,
+alerts received by a webhook on 127.0.0.1 (by event), and seconds from the first request of the scenario's
+first event to a better champion serving. After each event the bench waits until the loop has settled: no
+run queued or running, and none created or ended for two sensor intervals.
+
+Goals: at most one retraining per event; no copies; no promotion of a version that is not better; the concept
+flip recovered (the final champion better than the first on the flipped traffic); a broken feed alerted
+within one check interval (the first alert at most two sensor intervals after the first broken request: one
+for the tick to come, one for the run it starts); a better champion within 3 minutes where one is possible.
+
+Usage: python bench/loop.py [--only NAME ...] [--rows 50000] [--interval S] [--timeout 600] [--tick]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
-import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -34,288 +48,337 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
+from loop_outcome import Outcome, Promotion, row  # noqa: E402
+from loop_stack import (  # noqa: E402
+    BIN,
+    AlertReceiver,
+    Daemon,
+    Observer,
+    Timeout,
+    max_at_once,
+    send_counting,
+    wait_until_settled,
+    write_instance_config,
+    write_workspace,
+)
+from loop_world import (  # noqa: E402
+    PIPELINE,
+    SCENARIOS,
+    STABLE,
+    TARGET,
+    Labels,
+    Scenario,
+    Traffic,
+    World,
+    build_spec,
+    draw,
+    label_batch,
+    write_training_data,
+)
 from serving import machine_line  # noqa: E402
 
-EMPLOYMENT = np.array(["salaried", "self_employed", "retired"])
-SPEC = {
-    "name": "loans",
-    "task": "binary",
-    "target": "default",
-    "id_column": "loan_id",
-    "source": {"path": "data/train.parquet", "labels": {"path": "labels", "id_column": "loan_id"}},
-    "schema": {
-        "columns": {
-            "loan_id": {"dtype": "str"},
-            "income": {"dtype": "float", "gt": 0},
-            "debt_ratio": {"dtype": "float"},
-            "utilization": {"dtype": "float"},
-            "age": {"dtype": "float", "ge": 18, "le": 100},
-            "employment": {"dtype": "str"},
-            "default": {"dtype": "int", "isin": [0, 1]},
+TRUTH_ROWS = 20_000
+
+
+class ScenarioRun:
+    """One scenario's world: its own MLOPS_HOME, DAGSTER_HOME (SQLite), spec folder, endpoint and daemon."""
+
+    def __init__(self, scenario: Scenario, root: Path, args, seed: int):
+        import dagster as dg
+
+        from mlops_assets.local.layout import LocalLayout
+        from mlops_assets.spec.operations import Retraining
+        from resources import local_resources
+
+        self.scenario, self.root, self.args = scenario, root, args
+        self.seed, self.rng, self.next_id = seed, np.random.default_rng(seed), 1_000_000
+        self.interval = args.interval or Retraining().interval_seconds
+        self.pipelines = root / "pipelines"
+        write_training_data(self.pipelines, self.rng)
+        self.receiver = AlertReceiver()
+        self.spec = build_spec(args.rows, self.receiver.url, args.interval)
+        (self.pipelines / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(self.spec))
+        dagster_home = root / "dagster_home"
+        dagster_home.mkdir()
+        write_instance_config(dagster_home)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+            "MLOPS_HOME": str(root / "home"),
+            "DAGSTER_HOME": str(dagster_home),
+            "MLOPS_PIPELINES": str(self.pipelines),
+            "NML_DISABLE_USAGE_LOGGING": "1",
         }
-    },
-    "model": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"C": 1.0, "max_iter": 1000}},
-    "features": {
-        "transforms": [
-            {"kind": "standard", "columns": ["income", "debt_ratio", "utilization", "age"]},
-            {"kind": "onehot", "columns": ["employment"]},
-        ]
-    },
-    "evaluation": {
-        "metrics": ["roc_auc", "accuracy", "log_loss"],
-        "gate": {"thresholds": {"roc_auc": 0.6}, "min_gain": {"roc_auc": -0.01}},
-    },
-    "monitoring": {"window": 50_000, "min_rows": 500},
-    "retraining": {"cooldown_minutes": 0, "daily_budget": 10, "sensors": "stopped"},
-    # rows that break the schema (the empty column) are scored and flagged, so they reach the log and the
-    # drift report; under the default (reject) they are 400s and the report's requests_accepted check fails
-    "deployment": {"on_invalid": "flag"},
-    "training": {"window": {"policy": "newest", "rows": 40_000}, "recent_holdout": {"rows": 5_000, "min_rows": 500}},
-}
+        os.environ.update({k: self.env[k] for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_PIPELINES")})
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        self.layout = LocalLayout.from_env().ensure()
+        self.resources = local_resources(self.layout)
+        self.instance = dg.DagsterInstance.from_config(str(dagster_home))
+        self.observer = Observer(self.instance, PIPELINE)
+        self.log = self.layout.data / PIPELINE / "inference_log"
+        self.daemon: Daemon | None = None
+        self.traffic: pd.DataFrame | None = None
+        self.labelled, self.batches = 0.0, 0
+        self.url = ""
 
-
-@dataclass(frozen=True)
-class World:
-    """How production rows are drawn and labelled in one scenario."""
-
-    debt_shift: float = 0.0  # in standard deviations
-    utilization_spread: float = 1.0
-    income_factor: float = 1.0
-    new_category_share: float = 0.0  # employment "gig", never seen in training
-    concept_flip: bool = False  # debt_ratio's effect on default reversed
-    null_column: str | None = None
-
-
-def draw(world: World, rows: int, rng: np.random.Generator, start_id: int) -> pd.DataFrame:
-    income = rng.lognormal(10.5, 0.4, rows) * world.income_factor
-    frame = pd.DataFrame(
-        {
-            "loan_id": [f"L{i:08d}" for i in range(start_id, start_id + rows)],
-            "income": income,
-            "debt_ratio": rng.normal(0.35 + 0.12 * world.debt_shift, 0.12, rows),
-            "utilization": 0.5 + (rng.normal(0, 0.2, rows)) * world.utilization_spread,
-            "age": np.clip(rng.normal(42, 12, rows), 18, 100).round(),
-            "employment": rng.choice(EMPLOYMENT, rows, p=[0.6, 0.3, 0.1]).astype(object),
-        }
-    )
-    gig = rng.random(rows) < world.new_category_share
-    frame.loc[gig, "employment"] = "gig"
-    debt = (frame["debt_ratio"] - 0.35) / 0.12 * (-1.5 if world.concept_flip else 1.5)
-    logit = -1.3 + debt - 0.8 * (np.log(frame["income"]) - 10.5) / 0.4 + 2.0 * (frame["utilization"] - 0.5) ** 2 / 0.04
-    logit += np.select([frame["employment"] == "self_employed", frame["employment"] == "gig"], [0.5, 1.5], 0.0)
-    frame["default"] = (rng.random(rows) < 1 / (1 + np.exp(-(logit - 1.0)))).astype(int)
-    if world.null_column:
-        frame[world.null_column] = np.nan
-    return frame
-
-
-SCENARIOS = {
-    "no shift": (World(), False),
-    "negligible shift, 1,000,000 rows": (World(income_factor=1.01), False),
-    "covariate shift (debt_ratio +0.5 sd)": (World(debt_shift=0.5), False),
-    "spread change (utilization x1.8)": (World(utilization_spread=1.8), False),
-    "unseen category (20% 'gig'), labels later": (World(new_category_share=0.2), True),
-    "concept change, labels later": (World(concept_flip=True), True),
-    "column missing from traffic (utilization)": (World(null_column="utilization"), False),
-}
-
-
-@dataclass
-class Outcome:
-    actions: list[str] = field(default_factory=list)
-    retrainings: int = 0
-    copies: int = 0
-    champion_auc: float = float("nan")
-    new_auc: float = float("nan")
-    gain: tuple[float, float, float] | None = None  # new minus champion, paired 95% interval
-    next_report: str = ""
-    seconds_to_new_champion: float = float("nan")
-
-
-def wait_logged(folder: Path, rows: int, timeout: float = 120) -> None:
-    import pyarrow.parquet as pq
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(pq.read_metadata(p).num_rows for p in folder.glob("*.parquet")) >= rows:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the endpoint did not log {rows} rows in {timeout} s")
-
-
-class Run:
-    """One scenario's world: its own MLOPS_HOME, Dagster instance, spec and endpoint."""
-
-    def __init__(self, root: Path, spec: dict, seed: int):
+    def deploy(self) -> str:
+        """The whole lifecycle once, in this process, before any sensor runs: the first champion serving."""
         import dagster as dg
 
         from mlops_assets.definitions.folder import build_definitions
-        from mlops_assets.local.layout import LocalLayout
-        from mlops_assets.local.tick import SensorDriver
-        from resources import local_resources
-        from sensors import build_sensors
-
-        self.root, self.rng = root, np.random.default_rng(seed)
-        pipelines = root / "pipelines"
-        (pipelines / "data").mkdir(parents=True)
-        (pipelines / "labels").mkdir()
-        draw(World(), 20_000, self.rng, 0).to_parquet(pipelines / "data" / "train.parquet")
-        (pipelines / "loans.yaml").write_text(yaml.safe_dump(spec))
-        os.environ["MLOPS_HOME"] = str(root / "home")
-        self.layout = LocalLayout.from_env().ensure()
-        self.resources = local_resources(self.layout)
-        self.defs = build_definitions(pipelines, self.resources, build_sensors)
-        (root / "dagster_home").mkdir()
-        self.instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
-        self.driver = SensorDriver(self.defs, self.instance, self.resources)
-        self.pipelines, self.next_id = pipelines, 1_000_000
-        self.log = self.layout.data / "loans" / "inference_log"
-
-    def deploy(self) -> str:
-        import dagster as dg
-
         from mlops_assets.local.tick import QUIET
 
-        assets = [a for a in self.defs.assets if isinstance(a, dg.AssetsDefinition)]
+        defs = build_definitions(self.pipelines, self.resources)
+        assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
         result = dg.materialize(
             assets, resources=self.resources, instance=self.instance, raise_on_error=False, run_config=QUIET
         )
         assert result.success, "the champion did not deploy"
-        return result.asset_materializations_for_node("loans__deployed_endpoint")[-1].metadata["url"].value
+        return result.asset_materializations_for_node(f"{PIPELINE}__deployed_endpoint")[-1].metadata["url"].value
 
-    def traffic(self, world: World, rows: int) -> pd.DataFrame:
-        frame = draw(world, rows, self.rng, self.next_id)
+    def start_loop(self, deadline: float) -> None:
+        """The daemon, up once it has ticked the drift and labels sensors (whose first tick records what is
+        there); with --tick, one ``mlops-assets tick`` for the same."""
+        if self.args.tick:
+            self.tick(deadline)
+            return
+        self.daemon = Daemon(write_workspace(self.root), self.env, self.root / "daemon.log")
+        sensors = [f"{PIPELINE}_drift_sensor", f"{PIPELINE}_labels_sensor"]
+        while not self.observer.sensors_ticked(sensors):
+            if time.time() > deadline or self.daemon.process.poll() is not None:
+                raise RuntimeError(f"the daemon did not tick {sensors}:\n{self.daemon.tail()}")
+            time.sleep(2)
+
+    def tick(self, deadline: float) -> None:
+        try:
+            subprocess.run(
+                [str(BIN / "mlops-assets"), "tick", "--pipelines", str(self.pipelines)],
+                env=self.env,
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+                timeout=max(deadline - time.time(), 1),
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise Timeout("mlops-assets tick ran past the scenario's cap") from exc
+
+    def send(self, event: Traffic, rows: int, outcome: Outcome) -> None:
+        from mlops_assets.serving.traffic import send_rows
+
+        frame = draw(event.world, rows, self.rng, self.next_id)
         self.next_id += rows
-        return frame
+        before = self.logged()
+        requests = frame.drop(columns=[TARGET])
+        if event.world.null_column or event.world.new_category_share:  # some requests are refused (400)
+            accepted, refused = send_counting(self.url, requests, event.batch)
+        else:
+            accepted, refused = send_rows(self.url, requests, event.batch), 0
+        outcome.refused_rows += refused
+        deadline = time.monotonic() + 120
+        while self.logged() < before + accepted:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the endpoint did not log {accepted} rows in 120 s")
+            time.sleep(0.2)
+        self.traffic, self.labelled = frame, 0.0
+
+    def write_labels(self, event: Labels) -> None:
+        batch = label_batch(self.traffic, self.labelled, event.share, event.flipped, self.rng)
+        self.labelled, self.batches = event.share, self.batches + 1
+        staging = self.root / "labels.tmp"
+        batch.to_csv(staging, index=False)
+        os.replace(staging, self.pipelines / "labels" / f"batch-{self.batches:04d}.csv")  # whole, never half
+
+    def settle(self, deadline: float) -> None:
+        if self.args.tick:
+            self.tick(deadline)
+        else:
+            wait_until_settled(self.observer, self.interval, time.time(), deadline, self.daemon)
 
     def logged(self) -> int:
         import pyarrow.parquet as pq
 
         return sum(pq.read_metadata(p).num_rows for p in self.log.glob("*.parquet"))
 
-    def until_quiet(self, outcome: Outcome, started: float) -> str:
-        """Tick every sensor until none asks for a run; return the last drift report's status."""
-        status = ""
-        for _ in range(10):
-            launched = self.driver.step([s.name for s in self.defs.sensors])
-            if not launched:
-                return status
-            for item in launched:
-                status = self.account(item, outcome, started) or status
-        return status
+    def close(self) -> None:
+        from mlops_assets.serving.endpoint_state import stop
 
-    def account(self, item, outcome: Outcome, started: float) -> str:
-        status = ""
-        for event in item.result.get_asset_materialization_events():
-            materialization = event.event_specific_data.materialization
-            values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-            name = materialization.asset_key.path[-1]
-            if name == "drift_report":
-                status = values["status"]
-                outcome.actions.append(f"report {values['window_end']}: {status}")
-            elif name == "trained_model":
-                outcome.retrainings += 1
-                outcome.actions.append(f"v{values['model_version']} trained ({values['trigger'].split(' ')[0]})")
-            elif name == "deployed_endpoint" and values["model_version"] != "1":
-                outcome.seconds_to_new_champion = time.monotonic() - started
-                outcome.actions.append(f"v{values['model_version']} promoted")
-        return status
-
-    def judge(self, outcome: Outcome, truth: pd.DataFrame) -> None:
-        """Champion and newest version on the scenario's labelled traffic, and the new one's paired gain."""
-        from mlops_assets.evaluation.confidence import paired_gain_interval
-        from mlops_assets.evaluation.holdouts import score
-        from mlops_assets.evaluation.metrics import compute_metrics
-
-        registry = self.resources["registry"]
-        scored = [score(registry.load("loans", str(v)), truth, "default") for v in range(1, 2 + outcome.retrainings)]
-        champion, newest = scored[0], scored[-1]
-        outcome.champion_auc = compute_metrics(["roc_auc"], *vars(champion).values())["roc_auc"]
-        if outcome.retrainings:
-            outcome.new_auc = compute_metrics(["roc_auc"], *vars(newest).values())["roc_auc"]
-            pair = (champion.y_pred, champion.y_score), (newest.y_pred, newest.y_score)
-            outcome.gain = paired_gain_interval("roc_auc", champion.y_true, *pair, n_boot=1000)
-
-    def copies(self) -> int:
-        """Versions whose training set is an earlier version's: retrainings that could only copy."""
-        registry = self.resources["registry"]
-        seen, copies, version = set(), 0, 1
-        while True:
-            try:
-                features = registry.get("loans", str(version)).tags["training_rows_hash"]
-            except Exception:
-                return copies
-            copies += features in seen
-            seen.add(features)
-            version += 1
+        if self.daemon is not None:
+            self.daemon.stop()
+        stop(self.layout.endpoints, PIPELINE)
+        self.receiver.close()
+        self.instance.dispose()
 
 
-def run_scenario(name: str, world: World, labels_later: bool, rows: int, root: Path, seed: int) -> Outcome:
-    from mlops_assets.serving.endpoint_state import stop
-    from mlops_assets.serving.traffic import send_rows
-
-    spec = json.loads(json.dumps(SPEC))
-    if name.startswith("negligible"):
-        rows = spec["monitoring"]["window"] = 1_000_000
-    run, outcome = Run(root, spec, seed), Outcome()
+def run_scenario(scenario: Scenario, root: Path, args, seed: int) -> Outcome:
+    run, outcome = ScenarioRun(scenario, root, args, seed), Outcome()
+    starts: list[float] = []
     try:
-        url = run.deploy()
-        run.until_quiet(outcome, time.monotonic())  # the first ticks record what is there
-        outcome.actions.clear()
-        production = run.traffic(world, rows)
-        started = time.monotonic()
-        send_rows(url, production.drop(columns=["default"]), 1_000)
-        wait_logged(run.log, rows)
-        run.until_quiet(outcome, started)
-        if labels_later:
-            production[["loan_id", "default"]].to_csv(run.pipelines / "labels" / "batch-0001.csv", index=False)
-            run.until_quiet(outcome, started)
-        before = run.logged()
-        send_rows(url, run.traffic(world, spec["monitoring"]["window"]).drop(columns=["default"]), 1_000)
-        wait_logged(run.log, before + spec["monitoring"]["window"])
-        outcome.next_report = run.until_quiet(outcome, started) or "no report"
-        truth = run.traffic(world, 20_000)
-        run.judge(outcome, truth)
-        outcome.copies = run.copies()
+        drive(run, scenario, args, outcome, starts)
+        observe(run, outcome, starts)
+        judge(run, outcome, starts)
     finally:
-        stop(run.layout.endpoints, "loans")
-        run.instance.dispose()
+        run.close()
     return outcome
+
+
+def drive(run: ScenarioRun, scenario: Scenario, args, outcome: Outcome, starts: list[float]) -> None:
+    """The scenario's events, each followed by the loop settling, then one more window of its traffic."""
+    try:
+        run.url = run.deploy()
+        deadline = time.time() + args.timeout
+        run.start_loop(deadline)
+        for event in scenario.events:
+            starts.append(time.time())
+            if isinstance(event, Traffic):
+                run.send(event, int(event.share * args.rows), outcome)
+            else:
+                run.write_labels(event)
+            run.settle(deadline)
+        starts.append(time.time())  # one more window of the last traffic: is its report clean?
+        window = run.spec["monitoring"]["window"]
+        run.send(Traffic(scenario.last_traffic.world, batch=scenario.last_traffic.batch), window, outcome)
+        run.settle(deadline)
+        reports = [r for r in run.observer.materialized("drift_report") if r.at >= starts[-1]]
+        outcome.next_report = reports[-1].values.get("status", "?") if reports else "no report"
+    except Timeout as exc:
+        outcome.stopped = f"TIMEOUT: {exc}"
+    except Exception as exc:  # one scenario's failure is its row, and the others still run
+        outcome.stopped = f"ERROR: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        traceback.print_exc()
+        if run.daemon is not None:
+            print(f"dagster-daemon said:\n{run.daemon.tail()}", file=sys.stderr)
+    finally:
+        if run.daemon is not None:
+            run.daemon.stop()  # nothing moves while it is judged
+
+
+def event_of(at: float, starts: list[float]) -> int:
+    return max([i for i, start in enumerate(starts) if start <= at], default=0)
+
+
+def observe(run: ScenarioRun, outcome: Outcome, starts: list[float]) -> None:
+    """Retrainings per event, runs at once, promotions and alerts, from the instance and the webhook."""
+    runs = run.observer.retraining_runs()
+    retraining_ids = {r.run_id for r in runs}
+    trained = [m for m in run.observer.materialized("trained_model") if m.run_id in retraining_ids]
+    outcome.retrainings = [0] * max(len(starts), 1)
+    for item in trained:
+        outcome.retrainings[event_of(item.at, starts)] += 1
+    outcome.retraining_runs, outcome.at_once = len(runs), max_at_once(runs, time.time())
+    serving = "1"
+    for move in run.observer.champion_moves():
+        version = str(move.values["model_version"])
+        outcome.promotions.append(Promotion(version, serving, move.at, event_of(move.at, starts)))
+        serving = version
+    begin = starts[0] if starts else time.time()
+    alerts = run.receiver.since(begin)
+    outcome.alerts = dict(collections.Counter(event for _, event in alerts))
+    if run.scenario.breaks_feed and alerts:
+        outcome.alert_s = alerts[0][0] - begin
+
+
+def judge(run: ScenarioRun, outcome: Outcome, starts: list[float]) -> None:
+    """Promotions on fresh samples of their event's traffic, drawn now; the final champion against the first on
+    the last traffic; copies on a fixed sample."""
+    from mlops_assets.evaluation.confidence import paired_gain_interval
+    from mlops_assets.evaluation.holdouts import score
+    from mlops_assets.evaluation.metrics import compute_metrics
+
+    registry, rng = run.resources["registry"], np.random.default_rng(10_000 + run.seed)
+    versions = list_versions(registry)
+    if not versions:
+        return
+    models = {v: registry.load(PIPELINE, v) for v in versions}
+    truths: dict[World, pd.DataFrame] = {}
+
+    def truth(world: World) -> pd.DataFrame:
+        if world not in truths:
+            truths[world] = draw(world, TRUTH_ROWS, rng, 50_000_000 + len(truths) * TRUTH_ROWS)
+        return truths[world]
+
+    def compare(before: str, after: str, world: World):
+        rows = truth(world)
+        a, b = score(models[before], rows, TARGET), score(models[after], rows, TARGET)
+        aucs = tuple(compute_metrics(["roc_auc"], *vars(s).values())["roc_auc"] for s in (a, b))
+        gain = paired_gain_interval("roc_auc", a.y_true, (a.y_pred, a.y_score), (b.y_pred, b.y_score), n_boot=1000)
+        return aucs, gain
+
+    traffic_worlds = [e.world if isinstance(e, Traffic) else None for e in run.scenario.events]
+    for promotion in outcome.promotions:
+        worlds = [w for w in traffic_worlds[: promotion.event + 1] if w is not None] or [
+            run.scenario.last_traffic.world
+        ]
+        promotion.auc, promotion.gain = compare(promotion.replaced, promotion.version, worlds[-1])
+    better = [p for p in outcome.promotions if p.better]
+    if better and starts:
+        outcome.better_s = better[0].at - starts[0]
+    final = outcome.promotions[-1].version if outcome.promotions else "1"
+    (outcome.first_auc, _), gain = compare("1", final, run.scenario.last_traffic.world)
+    outcome.final_gain = gain if final != "1" else None
+    outcome.exact_copies, outcome.near_copies = copies(
+        registry, models, truth(STABLE), truth(run.scenario.last_traffic.world)
+    )
+
+
+def list_versions(registry) -> list[str]:
+    versions = []
+    while True:
+        try:
+            registry.get(PIPELINE, str(len(versions) + 1))
+        except Exception:
+            return versions
+        versions.append(str(len(versions) + 1))
+
+
+def copies(registry, models: dict, *samples: pd.DataFrame) -> tuple[int, int]:
+    """Versions after the first whose training rows are an earlier version's (exact), or whose predicted
+    probabilities on ``samples`` are all within 1e-3 of an earlier version's (near)."""
+    fixed = pd.concat([s.head(2_000) for s in samples], ignore_index=True)
+    hashes = {v: registry.get(PIPELINE, v).tags.get("training_rows_hash") for v in models}
+    scores = {v: np.asarray(m.predict(fixed).proba, dtype=float) for v, m in models.items()}
+    exact = near = 0
+    ordered = list(models)
+    for i, version in enumerate(ordered[1:], start=1):
+        earlier = ordered[:i]
+        if any(hashes[version] == hashes[e] for e in earlier):
+            exact += 1
+        elif any(np.max(np.abs(scores[version] - scores[e])) <= 1e-3 for e in earlier):
+            near += 1
+    return exact, near
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="scenario names (a prefix is enough)")
-    parser.add_argument("--rows", type=int, default=50_000, help="rows of production traffic per scenario")
+    parser.add_argument("--rows", type=int, default=50_000, help="rows of a burst: five drift windows")
+    parser.add_argument("--interval", type=int, help="retraining.interval_seconds (default: the spec's, 30)")
+    parser.add_argument("--timeout", type=float, default=600, help="cap on a scenario's events, in seconds")
+    parser.add_argument("--tick", action="store_true", help="mlops-assets tick after each event, no daemon")
     args = parser.parse_args()
     os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+    from mlops_assets.spec.operations import Retraining
+
+    interval = args.interval or Retraining().interval_seconds
+    loop = "mlops-assets tick after each event" if args.tick else f"dagster-daemon run, sensors every {interval} s"
     print(
         machine_line(
             dt.datetime.now().isoformat(timespec="minutes"), ("dagster", "mlflow", "scikit-learn"), os.getloadavg()[0]
         )
     )
+    window = build_spec(args.rows, "http://unused", None)["monitoring"]["window"]
+    print(f"\n{loop}; {args.rows:,} rows a burst, drift window {window:,}\n")
     print(
-        "| scenario | what the loop did | retrainings (copies) | roc_auc champion / new, on 20,000 fresh rows "
-        "of the scenario's traffic | next drift report | s to new champion |"
+        "| scenario | retrainings (per event) of automatic runs | most runs at once | copies exact / near | "
+        "promotions | roc_auc: first champion on the last traffic; each promotion over the version it replaced, on "
+        "its event's traffic (gain, 95% CI) | next drift report | alerts | s to a better champion | goals missed |"
     )
-    print("|---|---|---|---|---|---|")
-    for seed, (name, (world, labels_later)) in enumerate(SCENARIOS.items()):
-        if args.only and not any(name.startswith(o) for o in args.only):
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for seed, scenario in enumerate(SCENARIOS):
+        if args.only and not any(scenario.name.startswith(o) for o in args.only):
             continue
         with tempfile.TemporaryDirectory() as folder:
-            outcome = run_scenario(name, world, labels_later, args.rows, Path(folder), seed)
-        new = (
-            ""
-            if outcome.gain is None
-            else f" / {outcome.new_auc:.4f} (gain {outcome.gain[0]:+.4f}, CI "
-            f"{outcome.gain[1]:+.4f} to {outcome.gain[2]:+.4f})"
-        )
-        took = "" if np.isnan(outcome.seconds_to_new_champion) else f"{outcome.seconds_to_new_champion:.0f}"
-        print(
-            f"| {name} | {'; '.join(outcome.actions)} | {outcome.retrainings} ({outcome.copies}) | "
-            f"{outcome.champion_auc:.4f}{new} | {outcome.next_report} | {took} |",
-            flush=True,
-        )
+            outcome = run_scenario(scenario, Path(folder), args, seed)
+        print(row(scenario, outcome, interval), flush=True)
+    print(f"\n1-minute load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
