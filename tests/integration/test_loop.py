@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.local.tick import SensorDriver
-from mlops_assets.naming import ADAPTATION_TAG, RETRAIN_TAG, TRIGGER_TAG, WINDOW_END_TAG, DriftStatus
+from mlops_assets.naming import ADAPTATION_TAG, OUTCOME_TAG, RETRAIN_TAG, TRIGGER_TAG, WINDOW_END_TAG, DriftStatus
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
 from resources import local_resources
@@ -84,7 +84,41 @@ def loop(project):
     return loop
 
 
-def test_drift_without_labels_retrains_once_toward_the_window_and_the_next_report_is_clean(loop):
+@pytest.fixture
+def promoting_loop(project):
+    """A loop whose gate promotes any challenger that meets the spec's thresholds and gains
+    (``must_beat_champion: false``): the mechanics of an adaptation that is promoted. Whether a weighted
+    retraining of this well-specified model is better is the default gate's question (it is not: the test
+    below this one, and tests/unit/evaluation/test_holdouts.py)."""
+    gate = {"thresholds": {"roc_auc": 0.95, "accuracy": 0.9}, "min_gain": {"roc_auc": -0.005}}
+    evaluation = {"gate": {**gate, "must_beat_champion": False}}
+    configure(project, monitoring={"window": 200}, retraining={"cooldown_minutes": 0}, evaluation=evaluation)
+    loop = Loop(project)
+    loop.deploy()
+    return loop
+
+
+def test_by_default_a_weighted_retraining_that_is_not_better_keeps_the_champion(loop):
+    """The breast_cancer model is well specified: weighting toward a covariate shift does not make it better on
+    the weighted holdout, so the run succeeds, keeps v1 and acknowledges the drift; nothing retries."""
+    loop.send(200, seed=1, shifts=DRIFT)
+    (report_request,) = loop.tick("drift_sensor").run_requests
+    loop.launch(report_request)
+    (retrain,) = loop.tick("drift_sensor").run_requests
+    result = loop.launch(retrain)
+    assert result.success, failures(result)
+    gate = check(result, "breast_cancer", "evaluation_report", "gate")
+    assert (
+        not gate.passed and "not better than champion v1 on the weighted holdout" in gate.metadata["conditions"].value
+    )
+    assert not result.asset_materializations_for_node("breast_cancer__deployed_endpoint")
+    assert loop.project.instance.get_run_by_id(result.run_id).tags[OUTCOME_TAG] == "champion v1 kept, v2 not promoted"
+    data = loop.tick("drift_sensor")
+    assert not data.run_requests and "answered by retraining run" in data.skip_message
+
+
+def test_drift_without_labels_retrains_once_toward_the_window_and_the_next_report_is_clean(promoting_loop):
+    loop = promoting_loop
     assert not loop.tick("drift_sensor").run_requests  # no traffic yet
     loop.send(200, seed=1, shifts=DRIFT)
 
@@ -198,6 +232,8 @@ def drift_window(loop, seed, **traffic):
 
 
 def test_a_drift_the_retraining_answered_stops_the_loop_by_itself_not_by_the_budget(project):
+    """The retraining is not better (a well-specified model: tests above), so the champion stays and the drift
+    is known from then on: answered once, never retried, with budget to spare."""
     configure(project, monitoring={"window": 100}, retraining={"cooldown_minutes": 0, "daily_budget": 2})
     loop = Loop(project)
     loop.deploy()
@@ -208,7 +244,7 @@ def test_a_drift_the_retraining_answered_stops_the_loop_by_itself_not_by_the_bud
         retrains.append(len(data.run_requests))
         for request in data.run_requests:
             loop.launch(request)
-    assert statuses == ["drifted", "no drift", "no drift"] and retrains == [1, 0, 0]
+    assert statuses == ["drifted", "known drift", "known drift"] and retrains == [1, 0, 0]
     assert "budget" not in (data.skip_message or "")
     assert len(loop.versions()) == 2  # the first deployment and one retraining
 
