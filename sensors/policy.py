@@ -55,11 +55,14 @@ class PipelineRuns:
         return f"retraining run {run.run_id[:8]} is {run.status.value.lower()} ({run.tags.get(TRIGGER_TAG, '')})"
 
     def busy(self) -> str | None:
-        """Why a decision on the newest reports must wait: a retraining, or a report, is queued or running."""
+        """Why a decision on the newest reports must wait: a retraining, or a run that materializes an asset of
+        the pipeline (a report, a rollback), is queued or running. A run of checks alone (the endpoint checks,
+        every few minutes) changes nothing a decision reads."""
         if retraining := self.retraining_in_flight():
             return retraining
-        if self.active:
-            return f"{len(self.active)} run(s) of this pipeline queued or running (reports to wait for)"
+        materializing = [r for r in self.active if r.dagster_run.asset_selection]
+        if materializing:
+            return f"{len(materializing)} run(s) of this pipeline queued or running (reports to wait for)"
         return None
 
     def answered(self, instance: dg.DagsterInstance, report_run_id: str) -> str | None:

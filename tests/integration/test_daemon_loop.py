@@ -196,8 +196,9 @@ def test_a_burst_of_drift_windows_under_the_daemon_retrains_once(layout, pipelin
         return any(r.dagster_run.tags.get(TRIGGER_TAG, "").startswith("traffic:") for r in runs)
 
     wait_for(reported, 120, "the drift sensor's reports of the burst", process)
+    reports_seen = time.time()
     try:
-        wait_for(lambda: settled(instance, time.time() - 1), 600, "the loop to settle", process)
+        wait_for(lambda: settled(instance, reports_seen), 600, "the loop to settle", process)
         unsettled = ""
     except AssertionError as exc:  # what was seen by then still says whether the burst was one event
         unsettled = str(exc)

@@ -117,12 +117,25 @@ def test_the_decision_waits_for_reports_still_in_flight(instance, defs):
     toward the first window, and again for each later one."""
     serving(instance, "1")
     drift_report(instance, "rows 0-10")
-    tags = {PIPELINE_TAG: SPEC.name, "mlops/window_end_row": "20"}
-    instance.add_run(
-        dg.DagsterRun(job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), tags=tags, status=dg.DagsterRunStatus.STARTED)
-    )
+    running_report(instance, asset_selection=frozenset({KEYS["drift_report"]}))
     data = tick_drift(instance, defs, spec_with(cooldown_minutes=0))
     assert not data.run_requests and "queued or running" in data.skip_message
+
+
+def test_a_run_of_checks_alone_does_not_hold_the_decision_back(instance, defs):
+    """The endpoint checks run every few minutes: counted as in flight, they would starve the decision."""
+    serving(instance, "1")
+    drift_report(instance, "rows 0-10")
+    running_report(instance, asset_check_selection=frozenset({dg.AssetCheckKey(KEYS["deployed_endpoint"], "skew")}))
+    assert len(tick_drift(instance, defs, spec_with(cooldown_minutes=0)).run_requests) == 1
+
+
+def running_report(instance, **selection) -> None:
+    tags = {PIPELINE_TAG: SPEC.name, "mlops/window_end_row": "20"}
+    run = dg.DagsterRun(
+        job_name="__ASSET_JOB", run_id=str(uuid.uuid4()), tags=tags, status=dg.DagsterRunStatus.STARTED, **selection
+    )
+    instance.add_run(run)
 
 
 def test_reports_made_before_the_retraining_ended_are_answered_by_it(instance, defs):
