@@ -124,7 +124,7 @@ class DriftConfig:
 
     bins: int = 10
     psi_threshold: float = 0.2
-    wasserstein_threshold: float = 0.1
+    wasserstein_threshold: float = 0.2  # a fifth of a standard deviation: smaller shifts are noise to most models
     js_threshold: float = 0.1
     alpha: float = 0.05
     correction: str = "bonferroni"  # or "bh"
