@@ -1,6 +1,12 @@
 """The serving objectives (``monitoring.slo``) judged on the endpoint's telemetry over the window ending now:
 the 99th percentile of scoring latency, and the share of scoring requests that failed on the endpoint's side.
 
+Both count what the endpoint controls. A request whose client never finished sending its head or body (a 408
+past the read deadline, or a client gone mid-body) is the client's: the telemetry counts it apart and leaves it
+out of the scoring requests, their latency and so these verdicts (``telemetry.summarise``), and latency runs from
+the moment a body is whole. Clients that stall can neither fail an objective nor roll back a champion that
+answered every request in time: a rollback needs requests the endpoint served late or failed.
+
 Pure: the figures come in as ``serving.telemetry.summarise`` made them from the endpoint's snapshots; the asset
 checks read the snapshots and report these verdicts, and ``rollback_decision`` says whether a failed one moves
 ``champion`` back (only when the champion's own traffic misses it), so the sensor only reads the check's
@@ -14,8 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_assets.naming import EndpointCheck
-
-DEADLINE_PASSED = "408"  # the endpoint gave up on a request whose deadline passed: its failure, not the caller's
 
 
 @dataclass(frozen=True)
@@ -39,13 +43,10 @@ class SloVerdict:
 
 
 def failed_requests(requests_by_status: dict[str, int]) -> int:
-    """Scoring requests that failed on the endpoint's side: a 5xx, or a 408 when a request's deadline passed.
-    A 400 (a bad row) is the caller's, and a request whose client went away (``none``) has no answer."""
-    return sum(
-        n
-        for status, n in requests_by_status.items()
-        if status == DEADLINE_PASSED or (status.isdigit() and int(status) >= 500)
-    )
+    """Scoring requests that failed on the endpoint's side: a 5xx. A 400 (a bad row) is the caller's, so is a
+    408 (its client did not send the request within the read deadlines: the endpoint gives no other), and a
+    request whose client went away (``none``) has no answer."""
+    return sum(n for status, n in requests_by_status.items() if status.isdigit() and int(status) >= 500)
 
 
 def objectives(slo) -> list[EndpointCheck]:
@@ -77,7 +78,7 @@ def judge_slo(slo, summary: dict[str, Any]) -> list[SloVerdict]:
     if slo.max_error_rate is not None:
         failed = failed_requests(summary["requests_by_status"])
         observed = failed / requests if requests else None
-        what = f"{failed} failed scoring request(s) (5xx, 408)"
+        what = f"{failed} failed scoring request(s) (5xx)"
         if observed is not None:
             what += f", {observed:.2%}"
         judged.append((EndpointCheck.error_rate_slo, observed, slo.max_error_rate, what, f"{slo.max_error_rate:.2%}"))

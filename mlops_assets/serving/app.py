@@ -10,7 +10,9 @@ naming the row, column and rule; ``"flag"`` scores the row (a value of the wrong
 marks it in the log's ``invalid`` column.
 Columns the model does not take are ignored, as MLflow ignores them, and counted in ``/admin/status``.
 A request's head must arrive within ``head_timeout_s`` and its body within ``body_timeout_s`` (deadlines.py):
-a slow client is answered 408 and disconnected.
+a slow client is answered 408 and disconnected. Such a request, or one whose client went away mid-body, is the
+client's: counted apart (``Telemetry.incomplete``), never as a scoring request the endpoint served, and scoring
+latency runs from the moment the body is whole, so that slow clients cannot fail the endpoint's SLOs.
 ``GET /metrics`` shows the endpoint's telemetry in Prometheus' text format (telemetry.py): every answer by
 route and status (the 408s and 400s the server gives before the app sees a request included), scoring
 latency, rows scored per version and arm, and the logs' queues and losses. It needs the scoring token where
@@ -41,7 +43,7 @@ from mlops_assets.errors import PayloadError
 from mlops_assets.model.pipeline_model import Prediction
 from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.rollout.routing import ArmStats, choose_arm, rollout_from_json
-from mlops_assets.serving.body import BodyReader
+from mlops_assets.serving.body import BODY_WHOLE, BodyReader, IncompleteBody
 from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
 from mlops_assets.serving.inference_log import InferenceLogWriter, OneIn
 from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader, VersionLoader
@@ -174,7 +176,7 @@ class ScoringApp:
             return
         if scope["type"] != "http":
             return
-        started, status, answered = time.perf_counter(), None, None
+        started, status, answered, incomplete = time.perf_counter(), None, None, False
 
         async def counted(message: dict) -> None:  # sees every answer, whichever path sent it
             nonlocal status, answered
@@ -191,6 +193,10 @@ class ScoringApp:
             if scope["method"] != method:
                 raise HttpError(405, f"{scope['path']} answers {method} only")
             await handler(scope, receive, counted)
+        except IncompleteBody as exc:  # the client's doing: counted apart from the requests the endpoint served
+            incomplete = True
+            if exc.answered:
+                await respond_error(counted, exc.status, str(exc), exc.close)
         except HttpError as exc:
             await respond_error(counted, exc.status, str(exc), exc.close)
         except Exception:  # a bug: answered as MLflow answers errors, and the endpoint serves on
@@ -198,7 +204,11 @@ class ScoringApp:
             with contextlib.suppress(Exception):  # unless the answer had already started
                 await respond_error(counted, 500, f"the endpoint failed on {scope['path']}; see its log", close=True)
         finally:
-            self.telemetry.request(scope["path"], status, (answered or time.perf_counter()) - started)
+            if incomplete:
+                self.telemetry.incomplete(scope["path"], "body", status)
+            else:  # from the moment the body was whole, for the routes that read one: the rest is the client's
+                since = scope.get(BODY_WHOLE, started)
+                self.telemetry.request(scope["path"], status, (answered or time.perf_counter()) - since)
 
     async def _invocations(self, scope: dict, receive: Callable, send: Callable) -> None:
         self._authorize_scoring(scope)
@@ -207,8 +217,6 @@ class ScoringApp:
         if current is None:
             raise HttpError(503, "no model is loaded yet")
         body = await self.bodies.read(scope, receive)
-        if body is None:
-            return  # the client went away
         try:
             parsed, columns, n_rows, report = self._parse(scope, body)
         except PayloadError as exc:
@@ -379,8 +387,6 @@ class ScoringApp:
         if self.version_loader is None:
             raise HttpError(400, "this endpoint was started without a version loader: it cannot run rollouts")
         body = await self.bodies.read(scope, receive)
-        if body is None:
-            return
         try:
             rollout = rollout_from_json(orjson.loads(body or b"{}"))
         except ValueError as exc:  # orjson's JSONDecodeError is one

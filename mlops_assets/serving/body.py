@@ -3,16 +3,30 @@ trickles one can hold the endpoint.
 
 A body without a Content-Length is refused as soon as it passes the limit; a body not whole within the
 deadline is answered 408 and the connection closed (the reading task is cancelled by ``Deadlines`` and the
-cancellation turned into that answer here).
+cancellation turned into that answer here). Either that or a client gone mid-body raises ``IncompleteBody``: the
+request is the client's doing, which the app counts apart from those it served. The moment a body is whole is
+kept in the request's scope (``BODY_WHOLE``): the endpoint's latency runs from there, not from a client's upload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from mlops_assets.serving.deadlines import Deadlines
 from mlops_assets.serving.http import HttpError, header
+
+BODY_WHOLE = "mlops.body_whole"  # scope key: ``time.perf_counter()`` when the request's body was whole
+
+
+class IncompleteBody(HttpError):
+    """The client did not send the whole body: past the deadline (answered 408, ``answered``), or it went away
+    first (nothing to answer)."""
+
+    def __init__(self, message: str, answered: bool):
+        super().__init__(408, message, close=True)
+        self.answered = answered
 
 
 class BodyReader:
@@ -23,10 +37,10 @@ class BodyReader:
         self.deadlines = Deadlines(timeout_s, self._timed_out_task)
         self._timed_out: set[asyncio.Task] = set()
 
-    async def read(self, scope: dict, receive: Callable) -> bytes | None:
-        """The request body, or ``None`` if the client disconnected; counted as it streams in, so a body
-        without a Content-Length is refused as soon as it passes the limit, and refused with a 408 unless
-        it is whole within ``body_timeout_s`` (a client that trickles it would hold the connection)."""
+    async def read(self, scope: dict, receive: Callable) -> bytes:
+        """The request body, counted as it streams in, so a body without a Content-Length is refused as soon
+        as it passes the limit; ``IncompleteBody`` unless it is whole within ``body_timeout_s`` (a client that
+        trickles it would hold the connection) and the client stays."""
         limit = self.max_bytes
         declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -38,13 +52,14 @@ class BodyReader:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    return None
+                    raise IncompleteBody(f"the client went away after {size} bytes of the body", answered=False)
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise HttpError(413, f"request body over the limit of {limit} bytes")
                 chunks.append(chunk)
                 if not message.get("more_body", False):
+                    scope[BODY_WHOLE] = time.perf_counter()
                     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         except asyncio.CancelledError:
             if task not in self._timed_out:
@@ -53,7 +68,7 @@ class BodyReader:
             task.uncancel()
             seconds = self.deadlines.seconds
             message = f"the request body was not complete within {seconds:g} s ({size} bytes came)"
-            raise HttpError(408, message, close=True) from None
+            raise IncompleteBody(message, answered=True) from None
         finally:
             self.deadlines.clear(task)
 

@@ -13,8 +13,10 @@ since a timer per request (``loop.call_later``, ``asyncio.timeout``) cost more t
 row. A request past its deadline is ended at most a quarter of the deadline later, and at most a second.
 
 The protocol answers a late head (408) and a head it cannot parse (uvicorn's 400) itself: the app never sees
-those requests, so the protocol hands each such answer to ``count`` (the app's ``Telemetry.request``), and the
-endpoint's telemetry holds every answer it gave.
+those requests, so the protocol hands each such answer to the app's telemetry, which holds every answer the
+endpoint gave. A late head is the client's doing, not the endpoint's: it goes to ``incomplete``
+(``Telemetry.incomplete``), counted apart from the requests the endpoint served, with no latency, so that clients
+which stall cannot fail the endpoint's SLOs; an unparsable head goes to ``count`` (``Telemetry.request``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 Count = Callable[[str, int | None, float], None]  # (path, status, seconds): ``Telemetry.request``
+Incomplete = Callable[[str, str, int | None], None]  # (path, part, status): ``Telemetry.incomplete``
 
 
 class Deadlines:
@@ -72,11 +75,12 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol; a request's head must arrive within ``head_deadlines.seconds`` of its
     first byte (the first request's: of the connection opening), or the client gets a 408 and is closed. A
     request answered before its body arrived must send the rest within ``body_deadlines.seconds``, or it is
-    closed. The answers it gives itself go to ``count``."""
+    closed. The answers it gives itself go to ``count``, a late head's to ``incomplete``."""
 
     head_deadlines: Deadlines  # one pair per server: with_read_deadlines makes the class
     body_deadlines: Deadlines
     count: Count
+    incomplete: Incomplete
     _head_began: float  # loop time the head deadline runs from
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -116,27 +120,29 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
             return
         self.transport.write(_TIMED_OUT)
         self.transport.close()
-        self._count(408)
+        self.incomplete(self._path(), "head", 408)
 
     def body_timed_out(self) -> None:
         self.transport.close()  # the answer went out already
 
     def send_400_response(self, msg: str) -> None:
         super().send_400_response(msg)
-        self._count(400)
+        self.count(self._path(), 400, self.loop.time() - self._head_began)
 
-    def _count(self, status: int) -> None:
-        """An answer the app never saw, under the path the head named as far as it came (none: ``other``)."""
-        path = urlsplit(getattr(self, "url", b"").decode("latin-1")).path  # set once the head's first byte came
-        self.count(path, status, self.loop.time() - self._head_began)
+    def _path(self) -> str:
+        """The path the head named as far as it came (none: ``""``, counted as ``other``)."""
+        return urlsplit(getattr(self, "url", b"").decode("latin-1")).path  # set once the head's first byte came
 
 
-def with_read_deadlines(head_timeout_s: float, body_timeout_s: float, count: Count) -> type[ReadDeadlineProtocol]:
+def with_read_deadlines(
+    head_timeout_s: float, body_timeout_s: float, count: Count, incomplete: Incomplete
+) -> type[ReadDeadlineProtocol]:
     """The protocol class for ``uvicorn.Config(http=...)``, with deadlines of its own, handing the answers
-    it gives itself to ``count``."""
+    it gives itself to ``count``, and a late head's to ``incomplete``."""
     attributes = {
         "head_deadlines": Deadlines(head_timeout_s, ReadDeadlineProtocol.head_timed_out),
         "body_deadlines": Deadlines(body_timeout_s, ReadDeadlineProtocol.body_timed_out),
         "count": staticmethod(count),
+        "incomplete": staticmethod(incomplete),
     }
     return type(ReadDeadlineProtocol.__name__, (ReadDeadlineProtocol,), attributes)

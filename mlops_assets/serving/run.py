@@ -22,13 +22,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 def server_config(app: ScoringApp, **settings: Any):
     """uvicorn's settings for ``app`` (a ``ScoringApp``): uvloop, the httptools parser with the app's read
-    deadlines (deadlines.py) counting the answers it gives in the app's telemetry, no access log (the settings
-    bench/serving.py measured); ``settings`` override them."""
+    deadlines (deadlines.py) counting the answers it gives in the app's telemetry (a late head as the client's,
+    apart), no access log (the settings bench/serving.py measured); ``settings`` override them."""
     import uvicorn
 
     from mlops_assets.serving.deadlines import with_read_deadlines
 
-    http = with_read_deadlines(app.head_timeout_s, app.bodies.deadlines.seconds, app.telemetry.request)
+    telemetry = app.telemetry
+    http = with_read_deadlines(
+        app.head_timeout_s, app.bodies.deadlines.seconds, telemetry.request, telemetry.incomplete
+    )
     defaults = {"loop": "uvloop", "http": http, "log_level": "warning", "access_log": False}
     return uvicorn.Config(app, **{**defaults, **settings})
 

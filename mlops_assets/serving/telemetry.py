@@ -12,6 +12,13 @@ the artifact store with the log's files (``-<replica>`` added to the name). ``st
 the store, those a window needs, and ``summarise`` turns them into requests, error rate and latency quantiles,
 so the pipeline sees them without a Prometheus server.
 
+A request whose client never finished sending its head or its body (``Telemetry.incomplete``: answered 408 past
+its deadline, or no answer when the client went away mid-body) is the client's doing, not the endpoint's: its
+answer is counted with the others, and the request apart, by route and part (``head``, ``body``); it never
+reaches the latency histogram, and ``summarise`` leaves it out of the scoring requests the SLOs judge. Scoring
+latency runs from the moment the request's body is whole (``app.py``), so a client that sends it slowly does not
+count as a slow endpoint either.
+
 A rejected scoring request (400) is counted once per column and rule that rejected it (``Telemetry.rejected``,
 on the rejection path only), at most ``MAX_REJECTION_CAUSES`` of them apart: the causes are named by the spec,
 and a client cannot grow them past the bound with anything it sends. The ``schema_break`` check reads them.
@@ -31,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from mlops_assets.local.private import open_private
 from mlops_assets.serving.inference_log import SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX
 
 if TYPE_CHECKING:  # the endpoint never imports Dagster, which the contracts need
@@ -61,6 +69,7 @@ class Telemetry:
         self.rows_scored: dict[tuple[str, str], int] = {}  # (model version, arm) -> rows
         self.rejected_requests = 0  # scoring requests answered 400: a body the schema cannot take
         self.rejections: dict[tuple[str, str], list] = {}  # (column, rule) -> [requests, an example value]
+        self.incomplete_requests: dict[tuple[str, str, str], int] = {}  # (route, part, status) -> requests
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -70,6 +79,14 @@ class Telemetry:
         if path == SCORING_ROUTE:
             self.bucket_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
             self.latency_sum += seconds
+
+    def incomplete(self, path: str, part: str, status: int | None) -> None:
+        """A request whose client did not finish sending ``part`` (``head`` or ``body``), answered ``status``
+        (``None``: it went away first): its answer is counted, the request apart from the scoring figures."""
+        route, answer = path if path in self.routes else OTHER_ROUTE, NO_ANSWER if status is None else str(status)
+        self.requests[(route, answer)] = self.requests.get((route, answer), 0) + 1
+        key = (route, part, answer)
+        self.incomplete_requests[key] = self.incomplete_requests.get(key, 0) + 1
 
     def scored(self, model_version: str, arm: str, rows: int) -> None:
         key = (model_version, arm)
@@ -109,14 +126,19 @@ class Telemetry:
             "invalid_rows": sources["invalid_rows"],
             "rejected_requests": self.rejected_requests,
             "rejections": [[column, rule, n, example] for (column, rule), (n, example) in self.rejections.items()],
+            "incomplete_requests": [
+                [route, part, status, n] for (route, part, status), n in self.incomplete_requests.items()
+            ],
             "logs": {name: _log_figures(status) for name, status in sources["logs"].items()},
         }
 
     def write_snapshot(self, directory: Path, snapshot: dict[str, Any]) -> Path:
-        """``snapshot`` as ``telemetry-<time>-<pid>.json`` in ``directory``, whole or not at all."""
+        """``snapshot`` as ``telemetry-<time>-<pid>.json`` in ``directory``, whole or not at all, readable by its
+        owner alone as the log beside it."""
         path = Path(directory) / f"{SNAPSHOT_PREFIX}{time.time_ns():020d}-{os.getpid()}{SNAPSHOT_SUFFIX}"
         partial = path.with_name(f".{path.name}.partial")
-        partial.write_bytes(orjson.dumps(snapshot))
+        with open_private(partial) as file:
+            file.write(orjson.dumps(snapshot))
         partial.replace(path)
         return path
 
@@ -168,6 +190,17 @@ class _Collector:
         for (column, rule), (n, _) in list(t.rejections.items()):
             rejected.add_metric([column, rule], n)
         yield rejected
+        incomplete = CounterMetricFamily(
+            "mlops_incomplete_requests",
+            "Requests whose client never finished sending their head or body (408, or gone), by route and part",
+            labels=["route", "part"],
+        )
+        by_part: dict[tuple[str, str], int] = {}
+        for (route, part, _), n in list(t.incomplete_requests.items()):
+            by_part[(route, part)] = by_part.get((route, part), 0) + n
+        for (route, part), n in by_part.items():
+            incomplete.add_metric([route, part], n)
+        yield incomplete
         yield from _served(sources["served"])
         yield from _logs(sources["logs"])
 
@@ -211,8 +244,10 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
     ``start`` (nothing, for a process started within the window), summed over processes and replicas.
     Traffic after a process's last snapshot is not seen. Latency quantiles are interpolated within the
     histogram's buckets (as Prometheus' ``histogram_quantile``): within a bucket's width, ``None`` with no
-    request. The log figures are the latest of each process (summed). ``rejections`` lists the rejected
-    requests' causes, ``[column, rule, requests, example]``, most requests first.
+    request. A request whose client never finished sending it is not a scoring request the endpoint served:
+    ``requests`` leaves it out, and ``incomplete_requests`` counts it by part. The log figures are the latest
+    of each process (summed). ``rejections`` lists the rejected requests' causes, ``[column, rule, requests,
+    example]``, most requests first.
     """
     by_instance: dict[str, list[dict]] = {}
     for snapshot in snapshots:
@@ -221,6 +256,7 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
     requests: dict[str, int] = {}
     counts: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)
     rows = invalid = rejected = 0
+    incomplete: dict[str, int] = {}  # part -> scoring requests whose client never finished it
     rejections: dict[tuple[str, str], list] = {}  # (column, rule) -> [requests, newest example]
     logs: dict[str, int] = {}
     for series in by_instance.values():
@@ -237,6 +273,8 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
         rows += _rows(last) - (_rows(first) if first else 0)
         invalid += last["invalid_rows"] - (first["invalid_rows"] if first else 0)
         rejected += last.get("rejected_requests", 0) - (first.get("rejected_requests", 0) if first else 0)
+        for part, n in _incomplete_by_part(last).items():
+            incomplete[part] = incomplete.get(part, 0) + n - (_incomplete_by_part(first).get(part, 0) if first else 0)
         earlier = _rejections(first) if first else {}
         for key, (n, example) in _rejections(last).items():
             counted = rejections.setdefault(key, [0, None])
@@ -257,6 +295,7 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
         "rows_scored": rows,
         "invalid_rows": invalid,
         "rejected_requests": rejected,
+        "incomplete_requests": incomplete,
         "rejections": sorted(
             ([column, rule, n, example] for (column, rule), (n, example) in rejections.items() if n > 0),
             key=lambda cause: (-cause[2], cause[0], cause[1]),
@@ -311,10 +350,23 @@ def histogram_quantile(q: float, counts: list[int]) -> float | None:
 
 
 def _by_status(snapshot: dict) -> dict[str, int]:
+    """The scoring requests the endpoint served, by status: its answers, less those to clients that never
+    finished sending a request."""
     out: dict[str, int] = {}
     for route, status, n in snapshot["requests"]:
         if route == SCORING_ROUTE:
             out[status] = out.get(status, 0) + n
+    for route, _, status, n in snapshot.get("incomplete_requests", ()):
+        if route == SCORING_ROUTE:
+            out[status] -= n
+    return out
+
+
+def _incomplete_by_part(snapshot: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for route, part, _, n in snapshot.get("incomplete_requests", ()):
+        if route == SCORING_ROUTE:
+            out[part] = out.get(part, 0) + n
     return out
 
 

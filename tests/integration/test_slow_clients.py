@@ -112,3 +112,63 @@ def test_other_clients_are_served_while_forty_slow_ones_are_cut_off_again_and_ag
             thread.join()
     assert statuses and set(statuses) == {200}
     assert all(outcomes)  # every slow connection was closed by the server
+
+
+def test_clients_that_stall_fail_no_slo_and_roll_back_no_champion_that_answered_in_time():
+    """Issue 19: 300 requests answered in time, then 20 clients that send a head and stall, 5 that stall in
+    the body and 5 that send it slowly but whole. The 408s are counted, apart; the objectives and the rollback
+    see the 305 requests the endpoint served, every one in time."""
+    import datetime as dt
+
+    from mlops_assets.monitoring.slo import judge_slo, rollback_decision
+    from mlops_assets.serving.telemetry import summarise
+    from mlops_assets.spec.operations import Slo
+
+    model = LoadedModel("2", fitted(0.5))
+    app = create_app(SPEC.name, DTYPES, lambda: model, head_timeout_s=DEADLINE_S, body_timeout_s=2 * DEADLINE_S)
+    promoted = time.time()
+    baseline = {**app.telemetry.snapshot(), "time": promoted - 1}
+    with serving(app) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(300):
+            connection.request("POST", "/invocations", BODY, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == 200 and response.read()
+        connection.close()
+        slow_body = SLOW_BODY_HEAD + BODY[:-1]
+        clients = [(b"POST /invocations HTTP/1.1\r\nHost: x\r\n", b"")] * 20 + [(slow_body, b"")] * 5
+        outcomes = []
+        threads = [threading.Thread(target=lambda c=c: outcomes.append(trickle(port, *c))) for c in clients]
+        slow_but_whole = [threading.Thread(target=lambda: outcomes.append(send_slowly(port))) for _ in range(5)]
+        for thread in threads + slow_but_whole:
+            thread.start()
+        for thread in threads + slow_but_whole:
+            thread.join()
+        metrics = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        metrics.request("GET", "/metrics")
+        exposition = metrics.getresponse().read().decode()
+    assert sorted(answer[:12] for _, answer in outcomes) == [b"HTTP/1.1 200"] * 5 + [b"HTTP/1.1 408"] * 25
+    assert 'mlops_incomplete_requests_total{part="head",route="/invocations"} 20.0' in exposition
+    assert 'mlops_incomplete_requests_total{part="body",route="/invocations"} 5.0' in exposition
+
+    snapshots = [baseline, {**app.telemetry.snapshot(), "time": time.time()}]
+    slo = Slo(latency_p99_ms=250, max_error_rate=0.01, min_requests=100, rollback=True)
+    summary = summarise(snapshots, promoted - 900, time.time())
+    verdicts = judge_slo(slo, summary)
+    assert summary["requests"] == 305 and summary["incomplete_requests"] == {"head": 20, "body": 5}
+    assert all(v.passed and v.judged for v in verdicts), [v.message for v in verdicts]
+    promoted_at = dt.datetime.fromtimestamp(promoted, dt.UTC).isoformat()
+    assert rollback_decision(slo, snapshots, verdicts, "2", promoted_at, "1").target is None
+
+
+def send_slowly(port: int) -> tuple[bool, bytes]:
+    """A whole request whose body comes in three parts over most of the body deadline; its answer."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(SLOW_BODY_HEAD + BODY[:10])
+        for part in (BODY[10:20], BODY[20:]):
+            time.sleep(0.6 * DEADLINE_S)
+            sock.sendall(part)
+        answer = b""
+        while b"}" not in answer:
+            answer += sock.recv(65536)
+    return True, answer
