@@ -7,6 +7,13 @@ followed by one line per row (an empty field is null).
 
 Columns a request sends that the model does not take are ignored, as MLflow ignores them; every column must
 still hold one value per row.
+
+Every form is bounded before the work of parsing it grows with what a client sends: at most ``MAX_COLUMNS``
+column names, ``MAX_ROWS`` rows and ``MAX_CELLS`` cells (rows x names; for records, every name counts over every
+record, as it becomes a column as long as the request). The body's bytes are bounded by the endpoint
+(``max_body_bytes``); before a parser builds anything from them, the body's commas and what delimits its rows (a
+JSON body's brackets, a CSV body's line ends) are counted, a scan far cheaper than parsing: a body holding more
+than a request within the bounds can is refused unparsed, and the endpoint serves on.
 """
 
 from __future__ import annotations
@@ -28,11 +35,22 @@ _PLAIN = frozenset((float, int, str, type(None)))  # what one numpy conversion t
 _BOOLEAN_WORDS = {"true": 1.0, "false": 0.0}
 
 
+# What bounds a request's time and memory: the work of parsing grows with the values, names, lists and objects a
+# body holds (distinct names cost JSON parsers the most), and the endpoint parses on its one event loop. A larger
+# batch is split, or scored offline (batch.py).
+MAX_COLUMNS = 10_000  # column names one request may send, the model's and those it ignores
+MAX_ROWS = 100_000  # rows one request may send
+MAX_CELLS = 250_000  # rows x column names one request may span
+_AROUND = 16  # commas, lists and objects around a request's rows and columns, at most
+
+
 def parse_payload(body: bytes, content_type: str | None = None) -> dict[str, list[Any]]:
     """Column name to list of values; raise ``PayloadError`` saying what is wrong with the body."""
     if not body:
         raise PayloadError("empty request body; send JSON with one of: " + ", ".join(FORMATS) + ", or text/csv")
-    if content_type is not None and content_type.partition(";")[0].strip().lower() == "text/csv":
+    is_csv = content_type is not None and content_type.partition(";")[0].strip().lower() == "text/csv"
+    _check_unparsed(body, is_csv)
+    if is_csv:
         return _parse_csv(body)
     try:
         document = orjson.loads(body)
@@ -49,31 +67,65 @@ def parse_payload(body: bytes, content_type: str | None = None) -> dict[str, lis
             or not isinstance(value.get("data"), list)
         ):
             raise PayloadError("dataframe_split needs 'columns' (a list) and 'data' (a list of rows)")
+        _check_shape(len(value["columns"]), len(value["data"]), "dataframe_split")
         return _columns_of_rows(value["columns"], value["data"], "dataframe_split.data")
     if isinstance(value, dict) and key in ("inputs", "instances"):
+        _check_shape(len(value), max((len(v) for v in value.values() if isinstance(v, list)), default=1), key)
         return {name: v if isinstance(v, list) else [v] for name, v in value.items()}
     if isinstance(value, list) and all(isinstance(r, dict) for r in value):
-        return _columns_of_records(value)
+        _check_shape(1, len(value), key)
+        return _columns_of_records(value, key)
     raise PayloadError(f"{key} must be a list of records" + (" or a mapping of columns" if key != FORMATS[1] else ""))
 
 
-MAX_CELLS = 10_000_000  # column names x records a body of records may span: what bounds its time and memory
+def _check_shape(columns: int, rows: int, where: str) -> None:
+    """Refuse a request of more than ``MAX_COLUMNS`` names, ``MAX_ROWS`` rows or ``MAX_CELLS`` cells."""
+    if columns > MAX_COLUMNS:
+        raise PayloadError(
+            f"{where} has {columns:,} columns: more than {MAX_COLUMNS:,}; send the columns the model takes"
+        )
+    if rows > MAX_ROWS:
+        raise PayloadError(f"{where} has {rows:,} rows: more than {MAX_ROWS:,}; send fewer rows per request")
+    if columns * rows > MAX_CELLS:
+        raise PayloadError(
+            f"{where} has {columns:,} columns x {rows:,} rows: more than {MAX_CELLS:,} cells; send the columns "
+            "the model takes, and fewer rows per request"
+        )
 
 
-def _columns_of_records(records: list[dict]) -> dict[str, list[Any]]:
+def _check_unparsed(body: bytes, is_csv: bool) -> None:
+    """Refuse, from a count of its separators, a body that holds more than a request within the bounds has:
+    a parser would otherwise build every value, list and object in it first (a million empty lists cost a JSON
+    parser seconds). In any form such a request has fewer commas than cells plus names, and fewer lists and
+    objects (CSV: lines) than rows plus names (one per row or column); one inside a value counts too, which
+    matters only near the bounds. A body shorter than these counts cannot hold more."""
+    max_commas, max_containers = MAX_CELLS + MAX_COLUMNS + _AROUND, MAX_ROWS + MAX_COLUMNS + _AROUND
+    if len(body) <= min(max_commas, max_containers):
+        return
+    commas = body.count(b",")
+    if is_csv:  # line ends: LF, CR or CRLF
+        containers = body.count(b"\n") + body.count(b"\r") - body.count(b"\r\n")
+    else:
+        containers = body.count(b"[") + body.count(b"{")
+    if commas > max_commas or containers > max_containers:
+        what = "lines" if is_csv else "lists and objects"
+        raise PayloadError(
+            f"the body holds {commas:,} commas and {containers:,} {what}: more than a request of at most "
+            f"{MAX_ROWS:,} rows, {MAX_COLUMNS:,} columns and {MAX_CELLS:,} cells has; send the columns the model "
+            "takes, and fewer rows per request"
+        )
+
+
+def _columns_of_records(records: list[dict], where: str) -> dict[str, list[Any]]:
     """Records as columns in one pass (a record without a name gets None there). Every new name costs a
-    column as long as the request, so names x records is bounded: a body of many records that each bring a
-    name of their own would otherwise hold the event loop for minutes."""
+    column as long as the request, so names x records is bounded as it grows: a body of many records that each
+    bring a name of their own would otherwise hold the event loop for minutes."""
     columns: dict[str, list[Any]] = {}
     for i, record in enumerate(records):
         for name, item in record.items():
             column = columns.get(name)
             if column is None:
-                if (len(columns) + 1) * len(records) > MAX_CELLS:
-                    raise PayloadError(
-                        f"the records use {len(columns) + 1}+ column names over {len(records)} records: more than "
-                        f"{MAX_CELLS:,} cells; send the columns the model takes"
-                    )
+                _check_shape(len(columns) + 1, len(records), where)
                 column = columns[name] = [None] * len(records)
             column[i] = item
     return columns
@@ -95,7 +147,7 @@ def _parse_csv(body: bytes) -> dict[str, list[Any]]:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"a text/csv body must be UTF-8: {exc}") from None
-    try:
+    try:  # its lines and fields are bounded already (_check_unparsed)
         lines = [
             line for line in csv.reader(io.StringIO(text, newline=""), strict=True) if line
         ]  # blank lines hold no row
@@ -103,6 +155,7 @@ def _parse_csv(body: bytes) -> dict[str, list[Any]]:
         raise PayloadError(f"request body is not valid CSV: {exc}") from None
     if not lines:
         raise PayloadError("the CSV body has no header row; send the column names, then one line per row")
+    _check_shape(len(lines[0]), len(lines) - 1, "the CSV body")
     header, rows = lines[0], [[value or None for value in line] for line in lines[1:]]
     return _columns_of_rows(header, rows, "the CSV body")
 

@@ -5,7 +5,7 @@ import orjson
 import pytest
 
 from mlops_assets.errors import PayloadError
-from mlops_assets.serving.payload import coerce_columns, parse_payload
+from mlops_assets.serving.payload import MAX_CELLS, coerce_columns, parse_payload
 from mlops_assets.serving.row_checks import Violation
 
 DTYPES = {"x": "float", "k": "str"}
@@ -138,6 +138,6 @@ def test_nulls_nan_and_numeric_strings_are_numbers():
 
 def test_records_that_each_bring_a_name_of_their_own_are_refused_before_they_cost_minutes():
     body = orjson.dumps({"dataframe_records": [{f"k{i}": 0} for i in range(8_000)]})
-    with pytest.raises(PayloadError, match="more than 10,000,000 cells"):
+    with pytest.raises(PayloadError, match=f"more than {MAX_CELLS:,} cells"):
         parse_payload(body)
     assert parse_payload(orjson.dumps({"dataframe_records": [{"a": 1}, {"b": 2}]})) == {"a": [1, None], "b": [None, 2]}

@@ -5,12 +5,15 @@ import csv
 import io
 import json
 import math
+from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mlops_assets.errors import PayloadError
+from mlops_assets.serving import payload
 from mlops_assets.serving.payload import FORMATS, coerce_columns, parse_payload
 from mlops_assets.serving.row_checks import ColumnRules, RowChecks
 
@@ -123,3 +126,51 @@ def test_a_valid_body_comes_back_as_it_was_sent_in_every_format(records):
         np.testing.assert_array_equal(coerced.columns["n"], expected_n)
         assert coerced.columns["flag"].tolist() == [float(r["flag"]) for r in records]
         assert coerced.columns["k"] == [r["k"] for r in records]
+
+
+SMALL_BOUNDS = {"MAX_COLUMNS": 3, "MAX_ROWS": 4, "MAX_CELLS": 8}  # small enough for the shapes drawn to pass them
+
+
+def grid_encodings(columns: int, rows: int) -> list[tuple[bytes, str | None]]:
+    """``rows`` rows of ``columns`` columns in MLflow's JSON formats (both shapes of inputs and instances) and
+    as CSV."""
+    names = [f"c{i}" for i in range(columns)]
+    records = [{name: float(row) for name in names} for row in range(rows)]
+    mapping = {name: [float(row) for row in range(rows)] for name in names}
+    text = io.StringIO()
+    csv.writer(text).writerows([names, *[list(r.values()) for r in records]])
+    documents = [
+        {"dataframe_split": {"columns": names, "data": [list(r.values()) for r in records]}},
+        {"dataframe_records": records},
+        *({key: shape} for key in ("inputs", "instances") for shape in (records, mapping)),
+    ]
+    return [(json.dumps(d).encode(), None) for d in documents] + [(text.getvalue().encode(), "text/csv")]
+
+
+@SETTINGS
+@given(json_values | near_valid)
+def test_whatever_arrives_is_refused_or_parsed_within_the_bounds(document):
+    with mock.patch.multiple(payload, **SMALL_BOUNDS):
+        try:
+            parsed = parse_payload(json.dumps(document).encode())
+        except PayloadError:
+            event("refused")
+            return
+    rows = max((len(values) for values in parsed.values()), default=0)
+    event(f"parsed: {len(parsed)} column(s) of up to {rows} row(s)")
+    assert len(parsed) <= 3 and rows <= 4 and len(parsed) * rows <= 8
+
+
+@SETTINGS
+@given(st.integers(1, 6), st.integers(1, 6))
+def test_a_request_is_parsed_in_every_format_exactly_when_it_is_within_the_bounds(columns, rows):
+    within = columns <= 3 and rows <= 4 and columns * rows <= 8
+    event("within the bounds" if within else "past them")
+    with mock.patch.multiple(payload, **SMALL_BOUNDS):
+        for body, content_type in grid_encodings(columns, rows):
+            if within:
+                parsed = parse_payload(body, content_type)
+                assert len(parsed) == columns and all(len(values) == rows for values in parsed.values())
+            else:
+                with pytest.raises(PayloadError, match="more than"):
+                    parse_payload(body, content_type)
