@@ -29,3 +29,23 @@ def test_a_stop_ends_the_process_and_keeps_the_address_without_the_token(tmp_pat
         assert not stop(tmp_path, "p")
     finally:
         process.kill()
+
+
+def test_a_stop_after_a_crash_leaves_alone_a_process_that_took_the_endpoint_s_pid_since(tmp_path):
+    """Issue 19: the endpoint crashed, and the system gave its pid to another process; a stop must not signal it.
+    The state file is the crashed endpoint's, written for its process; only its pid is now another's."""
+    import json
+
+    endpoint = stand_in(60)
+    write_state(state_file(tmp_path, "p"), {"url": "http://127.0.0.1:1", "pid": endpoint.pid, "admin_token": "t"})
+    endpoint.kill()  # the crash
+    endpoint.wait(30)
+    unrelated = stand_in(60)
+    try:
+        crashed = read_state(tmp_path, "p")
+        state_file(tmp_path, "p").write_text(json.dumps({**crashed, "pid": unrelated.pid}))  # the pid, reused
+        assert not stop(tmp_path, "p")
+        assert unrelated.poll() is None  # still running, never signalled
+        assert read_state(tmp_path, "p") == {"url": "http://127.0.0.1:1"}  # stopped all the same: no restart
+    finally:
+        unrelated.kill()
