@@ -2,7 +2,8 @@
 
 One implementation for both: ``root`` is a path (or ``file://`` URL) on a laptop and ``s3://bucket/prefix`` in
 production, where the S3 endpoint and credentials come from the usual AWS variables (``AWS_ENDPOINT_URL`` for
-an S3-compatible store).
+an S3-compatible store). On a local disk its files are created 0600 and its folders 0700: the store holds the
+inference logs' features and the audit trail (``mlops_assets/local/private.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from mlops_assets.contracts import ArtifactStore
+from mlops_assets.local.private import open_private, private_folder
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -120,12 +122,13 @@ def _local(fs: AbstractFileSystem) -> bool:
 @contextlib.contextmanager
 def _aside(path: str, publish: Callable[[str, str], None]) -> Iterator[BinaryIO]:
     """A file written under a temporary name beside ``path``, published by ``publish(partial, path)`` (a rename,
-    or a link, which never replaces a file) once the block ends, and removed either way."""
+    or a link, which never replaces a file) once the block ends, and removed either way. Created 0600, in folders
+    created 0700."""
     folder, name = path.rsplit("/", 1)
-    os.makedirs(folder, exist_ok=True)
+    private_folder(folder)
     partial = f"{folder}/.{name}.{os.getpid()}.{threading.get_ident()}.partial"
     try:
-        with open(partial, "wb") as file:
+        with open_private(partial) as file:
             yield file
         publish(partial, path)
     finally:
