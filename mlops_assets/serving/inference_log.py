@@ -8,7 +8,12 @@ The log never wedges. A write the disk refuses (``OSError``: full, read-only) ke
 attempt, up to ``max_pending_rows`` (beyond, the oldest are dropped and counted). Rows that cannot make a
 table of the log's schema (a data error: writing them again would fail again) are looked at one request at
 a time: the requests at fault go to ``dead-letter.jsonl`` in the log's folder with the reason, the others
-are written. ``status()`` counts all of it; the endpoint shows it in ``/admin/status``.
+are written. ``status()`` counts all of it; the endpoint shows it in ``/admin/status``. Its ``pending_rows`` are the
+rows not yet in a file: queued, or taken by a write under way (a write the disk refuses puts them back), so the
+count never reads 0 while rows wait, however often the disk refuses.
+
+The log holds every request's features: its folder is created 0700 and its files 0600
+(``mlops_assets/local/private.py``).
 
 The inference log (not the shadow log) has a ``features`` column: for the requests the endpoint samples (one
 in ``monitoring.skew.sample_every``, ``OneIn``), each row's feature vector as the served model computed it, so
@@ -41,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_assets.data.locations import is_url
+from mlops_assets.local.private import open_private, private_folder
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +110,7 @@ class InferenceLogWriter:
         self.files_shipped = 0
         self._replica = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "endpoint"
         self._dead_letter_shipped = 0  # bytes of the dead letter the store holds
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_folder(self.directory)
         added = [(INVALID, pa.string()), *([] if CHAMPION_PREDICTION in schema.names else [(FEATURES, FEATURES_TYPE)])]
         for name, type_ in added:
             schema = schema if name in schema.names else schema.append(pa.field(name, type_))
@@ -120,7 +126,8 @@ class InferenceLogWriter:
         self._numeric = [f.name for f in inputs if f.type == pa.float64()]
         self._other = [f.name for f in inputs if f.type != pa.float64()]
         self._pending: list[_Request] = []
-        self._pending_rows = 0
+        self._pending_rows = 0  # queued in ``_pending``
+        self._writing_rows = 0  # taken from the queue by the write under way
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time: files keep the order of their rows
         self._wake = threading.Event()
@@ -171,9 +178,11 @@ class InferenceLogWriter:
 
     def status(self) -> dict[str, Any]:
         """What the log has written, kept, set aside and lost since it started."""
+        with self._lock:  # both counts at one moment: a write takes its rows from one to the other
+            pending = self._pending_rows + self._writing_rows
         return {
             "rows_written": self.rows_written,
-            "pending_rows": self._pending_rows,
+            "pending_rows": pending,
             "dead_lettered_rows": self.dead_lettered_rows,
             "dropped_rows": self.dropped_rows,
             "last_error": self.last_error,
@@ -186,23 +195,31 @@ class InferenceLogWriter:
         """Write the waiting rows; raise ``OSError`` if the disk refused them (they are kept for the next try)."""
         with self._flushing:
             with self._lock:
-                requests, self._pending, self._pending_rows = self._pending, [], 0
+                requests, self._pending = self._pending, []
+                self._writing_rows, self._pending_rows = self._pending_rows, 0
             if not requests:
                 return
             try:
-                table = self._table(requests)
-            except Exception:  # not the disk: one request's data; find it, keep the others
-                requests, table = self._table_without_bad_requests(requests)
-                if table is None:
-                    return
-            try:
-                self._write(table)
-            except OSError as exc:
-                self._keep(requests, exc)
-                raise
-            except Exception as exc:  # written again it would fail again: set aside, never retried
-                for request in requests:
-                    self._dead_letter(request, exc)
+                self._write_requests(requests)
+            finally:
+                with self._lock:
+                    self._writing_rows = 0  # written, set aside, or back in the queue
+
+    def _write_requests(self, requests: list[_Request]) -> None:
+        try:
+            table = self._table(requests)
+        except Exception:  # not the disk: one request's data; find it, keep the others
+            requests, table = self._table_without_bad_requests(requests)
+            if table is None:
+                return
+        try:
+            self._write(table)
+        except OSError as exc:
+            self._keep(requests, exc)
+            raise
+        except Exception as exc:  # written again it would fail again: set aside, never retried
+            for request in requests:
+                self._dead_letter(request, exc)
 
     def _table(self, requests: list[_Request]) -> pa.Table:
         return pa.Table.from_pydict(self._columns(requests), schema=self.schema)
@@ -221,7 +238,8 @@ class InferenceLogWriter:
     def _write(self, table: pa.Table) -> None:
         path = self.directory / f"part-{time.time_ns():020d}.parquet"
         partial = path.with_name(f".{path.name}.partial")
-        pq.write_table(table, partial)
+        with open_private(partial) as file:
+            pq.write_table(table, file)
         partial.replace(path)
         self.rows_written += table.num_rows
 
@@ -261,6 +279,7 @@ class InferenceLogWriter:
         with self._lock:
             self._pending[:0] = requests
             self._pending_rows += sum(r.n_rows for r in requests)
+            self._writing_rows = 0  # in the queue again, in the same moment
             while self._pending_rows > self.max_pending_rows and len(self._pending) > 1:
                 dropped = self._pending.pop(0)
                 self._pending_rows -= dropped.n_rows
@@ -275,7 +294,7 @@ class InferenceLogWriter:
         record = {"reason": repr(exc)[:2000], **fields, "inputs": inputs}
         try:
             line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE, default=repr)
-            with open(self.directory / DEAD_LETTER, "ab") as file:
+            with open_private(self.directory / DEAD_LETTER, append=True) as file:
                 file.write(line)
         except (OSError, TypeError) as write_error:
             log.exception("could not write the dead letter of a request to %s", self.directory)
