@@ -14,7 +14,7 @@ import dagster as dg
 from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
-from mlops_assets.naming import CHALLENGER, CHAMPION, AlertEvent, StorePrefix, TrailEvent, store_key
+from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, AlertEvent, StorePrefix, TrailEvent, store_key
 from mlops_assets.records import EvaluationReport, TrainedModel
 from mlops_assets.rollout.audit import append_event
 
@@ -61,7 +61,10 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         if champion is not None and champion.version == trained_model.version:
             champion = None
         champion_model = registry.load(spec.name, champion.version) if champion else None
-        judgement = judge(spec, challenger, champion_model, holdout, recent, champion.version if champion else None)
+        automatic = context.run.tags.get(RETRAIN_TAG) == "true"  # a sensor's retraining, not a person's run
+        judgement = judge(
+            spec, challenger, champion_model, holdout, recent, champion.version if champion else None, automatic
+        )
         figures = card_figures(spec, challenger, holdout)  # the fixed holdout: it carries every schema column
         fairness = fairness_gate(figures.fairness, spec.evaluation.fairness.limits.declared())
         fixed, gate = judgement.by_name()["fixed"], combined(judgement.gate, fairness)

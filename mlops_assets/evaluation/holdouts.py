@@ -102,9 +102,14 @@ def judge(
     holdout: pd.DataFrame,
     recent: pd.DataFrame,
     champion_version: str | None = None,
+    automatic: bool = True,
 ) -> Judgement:
     """The gate's verdict on every holdout the version has; ``champion_version`` names the champion in the
-    reasons."""
+    reasons. ``must_beat_champion`` holds the loop's own retrainings (``automatic``) to a better model; a run a
+    person started is judged by the declared conditions alone: the person decided to replace the champion."""
+    if not automatic and spec.evaluation.gate.must_beat_champion:
+        gate = spec.evaluation.gate.model_copy(update={"must_beat_champion": False})
+        spec = spec.model_copy(update={"evaluation": spec.evaluation.model_copy(update={"gate": gate})})
     on_holdout = _score_both(spec, challenger, champion, holdout)  # scored once: fixed and weighted share it
     compared = {"fixed": _compare("fixed", spec, *on_holdout, None)}
     if IMPORTANCE in holdout.columns:

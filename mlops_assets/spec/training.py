@@ -149,11 +149,13 @@ class Gate(SpecModel):
     )
     must_beat_champion: bool = Field(
         default=True,
-        description="With a champion, the challenger must be better on the primary metric on the holdout that "
+        description="With a champion, an automatic retraining (one a sensor started) must be better on the primary "
+        "metric on the holdout that "
         "stands for today's traffic (the recent one once it has `training.recent_holdout.min_rows`, else the "
         "importance-weighted one, else the fixed one): the paired interval of its gain lies above 0, so a copy of "
         "the champion or a gain within noise keeps the champion. `thresholds` and `min_gain` add to it. false: "
-        "any challenger that meets them is promoted, for an operator who wants every passing retraining deployed.",
+        "any challenger that meets them is promoted, for an operator who wants every passing retraining deployed. A "
+        "run a person starts (the UI, the CLI) is judged by `thresholds` and `min_gain` alone: the person decided.",
     )
 
     @model_serializer(mode="wrap")

@@ -190,6 +190,17 @@ def test_an_operator_can_promote_any_passing_challenger(tmp_path):
     assert judgement.gate.passed and judgement.gate.reasons == []
 
 
+def test_a_run_a_person_started_is_judged_by_the_declared_conditions_alone(tmp_path):
+    """The loop's own retrainings must beat the champion; a person who materializes a retraining decided to."""
+    spec = plain_spec(tmp_path, thresholds={"roc_auc": 0.6})
+    champion, copy = fit(spec, cases(2_000, 0)), fit(spec, cases(2_000, 0))
+    assert not judge(spec, copy, champion, cases(1_000, 3), cases(500, 4), automatic=True).gate.passed
+    by_a_person = judge(spec, copy, champion, cases(1_000, 3), cases(500, 4), automatic=False)
+    assert by_a_person.gate.passed and by_a_person.gate.reasons
+    assert not any("not better" in reason for reason in by_a_person.gate.reasons)
+    assert any("roc_auc" in reason and "≥ 0.6" in reason for reason in by_a_person.gate.reasons)
+
+
 def test_label_noise_on_today_s_data_keeps_the_fixed_holdout_guarding(tmp_path):
     spec = plain_spec(tmp_path)
     champion, challenger = fit(spec, cases(2_000, 0)), fit(spec, cases(300, 5, noise=0.3))
