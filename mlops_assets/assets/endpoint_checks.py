@@ -21,7 +21,7 @@ from mlops_assets.naming import CHAMPION, AlertEvent, EndpointCheck
 
 DESCRIPTIONS = {
     EndpointCheck.latency_slo: "p99 scoring latency over the SLO window within monitoring.slo.latency_p99_ms",
-    EndpointCheck.error_rate_slo: "share of scoring requests failed on the endpoint's side (5xx, 408) over the SLO "
+    EndpointCheck.error_rate_slo: "share of scoring requests failed on the endpoint's side (5xx) over the SLO "
     "window within monitoring.slo.max_error_rate",
     EndpointCheck.skew: "sampled served features and predictions the same when featurised offline as the training "
     "does, within monitoring.skew.tolerance",

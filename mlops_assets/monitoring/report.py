@@ -129,7 +129,7 @@ def requests_since(now: dict | None, before: dict | None) -> tuple[int, int] | N
 
 def served_figures(store: ArtifactStore, prefix: str, window: pa.Table, now: float) -> dict[str, Any] | None:
     """The endpoint's scoring figures (its telemetry snapshots) from the window's first logged row until
-    ``now``: requests, the share failed on its side (5xx, 408) and the p50 and p99 latency, which the
+    ``now``: requests, the share failed on its side (5xx) and the p50 and p99 latency, which the
     report shows beside the drift of the same traffic. ``None`` when the window has no timestamp."""
     from mlops_assets.monitoring.slo import failed_requests
     from mlops_assets.serving.telemetry import stored_snapshots, summarise
@@ -155,7 +155,7 @@ def served_markdown(figures: dict[str, Any] | None) -> str:
         return f"\n\nEndpoint since {figures['since']}: no scoring request in its telemetry snapshots yet."
     return (
         f"\n\nEndpoint since {figures['since']}: {figures['requests']} scoring requests, "
-        f"{figures['failed_share']:.2%} failed on its side (5xx, 408), latency p50 {figures['latency_p50_ms']:.3g} ms, "
+        f"{figures['failed_share']:.2%} failed on its side (5xx), latency p50 {figures['latency_p50_ms']:.3g} ms, "
         f"p99 {figures['latency_p99_ms']:.3g} ms."
     )
 
