@@ -4,6 +4,10 @@
 A receiver that is down or slow never holds a run up: every delivery runs in a daemon thread, and the caller
 waits at most the longest ``timeout_s`` of the alerts. A delivery that failed or did not finish by then is
 logged as a warning and counted in the returned ``AlertOutcome``; nothing here raises.
+
+A webhook gets its headers only from variables the operator allowed, is never sent to a name that resolves
+to a link-local or cloud metadata address, and a redirect is not followed: a receiver answering 302 would
+otherwise have the request, headers and all, sent again to a host of its choosing.
 """
 
 from __future__ import annotations
@@ -11,13 +15,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from mlops_assets.naming import AlertEvent
+from mlops_assets.spec.operations import ALERT_VARIABLES_ENV, allowed_alert_variable, forbidden_address
 
 WEBSERVER_URL_ENV = "DAGSTER_WEBSERVER_URL"  # where people open the Dagster UI; the alerts' links point there
 DEFAULT_WEBSERVER_URL = "http://localhost:3000"
@@ -77,15 +85,19 @@ def send_alerts(spec, event: AlertEvent, message: str, link: str, log) -> AlertO
     return outcome
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _deliver(alert, body: bytes, results: list[str | None], slot: int) -> None:
     """One delivery, in its own thread: ``results[slot]`` becomes ``None`` when it worked, else the reason."""
     try:
         if alert.webhook is not None:
-            headers = {"Content-Type": "application/json"}
-            headers |= {name: os.environ[var] for name, var in alert.headers_from_env.items() if var in os.environ}
-            request = urllib.request.Request(alert.webhook, data=body, headers=headers, method="POST")
-            with urllib.request.urlopen(request, timeout=alert.timeout_s) as response:
-                response.read(1024)
+            _post(alert, body)
         else:  # an argv, never a shell; the program was allowed when the spec loaded
             done = subprocess.run(
                 alert.command, input=body, capture_output=True, timeout=alert.timeout_s, check=False, shell=False
@@ -95,3 +107,33 @@ def _deliver(alert, body: bytes, results: list[str | None], slot: int) -> None:
         results[slot] = None
     except Exception as exc:  # a receiver's failure is reported by the caller, never raised into a run
         results[slot] = f"{type(exc).__name__}: {exc}"
+
+
+def _post(alert, body: bytes) -> None:
+    """POST ``body`` to the alert's webhook; raises why it was not taken. The spec was checked when it loaded;
+    the variables and the addresses are checked again here, as they are now."""
+    refused = sorted(var for var in alert.headers_from_env.values() if not allowed_alert_variable(var))
+    if refused:
+        raise PermissionError(f"{refused} may not be sent: not MLOPS_ALERT_* nor listed in {ALERT_VARIABLES_ENV}")
+    parts = urlsplit(alert.webhook)
+    if any(forbidden_address(address) for address in _addresses(parts.hostname, parts.port)):
+        raise PermissionError(f"{parts.hostname} resolves to a link-local or cloud metadata address")
+    headers = {"Content-Type": "application/json"}
+    headers |= {name: os.environ[var] for name, var in alert.headers_from_env.items() if var in os.environ}
+    request = urllib.request.Request(alert.webhook, data=body, headers=headers, method="POST")
+    try:
+        with _OPENER.open(request, timeout=alert.timeout_s) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            where = urlsplit(exc.headers.get("Location") or "").hostname or "elsewhere"
+            raise RuntimeError(f"answered {exc.code} towards {where}; redirects are not followed") from None
+        raise
+
+
+def _addresses(host: str, port: int | None) -> list[str]:
+    """The addresses ``host`` resolves to; none when it does not resolve here (a proxy may still reach it)."""
+    try:
+        return [info[4][0] for info in socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)]
+    except OSError:
+        return []

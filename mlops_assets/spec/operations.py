@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -255,8 +257,14 @@ class Batch(SpecModel):
 
 
 ALERT_COMMANDS_ENV = "MLOPS_ALLOWED_ALERT_COMMANDS"  # programs an alert may run: comma-separated, exact argv[0]
+ALERT_VARIABLES_ENV = "MLOPS_ALLOWED_ALERT_ENV"  # variables a webhook's headers may be read from: comma-separated names
+ALERT_ENV_PREFIX = "MLOPS_ALERT_"  # variables of this prefix are always allowed: the operator named them for alerts
+# where cloud instances answer with their credentials; link-local addresses (169.254.0.0/16, fe80::/10) too
+METADATA_HOSTS = frozenset({"metadata", "metadata.google.internal", "metadata.goog", "instance-data"})
+METADATA_ADDRESSES = frozenset(map(ipaddress.ip_address, ["169.254.169.254", "fd00:ec2::254", "100.100.100.200"]))
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IPV4_LIKE = re.compile(r"^[0-9a-fx.]+$")  # 2852039166, 0xa9fea9fe, 169.254.43518: IPv4 as the resolver reads it
 
 
 def allowed_alert_commands() -> tuple[str, ...]:
@@ -264,16 +272,55 @@ def allowed_alert_commands() -> tuple[str, ...]:
     return tuple(p.strip() for p in os.environ.get(ALERT_COMMANDS_ENV, "").split(",") if p.strip())
 
 
+def allowed_alert_variable(name: str) -> bool:
+    """Whether a webhook header may carry the environment variable ``name``: one of ``MLOPS_ALERT_*``, or one
+    listed in ``MLOPS_ALLOWED_ALERT_ENV``; never any other (a spec must not send AWS_SECRET_ACCESS_KEY away)."""
+    listed = {p.strip() for p in os.environ.get(ALERT_VARIABLES_ENV, "").split(",") if p.strip()}
+    return name.startswith(ALERT_ENV_PREFIX) or name in listed
+
+
+def forbidden_address(address: str) -> bool:
+    """Whether an alert may never be sent to ``address`` (an IP, in any form the resolver reads): link-local or
+    a cloud metadata service's. Loopback and private networks stay allowed: receivers live there."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        if not _IPV4_LIKE.match(address):
+            return False
+        try:
+            ip = ipaddress.ip_address(socket.inet_aton(address))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_link_local or ip in METADATA_ADDRESSES
+
+
+def webhook_problem(url: str) -> str | None:
+    """Why an alert may not post to ``url``, read from the URL alone (no name is resolved), or ``None``."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:  # first: the other messages quote the URL
+        return "a webhook URL may not hold credentials (user:secret@); send them in headers_from_env"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http:// or https:// URL with a host"
+    host = parts.hostname.rstrip(".")
+    if host in METADATA_HOSTS or forbidden_address(host):
+        return f"{host} is a link-local or cloud metadata address; alerts are never sent there"
+    return None
+
+
 class Alert(SpecModel):
     webhook: str | None = Field(
         default=None,
         description="http(s) URL that receives a JSON POST: pipeline, event, message, link (the asset in the "
-        "Dagster UI) and time.",
+        "Dagster UI) and time. No credentials in it, no link-local or cloud metadata host; a redirect is not "
+        "followed.",
     )
     headers_from_env: dict[str, str] = Field(
         default_factory=dict,
         description="webhook: headers whose values are read from environment variables when sent, "
-        "e.g. {Authorization: ALERT_TOKEN}; no secret belongs in the spec.",
+        f"e.g. {{Authorization: {ALERT_ENV_PREFIX}TOKEN}}; no secret belongs in the spec. Only variables named "
+        f"{ALERT_ENV_PREFIX}* or listed in {ALERT_VARIABLES_ENV} (comma-separated) may be sent.",
     )
     command: list[str] | None = Field(
         default=None,
@@ -290,10 +337,9 @@ class Alert(SpecModel):
     @field_validator("webhook")
     @classmethod
     def _http_only(cls, url: str | None) -> str | None:
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        problem = webhook_problem(url) if url is not None else None
+        if problem:
+            raise ValueError(problem)
         return url
 
     @field_validator("headers_from_env")
@@ -304,6 +350,11 @@ class Alert(SpecModel):
                 raise ValueError(
                     f"{header!r}: {variable!r} must map a header name (letters, digits, -) to an environment "
                     "variable name; the value is read from the environment when the alert is sent"
+                )
+            if not allowed_alert_variable(variable):
+                raise ValueError(
+                    f"{header!r}: {variable!r} is not a variable alerts may send; name it {ALERT_ENV_PREFIX}..., "
+                    f"or list it in {ALERT_VARIABLES_ENV} (comma-separated), so that a spec alone sends no secret"
                 )
         return headers
 

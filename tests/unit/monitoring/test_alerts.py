@@ -65,9 +65,9 @@ def closed_port() -> int:
 
 
 def test_a_webhook_receives_the_pipeline_event_message_link_and_time(receiver, monkeypatch):
-    monkeypatch.setenv("ALERT_TOKEN", "s3cret")
+    monkeypatch.setenv("MLOPS_ALERT_TOKEN", "s3cret")
     monkeypatch.delenv(WEBSERVER_URL_ENV, raising=False)
-    spec = with_alerts({"webhook": receiver.url, "headers_from_env": {"Authorization": "ALERT_TOKEN"}})
+    spec = with_alerts({"webhook": receiver.url, "headers_from_env": {"Authorization": "MLOPS_ALERT_TOKEN"}})
     link = asset_link(SPEC.name, "evaluation_report")
     outcome = send_alerts(spec, AlertEvent.gate_failed, "v2 failed the gate", link, LOG)
     assert outcome.delivered == [receiver.url] and outcome.failed == {}
