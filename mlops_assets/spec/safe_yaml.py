@@ -13,6 +13,7 @@ are still composed by PyYAML's Python composer, whose recursion is what the nest
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
+from mlops_assets.data.locations import irregular_kind
 from mlops_assets.errors import SpecError
 
 MAX_BYTES = 1 << 20  # specs are a few kilobytes; a long list of allowed categories still fits
@@ -145,13 +147,24 @@ def _load_bounded(text: str, name: str) -> Any:
 
 
 def _read_text(path: Path) -> str:
+    """The file's text; only a regular file is read. It is opened without blocking and checked on its open
+    descriptor: a FIFO named like a spec would otherwise block the open until a writer came, and with it
+    ``validate`` and the whole code location."""
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise SpecError(str(path), ["file does not exist"]) from None
     except OSError as exc:
         raise SpecError(str(path), [f"cannot be read: {exc.strerror or exc}"]) from None
+    kind = irregular_kind(os.fstat(fd).st_mode)
+    if kind:
+        os.close(fd)
+        raise SpecError(str(path), [f"cannot be read: not a regular file ({kind}); a spec is a YAML file"])
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise SpecError(str(path), [f"cannot be read: {exc.strerror or exc}"]) from None
     if len(data) > MAX_BYTES:
         raise SpecError(str(path), [f"larger than {MAX_BYTES} bytes: a spec describes data, it does not hold it"])
     try:
