@@ -5,19 +5,29 @@ different label for a case must never replace a good label silently. So every la
 one place (accepted, counted as a harmless duplicate, or quarantined with its reason) and the counts add
 up. The features come from the inference log: a label applies to what the endpoint last served for that
 id, which is what a model trained on the row must see.
+
+A label batch is read within bounds, whatever it claims to be: a regular file only (a FIFO would block the
+reader), at most ``MLOPS_MAX_LABEL_BYTES`` bytes (32 MiB by default), counted after decompression for a
+``.csv.gz`` and on the parquet's uncompressed columns; it is streamed, never read whole first, so a small
+``.gz`` bomb stops at the bound. A batch past it is set aside whole with the reason, as a batch that cannot
+be parsed is.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import fsspec
 import pandas as pd
 
-from mlops_assets.data.locations import list_files
+from mlops_assets.data.locations import find_files, irregular_kind, is_url
 from mlops_assets.data.training_window import LOGGED_AT
 from mlops_assets.data.validation import validate
 from mlops_assets.errors import DataError
@@ -27,6 +37,14 @@ FAILURES = "_failures"  # quarantined rows: why (the column validation's quarant
 TRUNCATED = "truncated file: the last row has no line end"
 UNKNOWN_ID = "unknown id: neither in the source nor in the inference log"
 _ROW = "_row"  # position of a label row among all rows read: how each verdict finds its row
+MAX_LABEL_BYTES_ENV = "MLOPS_MAX_LABEL_BYTES"
+DEFAULT_MAX_LABEL_BYTES = 32 << 20  # about 1.5 million labels of an id and a class: split larger batches
+_PARQUET_BATCH_ROWS = 65_536
+
+
+def max_label_bytes() -> int:
+    """The most bytes a label batch may hold once decompressed: ``MLOPS_MAX_LABEL_BYTES``, else 32 MiB."""
+    return int(os.environ.get(MAX_LABEL_BYTES_ENV) or DEFAULT_MAX_LABEL_BYTES)
 
 
 @dataclass(frozen=True)
@@ -115,10 +133,11 @@ def _read_batches(
 ) -> tuple[pd.DataFrame, list[str], dict[str, str], list[int]]:
     """All readable batches as one frame (in file order), the files read, the unreadable ones with their
     reason, and the positions of rows cut short by a truncated file."""
-    frames, files, unreadable, truncated, start = [], [], {}, [], 0
-    for file in list_files(pattern, base_dir):
+    listed, refused = find_files(pattern, base_dir)
+    frames, files, unreadable, truncated, start, limit = [], [], dict(refused), [], 0, max_label_bytes()
+    for file in listed:
         try:
-            frame, cut = _read_batch(file, key, target)
+            frame, cut = _read_batch(file, key, target, limit)
         except DataError as exc:
             unreadable[file] = str(exc)
             continue
@@ -132,21 +151,25 @@ def _read_batches(
     return pd.concat(frames, ignore_index=True), files, unreadable, truncated
 
 
-def _read_batch(file: str, key: str, target: str) -> tuple[pd.DataFrame, bool]:
+def _read_batch(file: str, key: str, target: str, limit: int) -> tuple[pd.DataFrame, bool]:
     """The id (as text, missing ones kept missing) and target of one file, and whether it was cut short.
 
     CSV ids are read as text so that ``P0007`` and ``0007`` stay what was written; the target is parsed
     as the declared source is, so validation coerces it the same way. A CSV whose last byte is not a line
     end was cut while being written: its last row may be a prefix of the real one (``be`` for ``benign``).
+    More than ``limit`` bytes (after decompression) is a ``DataError``, raised before they are all read.
     """
     try:
-        if file.endswith(".parquet"):
-            frame, cut = pd.read_parquet(file), False
-        else:
-            with fsspec.open(file, "rb") as handle:
-                raw = handle.read()
-            raw = gzip.decompress(raw) if file.endswith(".gz") else raw
-            frame, cut = pd.read_csv(io.BytesIO(raw), dtype={key: str}), not raw.endswith(b"\n")
+        with _open_batch(file, limit) as handle:
+            if file.endswith(".parquet"):
+                frame, cut = _read_parquet(handle, [key, target], limit), False
+            else:
+                text = gzip.GzipFile(fileobj=handle) if file.endswith(".gz") else handle
+                bounded = _Bounded(text, limit)
+                frame = pd.read_csv(io.BufferedReader(bounded), dtype={key: str})
+                cut = bounded.last != b"\n"
+    except DataError:
+        raise
     except Exception as exc:  # any parser's error: the batch is set aside whole, never half-used
         raise DataError(f"cannot parse: {str(exc).strip()}") from exc
     missing = sorted({key, target} - set(frame.columns))
@@ -154,6 +177,79 @@ def _read_batch(file: str, key: str, target: str) -> tuple[pd.DataFrame, bool]:
         raise DataError(f"no column(s) {missing}")
     ids = frame[key]
     return frame[[key, target]].assign(**{key: ids.where(ids.isna(), ids.astype(str))}), cut
+
+
+def _too_large(size: str, limit: int) -> DataError:
+    return DataError(
+        f"{size}: more than the {limit} bytes a label batch may hold ({MAX_LABEL_BYTES_ENV}); split it into "
+        "smaller batches"
+    )
+
+
+@contextmanager
+def _open_batch(file: str, limit: int) -> Iterator[BinaryIO]:
+    """``file`` opened for reading, once it is known to be a regular file of at most ``limit`` bytes. A local
+    file is opened without blocking and checked on its descriptor: it may have become a FIFO since listed."""
+    if is_url(file):
+        with fsspec.open(file, "rb") as handle:
+            if (handle.size or 0) > limit:
+                raise _too_large(f"{handle.size} bytes", limit)
+            yield handle
+        return
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    stat = os.fstat(fd)
+    kind = irregular_kind(stat.st_mode)
+    if kind or stat.st_size > limit:
+        os.close(fd)
+        raise DataError(f"not a regular file ({kind})") if kind else _too_large(f"{stat.st_size} bytes", limit)
+    with os.fdopen(fd, "rb") as handle:
+        yield handle
+
+
+class _Bounded(io.RawIOBase):
+    """Reads ``stream`` and raises a ``DataError`` as soon as more than ``limit`` bytes came out of it (a
+    gzip stream decompresses only as far as it is read); ``last`` is the last byte read."""
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self._stream, self._limit, self._read, self.last = stream, limit, 0, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(min(len(buffer), self._limit - self._read + 1))
+        self._read += len(data)
+        if self._read > self._limit:
+            raise _too_large("once decompressed", self._limit)
+        buffer[: len(data)] = data
+        self.last = data[-1:] or self.last
+        return len(data)
+
+
+def _read_parquet(handle: BinaryIO, columns: list[str], limit: int) -> pd.DataFrame:
+    """``columns`` of a parquet file (those it has), refused past ``limit`` bytes uncompressed: by the sizes
+    its footer declares before anything is decoded, then by what decoding actually gives, batch by batch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(handle)
+    columns = [c for c in columns if c in parquet.schema_arrow.names]
+    meta = parquet.metadata
+    declared = sum(
+        chunk.total_uncompressed_size
+        for chunk in (meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+        if chunk.path_in_schema.split(".")[0] in columns
+    )
+    if declared > limit:
+        raise _too_large(f"{declared} bytes uncompressed in {columns}", limit)
+    batches, decoded = [], 0
+    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
+        decoded += batch.nbytes
+        if decoded > limit:
+            raise _too_large(f"decoded {columns}", limit)
+        batches.append(batch)
+    schema = pa.schema([parquet.schema_arrow.field(c) for c in columns])
+    return pa.Table.from_batches(batches, schema=schema).to_pandas()
 
 
 def _label_spec(spec):
