@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import glob
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from mlops_assets.data.locations import is_url
-from mlops_assets.spec.base import Dtype, SpecModel, existing_files
+from mlops_assets.spec.base import Dtype, SpecModel, confined_location, existing_files
 
 
 class LabelsSource(SpecModel):
     path: str = Field(
-        description="CSV/parquet file, glob or folder of label batches, relative to the spec, or an object-store "
-        "URL (s3://bucket/labels/)."
+        description="CSV/parquet file, glob or folder of label batches, relative to the spec and inside its folder "
+        "(or MLOPS_DATA_ROOTS), or an object-store URL (s3://bucket/labels/) without credentials."
     )
     id_column: str = Field(description="Column present in both the data and the labels, used to join them.")
 
     @field_validator("path")
     @classmethod
     def _location_exists(cls, value: str, info: ValidationInfo) -> str:
-        """Label batches may not have arrived yet, but the folder they land in must exist (checked, as
-        ``existing_files`` is, only where the validation context gives the spec's ``base_dir``)."""
-        if "base_dir" not in (info.context or {}) or is_url(value):
+        """Label batches may not have arrived yet, but the folder they land in must exist, inside the data roots
+        (checked, as ``existing_files`` is, only where the validation context gives the spec's ``base_dir``)."""
+        base = confined_location(value, info)
+        if base is None:
             return value
-        base = Path(info.context["base_dir"])
         location = base / value
         if glob.has_magic(value):
             location = location.parent
@@ -37,7 +35,9 @@ class LabelsSource(SpecModel):
 
 class Source(SpecModel):
     path: str = Field(
-        description="CSV or parquet file or glob, relative to the spec file, or an object-store URL (s3://...)."
+        description="CSV or parquet file or glob, relative to the spec file and inside its folder (or a folder of "
+        "MLOPS_DATA_ROOTS, symlinks followed), or an object-store URL (s3://...); a URL holds no credentials, they "
+        "come from the environment."
     )
     labels: LabelsSource | None = Field(
         default=None, description="Optional label batches joined to the data by an id column."
