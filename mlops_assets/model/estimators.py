@@ -2,10 +2,13 @@
 
 A spec is untrusted input: its import path must name a class from an allowed module (scikit-learn, plus
 the module prefixes listed in ``MLOPS_ALLOWED_ESTIMATOR_MODULES``) that has ``fit`` and ``predict``, or
-``subprocess.Popen`` with ``params: {args: [...]}`` would run a command. ``locate`` checks this when a spec
-is loaded, on every Dagster code-location load, where importing scikit-learn would cost over a second: it
-reads the modules' source with ``ast`` (following re-exports and base classes) and imports nothing.
-``build_estimator`` checks again for real before it instantiates, at training time and in ``validate``.
+``subprocess.Popen`` with ``params: {args: [...]}`` would run a command. The path must be public below the
+allowed prefix: no ``tests`` package (scikit-learn ships classes built to misbehave there) and no ``_private``
+module. ``locate`` checks this when a spec is loaded, on every Dagster code-location load, where importing
+scikit-learn would cost over a second: it reads the modules' source with ``ast`` (following re-exports and base
+classes) and imports nothing; ``init_parameters`` reads the parameter names the same way.
+``build_estimator`` checks again for real before it instantiates, at training time and in ``validate``, and
+then checks the values against the estimator's own constraints (scikit-learn's ``_parameter_constraints``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,9 @@ ALLOWED_MODULES_ENV = "MLOPS_ALLOWED_ESTIMATOR_MODULES"
 DEFAULT_ALLOWED_MODULES = ("sklearn",)
 REQUIRED_METHODS = ("fit", "predict")
 _MAX_HOPS = 12  # re-exports and base classes followed before the static check gives up
+_PARAMETER_NAMED = re.compile(r"The '(\w+)' parameter")  # how scikit-learn's InvalidParameterError begins
+_ABSENT = "absent"  # a class whose bases define no __init__: it takes no parameters
+_WRITES_INIT = {"dataclass", "s", "attrs", "define", "frozen", "mutable"}  # decorators that write __init__
 
 
 def allowed_modules() -> tuple[str, ...]:
@@ -41,10 +48,24 @@ def split_allowed(import_path: str) -> tuple[str, str]:
     if not module_name or not all(part.isidentifier() for part in import_path.split(".")):
         raise ValueError(f"{import_path!r} is not an import path like 'sklearn.linear_model.Ridge'")
     allowed = allowed_modules()
-    if not any(module_name == prefix or module_name.startswith(f"{prefix}.") for prefix in allowed):
+    prefixes = [p for p in allowed if module_name == p or module_name.startswith(f"{p}.")]
+    if not prefixes:
         raise ValueError(
             f"{import_path!r} is not in an allowed module (allowed: {', '.join(allowed)}); "
             f"to trust another, add its prefix to {ALLOWED_MODULES_ENV} (comma-separated)"
+        )
+    below = module_name.removeprefix(max(prefixes, key=len)).split(".")[1:]
+    private = [part for part in below if part.startswith("_") or part == "tests" or part.startswith("test_")]
+    if private and "test" in private[0]:
+        raise ValueError(
+            f"{import_path!r} is in a test module ({private[0]}), whose classes are built to misbehave; name a "
+            f"public estimator, or list the module's prefix in {ALLOWED_MODULES_ENV}"
+        )
+    if private:
+        public = ".".join(module_name.split(".")[: module_name.split(".").index(private[0])])
+        raise ValueError(
+            f"{import_path!r} is in a private module ({private[0]}); name the class where it is public "
+            f"(e.g. '{public}.{attribute}'), or list the module's prefix in {ALLOWED_MODULES_ENV}"
         )
     return module_name, attribute
 
@@ -62,6 +83,8 @@ def locate(import_path: str) -> None:
         raise ValueError(f"{module_name!r} defines no {attribute!r}")
     if isinstance(found, str):
         raise ValueError(f"{import_path!r} is {found}, not an estimator class")
+    if attribute.startswith("_"):
+        raise ValueError(f"{import_path!r} is a private class; name a public estimator")
     methods, complete = _methods(*found, _MAX_HOPS)
     missing = [m for m in REQUIRED_METHODS if m not in methods]
     if missing and complete:
@@ -166,8 +189,69 @@ def _from_python_itself(module_name: str, name: str) -> bool:
     return isinstance(binding, tuple) and binding[0].split(".")[0] in sys.stdlib_module_names
 
 
+def init_parameters(import_path: str) -> tuple[list[str], list[str]] | None:
+    """The keyword parameters of the class's ``__init__`` and those without a default, as its source shows
+    (found the way ``locate`` finds the class); ``None`` where the source cannot tell: ``*args``/``**kwargs``,
+    or a base class it cannot read."""
+    module_name, attribute = split_allowed(import_path)
+    found = _find_class(module_name, attribute, _MAX_HOPS)
+    if not isinstance(found, tuple):
+        return None
+    init = _init_of(*found, _MAX_HOPS)
+    return ([], []) if init == _ABSENT else init
+
+
+def _init_of(module_name: str, cls: ast.ClassDef, hops: int) -> tuple[list[str], list[str]] | str | None:
+    if _init_written_for(cls):
+        return None
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            args = node.args
+            if args.vararg or args.kwarg:
+                return None
+            positional = [*args.posonlyargs, *args.args][1:]  # after self
+            names = [a.arg for a in positional] + [a.arg for a in args.kwonlyargs]
+            required = [a.arg for a in positional[: len(positional) - len(args.defaults)]]
+            required += [a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True) if default is None]
+            return names, required
+    for base in cls.bases:  # in order, depth first: the method resolution order of estimators' simple hierarchies
+        if isinstance(base, ast.Name) and _from_python_itself(module_name, base.id):
+            continue
+        found = _find_class(module_name, base.id, hops - 1) if isinstance(base, ast.Name) and hops > 0 else None
+        if not isinstance(found, tuple):
+            return None
+        init = _init_of(*found, hops - 1)
+        if init != _ABSENT:
+            return init
+    return _ABSENT
+
+
+def _init_written_for(cls: ast.ClassDef) -> bool:
+    """Whether a decorator (``@dataclass``, attrs) or a metaclass may write the class's ``__init__``, which the
+    source then does not show."""
+    decorators = [ast.unparse(d).split("(")[0].rsplit(".", 1)[-1] for d in cls.decorator_list]
+    metaclasses = [ast.unparse(k.value) for k in cls.keywords if k.arg == "metaclass"]
+    return any(d in _WRITES_INIT for d in decorators) or any(m.rsplit(".", 1)[-1] != "ABCMeta" for m in metaclasses)
+
+
+def params_problems(import_path: str, params: dict[str, Any]) -> list[str]:
+    """What the spec's ``params`` get wrong about the names of the class's parameters, one line each, as far
+    as its source shows (nothing imported: this runs on every spec load)."""
+    init = init_parameters(import_path)
+    if init is None:
+        return []
+    names, required = init
+    unknown = sorted(set(params) - set(names))
+    problems = [f"{unknown} not accepted by {import_path}; allowed: {', '.join(names) or 'none'}"] if unknown else []
+    missing = [name for name in required if name not in params]
+    if missing:
+        problems.append(f"{import_path} requires {', '.join(map(repr, missing))}: give it under params")
+    return problems
+
+
 def build_estimator(import_path: str, params: dict[str, Any], spec_path: str) -> Any:
-    """Check, import and instantiate; a disallowed class or wrong parameter names are a ``SpecError``."""
+    """Check, import and instantiate; a disallowed class, wrong parameter names or values the estimator's
+    ``_parameter_constraints`` refuse are a ``SpecError`` naming the field."""
     try:
         module_name, attribute = split_allowed(import_path)
     except ValueError as exc:
@@ -183,4 +267,12 @@ def build_estimator(import_path: str, params: dict[str, Any], spec_path: str) ->
             spec_path,
             [f"model.params: {unknown} not accepted by {import_path}; allowed: {', '.join(accepted)}"],
         )
-    return cls(**params)
+    try:
+        estimator = cls(**params)
+        if callable(getattr(estimator, "_validate_params", None)):
+            estimator._validate_params()  # what fit would refuse, refused now: types, ranges, choices
+    except (TypeError, ValueError) as exc:  # scikit-learn's InvalidParameterError is both
+        named = _PARAMETER_NAMED.match(str(exc))
+        field = f"model.params.{named.group(1)}" if named else "model.params"
+        raise SpecError(spec_path, [f"{field}: {exc}"]) from None
+    return estimator

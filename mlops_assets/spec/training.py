@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlops_assets.model.estimators import locate
+from mlops_assets.model.estimators import locate, params_problems
 from mlops_assets.spec.base import SpecModel
 
 
@@ -106,7 +106,12 @@ class Model(SpecModel):
         "`sklearn.linear_model.Ridge`; classes of other modules only once their prefixes are listed, "
         "comma-separated, in the environment variable MLOPS_ALLOWED_ESTIMATOR_MODULES (e.g. `xgboost,lightgbm`).",
     )
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the estimator.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        validate_default=True,  # an estimator with a required parameter is refused when params are left out
+        description="Keyword arguments of the estimator: names it accepts, values it allows (checked by "
+        "`mlops-assets validate`).",
+    )
     torch: TorchModel | None = Field(default=None, description="Train a torch MLP instead of an estimator.")
     resources: Resources = Field(
         default_factory=Resources,
@@ -135,6 +140,15 @@ class Model(SpecModel):
         if value is not None:
             locate(value)
         return value
+
+    @field_validator("params")
+    @classmethod
+    def _accepted(cls, params: dict[str, Any], info) -> dict[str, Any]:
+        estimator = info.data.get("estimator")  # absent when it was refused: that error is enough
+        problems = params_problems(estimator, params) if estimator else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return params
 
 
 class Gate(SpecModel):
