@@ -129,8 +129,8 @@ class Slo(SpecModel):
         default=None,
         ge=0,
         le=1,
-        description="Most share of scoring requests that fail on the endpoint's side over a window: a 5xx, or a "
-        "408 when a request's deadline passed (a rejected bad row, 400, is the caller's: max_rejected_share).",
+        description="Most share of scoring requests that fail on the endpoint's side (a 5xx) over a window; a "
+        "client's unfinished request (408) and a rejected bad row (400, max_rejected_share) are the caller's.",
     )
     window_minutes: float = Field(default=15, gt=0, description="The window each SLO check measures, ending now.")
     min_requests: int = Field(
