@@ -224,16 +224,7 @@ class DeploymentRun:
         """Record that the challenger is not promoted and the champion serves on: a decision of the loop."""
         name, version = self.spec.name, self.report.model.version
         champion = self.registry.by_alias(name, CHAMPION)
-        decision = {
-            "action": CHAMPION_KEPT,
-            "model_version": champion.version if champion else None,
-            "previous_version": None,
-            "challenger_version": version,
-            "approved_by": None,
-            "reasons": reasons,
-            "dagster_run_id": self.run_id,
-        }
-        key = record_decision(self.store, name, decision)
+        key = self._record_unmoved(CHAMPION_KEPT, champion, reasons)
         return ChampionKept(version, champion.version if champion else None, reasons, key)
 
     def _await_approval(self, champion: RegisteredModel | None, strategy: str) -> AwaitingApproval:
@@ -246,18 +237,22 @@ class DeploymentRun:
             f"--reason TEXT`, then materialize {name}/deployed_endpoint again (or run it with approved_by); "
             f"{serving}"
         )
+        key = self._record_unmoved(AWAITING_APPROVAL, champion, [reason], strategy=strategy)
+        return AwaitingApproval(version, champion.version if champion else None, strategy, reason, key)
+
+    def _record_unmoved(self, action: str, champion: RegisteredModel | None, reasons: list[str], **extra) -> str:
+        """A decision that moved nothing (the champion kept, or waiting for approval) in the trail; its key."""
         decision = {
-            "action": AWAITING_APPROVAL,
+            "action": action,
             "model_version": champion.version if champion else None,
             "previous_version": None,
-            "challenger_version": version,
-            "strategy": strategy,
+            "challenger_version": self.report.model.version,
             "approved_by": None,
-            "reasons": [reason],
+            "reasons": reasons,
             "dagster_run_id": self.run_id,
+            **extra,
         }
-        key = record_decision(self.store, name, decision)
-        return AwaitingApproval(version, champion.version if champion else None, strategy, reason, key)
+        return record_decision(self.store, self.spec.name, decision)
 
     def _roll_back(self, approved_by: str) -> DeploymentDecision:
         """Back to the last different champion in the alias history; a rollback that cannot happen fails
