@@ -227,11 +227,11 @@ def report(args: argparse.Namespace, env: dict, home: Path) -> None:
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.layout import LocalLayout
     from mlops_assets.local.tick import SensorDriver
+    from mlops_assets.resources import local_resources
     from mlops_assets.rollout.audit import read_decisions
+    from mlops_assets.sensors import build_sensors
     from mlops_assets.serving.endpoint_state import read_state, running_url, stop
     from mlops_assets.spec import load_spec
-    from resources import local_resources
-    from sensors import build_sensors
 
     layout = LocalLayout.from_env()
     spec = load_spec(Path(env["MLOPS_PIPELINES"]) / f"{PIPELINE}.yaml")

@@ -87,8 +87,8 @@ class ScenarioRun:
         import dagster as dg
 
         from mlops_assets.local.layout import LocalLayout
+        from mlops_assets.resources import local_resources
         from mlops_assets.spec.operations import Retraining
-        from resources import local_resources
 
         self.scenario, self.root, self.args = scenario, root, args
         self.seed, self.rng, self.next_id = seed, np.random.default_rng(seed), 1_000_000

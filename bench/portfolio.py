@@ -33,10 +33,10 @@ sys.path.insert(0, str(REPO))
 from mlops_assets.definitions.folder import build_definitions  # noqa: E402
 from mlops_assets.local.layout import LocalLayout  # noqa: E402
 from mlops_assets.naming import CHALLENGER, CHAMPION, PORTFOLIO, StorePrefix, TrailEvent, asset_keys, store_key  # noqa: E402
+from mlops_assets.resources import local_resources  # noqa: E402
 from mlops_assets.rollout.audit import append_event  # noqa: E402
+from mlops_assets.sensors import build_sensors  # noqa: E402
 from mlops_assets.serving.endpoint_state import state_file, write_state  # noqa: E402
-from resources import local_resources  # noqa: E402
-from sensors import build_sensors  # noqa: E402
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 EARLIER_TRIGGERS = 30  # trail records older than the newest training: what a bounded read skips

@@ -97,7 +97,7 @@ def tick_all() -> None:
     import definitions
     from mlops_assets.local.layout import LocalLayout
     from mlops_assets.local.tick import SensorDriver
-    from resources import local_resources
+    from mlops_assets.resources import local_resources
 
     with dg.instance_for_test() as instance:
         driver = SensorDriver(definitions.defs, instance, local_resources(LocalLayout.from_env().ensure()))

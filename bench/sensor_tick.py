@@ -65,9 +65,9 @@ def main() -> None:
 
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.layout import LocalLayout
+    from mlops_assets.resources import local_resources
+    from mlops_assets.sensors import build_sensors
     from mlops_assets.spec import load_spec
-    from resources import local_resources
-    from sensors import build_sensors
 
     layout = LocalLayout.from_env().ensure()
     defs = build_definitions(REPO / "pipelines", local_resources(layout), build_sensors)

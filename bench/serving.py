@@ -141,7 +141,7 @@ def log_holdout_inputs(tracking_uri: str, artifact_root: Path, run_id: str, inpu
     checks its compiled fast path against them before serving with it."""
     from mlops_assets.assets.evaluation_report import holdout_inputs_parquet
     from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
-    from resources.mlflow_registry import MlflowRegistry
+    from mlops_assets.resources.mlflow_registry import MlflowRegistry
 
     registry = MlflowRegistry(uri=tracking_uri, artifact_root=str(artifact_root))
     registry.log_artifacts(run_id, {HOLDOUT_INPUTS: holdout_inputs_parquet(inputs)}, EVALUATION_FOLDER)

@@ -1,78 +1,10 @@
-"""Implementations of the framework's contracts, and the one place that picks them per environment.
+"""The resources this code location runs on: the environment's (``MLOPS_ENV``), as the framework builds them.
 
-``resources_from_env`` reads the environment (``mlops_assets.environment``): the embedded default keeps
-everything under ``MLOPS_HOME``; production keeps the artifact store (and Dagster's step outputs) in an object
-store, the registry behind the MLflow tracking server, and trains in pods.
+The implementations are part of the installed package (``mlops_assets.resources``). This module is the project's
+seam: to train on another scheduler or keep models in another registry, implement the contract
+(``mlops_assets.contracts``) and return it under the same key here.
 """
 
-from __future__ import annotations
+from mlops_assets.resources import resources_from_env
 
-import dagster as dg
-
-from mlops_assets.contracts import EndpointDeployer, Trainer
-from mlops_assets.environment import KUBERNETES, Settings
-from mlops_assets.local.layout import LocalLayout
-from resources.artifact_store import FsspecArtifactStore
-from resources.endpoint import LocalProcessDeployer
-from resources.mlflow_registry import MlflowRegistry
-from resources.trainer import SubprocessTrainer
-
-DAGSTER_IO = "dagster_io"  # under the production store's root: the outputs Dagster hands from step to step
-
-
-def resources_from_env() -> dict[str, object]:
-    """The resources of the environment this process's variables describe."""
-    settings, layout = Settings.from_env(), LocalLayout.from_env()
-    return production_resources(settings, layout) if settings.production else local_resources(layout, settings)
-
-
-def local_resources(layout: LocalLayout, settings: Settings | None = None) -> dict[str, object]:
-    """The embedded default: everything under ``layout.home``, training as a local subprocess (or in pods,
-    with ``MLOPS_TRAINER=kubernetes``)."""
-    layout.ensure()
-    settings = settings or Settings.from_env({})
-    return {
-        "store": FsspecArtifactStore(root=str(layout.data)),
-        "registry": MlflowRegistry(uri=layout.tracking_uri, artifact_root=str(layout.mlflow_artifacts)),
-        "trainer": trainer(settings),
-        "deployer": deployer(settings, layout),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(layout.dagster_io)),
-    }
-
-
-def production_resources(settings: Settings, layout: LocalLayout) -> dict[str, object]:
-    """State that outlives any pod: the artifact store and Dagster's step outputs at ``MLOPS_STORE_URL`` (every
-    step pod and training pod reads them there), models through the tracking server, whose artifacts it keeps
-    itself (proxied: only the server holds the object store's credentials for them); the endpoints are Deployments
-    (``MLOPS_DEPLOYER=local`` runs them as processes beside this one, their state under ``MLOPS_HOME``)."""
-    layout.ensure()
-    store_url = settings.store_url.rstrip("/")
-    return {
-        "store": FsspecArtifactStore(root=store_url),
-        "registry": MlflowRegistry(uri=settings.tracking_uri),
-        "trainer": trainer(settings),
-        "deployer": deployer(settings, layout),
-        "io_manager": dg.FilesystemIOManager(base_dir=f"{store_url}/{DAGSTER_IO}"),
-    }
-
-
-def trainer(settings: Settings) -> Trainer:
-    if settings.trainer == KUBERNETES:
-        from resources.k8s_trainer import K8sTrainer
-
-        return K8sTrainer(
-            image=settings.trainer_image,
-            namespace=settings.trainer_namespace,
-            env_secrets=list(settings.trainer_env_secrets),
-        )
-    return SubprocessTrainer()
-
-
-def deployer(settings: Settings, layout: LocalLayout) -> EndpointDeployer:
-    if settings.deployer == KUBERNETES:
-        from resources.k8s_endpoint import KubernetesEndpointDeployer
-
-        return KubernetesEndpointDeployer(namespace=settings.endpoint_namespace)
-    return LocalProcessDeployer(
-        state_dir=str(layout.endpoints), tracking_uri=settings.tracking_uri or layout.tracking_uri
-    )
+__all__ = ["resources_from_env"]

@@ -1,35 +1,9 @@
-"""Sensors built from each spec: they close the loop from traffic, labels and online metrics to retraining."""
+"""The sensors every pipeline of this code location gets: the framework's loop (``mlops_assets.sensors``).
 
-from pathlib import Path
+The implementations are part of the installed package. This module is the project's seam: a factory with the same
+signature that adds sensors of its own (one watching an upstream system, say) to the framework's list.
+"""
 
-import dagster as dg
+from mlops_assets.sensors import build_sensors
 
-from mlops_assets.naming import asset_keys
-from sensors.drift import build_drift_sensor
-from sensors.endpoint_checks import build_endpoint_checks_sensor
-from sensors.failures import build_failure_sensor
-from sensors.labels import build_labels_sensor
-from sensors.performance import build_performance_sensor
-from sensors.supervisor import build_endpoint_supervisor
-
-
-def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
-    """Drift sensor, endpoint supervisor and endpoint checks always; labels sensor when the spec has a labels source;
-    performance sensor when it declares an online metric; a run failure sensor when it has alerts.
-
-    A retraining re-materializes the whole pipeline: an unchanged source or feedback set is reused by its
-    content hash, and new feedback is what the retraining learns from.
-    """
-    keys = asset_keys(spec.name)
-    names = ["raw_data", *(["feedback"] if spec.source.labels else []), "validated_features"]
-    names += ["trained_model", "evaluation_report", "deployed_endpoint", "drift_report"]
-    retrain = [keys[n] for n in names]
-    sensors = [build_drift_sensor(spec, keys, retrain), build_endpoint_supervisor(spec)]
-    sensors.append(build_endpoint_checks_sensor(spec))
-    if spec.source.labels is not None:
-        sensors.append(build_labels_sensor(spec, spec_path, keys["drift_report"], retrain))
-    if spec.monitoring.performance is not None:
-        sensors.append(build_performance_sensor(spec, keys["drift_report"], retrain))
-    if spec.alerts:
-        sensors.append(build_failure_sensor(spec))
-    return sensors
+__all__ = ["build_sensors"]

@@ -14,8 +14,8 @@ import pytest
 
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.local.layout import LocalLayout
+from mlops_assets.resources import local_resources
 from mlops_assets.serving.endpoint_state import stop
-from resources import local_resources
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -135,9 +135,9 @@ def slow_clients_vs_slo(folder: Path) -> Outcome:
     """300 good requests, then 20 connections that send a ``POST /invocations`` head and stall; the SLO checks
     (250 ms p99, 1% errors) and the rollback decision on the endpoint's own snapshots."""
     from mlops_assets.monitoring.slo import judge_slo, rollback_decision
+    from mlops_assets.resources.artifact_store import FsspecArtifactStore
     from mlops_assets.serving.telemetry import stored_snapshots, summarise
     from mlops_assets.spec.operations import Slo
-    from resources.artifact_store import FsspecArtifactStore
 
     promoted = time.time()
     with endpoint(folder, head_timeout_s=2.0) as (port, _):
@@ -342,9 +342,9 @@ def register_champion():
     from mlops_assets.model.pipeline_model import fit_pipeline_model
     from mlops_assets.model.registry import MlflowRegistryClient
     from mlops_assets.naming import TrailEvent
+    from mlops_assets.resources import local_resources
     from mlops_assets.rollout.audit import append_event
     from mlops_assets.spec import load_spec
-    from resources import local_resources
 
     layout = LocalLayout.from_env()
     resources = local_resources(layout)

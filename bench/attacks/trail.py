@@ -43,7 +43,7 @@ class World:
 
     @property
     def store(self):
-        from resources.artifact_store import FsspecArtifactStore
+        from mlops_assets.resources.artifact_store import FsspecArtifactStore
 
         return FsspecArtifactStore(root=str(self.layout.data))
 
@@ -51,7 +51,7 @@ class World:
         import dagster as dg
 
         from mlops_assets.definitions.folder import build_definitions
-        from resources import local_resources
+        from mlops_assets.resources import local_resources
 
         defs = build_definitions(self.pipelines, local_resources(self.layout))
         assets = [a for a in defs.assets if a.key.path[0] == NAME]
@@ -162,11 +162,11 @@ def rehashed_chain(folder: Path) -> Outcome:
 
 def one_approval_two_promotions(folder: Path) -> Outcome:
     from mlops_assets.naming import CHAMPION
+    from mlops_assets.resources import local_resources
     from mlops_assets.rollout.alias_history import PROMOTE, read_alias_moves
     from mlops_assets.rollout.audit import read_decisions
     from mlops_assets.rollout.deployment import DeploymentRun
     from mlops_assets.spec import load_spec
-    from resources import local_resources
 
     with world(folder, requires_approval=True) as w:
         assert w.materialize().success, "the first materialization failed"
@@ -197,7 +197,7 @@ def one_approval_two_promotions(folder: Path) -> Outcome:
 
 
 def _champion(w: World, alias: str) -> str | None:
-    from resources import local_resources
+    from mlops_assets.resources import local_resources
 
     champion = local_resources(w.layout)["registry"].by_alias(NAME, alias)
     return champion and champion.version
@@ -228,7 +228,7 @@ def rehash(store, change: Callable[[dict], dict]) -> None:
 def _meeting_store():
     from pydantic import PrivateAttr
 
-    from resources.artifact_store import FsspecArtifactStore
+    from mlops_assets.resources.artifact_store import FsspecArtifactStore
 
     class MeetingStore(FsspecArtifactStore):
         """The local store, where the first two records of a champion move wait for each other: both runs

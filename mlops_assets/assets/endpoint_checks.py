@@ -1,5 +1,5 @@
 """Asset checks on ``deployed_endpoint`` that run apart from a deployment, as the endpoint checks' sensor
-(``sensors/endpoint_checks.py``) requests them: the serving objectives of ``monitoring.slo`` and the share of
+(``mlops_assets.sensors.endpoint_checks``) requests them: the serving objectives of ``monitoring.slo`` and the share of
 rejected requests (``schema_break``) on the endpoint's telemetry snapshots, and training/serving skew on the
 inference log's sampled rows.
 

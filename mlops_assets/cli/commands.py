@@ -155,8 +155,8 @@ def _rollback(args: argparse.Namespace) -> int:
     import getpass
     import subprocess
 
+    from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.alias_history import read_alias_moves, rollback_target
-    from resources import resources_from_env
 
     spec, _ = _spec(args.spec)
     resources = resources_from_env()
@@ -206,7 +206,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from mlops_assets.cli.status import describe
-    from resources import resources_from_env
+    from mlops_assets.resources import resources_from_env
 
     layout = LocalLayout.from_env()
     resources = resources_from_env()
@@ -219,8 +219,8 @@ def _rollout(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from mlops_assets.data.snapshot import read_labels
+    from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.arms import arms_table, rollout_arms
-    from resources import resources_from_env
 
     spec, spec_path = _spec(args.spec)
     resources = resources_from_env()
@@ -249,8 +249,8 @@ def _tick(args: argparse.Namespace) -> int:
 
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.tick import SensorDriver
-    from resources import resources_from_env
-    from sensors import build_sensors
+    from mlops_assets.resources import resources_from_env
+    from mlops_assets.sensors import build_sensors
 
     layout = LocalLayout.from_env()
     resources = resources_from_env()

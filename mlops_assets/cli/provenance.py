@@ -44,7 +44,7 @@ def pipeline_name(value: str) -> str:
 
 def _stores():
     from mlops_assets.model.registry import MlflowRegistryClient
-    from resources import resources_from_env
+    from mlops_assets.resources import resources_from_env
 
     resources = resources_from_env()
     return resources, MlflowRegistryClient(resources["registry"].tracking_uri())

@@ -25,8 +25,8 @@ VERIFY = "verify"  # `audit verify [PIPELINE ...]`: a pipeline cannot be named s
 def _approve(args: argparse.Namespace) -> int:
     """Record a person's approval of a version that exists and passed its gate; refuse anything else."""
     from mlops_assets.cli.commands import _spec
+    from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.audit import append_event, verify_trail
-    from resources import resources_from_env
 
     spec, _ = _spec(args.spec)
     resources = resources_from_env()
@@ -56,8 +56,8 @@ def _approve(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     """``audit PIPELINE`` prints the trail; ``audit verify [PIPELINE ...]`` checks its chain."""
     from mlops_assets.cli.commands import _pipelines, _spec
+    from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.audit import describe_event, read_events, read_trail, verify_trail
-    from resources import resources_from_env
 
     store = resources_from_env()["store"]
     if args.words[0] == VERIFY:
@@ -98,9 +98,9 @@ def _anchor_reader() -> Iterator[Callable[[str], list | None]]:
 def _history(args: argparse.Namespace) -> int:
     """Which version held champion and challenger when; with ``--at``, who held champion then and who approved."""
     from mlops_assets.cli.commands import _spec
+    from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.alias_history import alias_spans, holder_at, read_alias_moves
     from mlops_assets.rollout.audit import is_keyed, read_events
-    from resources import resources_from_env
 
     spec, _ = _spec(args.spec)
     store = resources_from_env()["store"]

@@ -57,9 +57,7 @@ class MLPipelineComponent(dg.Component):
         return cls(spec=spec, spec_path=spec_path)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        # imported here, as the CLI does: the framework's modules do not import the sensors package, and
-        # only building a component needs it
-        from sensors import build_sensors
+        from mlops_assets.sensors import build_sensors
 
         silence_known_warnings()
         built = pipeline_definitions(self.spec, self.spec_path, build_sensors)
@@ -73,7 +71,7 @@ class PortfolioComponent(dg.Component):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         from mlops_assets.assets.portfolio import build_portfolio
-        from sensors.portfolio import build_portfolio_automation
+        from mlops_assets.sensors.portfolio import build_portfolio_automation
 
         specs = pipeline_specs(context.defs_module_path)
         if not specs:

@@ -83,8 +83,7 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
     if loaded:
         assets.append(build_portfolio(loaded))
         if sensor_factory is not None:
-            # imported here, as component.py does: the framework's modules do not import the sensors package
-            from sensors.portfolio import build_portfolio_automation
+            from mlops_assets.sensors.portfolio import build_portfolio_automation
 
             sensor, schedule = build_portfolio_automation(loaded)
             sensors.append(sensor)

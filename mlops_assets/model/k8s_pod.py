@@ -19,7 +19,7 @@ from mlops_assets.naming import PIPELINE_TAG
 from mlops_assets.spec import PipelineSpec
 from mlops_assets.spec.training import Resources
 
-# The local trainer's entry point (resources/trainer.py), run by the image's python.
+# The local trainer's entry point (mlops_assets/resources/trainer.py), run by the image's python.
 TRAINING_COMMAND = ("python", "-m", "mlops_assets.model.training")
 # What dagster-k8s's executor and run launcher read from an asset's op_tags.
 K8S_CONFIG_TAG = "dagster-k8s/config"

@@ -1,7 +1,7 @@
 """MLflow tracking and model registry: the one module that calls MLflow's client.
 
 Every process reaches MLflow through ``MlflowRegistryClient``: the Dagster resource behind the
-``ModelRegistry`` contract (``resources/mlflow_registry.py``) wraps it for the assets, the training process
+``ModelRegistry`` contract (``mlops_assets.resources.mlflow_registry``) wraps it for the assets, the training process
 registers its version with it, and the endpoint loads versions with it. It imports no Dagster, so the
 trainer and the endpoint start without it. The aliases ``champion`` and ``challenger`` are MLflow registry
 aliases.

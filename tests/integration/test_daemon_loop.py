@@ -23,9 +23,9 @@ import yaml
 
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, TRIGGER_TAG, asset_keys
+from mlops_assets.resources import local_resources
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from resources import local_resources
 from tests.conftest import QUIET, failures
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,15 +11,15 @@ from mlops_assets.data.locations import log_prefix
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.local.tick import SensorDriver
 from mlops_assets.naming import TRIGGER_TAG
+from mlops_assets.resources import local_resources
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import read_alias_moves
 from mlops_assets.rollout.audit import read_decisions
+from mlops_assets.sensors import build_sensors
 from mlops_assets.serving.endpoint_state import running_url, stop
 from mlops_assets.serving.telemetry import stored_snapshots, summarise
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from resources import local_resources
-from resources.artifact_store import FsspecArtifactStore
-from sensors import build_sensors
 from tests.conftest import check, failures
 from tests.integration.test_alerts import receiver  # noqa: F401 (a fixture)
 from tests.integration.test_lifecycle import ALL, TRAINING, champion, edit_spec, wait_for_log_rows

@@ -13,9 +13,9 @@ import urllib.request
 import pytest
 from dagster import AssetKey
 
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import crashed_url, read_state, running_url, state_file, write_state
-from resources.artifact_store import FsspecArtifactStore
 from tests.conftest import QUIET, failures, metadata
 from tests.integration.test_endpoint_stop import stand_in
 from tests.integration.test_lifecycle import admin, champion, client
@@ -33,8 +33,8 @@ def wait_until(condition, what: str):
 def test_a_crashed_endpoint_comes_back_on_its_address_with_its_own_admin_token(project, monkeypatch):
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.tick import SensorDriver
-    from resources import local_resources
-    from sensors import build_sensors
+    from mlops_assets.resources import local_resources
+    from mlops_assets.sensors import build_sensors
 
     monkeypatch.delenv("MLOPS_ADMIN_TOKEN", raising=False)  # the default: no token configured
     first = project.materialize("breast_cancer")
@@ -105,8 +105,8 @@ def test_a_killed_training_ends_its_mlflow_run_as_failed_and_leaves_the_champion
     import dagster as dg
 
     from mlops_assets.definitions.folder import build_definitions
-    from resources import local_resources
-    from resources.trainer import SubprocessTrainer
+    from mlops_assets.resources import local_resources
+    from mlops_assets.resources.trainer import SubprocessTrainer
 
     first = project.materialize("breast_cancer")
     assert first.success, failures(first)

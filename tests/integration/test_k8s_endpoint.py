@@ -19,10 +19,10 @@ import yaml
 
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.records import RegisteredModel
+from mlops_assets.resources import local_resources
+from mlops_assets.resources.k8s_endpoint import VERSION_ANNOTATION, KubernetesEndpointDeployer, deployment_name
 from mlops_assets.rollout.routing import Rollout
 from mlops_assets.serving.endpoint_state import read_state
-from resources import local_resources
-from resources.k8s_endpoint import VERSION_ANNOTATION, KubernetesEndpointDeployer, deployment_name
 from tests.conftest import QUIET, REPO, failures, metadata
 from tests.integration.fake_kube_api import STRATEGIC_MERGE_PATCH, FakeKubeApi
 

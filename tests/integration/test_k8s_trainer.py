@@ -12,8 +12,8 @@ from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.model.k8s_pod import RUN_ID_LABEL, TRAINING_COMMAND
 from mlops_assets.model.training import TRAINING_LOG
 from mlops_assets.naming import CHALLENGER, PIPELINE_TAG
-from resources import local_resources
-from resources.k8s_trainer import K8sTrainer
+from mlops_assets.resources import local_resources
+from mlops_assets.resources.k8s_trainer import K8sTrainer
 from tests.conftest import QUIET, REPO, failures, metadata
 from tests.integration.fake_kube_api import FakeKubeApi
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from mlops_assets.naming import RETRAIN_TAG, TRIGGER_TAG, DriftStatus
+from mlops_assets.resources import local_resources
 from mlops_assets.serving.traffic import send_rows
-from resources import local_resources
 from tests.conftest import Project, check, failures, metadata
 from tests.integration.test_loop import Loop
 

@@ -20,12 +20,12 @@ from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import OUTCOME_TAG, TRIGGER_TAG
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import read_alias_moves
 from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import admin_token, running_url
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from resources.artifact_store import FsspecArtifactStore
 from tests.conftest import check, failures, metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -429,8 +429,8 @@ def test_a_version_the_endpoint_cannot_load_leaves_the_champion_and_the_endpoint
 
 
 def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(project):
+    from mlops_assets.resources import local_resources
     from mlops_assets.rollout.driver import roll_out
-    from resources import local_resources
 
     canary_ = {"strategy": "canary", "rollout": {"share": 0.5, "min_requests": 5, "timeout_minutes": 1}}
     edit_spec(project, "breast_cancer", lambda raw: raw.update(deployment=canary_))

@@ -16,10 +16,10 @@ from mlflow import MlflowClient
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.local.tick import SensorDriver
 from mlops_assets.naming import ADAPTATION_TAG, OUTCOME_TAG, RETRAIN_TAG, TRIGGER_TAG, WINDOW_END_TAG, DriftStatus
+from mlops_assets.resources import local_resources
+from mlops_assets.sensors import build_sensors
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
-from resources import local_resources
-from sensors import build_sensors
 from tests.conftest import check, failures, metadata
 
 DRIFT = {"mean_radius": 1.3, "mean_texture": 1.4}

@@ -18,11 +18,11 @@ from sklearn.linear_model import LogisticRegression
 from mlops_assets.data.snapshot import read_source
 from mlops_assets.model.pipeline_model import fit_pipeline_model
 from mlops_assets.model.registry import MlflowRegistryClient
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.serving.app import LoadedModel, create_app
 from mlops_assets.serving.endpoint_state import read_state
 from mlops_assets.serving.telemetry import stored_snapshots, summarise
 from mlops_assets.spec import load_spec
-from resources.artifact_store import FsspecArtifactStore
 from tests.integration.test_server import DTYPES, SPEC, fitted, serving
 
 pytestmark = pytest.mark.integration

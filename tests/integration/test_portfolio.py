@@ -7,8 +7,8 @@ import pytest
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.local.tick import SensorDriver
 from mlops_assets.naming import PORTFOLIO, PORTFOLIO_HTML, PORTFOLIO_MARKDOWN
-from resources import local_resources
-from sensors import build_sensors
+from mlops_assets.resources import local_resources
+from mlops_assets.sensors import build_sensors
 from tests.conftest import QUIET, failures
 
 pytestmark = pytest.mark.integration

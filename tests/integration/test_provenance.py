@@ -13,7 +13,7 @@ from mlops_assets.cli.lineage import lineage
 from mlops_assets.model.provenance import code_version
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import APPROVER_TAG, PROVENANCE_FOLDER, REQUIREMENTS_ARTIFACT, SPEC_ARTIFACT, TRIGGER_TAG
-from resources.artifact_store import FsspecArtifactStore
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from tests.conftest import failures
 from tests.conftest import metadata as metadata_of
 

@@ -11,7 +11,7 @@ from mlops_assets.cli.commands import main
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.model.reproduce import ReproductionError, reproduce
 from mlops_assets.naming import CHALLENGER, CHAMPION
-from resources.artifact_store import FsspecArtifactStore
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from tests.conftest import failures
 
 TRAINING = ("raw_data", "feedback", "validated_features", "trained_model", "evaluation_report")

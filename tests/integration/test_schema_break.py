@@ -17,11 +17,11 @@ from mlops_assets.assets.portfolio import PORTFOLIO_KEY
 from mlops_assets.data.locations import log_prefix
 from mlops_assets.definitions.folder import build_definitions
 from mlops_assets.local.tick import SensorDriver
+from mlops_assets.resources import local_resources
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
+from mlops_assets.sensors import build_sensors
 from mlops_assets.serving.endpoint_state import running_url, stop
 from mlops_assets.serving.telemetry import stored_snapshots, summarise
-from resources import local_resources
-from resources.artifact_store import FsspecArtifactStore
-from sensors import build_sensors
 from tests.conftest import QUIET, check, failures
 from tests.integration.test_alerts import receiver  # noqa: F401 (a fixture)
 from tests.integration.test_lifecycle import ALL, edit_spec

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from mlops_assets.naming import TrailEvent
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.audit import digest, trail_key
-from resources.artifact_store import FsspecArtifactStore
 from tests.conftest import check, failures, metadata
 from tests.integration.test_trail import cli
 from tests.unit.rollout.test_audit import forge, rehash

@@ -10,10 +10,10 @@ import pytest
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
 from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import PROMOTE, AliasMove, read_alias_moves, record_alias_move
 from mlops_assets.rollout.audit import read_decisions, record_decision
 from mlops_assets.rollout.routing import Rollout
-from resources.artifact_store import FsspecArtifactStore
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry, MemoryTrainer
 
 

@@ -5,13 +5,13 @@ import pytest
 
 from mlops_assets.environment import Settings
 from mlops_assets.errors import MlopsError
-from resources import DAGSTER_IO, resources_from_env
-from resources.artifact_store import FsspecArtifactStore
-from resources.endpoint import LocalProcessDeployer
-from resources.k8s_endpoint import KubernetesEndpointDeployer
-from resources.k8s_trainer import K8sTrainer
-from resources.mlflow_registry import MlflowRegistry
-from resources.trainer import SubprocessTrainer
+from mlops_assets.resources import DAGSTER_IO, resources_from_env
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
+from mlops_assets.resources.endpoint import LocalProcessDeployer
+from mlops_assets.resources.k8s_endpoint import KubernetesEndpointDeployer
+from mlops_assets.resources.k8s_trainer import K8sTrainer
+from mlops_assets.resources.mlflow_registry import MlflowRegistry
+from mlops_assets.resources.trainer import SubprocessTrainer
 
 PRODUCTION = {
     "MLOPS_ENV": "production",

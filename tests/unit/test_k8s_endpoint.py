@@ -4,7 +4,7 @@ every updated one available; a passed progress deadline is a failure, not a wait
 import pytest
 
 from mlops_assets.errors import MlopsError
-from resources.k8s_endpoint import deployment_name, rollout_progress
+from mlops_assets.resources.k8s_endpoint import deployment_name, rollout_progress
 
 
 def deployment(generation=2, observed=2, replicas=3, updated=3, total=3, available=3, conditions=()):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources import resources_from_env
+from mlops_assets.resources import resources_from_env
 
 
 @dg.definitions

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import resources
+from mlops_assets import resources
 from mlops_assets.cli.commands import main
 from mlops_assets.naming import CHALLENGER, CHAMPION, TrailEvent
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import PROMOTE, TRAIN, AliasMove, record_alias_move
 from mlops_assets.rollout.audit import canonical, read_trail, trail_key
-from resources.artifact_store import FsspecArtifactStore
 from tests.unit.fakes import MemoryModelRegistry
 
 REPO = Path(__file__).resolve().parents[3]

@@ -11,9 +11,9 @@ import yaml
 from mlops_assets.data.feedback import TRUNCATED, read_label_batches
 from mlops_assets.data.locations import file_version, list_files
 from mlops_assets.data.snapshot import read_source
+from mlops_assets.sensors.labels import readable
 from mlops_assets.serving.batch import open_dataset, read_batches
 from mlops_assets.spec import load_spec
-from sensors.labels import readable
 
 HEADER = "patient_id,diagnosis\n"
 

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from mlops_assets import MLPipelineComponent
 from mlops_assets.definitions.folder import pipeline_definitions
+from mlops_assets.sensors import build_sensors
 from mlops_assets.spec import load_spec
-from sensors import build_sensors
 
 REPO = Path(__file__).resolve().parents[3]
 PIPELINES = REPO / "pipelines"

@@ -19,8 +19,8 @@ import yaml
 
 from mlops_assets.environment import KUBERNETES, STORE_URL, TRACKING_URI, TRAINER_NAMESPACE, Settings
 from mlops_assets.model.k8s_pod import pod_meta
+from mlops_assets.resources.k8s_endpoint import deployment_name
 from mlops_assets.spec import load_spec
-from resources.k8s_endpoint import deployment_name
 
 REPO = Path(__file__).resolve().parents[3]
 K8S = REPO / "deploy" / "k8s"

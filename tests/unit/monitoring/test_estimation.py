@@ -17,8 +17,8 @@ from mlops_assets.monitoring.estimation import (
     roc_auc_std,
 )
 from mlops_assets.monitoring.report import estimated_metadata, estimated_performance
+from mlops_assets.sensors.performance import observed
 from mlops_assets.spec.operations import Performance
-from sensors.performance import observed
 
 
 def sigmoid(x):

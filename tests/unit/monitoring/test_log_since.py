@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_assets.monitoring.report import log_since
-from resources.artifact_store import FsspecArtifactStore
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 
 PREFIX = "p/inference_log"
 SINCE = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)

@@ -15,9 +15,9 @@ from mlops_assets.monitoring.portfolio import TRAIL_DEPTH, Check, Gate, Portfoli
 from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
 from mlops_assets.naming import EndpointCheck, StorePrefix, TrailEvent, asset_keys, store_key
 from mlops_assets.rollout.audit import append_event, newest_records
+from mlops_assets.sensors.portfolio import PORTFOLIO_CRON_ENV, build_portfolio_automation, portfolio_cron
 from mlops_assets.spec import load_spec
 from mlops_assets.spec.operations import Slo
-from sensors.portfolio import PORTFOLIO_CRON_ENV, build_portfolio_automation, portfolio_cron
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
 
 REPO = Path(__file__).resolve().parents[3]

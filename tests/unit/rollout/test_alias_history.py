@@ -2,6 +2,7 @@
 
 import pytest
 
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import (
     PROMOTE,
     RESTORE,
@@ -16,7 +17,6 @@ from mlops_assets.rollout.alias_history import (
     rollback_target,
     rolled_back,
 )
-from resources.artifact_store import FsspecArtifactStore
 
 
 def moves(*steps: tuple[str, str]) -> list[AliasMove]:

@@ -9,6 +9,7 @@ import pytest
 from pydantic import PrivateAttr
 
 from mlops_assets.naming import StorePrefix, TrailEvent, store_key
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.anchors import Anchor
 from mlops_assets.rollout.audit import (
     GENESIS,
@@ -22,7 +23,6 @@ from mlops_assets.rollout.audit import (
     trail_key,
     verify_trail,
 )
-from resources.artifact_store import FsspecArtifactStore
 from tests.unit.fakes import MemoryArtifactStore
 
 

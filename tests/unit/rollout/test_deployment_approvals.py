@@ -10,10 +10,10 @@ import pytest
 from pydantic import PrivateAttr
 
 from mlops_assets.naming import CHAMPION, TrailEvent
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import PROMOTE, ROLLBACK
 from mlops_assets.rollout.audit import GENESIS, canonical, trail_key, verify_trail
 from mlops_assets.rollout.deployment import CHAMPION_KEPT, AwaitingApproval, ChampionKept, DeploymentDecision
-from resources.artifact_store import FsspecArtifactStore
 from tests.unit.rollout.test_audit import forge
 from tests.unit.rollout.test_deployment import NAME, Pipeline, approve, requiring_approval
 

@@ -7,9 +7,9 @@ import dagster as dg
 import pytest
 
 from mlops_assets.naming import TRIGGER_TAG, EndpointCheck, asset_keys
+from mlops_assets.sensors.endpoint_checks import EndpointChecksCursor, build_endpoint_checks_sensor, due_checks
 from mlops_assets.spec import load_spec
 from mlops_assets.spec.operations import Slo
-from sensors.endpoint_checks import EndpointChecksCursor, build_endpoint_checks_sensor, due_checks
 
 REPO = Path(__file__).resolve().parents[3]
 BUNDLED = load_spec(REPO / "pipelines" / "breast_cancer.yaml")

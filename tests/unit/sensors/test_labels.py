@@ -2,7 +2,7 @@
 
 
 def test_a_label_file_saved_with_a_bom_or_quoted_names_is_a_batch(tmp_path):
-    from sensors.labels import readable
+    from mlops_assets.sensors.labels import readable
 
     bom = tmp_path / "excel.csv"
     bom.write_bytes('\ufeff"patient_id","diagnosis"\nP0001,benign\n'.encode())

@@ -14,11 +14,11 @@ import dagster as dg
 import pytest
 
 from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, RETRAINING_OF_TAG, DriftStatus, asset_keys
+from mlops_assets.sensors.drift import DriftCursor, build_drift_sensor
+from mlops_assets.sensors.labels import build_labels_sensor
+from mlops_assets.sensors.performance import build_performance_sensor
+from mlops_assets.sensors.policy import retrain_request
 from mlops_assets.spec import load_spec
-from sensors.drift import DriftCursor, build_drift_sensor
-from sensors.labels import build_labels_sensor
-from sensors.performance import build_performance_sensor
-from sensors.policy import retrain_request
 from tests.unit.fakes import MemoryArtifactStore
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,7 +36,7 @@ def defs(tmp_path_factory):
     """The bundled pipelines' code location: a sensor resolves its requests' assets against it."""
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.layout import LocalLayout
-    from resources import local_resources
+    from mlops_assets.resources import local_resources
 
     return build_definitions(REPO / "pipelines", local_resources(LocalLayout(tmp_path_factory.mktemp("home"))))
 

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from mlops_assets.naming import PIPELINE_TAG, RETRAIN_TAG, RETRAINING_OF_TAG, TRIGGER_TAG
+from mlops_assets.sensors.policy import DAY, lifecycle_checks, refusal, retrain_request, retraining_refusal
 from mlops_assets.spec import load_spec
-from sensors.policy import DAY, lifecycle_checks, refusal, retrain_request, retraining_refusal
 
 REPO = Path(__file__).resolve().parents[3]
 SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")
@@ -131,7 +131,7 @@ def test_a_retraining_runs_the_lifecycle_checks_and_leaves_the_endpoint_checks_t
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.layout import LocalLayout
     from mlops_assets.naming import EndpointCheck, asset_keys
-    from resources import local_resources
+    from mlops_assets.resources import local_resources
 
     defs = build_definitions(REPO / "pipelines", local_resources(LocalLayout(tmp_path)))
     keys = asset_keys(SPEC.name)

@@ -116,7 +116,7 @@ def test_the_log_repeats_request_fields_per_row_and_keeps_strings_and_ids(tmp_pa
 
 
 def test_a_log_shipped_to_an_object_store_leaves_the_spool_and_reads_back_through_the_store(tmp_path, s3_bucket):
-    from resources.artifact_store import FsspecArtifactStore
+    from mlops_assets.resources.artifact_store import FsspecArtifactStore
 
     store = FsspecArtifactStore(root=s3_bucket)
     log = writer(tmp_path / "spool", ship_to=f"{s3_bucket}/p/inference_log")
@@ -183,7 +183,7 @@ def test_the_features_of_sampled_requests_are_logged_row_by_row_and_null_for_the
 def test_a_log_written_before_the_features_column_reads_together_with_a_newer_one(tmp_path):
     """The drift windows concatenate the log's files: a file of an older endpoint has no features column."""
     from mlops_assets.monitoring.report import newest_window
-    from resources.artifact_store import FsspecArtifactStore
+    from mlops_assets.resources.artifact_store import FsspecArtifactStore
 
     folder = tmp_path / "p" / "inference_log"
     new = writer(folder)
@@ -219,7 +219,7 @@ def test_one_request_in_every_n_is_sampled_starting_with_the_first():
 
 def test_telemetry_snapshots_are_shipped_with_the_log_after_its_files_and_leave_the_spool(tmp_path, s3_bucket):
     """They were written beside the spooled log and never reached the store: the pipeline could not read them."""
-    from resources.artifact_store import FsspecArtifactStore
+    from mlops_assets.resources.artifact_store import FsspecArtifactStore
 
     store = FsspecArtifactStore(root=s3_bucket)
     spool = tmp_path / "spool"

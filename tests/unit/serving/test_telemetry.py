@@ -10,12 +10,12 @@ from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.data.snapshot import read_source
 from mlops_assets.model.pipeline_model import fit_pipeline_model
+from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.serving.app import create_app
 from mlops_assets.serving.inference_log import InferenceLogWriter, log_schema
 from mlops_assets.serving.loading import LoadedModel
 from mlops_assets.serving.telemetry import LATENCY_BUCKETS, histogram_quantile, stored_snapshots, summarise
 from mlops_assets.spec import load_spec
-from resources.artifact_store import FsspecArtifactStore
 from tests.conftest import REPO
 
 SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")

@@ -12,7 +12,13 @@ import time
 
 import dagster as dg
 
-from sensors.policy import alert_refusal, lifecycle_checks, pipeline_runs, retrain_request, retraining_refusal
+from mlops_assets.sensors.policy import (
+    alert_refusal,
+    lifecycle_checks,
+    pipeline_runs,
+    retrain_request,
+    retraining_refusal,
+)
 
 
 def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:

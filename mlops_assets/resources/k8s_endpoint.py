@@ -27,8 +27,8 @@ from mlops_assets.contracts import EndpointDeployer
 from mlops_assets.errors import MlopsError
 from mlops_assets.model.k8s_pod import label_value
 from mlops_assets.records import RegisteredModel
+from mlops_assets.resources.endpoint import request_json
 from mlops_assets.rollout.routing import Rollout
-from resources.endpoint import request_json
 
 VERSION_ANNOTATION = "mlops-assets/model-version"  # on the pod template: the version its pods were rolled for
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"

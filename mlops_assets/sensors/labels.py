@@ -16,7 +16,13 @@ import dagster as dg
 
 from mlops_assets.data.locations import file_version, list_files
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG
-from sensors.policy import alert_refusal, lifecycle_checks, pipeline_runs, retrain_request, retraining_refusal
+from mlops_assets.sensors.policy import (
+    alert_refusal,
+    lifecycle_checks,
+    pipeline_runs,
+    retrain_request,
+    retraining_refusal,
+)
 
 REFUSAL_ALERTED = "mlops/refusal_alerted"  # cursor entry beside the files: the batch whose refusal was announced
 

@@ -13,7 +13,13 @@ import dagster as dg
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_files, log_prefix
 from mlops_assets.naming import ADAPTATION_TAG, PIPELINE_TAG, TRIGGER_TAG, WINDOW_END_TAG, WINDOW_PREFIX, DriftStatus
-from sensors.policy import alert_refusal, lifecycle_checks, pipeline_runs, retrain_request, retraining_refusal
+from mlops_assets.sensors.policy import (
+    alert_refusal,
+    lifecycle_checks,
+    pipeline_runs,
+    retrain_request,
+    retraining_refusal,
+)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The Kubernetes trainer: the training entry point as a pod (a GPU pod when the spec asks for one), through Pipes.
 
-Production's default trainer (``MLOPS_TRAINER=kubernetes``, resources/__init__.py). The pod reads the training set
+Production's default trainer (``MLOPS_TRAINER=kubernetes``, ``mlops_assets.resources``). The pod reads the training set
 from the object store and reports to the MLflow tracking server, at the addresses the request names.
 ``dagster_k8s`` (and with it the ``kubernetes`` client) is imported when a training starts, not when the code
 location loads.

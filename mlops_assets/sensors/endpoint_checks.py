@@ -16,7 +16,7 @@ import dagster as dg
 
 from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG, EndpointCheck, asset_keys
-from sensors.policy import lifecycle_checks
+from mlops_assets.sensors.policy import lifecycle_checks
 
 
 @dataclass
