@@ -249,11 +249,14 @@ def _least_gains(min_gain: dict[str, float], recent: HoldoutComparison) -> GateR
 
 def _fixed_guard(spec, fixed: HoldoutComparison, deciding: str, concept: ConceptTest | None, the_champion: str):
     """The fixed holdout beside the deciding one. Beside the weighted holdout it must meet the declared
-    conditions too (the same rows, unweighted). Beside the recent holdout it guards against regressions while
-    the concept holds: the declared least gains, and not confidently worse on the primary metric."""
+    thresholds (the same rows, unweighted: a floor that wrong weights cannot lift), not the least gains: a
+    model adapted to today's inputs gives up some of yesterday's where the shift is misspecified, and its gain
+    over the champion is measured where it matters, on the weighted rows. Beside the recent holdout it guards
+    against regressions while the concept holds: the declared least gains, and not confidently worse on the
+    primary metric."""
     gate = spec.evaluation.gate
     if deciding == "weighted":
-        return _labelled(evaluate_gate(gate.thresholds, gate.min_gain, fixed.challenger, fixed.champion), "fixed")
+        return _labelled(evaluate_gate(gate.thresholds, {}, fixed.challenger, fixed.champion), "fixed")
     if concept is not None and concept.changed:
         return GateResult(True, ["fixed holdout: reported, not a guard: the concept changed (see its note)"])
     guard = _labelled(evaluate_gate({}, gate.min_gain, fixed.challenger, fixed.champion), "fixed")

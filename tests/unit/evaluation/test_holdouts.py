@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from mlops_assets.evaluation.holdouts import judge
 from mlops_assets.model.pipeline_model import fit_pipeline_model
@@ -161,6 +162,39 @@ def test_without_a_deciding_recent_holdout_the_weighted_one_decides(tmp_path):
     assert judgement.gate.reasons[0].startswith("FAIL: not better than champion v7 on the weighted holdout")
     better = judge(spec, champion, fit(spec, cases(30, 1)), holdout, holdout[:0])
     assert better.deciding == "weighted" and better.gate.passed
+
+
+def test_an_adapted_model_is_judged_on_today_s_inputs_not_held_to_yesterday_s_gains(tmp_path):
+    """A misspecified shift (the true log-odds are quadratic in x1, the model linear): the weighted fit gains
+    on the weighted holdout what it gives up on the unweighted one. The least gain (roc_auc -0.01) is asked on
+    the weighted rows; the fixed holdout keeps the declared thresholds as a floor."""
+    from mlops_assets.data.training_set import IMPORTANCE
+
+    def quadratic(n: int, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        x1, x2 = rng.normal(size=n), rng.normal(size=n)
+        logit = 1.5 * (x1**2 - 1) + 0.5 * x2
+        return pd.DataFrame({"x1": x1, "x2": x2, "y": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)})
+
+    def toward_large_x1(frame: pd.DataFrame) -> np.ndarray:  # the density ratio of N(1, 1) over N(0, 1)
+        ratio = np.exp(frame["x1"].to_numpy() - 0.5)
+        return ratio / ratio.mean()
+
+    spec = plain_spec(tmp_path, min_gain={"roc_auc": -0.01})
+    train, holdout = quadratic(4_000, 0), quadratic(2_000, 1)
+    champion = fit(spec, train)
+    adapted = fit_pipeline_model(spec, train, LogisticRegression(), sample_weight=toward_large_x1(train))
+    holdout[IMPORTANCE] = toward_large_x1(holdout)
+    judgement = judge(spec, adapted, champion, holdout, holdout[:0], "3")
+    weighted, fixed = judgement.by_name()["weighted"], judgement.by_name()["fixed"]
+    assert weighted.decides and weighted.gains["roc_auc"][1] > 0.05  # confidently better on today's inputs
+    assert fixed.gains["roc_auc"][0] < -0.01  # and worse on yesterday's by more than the least gain
+    assert judgement.gate.passed, judgement.gate.reasons
+    floor = plain_spec(
+        tmp_path, min_gain={"roc_auc": -0.01}, thresholds={"roc_auc": fixed.challenger["roc_auc"] + 0.01}
+    )
+    refused = judge(floor, adapted, champion, holdout, holdout[:0], "3")
+    assert not refused.gate.passed and any(r.startswith("fixed holdout: FAIL") for r in refused.gate.reasons)
 
 
 def test_declared_conditions_add_to_the_default_rule(tmp_path):
