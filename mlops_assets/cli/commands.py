@@ -377,7 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_provenance_commands(commands)  # lineage, reproduce
 
     reference = commands.add_parser("spec-reference", help="print the spec reference (Markdown)")
-    reference.add_argument("--update", metavar="README", help="rewrite the reference section of this file")
+    reference.add_argument(
+        "--update",
+        nargs="?",
+        const="docs/spec-reference.md",
+        metavar="FILE",
+        help="rewrite the '## Spec reference' section of FILE (default: docs/spec-reference.md)",
+    )
     reference.set_defaults(run=_spec_reference)
     return parser
 

@@ -91,7 +91,7 @@ class KubernetesEndpointDeployer(EndpointDeployer):
         if deployment is None:
             raise dg.Failure(
                 f"no Deployment {deployment_name(name)} in namespace {self._namespace()}: apply the endpoint's "
-                "manifests first (README, Run on Kubernetes)"
+                "manifests first (docs/kubernetes.md, Run on Kubernetes)"
             )
         before = (deployment["spec"]["template"]["metadata"].get("annotations") or {}).get(VERSION_ANNOTATION)
         if before != model.version:

@@ -325,7 +325,7 @@ def test_scoring_needs_the_token_only_when_one_is_configured():
         assert call(port, "POST", "/invocations", rows(1), wrong)[0] == 401
         right = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
         assert call(port, "POST", "/invocations", rows(1), right)[0] == 200
-        # MLflow's own encoding and decoding of the protocol, with the token added (as the README shows).
+        # MLflow's own encoding and decoding of the protocol, with the token added (as docs/serving.md shows).
         frame = DATA[SPEC.input_columns].head(3)
         status, _, body = call(port, "POST", "/invocations", dump_input_data(frame).encode(), right)
         predictions = PredictionsResponse.from_json(body.decode()).get_predictions()

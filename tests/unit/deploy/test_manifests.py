@@ -25,7 +25,7 @@ from mlops_assets.spec import load_spec
 REPO = Path(__file__).resolve().parents[3]
 K8S = REPO / "deploy" / "k8s"
 HELM_VALUES = REPO / "deploy" / "helm" / "dagster-values.yaml"
-README = REPO / "README.md"
+KUBERNETES_DOC = REPO / "docs" / "kubernetes.md"
 NAMESPACES = {"base": "mlops", "overlays/dev": "mlops-dev", "overlays/gpu": "mlops"}  # base: as the settings say
 KUBERNETES_VERSION = "1.33.0"  # as tests/unit/model/test_k8s_pod.py
 ENDPOINT, MLFLOW, SETTINGS, TRAINER = "mlops-endpoint-breast-cancer", "mlflow", "mlops-settings", "mlops-trainer"
@@ -341,8 +341,8 @@ def test_the_helm_values_give_the_code_location_and_its_runs_the_same_settings_a
     assert "postgresqlPassword" not in values["postgresql"]
 
 
-def test_the_readme_creates_every_secret_the_manifests_and_values_read():
-    section = README.read_text().split("## Run on Kubernetes", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_create_every_secret_the_manifests_and_values_read():
+    section = KUBERNETES_DOC.read_text().split("## Run on Kubernetes", 1)[1].split("\n## ", 1)[0]
     created = set(re.findall(r"create secret generic ([\w-]+)", section))
     objects = [o for folder in NAMESPACES for o in render(folder)]
     values = helm_values()
