@@ -281,10 +281,10 @@ def _instance(args: argparse.Namespace) -> int:
 
 
 def _spec_reference(args: argparse.Namespace) -> int:
-    from mlops_assets.spec.reference import render, update_readme
+    from mlops_assets.spec.reference import render, update_reference
 
     if args.update:
-        Path(args.update).write_text(update_readme(Path(args.update).read_text()))
+        Path(args.update).write_text(update_reference(Path(args.update).read_text()))
     else:
         print(render())
     return 0

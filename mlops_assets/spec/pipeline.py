@@ -1,7 +1,7 @@
 """The pipeline spec: one YAML file describes a model's lifecycle; these models are its only definition.
 
-Field descriptions here are the spec reference: ``mlops-assets spec-reference`` renders them into the
-README, and a test keeps the two equal.
+Field descriptions here are the spec reference: ``mlops-assets spec-reference`` renders them into
+docs/spec-reference.md, and a test keeps the two equal.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The spec reference in Markdown, rendered from the spec models so the README cannot drift from the code."""
+"""The spec reference in Markdown, rendered from the spec models so that docs/spec-reference.md cannot drift."""
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ def _sections(model: type[BaseModel], prefix: str) -> list[tuple[str, type[BaseM
 MARKER = "## Spec reference\n"
 
 
-def update_readme(readme: str) -> str:
-    """``readme`` with what follows the intro paragraph of its spec reference section replaced by ``render()``."""
-    head, _, tail = readme.partition(MARKER)
+def update_reference(markdown: str) -> str:
+    """``markdown`` with what follows the intro paragraph of its spec reference section replaced by ``render()``."""
+    head, _, tail = markdown.partition(MARKER)
     intro = tail.strip().split("\n\n", 1)[0]
     return f"{head}{MARKER}\n{intro}\n\n{render()}\n"
 
