@@ -4,7 +4,9 @@ The request path only adds to plain counters (``Telemetry.request``, ``Telemetry
 runs on the event loop's one thread, so no lock is needed, and a Prometheus client metric (a lock and a
 label lookup per call) would cost more. The figures become Prometheus metrics when ``/metrics`` is read,
 through a collector in a registry of the app's own (never the global one: two apps in one process stay
-apart). The inference logs' counters, the served versions and the rollout are read at that moment too.
+apart). The inference logs' counters, the served versions and the rollout are read at that moment too, and so
+are the process's own figures (prometheus_client's ``process_*`` from ``/proc``: memory, CPU, open files, start
+time, whose changes count restarts; ``python_info``), which deploy/monitoring's dashboard shows.
 
 A snapshot (``Telemetry.snapshot``) is the same counters as one JSON document with the time; the endpoint
 writes one every ``interval_s`` beside its inference log (``telemetry-<time>-<pid>.json``), which ships them to
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
@@ -72,6 +74,8 @@ class Telemetry:
         self.incomplete_requests: dict[tuple[str, str, str], int] = {}  # (route, part, status) -> requests
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def request(self, path: str, status: int | None, seconds: float) -> None:
         key = (path if path in self.routes else OTHER_ROUTE, NO_ANSWER if status is None else str(status))
