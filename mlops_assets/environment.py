@@ -1,7 +1,7 @@
 """Which environment a process runs in, read once from its variables: the embedded default or production.
 
 The same specs run on a laptop and on a cluster; what changes is read here, never from a spec. ``MLOPS_ENV``
-names the environment; the other variables say where production keeps its state. ``resources/`` turns these
+names the environment; the other variables say where production keeps its state. ``mlops_assets.resources`` turns these
 settings into the Dagster resources; the Dagster instance (PostgreSQL in production) is ``DAGSTER_HOME``'s
 ``dagster.yaml`` (deploy/dagster/dagster.yaml, or the Helm chart's).
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlops_assets.errors import MlopsError
 
 MLOPS_ENV = "MLOPS_ENV"
+PIPELINES = "MLOPS_PIPELINES"  # the folder of specs the code location (definitions.py) and the CLI read
 LOCAL, PRODUCTION = "local", "production"
 STORE_URL = "MLOPS_STORE_URL"  # root of the artifact store, e.g. s3://bucket/data
 TRACKING_URI = "MLFLOW_TRACKING_URI"  # in production, the tracking server's URL
@@ -30,6 +32,11 @@ ENDPOINT_NAMESPACE = "MLOPS_ENDPOINT_NAMESPACE"
 # What a training pod is handed by value, as the Dagster process has it: where the state is, never a secret
 # (credentials reach the pod by reference, through TRAINER_ENV_SECRETS).
 POD_SETTINGS = (MLOPS_ENV, STORE_URL, "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+def pipelines_folder(environ: Mapping[str, str] = os.environ) -> Path:
+    """The folder of specs: ``MLOPS_PIPELINES``, else ``pipelines`` under the working directory."""
+    return Path(environ.get(PIPELINES, "pipelines"))
 
 
 @dataclass(frozen=True)

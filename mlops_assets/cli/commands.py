@@ -12,10 +12,11 @@ import signal
 import sys
 from pathlib import Path
 
+from mlops_assets.cli.init import add_init_command
 from mlops_assets.cli.provenance import add_commands as add_provenance_commands
 from mlops_assets.cli.trail import add_trail_commands
 from mlops_assets.data.locations import log_prefix, shadow_log_prefix
-from mlops_assets.environment import Settings
+from mlops_assets.environment import Settings, pipelines_folder
 from mlops_assets.errors import MlopsError
 from mlops_assets.local.layout import LocalLayout
 from mlops_assets.naming import CHAMPION
@@ -36,8 +37,8 @@ def _spec(value: str) -> tuple[PipelineSpec, Path]:
     """A spec file, or the name of a pipeline whose spec is in ``MLOPS_PIPELINES`` (default ``pipelines``)."""
     if Path(value).is_file():
         return load_spec(value), Path(value)
-    folder = os.environ.get("MLOPS_PIPELINES", "pipelines")
-    specs = read_specs(folder)[0] if Path(folder).is_dir() else []  # a broken neighbour does not hide this one
+    folder = pipelines_folder()
+    specs = read_specs(folder)[0] if folder.is_dir() else []  # a broken neighbour does not hide this one
     for spec, path in specs:
         if spec.name == value:
             return spec, path
@@ -189,8 +190,8 @@ def _pipelines(values: list[str]) -> list[tuple[PipelineSpec, Path]]:
     """Pipelines named by spec files, folders of specs or pipeline names; none named: every pipeline in
     ``MLOPS_PIPELINES`` (default ``pipelines``)."""
     if not values:
-        folder = os.environ.get("MLOPS_PIPELINES", "pipelines")
-        if not Path(folder).is_dir():
+        folder = pipelines_folder()
+        if not folder.is_dir():
             raise MlopsError(f"no pipelines folder {folder}/: name one, or set MLOPS_PIPELINES")
         return load_specs(folder)
     return [item for value in values for item in (load_specs(value) if Path(value).is_dir() else [_spec(value)])]
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+")
     validate.set_defaults(run=_validate)
 
+    add_init_command(commands)  # init: draft a spec from a data file
+
     serve = commands.add_parser("serve", help="serve a pipeline's champion (MLflow scoring protocol)")
     serve.add_argument("spec", help=PIPELINE_HELP)
     serve.add_argument("--host", help="interface to listen on (default: the spec's deployment.host)")
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tick = commands.add_parser("tick", help="tick the sensors and run what they ask for, until the loop is quiet")
     tick.add_argument("pipeline", nargs="*", help="pipeline names (default: all)")
-    tick.add_argument("--pipelines", default=os.environ.get("MLOPS_PIPELINES", "pipelines"), help="specs folder")
+    tick.add_argument("--pipelines", default=str(pipelines_folder()), help="specs folder")
     tick.add_argument("--rounds", type=int, default=10, help="most rounds of ticks")
     tick.set_defaults(run=_tick)
 

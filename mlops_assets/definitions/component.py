@@ -14,18 +14,74 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import dagster as dg
 from dagster._utils.pydantic_yaml import enrich_validation_errors_with_source_position
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from mlops_assets.data.locations import outside_roots
 from mlops_assets.definitions.folder import pipeline_definitions
 from mlops_assets.definitions.known_warnings import silence_known_warnings
+from mlops_assets.errors import MlopsError
 from mlops_assets.naming import COMPONENT_TYPE
 from mlops_assets.spec import PipelineSpec
+from mlops_assets.spec.draft import TaskChoice, draft_file
 
 DEFS_FILE = "defs.yaml"
+DATA_FOLDER = "data"  # in a component's folder: where the scaffolder copies a source that lies outside it
 
 
+class PipelineScaffoldParams(BaseModel):
+    """What ``dg scaffold defs mlops_assets.MLPipelineComponent NAME`` drafts the spec from, as ``mlops-assets
+    init`` does; NAME, the folder under defs/, names the pipeline. A spec lists its columns and reads an existing
+    file, so there is no draft without the data: dg refuses a scaffold without ``--source`` and ``--target``."""
+
+    source: str = Field(
+        description="CSV or parquet file to train on, relative to where dg runs; copied into the component's data/ "
+        "folder when it lies outside the folders a spec may read (its own, MLOPS_DATA_ROOTS)"
+    )
+    target: str = Field(description="Column to predict.")
+    id: str | None = Field(default=None, description="Column naming each row: unique, never a feature.")
+    task: TaskChoice | None = Field(default=None, description="Default: inferred from the target.")
+
+
+class PipelineScaffolder(dg.Scaffolder[PipelineScaffoldParams]):
+    """Writes a defs.yaml whose attributes are the spec drafted from the data (``spec.draft``), checked by the
+    spec's models before it is written, so ``dg check defs`` accepts it as written."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[PipelineScaffoldParams]:
+        return PipelineScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[PipelineScaffoldParams]) -> None:
+        """A refusal is a ``click`` error: dg runs the scaffolder inside its command and prints it as one."""
+        if request.scaffold_format != "yaml":
+            raise click.UsageError("a pipeline is declared in YAML: leave out --format python")
+        folder, params = request.target_path, request.params
+        data = Path(params.source)
+        outside = data.is_file() and outside_roots(data, folder) is not None
+        try:
+            draft = draft_file(
+                data,
+                folder / DEFS_FILE,
+                name=folder.name,
+                target=params.target,
+                id_column=params.id,
+                task=params.task,
+                copy_into=DATA_FOLDER if outside else None,
+                tool=f"dg scaffold defs {COMPONENT_TYPE}",
+            )
+        except MlopsError as exc:
+            for made in (folder / DATA_FOLDER, folder):  # dg made the folder for this scaffold: leave it as it was
+                if made.is_dir() and not any(made.iterdir()):
+                    made.rmdir()
+            raise click.ClickException(str(exc)) from None
+        (folder / DEFS_FILE).write_text(f"{draft.heading()}type: {COMPONENT_TYPE}\n\nattributes:\n{draft.to_yaml(2)}")
+        copied = f"; copied {data} into {DATA_FOLDER}/" if outside else ""
+        click.echo(f"Drafted {draft.summary}{copied}. Read its comments, then: dg check defs")
+
+
+@dg.scaffold_with(PipelineScaffolder)
 @dataclass(frozen=True)
 class MLPipelineComponent(dg.Component):
     """An ML pipeline declared by a pipeline spec: raw data to a served, monitored endpoint, its checks and

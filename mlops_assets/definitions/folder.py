@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ import dagster as dg
 from mlops_assets.assets import build_pipeline_assets, build_pipeline_checks
 from mlops_assets.assets.portfolio import build_portfolio
 from mlops_assets.definitions.known_warnings import silence_known_warnings
+from mlops_assets.environment import pipelines_folder
 from mlops_assets.errors import SpecError
 from mlops_assets.spec import PipelineSpec, read_specs
 
@@ -44,7 +44,7 @@ def build_definitions(
     """
     silence_known_warnings()
     with _without_gc():
-        return _build(Path(pipelines or os.environ.get("MLOPS_PIPELINES", "pipelines")), resources, sensor_factory)
+        return _build(Path(pipelines) if pipelines else pipelines_folder(), resources, sensor_factory)
 
 
 @contextlib.contextmanager

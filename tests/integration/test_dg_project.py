@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_assets.naming import PORTFOLIO
+from mlops_assets.naming import COMPONENT_TYPE, PORTFOLIO
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +100,22 @@ def test_dg_check_defs_names_the_field_of_a_bad_attribute(tmp_path, env, field, 
     said = checked.stdout + checked.stderr
     assert checked.returncode == 1, said
     assert f"attributes.{field}" in said and f"{project / DEFS_YAML}:" in said, said
+
+
+def test_dg_scaffold_drafts_a_pipeline_that_dg_check_defs_accepts_as_written(tmp_path, env):
+    """`dg scaffold defs mlops_assets.MLPipelineComponent churn` once wrote `attributes: {}`, which `dg check defs`
+    refused; now it drafts the spec from the data (tests/unit/definitions/test_scaffolder.py: no data, no scaffold)."""
+    project = tmp_path / "dg_project"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__"))
+    wine = REPO / "pipelines" / "data" / "wine" / "wine.csv"
+    scaffold = ("scaffold", "defs", COMPONENT_TYPE, "churn")
+    scaffolded = dg(*scaffold, "--source", str(wine), "--target", "cultivar", cwd=project, env=env)
+    assert scaffolded.returncode == 0, scaffolded.stdout + scaffolded.stderr
+    assert "Drafted multiclass on cultivar (3 distinct strings)" in scaffolded.stdout
+    folder = project / "ml_pipelines" / "defs" / "churn"
+    assert (folder / "data" / "wine.csv").read_bytes() == wine.read_bytes()  # a component holds its own data
+    assert yaml.safe_load((folder / "defs.yaml").read_text())["attributes"]["source"] == {"path": "data/wine.csv"}
+
+    checked = dg("check", "defs", cwd=project, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "All definitions loaded successfully." in checked.stdout + checked.stderr
