@@ -3,6 +3,8 @@
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
+from mlops_assets.assets.display import shown
+from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import list_files
 from mlops_assets.naming import StorePrefix, store_key
@@ -16,6 +18,7 @@ def build_batch_predictions(pipeline: PipelineContext) -> dg.AssetsDefinition:
         key=dg.AssetKey([spec.name, "batch_predictions"]),
         description=f"{spec.batch.path} scored by the deployed champion, {spec.batch.batch_rows} rows at a time.",
         ins={"deployed_endpoint": dg.AssetIn(key=pipeline.keys["deployed_endpoint"])},
+        kinds={Kind.mlflow, Kind.parquet},
         **pipeline.common,
     )
     @signature_once
@@ -42,13 +45,15 @@ def build_batch_predictions(pipeline: PipelineContext) -> dg.AssetsDefinition:
         seconds = time.perf_counter() - started
         return dg.Output(
             {"key": output_key, "rows": rows, "model_version": deployed_endpoint.model_version},
-            metadata={
-                "rows": rows,
-                "model_version": deployed_endpoint.model_version,
-                "rows_per_second": rows / seconds if seconds else 0.0,
-                "input_files": dg.MetadataValue.json(files),
-                "predictions": dg.MetadataValue.path(store.uri(output_key)),
-            },
+            metadata=shown(
+                {
+                    "rows": rows,
+                    "model_version": deployed_endpoint.model_version,
+                    "rows_per_second": rows / seconds if seconds else 0.0,
+                    "input_files": dg.MetadataValue.json(files),
+                    "predictions": dg.MetadataValue.path(store.uri(output_key)),
+                }
+            ),
         )
 
     return batch_predictions

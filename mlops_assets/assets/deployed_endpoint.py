@@ -14,6 +14,8 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.assets.context import PipelineContext, markdown_list, signature_once
+from mlops_assets.assets.display import shown
+from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
 from mlops_assets.naming import APPROVER_TAG, OUTCOME_TAG, Strategy
@@ -51,6 +53,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
             )
         ],
         output_required=False,
+        kinds={Kind.mlflow, Kind.python},
         **pipeline.common,
     )
     @signature_once
@@ -103,17 +106,19 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
                 previous.version if previous else None,
                 decision.approved_by,
             ),
-            metadata={
-                "url": dg.MetadataValue.url(decision.url),
-                "model_version": version.version,
-                "previous_champion": previous.version if previous else "none",
-                "approved_by": decision.approved_by,
-                "action": decision.action,
-                "serving_path": decision.serving_path,
-                **({"decision": dg.MetadataValue.md(markdown_list(reasons))} if reasons else {}),
-                **arms_metadata(decision.arms or decision.ended),
-                **anchor,  # audit_record, audit_seq, audit_hash: what `mlops-assets audit verify` checks the trail by
-            },
+            metadata=shown(
+                {
+                    "url": dg.MetadataValue.url(decision.url),
+                    "model_version": version.version,
+                    "previous_champion": previous.version if previous else "none",
+                    "approved_by": decision.approved_by,
+                    "action": decision.action,
+                    "serving_path": decision.serving_path,
+                    **({"decision": dg.MetadataValue.md(markdown_list(reasons))} if reasons else {}),
+                    **arms_metadata(decision.arms or decision.ended),
+                    **anchor,  # audit_record, audit_seq, audit_hash: the record `mlops-assets audit verify` checks
+                }
+            ),
         )
         approval = decision.approval
         required = not config.rollback and spec.deployment.approval_required(strategy)

@@ -4,16 +4,22 @@ Each report says what the drift means for the loop (``DriftStatus``): weights ca
 run), only labels can, or a weighted retraining already failed to help (known drift). It also counts the
 scoring requests the endpoint rejected since the previous report: a feature that stops arriving is never
 logged, and this is where it is still seen. Beside the drift, it shows what the endpoint's telemetry says of
-the same time: requests, the share failed on its side and latency.
+the same time: requests, the share failed on its side and latency; and a plot of each drifted feature, the
+reference against the window, stored beside the report and shown in its metadata.
 """
 
 import datetime as dt
 import json
+import math
+import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext, signature_once
+from mlops_assets.assets.context import PipelineContext, markdown_image, signature_once
+from mlops_assets.assets.display import setting, shown
+from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import drift_report_key
 from mlops_assets.naming import WINDOW_END_TAG, AlertEvent, DriftStatus
@@ -28,6 +34,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         ins={"deployed_endpoint": dg.AssetIn(pipeline.keys["deployed_endpoint"])},
         description="Newest window of the inference log against the served model's training data.",
         deps=[pipeline.keys["validated_features"]],
+        kinds={Kind.scipy, Kind.matplotlib},
         check_specs=[
             dg.AssetCheckSpec(
                 "no_drift",
@@ -78,8 +85,11 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         markdown = outcome.markdown + (f"\n\n**{status}**: {verdict}" if verdict else "")
         as_json = {**outcome.as_json, "status": str(status), "verdict": verdict, "adaptation": adaptation}
         report_key = drift_report_key(spec.name, dt.datetime.now(dt.UTC), context.run_id)
+        plots = feature_plots(outcome, model, deployed_endpoint.model_version)
+        for plot in plots:
+            store.write_bytes(f"{report_key}/{plot.filename}", plot.png)
         store.write_bytes(f"{report_key}.json", json.dumps(as_json, indent=2, default=str).encode())
-        store.write_bytes(f"{report_key}.md", markdown.encode())
+        store.write_bytes(f"{report_key}.md", (markdown + stored_plots_markdown(report_key, plots)).encode())
         if status in (DriftStatus.drifted, DriftStatus.waiting_for_labels):  # a known drift was announced before
             from mlops_assets.monitoring.alerts import asset_link, send_alerts
 
@@ -87,24 +97,27 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
             send_alerts(spec, AlertEvent.drift, f"{message}; {verdict}", asset_link(*key.path), context.log)
         yield dg.Output(
             as_json,
-            metadata={
-                "drift_report_id": context.run_id,
-                "status": str(status),
-                "verdict": verdict or str(status),
-                "model_version": deployed_endpoint.model_version,
-                "window_rows": outcome.window.table.num_rows,
-                "window_end": outcome.window.end or "none",
-                "drift_reference": deployed_endpoint.reference_key,
-                **counts.metadata,
-                "skipped_log_files": len(outcome.window.skipped),
-                "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
-                **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
-                "report": dg.MetadataValue.md(markdown),
-                "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
-                **({"endpoint": dg.MetadataValue.json(served)} if (served := as_json.get("endpoint")) else {}),
-                **online_metadata(outcome.performance),
-                **estimated_metadata(outcome.estimated),
-            },
+            metadata=shown(
+                {
+                    "drift_report_id": context.run_id,
+                    "status": str(status),
+                    "verdict": verdict or str(status),
+                    "model_version": deployed_endpoint.model_version,
+                    "window_rows": outcome.window.table.num_rows,
+                    "window_end": outcome.window.end or "none",
+                    "drift_reference": deployed_endpoint.reference_key,
+                    **counts.metadata,
+                    "skipped_log_files": len(outcome.window.skipped),
+                    "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
+                    **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
+                    "report": dg.MetadataValue.md(markdown),
+                    "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
+                    **plots_metadata(plots, outcome.drifted_features, store.uri(report_key)),
+                    **({"endpoint": dg.MetadataValue.json(served)} if (served := as_json.get("endpoint")) else {}),
+                    **online_metadata(outcome.performance),
+                    **estimated_metadata(outcome.estimated),
+                }
+            ),
         )
         yield from drift_checks(spec, outcome, status, verdict, counts)
 
@@ -112,25 +125,45 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
 
 def drift_checks(spec, outcome, status: DriftStatus, verdict: str, counts: "_RequestCounts"):
-    """The report's two checks, each with the observed value and its threshold: a known drift only warns."""
+    """The report's two checks, each with what it measured and its thresholds (as text: Dagster plots the
+    numbers run after run): a known drift only warns."""
+    monitoring = spec.monitoring
+    thresholds = f"psi {monitoring.psi_threshold:g}, wasserstein {monitoring.wasserstein_threshold:g}, "
+    thresholds += f"js {monitoring.js_threshold:g}" + ("; per feature in the report" if monitoring.features else "")
     yield dg.AssetCheckResult(
         check_name="no_drift",
         passed=not outcome.drifted_features,
         severity=dg.AssetCheckSeverity.WARN if status == DriftStatus.known_drift else dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "status": str(status),
-            "verdict": verdict or str(status),
-            "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
-            "psi_threshold": spec.monitoring.psi_threshold,
-            "wasserstein_threshold": spec.monitoring.wasserstein_threshold,
-            "js_threshold": spec.monitoring.js_threshold,
-        },
+        metadata=shown(
+            {
+                "status": str(status),
+                "verdict": verdict or str(status),
+                "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
+                **drift_measures(outcome.as_json.get("features", [])),
+                "thresholds": thresholds,
+            }
+        ),
     )
     yield dg.AssetCheckResult(
         check_name="requests_accepted",
-        passed=counts.share <= spec.monitoring.max_rejected_share,
-        metadata={**counts.metadata, "rejected_share": counts.share, "threshold": spec.monitoring.max_rejected_share},
+        passed=counts.share <= monitoring.max_rejected_share,
+        metadata=shown(
+            {**counts.metadata, "rejected_share": counts.share, "threshold": setting(monitoring.max_rejected_share)}
+        ),
     )
+
+
+def drift_measures(features: list[dict]) -> dict[str, float]:
+    """What the ``no_drift`` check measured, from the report's features: the share of them that drifted and
+    the largest finite value of each effect size (``max_psi``, ``max_wasserstein``, ``max_js``)."""
+    if not features:
+        return {}
+    measures = {"drifted_share": sum(f["drifted"] for f in features) / len(features)}
+    for effect in ("psi", "wasserstein", "js"):
+        values = [f[effect] for f in features if isinstance(f.get(effect), float) and math.isfinite(f[effect])]
+        if values:
+            measures[f"max_{effect}"] = max(values)
+    return measures
 
 
 def drift_verdict(spec, store: ArtifactStore, outcome, endpoint: EndpointState, run_id: str):
@@ -164,6 +197,63 @@ def drift_verdict(spec, store: ArtifactStore, outcome, endpoint: EndpointState, 
         return DriftStatus.waiting_for_labels, verdict, adaptation
     adaptation = {**adaptation, "window": window_key}
     return status, f"importance weights can answer it (effective share {adaptation['effective_share']:.1%})", adaptation
+
+
+PREDICTION_PLOT_ROWS = 5_000  # reference rows the served model answers again to plot the prediction's reference
+
+
+class DriftPlot(NamedTuple):
+    """One drifted feature's plot, as the report stores and shows it."""
+
+    feature: str
+    filename: str  # in the folder named as the report: its place in the report, then its name in safe characters
+    png: bytes
+
+
+def feature_plots(outcome, model, version: str) -> list[DriftPlot]:
+    """A plot of each drifted feature the window has, at most ``MAX_DRIFT_PLOTS``: the reference against the
+    window (``monitoring.drift.plots``). The prediction's reference is the served model's answers on a seeded
+    sample of the reference rows; the window's, those of the served version, as the report compared them."""
+    from mlops_assets.monitoring.drift.plots import MAX_DRIFT_PLOTS, drift_plots
+    from mlops_assets.monitoring.report import PREDICTION, served_predictions
+
+    features = outcome.as_json.get("features", [])
+    kinds = {f["feature"]: f["kind"] for f in features if f["drifted"] and f["kind"] != "missing"}
+    kinds = dict(list(kinds.items())[:MAX_DRIFT_PLOTS])
+    inputs = [feature for feature in kinds if feature != PREDICTION]
+    reference = {feature: outcome.reference[feature].to_numpy() for feature in inputs}
+    current = {feature: outcome.window.table.column(feature).to_numpy(zero_copy_only=False) for feature in inputs}
+    if PREDICTION in kinds:
+        rows = outcome.reference.sample(min(len(outcome.reference), PREDICTION_PLOT_ROWS), random_state=0)
+        reference[PREDICTION] = model.predict(rows).labels
+        current[PREDICTION] = served_predictions(outcome.window.table, version, 0)[0]
+    return [
+        DriftPlot(feature, f"{place}-{re.sub(r'[^A-Za-z0-9_.-]', '_', feature)}.png", png)
+        for place, (feature, png) in enumerate(drift_plots(kinds, reference, current).items(), 1)
+    ]
+
+
+def stored_plots_markdown(report_key: str, plots: list[DriftPlot]) -> str:
+    """The stored report's links to its plots, relative to it: they lie in the folder named as the report."""
+    folder = report_key.rsplit("/", 1)[-1]
+    return "".join(f"\n\n![{plot.feature}]({folder}/{plot.filename})" for plot in plots)
+
+
+def plots_metadata(plots: list[DriftPlot], drifted: list[str], folder_uri: str) -> dict:
+    """The plots inlined in Markdown, naming the drifted features left out, and the folder that holds them;
+    nothing when no feature drifted."""
+    from mlops_assets.monitoring.drift.plots import MAX_DRIFT_PLOTS
+
+    if not drifted:
+        return {}
+    images = [markdown_image(plot.png, plot.feature) for plot in plots]
+    if left_out := [feature for feature in drifted if feature not in {plot.feature for plot in plots}]:
+        images.append(
+            f"{len(left_out)} drifted feature(s) not plotted: {', '.join(left_out)} (at most {MAX_DRIFT_PLOTS} "
+            "are plotted, and a feature absent from the window has nothing to plot)."
+        )
+    folder = {"plots": dg.MetadataValue.path(folder_uri)} if plots else {}
+    return {"drift_plots": dg.MetadataValue.md("\n\n".join(images)), **folder}
 
 
 def online_metadata(performance) -> dict:

@@ -14,6 +14,7 @@ import time
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, markdown_list, signature_once
+from mlops_assets.assets.display import setting, shown
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import log_prefix
 from mlops_assets.monitoring.slo import objectives
@@ -76,19 +77,21 @@ def build_slo_checks(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
                 check_name=verdict.check.value,
                 passed=verdict.passed,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "verdict": verdict.message,
-                    "observed": observed,
-                    "threshold": verdict.threshold,
-                    "requests": verdict.requests,
-                    "min_requests": verdict.min_requests,
-                    "requests_by_status": dg.MetadataValue.json(summary["requests_by_status"]),
-                    "window_start": dg.MetadataValue.timestamp(verdict.window_start),
-                    "window_minutes": slo.window_minutes,
-                    "model_version": version or "none",
-                    "rollback": decision.reason,
-                    "rollback_to": decision.target if not verdict.passed and decision.target else "none",
-                },
+                metadata=shown(
+                    {
+                        "verdict": verdict.message,
+                        "observed": observed,
+                        "threshold": setting(verdict.threshold),
+                        "requests": verdict.requests,
+                        "min_requests": setting(verdict.min_requests),
+                        "requests_by_status": dg.MetadataValue.json(summary["requests_by_status"]),
+                        "window_start": dg.MetadataValue.timestamp(verdict.window_start),
+                        "window_minutes": setting(slo.window_minutes),
+                        "model_version": version or "none",
+                        "rollback": decision.reason,
+                        "rollback_to": decision.target if not verdict.passed and decision.target else "none",
+                    }
+                ),
             )
 
     return slo_checks
@@ -131,24 +134,26 @@ def build_schema_break_check(pipeline: PipelineContext) -> dg.AssetChecksDefinit
         return dg.AssetCheckResult(
             passed=verdict.passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "verdict": verdict.message,
-                "observed": "none" if verdict.observed is None else dg.MetadataValue.float(verdict.observed),
-                "threshold": threshold,
-                "requests": verdict.requests,
-                "rejected": verdict.rejected,
-                "min_requests": verdict.min_requests,
-                "rejections": dg.MetadataValue.json(
-                    [
-                        {"column": c.column, "rule": c.rule, "requests": c.requests, "example": c.example}
-                        for c in verdict.causes
-                    ]
-                ),
-                "causes": dg.MetadataValue.md(markdown_list(causes) or "none"),
-                "flagged_rows": summary["invalid_rows"],  # scored and logged under on_invalid: flag
-                "window_start": dg.MetadataValue.timestamp(verdict.window_start),
-                "window_minutes": settings.window_minutes,
-            },
+            metadata=shown(
+                {
+                    "verdict": verdict.message,
+                    "observed": "none" if verdict.observed is None else dg.MetadataValue.float(verdict.observed),
+                    "threshold": setting(threshold),
+                    "requests": verdict.requests,
+                    "rejected": verdict.rejected,
+                    "min_requests": setting(verdict.min_requests),
+                    "rejections": dg.MetadataValue.json(
+                        [
+                            {"column": c.column, "rule": c.rule, "requests": c.requests, "example": c.example}
+                            for c in verdict.causes
+                        ]
+                    ),
+                    "causes": dg.MetadataValue.md(markdown_list(causes) or "none"),
+                    "flagged_rows": summary["invalid_rows"],  # scored and logged under on_invalid: flag
+                    "window_start": dg.MetadataValue.timestamp(verdict.window_start),
+                    "window_minutes": setting(settings.window_minutes),
+                }
+            ),
         )
 
     return schema_break_check
@@ -179,16 +184,18 @@ def build_skew_check(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=verdict.passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "verdict": verdict.message,
-                "largest_difference": verdict.largest,
-                "tolerance": skew.tolerance,
-                "rows_compared": verdict.rows,
-                "rows_by_version": dg.MetadataValue.json(verdict.by_version),
-                "flagged_rows_left_out": verdict.left_out,
-                "mismatches": dg.MetadataValue.md(markdown_list(mismatches) or "none"),
-                "skipped_log_files": len(window.skipped),
-            },
+            metadata=shown(
+                {
+                    "verdict": verdict.message,
+                    "largest_difference": verdict.largest,
+                    "tolerance": setting(skew.tolerance),
+                    "rows_compared": verdict.rows,
+                    "rows_by_version": dg.MetadataValue.json(verdict.by_version),
+                    "flagged_rows_left_out": verdict.left_out,
+                    "mismatches": dg.MetadataValue.md(markdown_list(mismatches) or "none"),
+                    "skipped_log_files": len(window.skipped),
+                }
+            ),
         )
 
     return skew_check

@@ -12,6 +12,8 @@ retraining.
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
+from mlops_assets.assets.display import setting, shown
+from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
 from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, AlertEvent, StorePrefix, TrailEvent, store_key
@@ -28,6 +30,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         key=key,
         ins={"trained_model": dg.AssetIn(pipeline.keys["trained_model"])},
         description="Challenger vs champion on the same holdout; the gate decides deployment.",
+        kinds={Kind.mlflow, Kind.matplotlib},
         check_specs=[
             dg.AssetCheckSpec(
                 "gate",
@@ -111,18 +114,20 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
             send_alerts(spec, AlertEvent.gate_failed, message, asset_link(*key.path), context.log)
         yield dg.Output(
             report,
-            metadata={
-                "model_version": trained_model.version,
-                "champion_version": report.champion_version or "none",
-                **{f"holdout_{k}": v for k, v in metrics.items()},
-                **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
-                "holdouts": dg.MetadataValue.md(judgement.markdown()),
-                "decided_on": judgement.deciding,
-                **({"concept": dg.MetadataValue.json(judgement.concept)} if judgement.concept else {}),
-                "plots": dg.MetadataValue.md("\n\n".join(markdown_image(png, name) for name, png in plots.items())),
-                "model_card": dg.MetadataValue.md(card),
-                "report_folder": dg.MetadataValue.path(store.uri(prefix)),
-            },
+            metadata=shown(
+                {
+                    "model_version": trained_model.version,
+                    "champion_version": report.champion_version or "none",
+                    **{f"holdout_{k}": v for k, v in metrics.items()},
+                    **{f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
+                    "holdouts": dg.MetadataValue.md(judgement.markdown()),
+                    "decided_on": judgement.deciding,
+                    **({"concept": dg.MetadataValue.json(judgement.concept)} if judgement.concept else {}),
+                    "plots": dg.MetadataValue.md("\n\n".join(markdown_image(png, n) for n, png in plots.items())),
+                    "model_card": dg.MetadataValue.md(card),
+                    "report_folder": dg.MetadataValue.path(store.uri(prefix)),
+                }
+            ),
         )
         yield gate_check(spec, gate, {**metrics, **{f"{f.name}_{f.column}": f.value for f in figures.fairness}})
 
@@ -135,12 +140,14 @@ def gate_check(spec, gate, metrics: dict[str, float]) -> dg.AssetCheckResult:
         check_name="gate",
         passed=gate.passed,
         severity=dg.AssetCheckSeverity.WARN,  # a refusal is the loop's decision: deployed_endpoint keeps the champion
-        metadata={
-            "conditions": dg.MetadataValue.md(markdown_list(gate.reasons) or "none"),
-            **{f"threshold_{k}": v for k, v in spec.evaluation.gate.thresholds.items()},
-            **{f"limit_{k}": v for k, v in spec.evaluation.fairness.limits.declared().items()},
-            **{f"observed_{k}": v for k, v in metrics.items()},
-        },
+        metadata=shown(
+            {
+                "conditions": dg.MetadataValue.md(markdown_list(gate.reasons) or "none"),
+                **{f"threshold_{k}": setting(v) for k, v in spec.evaluation.gate.thresholds.items()},
+                **{f"limit_{k}": setting(v) for k, v in spec.evaluation.fairness.limits.declared().items()},
+                **{f"observed_{k}": v for k, v in metrics.items()},
+            }
+        ),
     )
 
 

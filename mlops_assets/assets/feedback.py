@@ -8,6 +8,7 @@ like the raw snapshot, so unchanged feedback starts no new work and any version'
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
+from mlops_assets.assets.kinds import Kind, file_kinds
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_files, log_prefix
 from mlops_assets.naming import StorePrefix, store_key
@@ -23,6 +24,7 @@ def build_external_assets(pipeline: PipelineContext) -> list[dg.AssetSpec]:
             description="Every request the endpoint scored, with its id, inputs as served and answer "
             f"(parquet under {log_prefix(spec.name)}/ in the artifact store).",
             group_name=spec.name,
+            kinds={Kind.parquet},
         )
     ]
     if spec.source.labels is not None:
@@ -31,6 +33,7 @@ def build_external_assets(pipeline: PipelineContext) -> list[dg.AssetSpec]:
                 keys["labels"],
                 description=f"Label batches as they land in {spec.source.labels.path}.",
                 group_name=spec.name,
+                kinds=file_kinds(spec.source.labels.path),
             )
         )
     return specs
@@ -44,6 +47,7 @@ def build_feedback(pipeline: PipelineContext) -> dg.AssetsDefinition:
         description="Logged requests joined with their labels by id: labelled production rows that train and "
         "judge the next version. Rejected labels are quarantined with the reason.",
         deps=[keys["inference_log"], keys["labels"]],
+        kinds={Kind.pandas, Kind.parquet},
         check_specs=[
             dg.AssetCheckSpec(
                 "labels_accounted_for",

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.monitoring.portfolio import Check, gather, shown_checks
 from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
@@ -29,6 +30,7 @@ def build_portfolio(specs: Sequence[PipelineSpec]) -> dg.AssetsDefinition:
     @dg.asset(
         key=PORTFOLIO_KEY,
         group_name=PORTFOLIO,
+        kinds={Kind.python},
         description=f"Every model at a glance ({names}): champion and its age, last training and its trigger, gate, "
         "drift, realised and estimated performance, SLOs, pending approvals, endpoint up or down.",
     )

@@ -11,6 +11,7 @@ import json
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
+from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import sources_key
 from mlops_assets.naming import StorePrefix, store_key
@@ -21,7 +22,10 @@ def build_raw_data(pipeline: PipelineContext) -> dg.AssetsDefinition:
     spec, base_dir = pipeline.spec, pipeline.base_dir
 
     @dg.asset(
-        key=pipeline.keys["raw_data"], description=f"Immutable snapshot of {spec.source.path}.", **pipeline.common
+        key=pipeline.keys["raw_data"],
+        description=f"Immutable snapshot of {spec.source.path}.",
+        kinds={Kind.pandas, Kind.parquet},
+        **pipeline.common,
     )
     @signature_once
     def raw_data(context: dg.AssetExecutionContext, store: ArtifactStore):

@@ -13,6 +13,8 @@ import json
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
+from mlops_assets.assets.display import shown
+from mlops_assets.assets.kinds import Kind, model_kind
 from mlops_assets.contracts import ArtifactStore, ModelRegistry, Trainer
 from mlops_assets.model.provenance import code_version
 from mlops_assets.naming import CHALLENGER, RETRAIN_TAG, TRIGGER_TAG, StorePrefix, TrailEvent, store_key
@@ -30,6 +32,7 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
         description=f"{spec.model.estimator or 'torch MLP'} trained and registered in MLflow as `{CHALLENGER}`. "
         "An automatic retraining whose training set is a registered version's is not run: it could only copy it.",
         output_required=False,
+        kinds={model_kind(spec), Kind.mlflow},
         **pipeline.common,
     )
     @signature_once
@@ -91,15 +94,19 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
         yield dg.Output(
             TrainedModel(spec.name, result["version"], result["run_id"], validated_features, trigger),
             metadata={
-                "model_version": result["version"],
-                "mlflow_run_id": result["run_id"],
-                "device": result["device"],
-                "training_seconds": result["seconds"],
-                "training_rows": result["rows"],
-                "weighted": result["weighted"],
-                "params": dg.MetadataValue.json(result["params"]),
-                **{k: float(v) for k, v in result["train_metrics"].items()},
-                **tags,
+                **shown(
+                    {
+                        "model_version": result["version"],
+                        "mlflow_run_id": result["run_id"],
+                        "device": result["device"],
+                        "training_seconds": result["seconds"],
+                        "training_rows": result["rows"],
+                        "weighted": result["weighted"],
+                        **{k: float(v) for k, v in result["train_metrics"].items()},
+                        **tags,
+                    }
+                ),
+                "params": dg.MetadataValue.json(result["params"]),  # settings as given: not rounded
             },
         )
 

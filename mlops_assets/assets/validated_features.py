@@ -8,6 +8,8 @@ and a retraining that answers a drift without labels adds importance weights (``
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
+from mlops_assets.assets.display import setting, shown
+from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.naming import ADAPTATION_TAG
 from mlops_assets.records import FeedbackSet, RawSnapshot
@@ -23,6 +25,7 @@ def build_validated_features(pipeline: PipelineContext) -> dg.AssetsDefinition:
         "the fixed holdout and the recent holdout; failing rows quarantined; weights from the training window and, "
         "for a drift without labels, importance weights.",
         ins={"raw_data": dg.AssetIn(pipeline.keys["raw_data"]), **feedback_in},
+        kinds={Kind.pandera, Kind.parquet},
         check_specs=[
             dg.AssetCheckSpec("rows_accounted_for", asset=key, description="rows in = rows kept + rows quarantined"),
             dg.AssetCheckSpec(
@@ -46,15 +49,17 @@ def build_validated_features(pipeline: PipelineContext) -> dg.AssetsDefinition:
         yield dg.Output(
             written.features,
             data_version=dg.DataVersion(written.features.version),
-            metadata={
-                "rows_in": written.rows_in,
-                "rows_kept": written.rows_kept,
-                "rows_quarantined": written.rows_quarantined,
-                **written.metadata,
-                "quarantine": dg.MetadataValue.path(store.uri(written.quarantine_key))
-                if written.quarantine_key
-                else "none",
-            },
+            metadata=shown(
+                {
+                    "rows_in": written.rows_in,
+                    "rows_kept": written.rows_kept,
+                    "rows_quarantined": written.rows_quarantined,
+                    **written.metadata,
+                    "quarantine": dg.MetadataValue.path(store.uri(written.quarantine_key))
+                    if written.quarantine_key
+                    else "none",
+                }
+            ),
         )
         yield dg.AssetCheckResult(
             check_name="rows_accounted_for",
@@ -68,7 +73,7 @@ def build_validated_features(pipeline: PipelineContext) -> dg.AssetsDefinition:
         yield dg.AssetCheckResult(
             check_name="quarantine_share",
             passed=share <= spec.schema_.max_quarantine_share,
-            metadata={"share": share, "threshold": spec.schema_.max_quarantine_share},
+            metadata=shown({"share": share, "threshold": setting(spec.schema_.max_quarantine_share)}),
         )
 
     return validated_features

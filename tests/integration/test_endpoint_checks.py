@@ -72,16 +72,16 @@ def test_a_missed_slo_fails_its_check_alerts_and_rolls_back_and_the_skew_check_p
     latency = check(checks.result, "breast_cancer", "deployed_endpoint", "latency_slo")
     assert not latency.passed and latency.severity == dg.AssetCheckSeverity.ERROR
     seen = values(latency)
-    assert seen["observed"] > seen["threshold"] == 0.001 and seen["requests"] == REQUESTS
+    assert seen["observed"] > float(seen["threshold"]) == 0.001 and seen["requests"] == REQUESTS
     assert (seen["model_version"], seen["rollback_to"]) == ("2", "1")
     errors = values(check(checks.result, "breast_cancer", "deployed_endpoint", "error_rate_slo"))
-    assert errors["observed"] == 0 and errors["threshold"] == 0.5
+    assert errors["observed"] == 0 and errors["threshold"] == "0.5"
 
     skew = check(checks.result, "breast_cancer", "deployed_endpoint", "skew")
     assert skew.passed, values(skew)["mismatches"]
     compared = values(skew)
     assert compared["rows_compared"] == REQUESTS // SAMPLE_EVERY and compared["rows_by_version"] == {"2": 15}
-    assert compared["largest_difference"] <= compared["tolerance"]
+    assert compared["largest_difference"] <= float(compared["tolerance"])
 
     ((_, alert),) = receiver.received
     assert alert["event"] == "slo_failed" and "p99 scoring latency" in alert["message"]

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from dagster import AssetKey
+from dagster import AssetKey, FloatMetadataValue, JsonMetadataValue
 from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
@@ -58,6 +59,31 @@ def edit_spec(project, name, edit):
     path.write_text(yaml.safe_dump(raw))
 
 
+def shown_with_more_digits(result) -> list[str]:
+    """The metadata entries of a run's materializations and check evaluations that show a float with more
+    than four significant digits, alone or inside JSON."""
+
+    def long(value) -> bool:
+        if isinstance(value, float):
+            return math.isfinite(value) and float(f"{value:.4g}") != value
+        if isinstance(value, dict):
+            return any(long(v) for v in value.values())
+        return isinstance(value, list) and any(long(v) for v in value)
+
+    found = []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            entries = event.event_specific_data.materialization.metadata
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            entries = event.event_specific_data.metadata
+        else:
+            continue
+        for name, value in entries.items():
+            if isinstance(value, FloatMetadataValue | JsonMetadataValue) and long(value.value):
+                found.append(name)
+    return found
+
+
 def wait_for_log_rows(project, name, rows):
     folder = project.layout.data / name / "inference_log"
     deadline = time.monotonic() + 30
@@ -95,6 +121,10 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
 
     evaluation = metadata(result, "breast_cancer", "evaluation_report")
     assert evaluation["plots"].count("data:image/png;base64,") == 2
+    # Metrics are shown to four significant digits (the registry keeps every one); thresholds are text.
+    assert 0.95 < evaluation["holdout_roc_auc"] == float(f"{run.data.metrics['holdout_roc_auc']:.4g}")
+    assert shown_with_more_digits(result) == []
+    assert check(result, "breast_cancer", "evaluation_report", "gate").metadata["threshold_roc_auc"].value == "0.95"
     assert "Gate: passed" in evaluation["model_card"]
     artifacts = {a.path for a in client(project).list_artifacts(version.run_id, "evaluation")}
     assert artifacts == {
@@ -144,8 +174,26 @@ def test_whole_lifecycle_from_raw_data_to_drift(project):
     report = metadata(drifted, "breast_cancer", "drift_report")
     assert report["status"] == "drifted"
     assert report["drifted_features"] == ["mean_radius", "mean_texture", "prediction"]
-    assert not check(drifted, "breast_cancer", "drift_report", "no_drift").passed
+    no_drift = check(drifted, "breast_cancer", "drift_report", "no_drift")
+    assert not no_drift.passed
     assert "drift in mean_radius, mean_texture" in report["report"]
+    # What the check plots run after run is measured; its thresholds are text.
+    assert no_drift.metadata["drifted_share"].value == float(f"{3 / (len(spec.input_columns) + 1):.4g}")
+    measured = {name: value.value for name, value in no_drift.metadata.items() if name.startswith("max_")}
+    assert measured["max_js"] > 0.1 and max(measured["max_psi"], measured["max_wasserstein"]) > 0.2
+    assert no_drift.metadata["thresholds"].value == "psi 0.2, wasserstein 0.2, js 0.1"
+    assert shown_with_more_digits(drifted) == []
+    # A plot per drifted feature, reference against window: inline in the metadata, and stored beside the report.
+    assert [line.split("](")[0] for line in report["drift_plots"].split("\n\n")] == [
+        "![mean_radius",
+        "![mean_texture",
+        "![prediction",
+    ]
+    folder = Path(report["plots"])
+    plots = sorted(folder.iterdir())
+    assert [p.name for p in plots] == ["1-mean_radius.png", "2-mean_texture.png", "3-prediction.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") for p in plots)
+    assert Path(f"{folder}.md").read_text().endswith(f"![prediction]({folder.name}/3-prediction.png)")
 
 
 def test_an_unchanged_source_makes_no_new_snapshot(project):
@@ -183,7 +231,7 @@ def test_too_many_bad_rows_block_training(project):
     data.write_text("\n".join(lines) + "\n")
     result = project.materialize("breast_cancer", "raw_data", "feedback", "validated_features", "trained_model")
     share = check(result, "breast_cancer", "validated_features", "quarantine_share")
-    assert not share.passed and share.metadata["share"].value == 40 / 569
+    assert not share.passed and share.metadata["share"].value == 0.0703  # 40 / 569, as shown
     assert not result.asset_materializations_for_node("breast_cancer__trained_model")
 
 

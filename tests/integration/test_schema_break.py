@@ -104,7 +104,7 @@ def test_an_unseen_category_fails_the_schema_break_check_alerts_and_shows_in_the
     failed = schema_break(driver)
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
     seen = values(failed)
-    assert (seen["observed"], seen["threshold"], seen["requests"], seen["rejected"]) == (0.5, 0.01, 60, 30)
+    assert (seen["observed"], seen["threshold"], seen["requests"], seen["rejected"]) == (0.5, "0.01", 60, 30)
     assert seen["rejections"] == [{"column": "sex", "rule": ISIN, "requests": 30, "example": "'3'"}]
     named = f"sex: {ISIN} got '3': 30 of 60 requests"
     assert named in seen["verdict"] and "above monitoring.max_rejected_share 1.00%" in seen["verdict"]
