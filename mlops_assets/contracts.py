@@ -115,6 +115,11 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
     @abstractmethod
     def log_artifacts(self, run_id: str, files: dict[str, bytes], folder: str) -> None: ...
 
+    @abstractmethod
+    def describe(self, name: str, version: str, card: str) -> None:
+        """Make the model card (Markdown) the version's description, where MLflow's UI and clients show it; a card
+        longer than the registry keeps is cut at a line (``registry.fitted_description``)."""
+
 
 class Trainer(dg.ConfigurableResource, ABC):
     """Runs ``mlops_assets.model.training`` somewhere (a local subprocess, a GPU pod) through Dagster Pipes."""

@@ -96,6 +96,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         prefix = store_key(spec.name, StorePrefix.evaluation_reports, f"v{trained_model.version}")
         files = {**plots, "model_card.md": card.encode(), "model_card.html": page.encode()}
         store_evaluation(spec, store, registry, trained_model, files, holdout)
+        registry.describe(spec.name, trained_model.version, card)  # where MLflow's users look for it
         registry.record(
             spec.name,
             trained_model.version,

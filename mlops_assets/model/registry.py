@@ -24,6 +24,31 @@ if TYPE_CHECKING:
 
     from mlops_assets.model.pipeline_model import PipelineModel
 
+# MLflow's SQL stores keep a description in a VARCHAR(5000) column: PostgreSQL and MySQL refuse a longer one (SQLite
+# does not check), so a model card is cut to fit before it is stored.
+DESCRIPTION_LIMIT = 5000
+
+
+def fitted_description(card: str, limit: int = DESCRIPTION_LIMIT) -> str:
+    """A model card as a version's description: whole when it fits in ``limit`` characters; else the lines of it
+    that fit, and a line saying where the whole card is."""
+    if len(card) <= limit:
+        return card
+    note = f"\n\n*Cut to fit the registry: the whole card is among the `{EVALUATION_FOLDER}` artifacts of the run.*\n"
+    room = limit - len(note)
+    cut = card.rfind("\n", 0, room + 1)
+    return card[: cut if cut > 0 else room].rstrip() + note
+
+
+def model_description(spec) -> str:
+    """What the registered model is, for MLflow's UI: the spec's own description and what its versions are."""
+    about = f"{spec.description}\n\n" if spec.description else ""
+    return (
+        f"{about}The `{spec.name}` pipeline's model ({spec.task}, target `{spec.target}`), registered by mlops-assets. "
+        f"Each version's description is its model card; alias `{CHAMPION}` is the version serving, `{CHALLENGER}` "
+        "the newest trained one."
+    )
+
 
 class MlflowRegistryClient:
     """A pipeline's model versions and runs in the MLflow store at ``uri``; ``artifact_root`` is where new
@@ -138,6 +163,8 @@ class MlflowRegistryClient:
             info = log_pipeline_model(model, spec, example)
         version = str(info.registered_model_version)
         client = self._client()
+        if not client.get_registered_model(spec.name).description:  # the first version's; a person may edit it
+            client.update_registered_model(spec.name, description=model_description(spec))
         for key, value in {**version_tags, "run_id": started.info.run_id}.items():
             client.set_model_version_tag(spec.name, version, key, value)
         client.set_registered_model_alias(spec.name, CHALLENGER, version)
@@ -181,6 +208,9 @@ class MlflowRegistryClient:
         run_id = client.get_model_version(name, version).run_id
         for key, value in run_metrics.items():
             client.log_metric(run_id, key, value)
+
+    def describe(self, name: str, version: str, card: str) -> None:
+        self._client().update_model_version(name, version, description=fitted_description(card))
 
     def log_artifacts(self, run_id: str, files: dict[str, bytes], folder: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -55,3 +55,6 @@ class MlflowRegistry(ModelRegistry):
 
     def log_artifacts(self, run_id: str, files: dict[str, bytes], folder: str) -> None:
         self._mlflow.log_artifacts(run_id, files, folder)
+
+    def describe(self, name: str, version: str, card: str) -> None:
+        self._mlflow.describe(name, version, card)

@@ -20,6 +20,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, RegisteredModel, Trainer
+from mlops_assets.model.registry import fitted_description
 from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.rollout.routing import ArmStats, Rollout, rollout_from_json
 
@@ -84,7 +85,7 @@ class MemoryModelRegistry(ModelRegistry):
     tags them (``approved_by``, ``deployed_at``, ``previous_champion``, ``rolled_back_by``/``_at``).
 
     Arrange with ``register`` (a finished training run and its version) and ``start_run`` (a training run
-    still running); inspect with ``get``, ``by_alias``, ``metrics``, ``run_status`` and ``artifacts``.
+    still running); inspect with ``get``, ``by_alias``, ``metrics``, ``run_status``, ``artifacts`` and ``description``.
     """
 
     _versions: dict[tuple[str, str], dict[str, Any]] = PrivateAttr(default_factory=dict)
@@ -124,6 +125,10 @@ class MemoryModelRegistry(ModelRegistry):
     def artifacts(self, run_id: str) -> dict[str, bytes]:
         """The files logged to a run, by ``<folder>/<name>``."""
         return dict(self._artifacts.get(run_id, {}))
+
+    def description(self, name: str, version: str) -> str | None:
+        """The version's description, as ``describe`` left it (``None`` before)."""
+        return self._version(name, version).get("description")
 
     # the contract
 
@@ -201,6 +206,10 @@ class MemoryModelRegistry(ModelRegistry):
         if run_id not in self._runs:
             raise LookupError(f"no run {run_id}")
         self._artifacts.setdefault(run_id, {}).update({f"{folder}/{n}": bytes(b) for n, b in files.items()})
+
+    def describe(self, name: str, version: str, card: str) -> None:
+        """Make the model card the version's description, cut to fit as the MLflow registry's is."""
+        self._version(name, version)["description"] = fitted_description(card)
 
     def _version(self, name: str, version: str) -> dict[str, Any]:
         if (name, version) not in self._versions:
