@@ -19,7 +19,9 @@ MATERIALIZE := $(BIN)/dg launch -f definitions.py \
 
 # The environment is the lock, installed by uv without resolving anything: requirements.lock pins every package
 # (the CPU build of torch included, which pip's configuration on this kind of machine finds in TORCH_WHEELS).
-# `make lock` refreshes it after pyproject.toml changes.
+# `make lock` refreshes it after pyproject.toml changes. The packages are compiled to bytecode at install: uv does
+# not by default, and where PYTHONDONTWRITEBYTECODE is set (as on these machines) every process would otherwise
+# compile dagster, mlflow and scikit-learn from source on each import.
 UV := $(BIN)/uv
 UV_VERSION := 0.13.8
 TORCH_WHEELS ?= /opt/wheels
@@ -30,7 +32,7 @@ $(UV):
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: pyproject.toml requirements.lock | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python --find-links $(TORCH_WHEELS) --no-deps \
+	$(UV) pip install --quiet --python $(BIN)/python --find-links $(TORCH_WHEELS) --no-deps --compile-bytecode \
 		-r requirements.lock -e .
 	$(UV) pip check --quiet --python $(BIN)/python
 	touch $@

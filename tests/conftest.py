@@ -58,12 +58,25 @@ def s3_bucket(s3_server: str) -> str:
     return f"s3://{name}"
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """An empty MLflow database as MLflow's own migrations leave it, made once a session: creating one costs
+    seconds of schema migrations, which every test's private store would otherwise pay again."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("mlflow_template")
+    SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts"))
+    return (folder / "mlflow.db").read_bytes()
+
+
 @pytest.fixture
-def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """An empty embedded default; endpoints started under it are stopped afterwards."""
+def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_mlflow_db: bytes):
+    """An empty embedded default, its MLflow database migrated; endpoints started under it are stopped
+    afterwards."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     layout = LocalLayout.from_env().ensure()
+    layout.mlflow_db.write_bytes(empty_mlflow_db)  # the file ensure() made private keeps its mode
     yield layout
     for state in layout.endpoints.glob("*.json"):
         stop(layout.endpoints, state.stem)
