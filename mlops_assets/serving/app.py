@@ -5,10 +5,9 @@ model version and the code path serving it, and ``POST /admin/reload`` loads the
 that it predicts, and swaps it in. The swap replaces one reference (``ServingState``): a request holds the
 model and rollout it started with until it ends.
 
-Each row is checked against the spec's column rules (row_checks.py): ``on_invalid="reject"`` answers 400
-naming the row, column and rule; ``"flag"`` scores the row (a value of the wrong type as a missing one) and
-marks it in the log's ``invalid`` column.
-Columns the model does not take are ignored, as MLflow ignores them, and counted in ``/admin/status``.
+This module is the transport: routes, tokens, bodies read within their deadlines, answers, the lifespan, and
+the logging scheduled after each answer. What one scoring request means (its body parsed, its rows checked
+against the schema, its arm chosen, its rows scored and counted) is invocations.py's, tested without a socket.
 A request's head must arrive within ``head_timeout_s`` and its body within ``body_timeout_s`` (deadlines.py):
 a slow client is answered 408 and disconnected. Such a request, or one whose client went away mid-body, is the
 client's: counted apart (``Telemetry.incomplete``), never as a scoring request the endpoint served, and scoring
@@ -17,12 +16,10 @@ latency runs from the moment the body is whole, so that slow clients cannot fail
 route and status (the 408s and 400s the server gives before the app sees a request included), scoring
 latency, rows scored per version and arm, and the logs' queues and losses. It needs the scoring token where
 scoring does, never the admin token: a scraper must not be able to reload.
-For one scoring request in ``skew_sample_every`` the inference log keeps the features the served model
-computed (inference_log.py, ``FEATURES``), for the training/serving skew check.
 
 The app is a plain ASGI callable with a handful of routes rather than a Starlette app: for a single row the
-framework's request, routing and response objects cost 50-70 µs of server CPU per request, 12-18% of the
-whole (bench/RESULTS.md, "Serving").
+framework's request, routing and response objects cost a share of the server's CPU per request that the
+endpoint's sub-millisecond latency cannot spare (bench/RESULTS.md, "Serving", what each choice bought).
 """
 
 from __future__ import annotations
@@ -31,31 +28,27 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
-import numpy as np
 import orjson
 from threadpoolctl import threadpool_limits
 
 from mlops_assets import __version__
-from mlops_assets.errors import PayloadError
-from mlops_assets.model.pipeline_model import Prediction
-from mlops_assets.naming import CHALLENGER, CHAMPION
-from mlops_assets.rollout.routing import ArmStats, choose_arm, rollout_from_json
+from mlops_assets.naming import CHALLENGER
+from mlops_assets.rollout.routing import rollout_from_json
 from mlops_assets.serving.body import BODY_WHOLE, BodyReader, IncompleteBody
 from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
-from mlops_assets.serving.inference_log import InferenceLogWriter, OneIn
-from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader, VersionLoader
-from mlops_assets.serving.payload import coerce_columns, parse_payload
-from mlops_assets.serving.row_checks import ColumnRules, RowChecks, RowReport, SchemaRejection, rejection_causes
-from mlops_assets.serving.state import RequestCounts, ServingState
+from mlops_assets.serving.inference_log import InferenceLogWriter
+from mlops_assets.serving.invocations import Invocation, Invocations, kept_score
+from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader
+from mlops_assets.serving.payload import coerce_columns
+from mlops_assets.serving.settings import EndpointSettings
+from mlops_assets.serving.state import ServingState
 from mlops_assets.serving.telemetry import CONTENT_TYPE, Telemetry
 
 log = logging.getLogger(__name__)
-
-ON_INVALID = ("reject", "flag")  # what a row that breaks the schema gets (the spec's deployment.on_invalid)
-REPORTED_VIOLATIONS = 5  # named in a 400; the rest are counted
 
 
 def create_app(
@@ -63,94 +56,20 @@ def create_app(
     input_dtypes: dict[str, str],
     loader: ModelLoader,
     inference_log: InferenceLogWriter | None = None,
-    *,
-    admin_token: str | None = None,
-    scoring_token: str | None = None,
-    max_body_bytes: int = 16 * 1024 * 1024,
-    id_column: str | None = None,
-    version_loader: VersionLoader | None = None,
-    shadow_log: InferenceLogWriter | None = None,
-    schema: Mapping[str, ColumnRules] | None = None,
-    on_invalid: str = "reject",
-    head_timeout_s: float = 10.0,
-    body_timeout_s: float = 30.0,
-    telemetry_interval_s: float = 60.0,
-    skew_sample_every: int | None = None,
+    **options: Any,
 ) -> ScoringApp:
-    """``input_dtypes`` maps each required input column to its spec dtype (``float``/``int``/``str``...).
-
-    A request may carry ``id_column`` (optional, not a feature): it is logged, so labels that arrive later
-    can be joined to the predictions. A body over ``max_body_bytes`` gets a 413 without being read whole.
-    ``version_loader`` loads a given version: it enables canary, shadow and ab rollouts (``/admin/rollout``);
-    a shadow model's answers go to ``shadow_log``. Admin routes need ``admin_token`` as a bearer token when
-    it is set, scoring routes need ``scoring_token`` when that is set.
-
-    ``schema`` holds the rules of the input columns and the id (``row_checks.column_rules(spec.schema_.columns)``;
-    a column without rules is checked for its dtype only, and may be null); ``on_invalid`` is ``reject`` or
-    ``flag``. A request's head must arrive within ``head_timeout_s`` (``run`` applies it), its body within
-    ``body_timeout_s`` of the head. Every ``telemetry_interval_s`` (and at shutdown) a telemetry snapshot is
-    written beside the inference log (``0``: never). The inference log keeps the features of the first
-    scoring request and one in ``skew_sample_every`` after it (``spec.monitoring.skew.sample_every``; ``None``:
-    of none).
-    """
-    if on_invalid not in ON_INVALID:
-        raise ValueError(f"on_invalid must be one of {list(ON_INVALID)}; got {on_invalid!r}")
-    return ScoringApp(
-        name,
-        input_dtypes,
-        loader,
-        inference_log,
-        admin_token=admin_token,
-        scoring_token=scoring_token,
-        max_body_bytes=max_body_bytes,
-        id_column=id_column,
-        version_loader=version_loader,
-        shadow_log=shadow_log,
-        schema=schema or {},
-        on_invalid=on_invalid,
-        head_timeout_s=head_timeout_s,
-        body_timeout_s=body_timeout_s,
-        telemetry_interval_s=telemetry_interval_s,
-        skew_sample_every=skew_sample_every,
-    )
+    """``ScoringApp(EndpointSettings(name, input_dtypes, loader, inference_log, **options))``: the endpoint in
+    one call, ``options`` being the settings' keyword fields (settings.py describes each)."""
+    return ScoringApp(EndpointSettings(name, input_dtypes, loader, inference_log, **options))
 
 
 class ScoringApp:
-    """The ASGI app ``create_app`` returns; ``current`` is the model being served (``None`` before startup)."""
+    """The ASGI app of one endpoint; ``current`` is the model being served (``None`` before startup)."""
 
-    def __init__(
-        self,
-        name: str,
-        input_dtypes: dict[str, str],
-        loader: ModelLoader,
-        inference_log: InferenceLogWriter | None,
-        *,
-        admin_token: str | None,
-        scoring_token: str | None,
-        max_body_bytes: int,
-        id_column: str | None,
-        version_loader: VersionLoader | None,
-        shadow_log: InferenceLogWriter | None,
-        schema: Mapping[str, ColumnRules],
-        on_invalid: str,
-        head_timeout_s: float,
-        body_timeout_s: float,
-        telemetry_interval_s: float = 60.0,
-        skew_sample_every: int | None = None,
-    ):
-        self.name, self.input_dtypes, self.loader = name, input_dtypes, loader
-        checked = {**input_dtypes, **({id_column: "str"} if id_column else {})}
-        self.checks = RowChecks(checked, schema, optional=[id_column] if id_column else [])
-        self.on_invalid = on_invalid
-        self.known_columns = frozenset(checked)  # any other column a request sends is ignored, and counted
-        self.head_timeout_s = head_timeout_s  # run() gives it to the server: the app never sees a head
-        self.bodies = BodyReader(max_body_bytes, body_timeout_s)
-        self.version_loader = version_loader
+    def __init__(self, settings: EndpointSettings):
+        self.settings = settings
+        self.bodies = BodyReader(settings.max_body_bytes, settings.body_timeout_s)
         self.state = ServingState()  # replaced whole, never changed in place
-        self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
-        self.inference_log, self.shadow_log, self.id_column = inference_log, shadow_log, id_column
-        self.skew_sample = OneIn(skew_sample_every)  # the scoring requests whose features are logged
-        self.admin_token, self.scoring_token = admin_token, scoring_token
         self._routes = {
             "/invocations": ("POST", self._invocations),
             "/ping": ("GET", self._ping),
@@ -163,7 +82,11 @@ class ScoringApp:
             "/metrics": ("GET", self._metrics),
         }
         self.telemetry = Telemetry(self._routes, self._telemetry_sources)
-        self.telemetry_interval_s = telemetry_interval_s
+        self.invocations = Invocations(settings, self.telemetry)
+        # read on every scoring request: bound once here rather than looked up through the settings each time
+        self.scoring_token = settings.scoring_token
+        self.inference_log = settings.inference_log
+        self.shadow_log = settings.shadow_log
         self._snapshots: asyncio.Task | None = None
 
     @property
@@ -213,101 +136,46 @@ class ScoringApp:
     async def _invocations(self, scope: dict, receive: Callable, send: Callable) -> None:
         self._authorize_scoring(scope)
         state = self.state  # one view of what is served, whatever reload or rollout comes next
-        current = state.current
-        if current is None:
+        if state.current is None:
             raise HttpError(503, "no model is loaded yet")
         body = await self.bodies.read(scope, receive)
-        try:
-            parsed, columns, n_rows, report = self._parse(scope, body)
-        except PayloadError as exc:
-            self.requests.rejected += 1
-            self.requests.last_rejection = str(exc)[:300]
-            self.telemetry.rejected(rejection_causes(exc))  # by column and rule, for the schema_break check
-            raise HttpError(400, str(exc)) from None
-        self.requests.accepted += 1
-        invalid = None
-        if report is not None:
-            self.requests.invalid_rows += report.invalid_rows
-            invalid = report.reasons
-        rollout, challenger, arms = state.rollout, state.challenger, state.arms
-        if not parsed.keys() <= self.known_columns:
-            self.requests.ignored(parsed.keys() - self.known_columns - {rollout.sticky_key if rollout else None})
-        arm = CHAMPION
-        if rollout is not None and challenger is not None:
-            key = parsed.get(rollout.sticky_key or "", [None])[0] if n_rows == 1 else None
-            arm = choose_arm(rollout, None if key is None else str(key))
-            current = challenger if arm == CHALLENGER else current
-        stats = arms[arm]
-        stats.requests += 1
-        stats.rows += n_rows
-        try:
-            prediction = current.predict(columns, n_rows)
-        except Exception as exc:
-            stats.errors += 1
-            log.exception("model version %s failed to predict", current.version)
-            raise HttpError(500, f"model version {current.version} failed to predict: {exc}") from None
-        self.telemetry.scored(current.version, arm, n_rows)
-        features = prediction.features if self.skew_sample.take() else None
-        labels = prediction.labels.tolist()
-        answer = orjson.dumps({"predictions": labels}, option=orjson.OPT_SERIALIZE_NUMPY)
-        await respond(send, 200, answer, [(b"x-model-version", current.version.encode())])
-        try:  # after the response: no request waits on the log, and no failure here reaches a client
-            if self.inference_log is not None:
-                score = kept_score(prediction)
-                self.inference_log.append(columns, n_rows, current.version, labels, score, None, invalid, features)
-            if rollout is not None and rollout.mode == "shadow" and challenger is not None:
-                self._shadow(challenger, arms[CHALLENGER], columns, n_rows, prediction.labels, invalid)
-        except Exception:
-            log.exception("could not log a request scored by version %s", current.version)
-
-    def _parse(self, scope: dict, body: bytes) -> tuple[dict, dict, int, RowReport | None]:
-        """The request's columns as sent, typed for the model (with the row id), the row count, and the rows
-        that break the schema (``None``: none do); raise ``PayloadError`` for a request that cannot be scored."""
-        parsed = parse_payload(body, header(scope, b"content-type"))
-        columns, n_rows, numeric, type_violations = coerce_columns(parsed, self.input_dtypes)
-        if self.id_column is not None:
-            ids = parsed.get(self.id_column)
-            columns[self.id_column] = [None] * n_rows if ids is None else [None if v is None else str(v) for v in ids]
-        flag = self.on_invalid == "flag"
-        limit = None if flag else REPORTED_VIOLATIONS + 1
-        report = self.checks.check(columns, numeric, n_rows, type_violations, limit)
-        if report is not None and not flag:
-            named = "; ".join(str(v) for v in report.violations[:REPORTED_VIOLATIONS])
-            more = "; ..." if len(report.violations) > REPORTED_VIOLATIONS else ""
-            raise SchemaRejection(
-                f"{report.invalid_rows} of {n_rows} row(s) break the schema: {named}{more} "
-                "(deployment.on_invalid: reject)",
-                report.causes(),
-            )
-        return parsed, columns, n_rows, report
-
-    def _shadow(
-        self,
-        challenger: LoadedModel,
-        stats: ArmStats,
-        columns: dict,
-        n_rows: int,
-        answered: np.ndarray,
-        invalid: list[str | None] | None,
-    ) -> None:
-        """Score a copy with the challenger after the response went out; log and count, never return, its
-        answers. Regression answers count as different beyond floating-point noise."""
-        stats.requests += 1
-        stats.rows += n_rows
-        try:
-            shadow = challenger.predict(columns, n_rows)
-        except Exception:
-            stats.errors += 1
-            log.exception("shadow model version %s failed to predict", challenger.version)
+        scored = self.invocations.score(body, header(scope, b"content-type"), state)
+        if scored.error is not None:
+            await respond_error(send, scored.status, scored.error)
             return
-        self.telemetry.scored(challenger.version, "shadow", n_rows)
-        differs = ~np.isclose(shadow.labels, answered) if answered.dtype.kind == "f" else shadow.labels != answered
-        stats.disagreements += int(np.sum(differs))
-        if self.shadow_log is not None:
-            labels = shadow.labels.tolist()
-            self.shadow_log.append(
-                columns, n_rows, challenger.version, labels, kept_score(shadow), answered.tolist(), invalid
+        await respond(send, 200, scored.body, [(b"x-model-version", scored.version.encode())])
+        try:  # after the response: no request waits on the log, and no failure here reaches a client
+            self._log(scored, state)
+        except Exception:
+            log.exception("could not log a request scored by version %s", scored.version)
+
+    def _log(self, scored: Invocation, state: ServingState) -> None:
+        """Queue a scored request for the inference log, and score a shadow rollout's copy for the shadow log."""
+        if self.inference_log is not None:
+            score = kept_score(scored.prediction)
+            self.inference_log.append(
+                scored.columns,
+                scored.n_rows,
+                scored.version,
+                scored.labels,
+                score,
+                None,
+                scored.invalid,
+                scored.features,
             )
+        if scored.shadow is not None:
+            shadow = self.invocations.shadow(scored, state.arms[CHALLENGER])
+            if shadow is not None and self.shadow_log is not None:
+                answered = scored.prediction.labels.tolist()
+                self.shadow_log.append(
+                    scored.columns,
+                    scored.n_rows,
+                    scored.shadow.version,
+                    shadow.labels.tolist(),
+                    kept_score(shadow),
+                    answered,
+                    scored.invalid,
+                )
 
     async def _ping(self, scope: dict, receive: Callable, send: Callable) -> None:
         await respond(send, 200 if self.current else 503, b"", content_type=None)
@@ -316,7 +184,7 @@ class ScoringApp:
         self._authorize_scoring(scope)
         current = self.current
         document = {
-            "name": self.name,
+            "name": self.settings.name,
             "model_version": current.version if current else None,
             "path": current.path if current else None,
             "fast_path_check": current.fast_path_check if current else None,
@@ -326,7 +194,7 @@ class ScoringApp:
         await respond(send, 200, orjson.dumps(document))
 
     def _authorize(self, scope: dict) -> None:
-        authorize(scope, self.admin_token, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
+        authorize(scope, self.settings.admin_token, "admin routes need 'Authorization: Bearer <MLOPS_ADMIN_TOKEN>'")
 
     def _authorize_scoring(self, scope: dict) -> None:
         message = "/invocations and /version need 'Authorization: Bearer <scoring token>' (so does /metrics)"
@@ -342,9 +210,9 @@ class ScoringApp:
         rollout, current, challenger = state.rollout, state.current, state.challenger
         writers = (("inference", self.inference_log), ("shadow", self.shadow_log))
         return {
-            "invalid_rows": self.requests.invalid_rows,
+            "invalid_rows": self.invocations.requests.invalid_rows,
             "served": {
-                "pipeline": self.name,
+                "pipeline": self.settings.name,
                 "model_version": current.version if current else None,
                 "challenger_version": challenger.version if rollout and challenger else None,
                 "rollout": rollout.mode if rollout else None,
@@ -356,7 +224,7 @@ class ScoringApp:
     async def _write_snapshots(self) -> None:
         """A telemetry snapshot beside the inference log every ``telemetry_interval_s``, until cancelled."""
         while True:
-            await asyncio.sleep(self.telemetry_interval_s)
+            await asyncio.sleep(self.settings.telemetry_interval_s)
             snapshot = self.telemetry.snapshot()  # on the loop's thread, which alone adds to the counters
             await asyncio.to_thread(self._write_snapshot, snapshot)
 
@@ -384,14 +252,14 @@ class ScoringApp:
         """Load the challenger version (warmed like any model), then route to it; counters start at zero.
         A body that is not a valid rollout is refused before anything changes."""
         self._authorize(scope)
-        if self.version_loader is None:
+        if self.settings.version_loader is None:
             raise HttpError(400, "this endpoint was started without a version loader: it cannot run rollouts")
         body = await self.bodies.read(scope, receive)
         try:
             rollout = rollout_from_json(orjson.loads(body or b"{}"))
         except ValueError as exc:  # orjson's JSONDecodeError is one
             raise HttpError(400, f"invalid rollout: {exc}") from None
-        version_loader = self.version_loader
+        version_loader = self.settings.version_loader
         try:
             challenger = await self.load(lambda: version_loader(rollout.challenger_version))
         except Exception as exc:
@@ -414,8 +282,8 @@ class ScoringApp:
     def _status_document(self) -> dict:
         return {
             **self.state.document(),
-            "requests": asdict(self.requests),
-            "on_invalid": self.on_invalid,
+            "requests": asdict(self.invocations.requests),
+            "on_invalid": self.settings.on_invalid,
             "log": None if self.inference_log is None else self.inference_log.status(),
             "shadow_log": None if self.shadow_log is None else self.shadow_log.status(),
         }
@@ -431,9 +299,9 @@ class ScoringApp:
         It is scored on the event loop's thread, which scores every request, and OpenMP is limited to that
         one thread (the limit is per calling thread): a second OpenMP thread made no row faster but spun a
         core at 100% between requests, and a team left in an idle executor thread made each later
-        HistGradientBoosting predict 3.5 times slower (bench/RESULTS.md).
+        HistGradientBoosting predict several times slower (bench/RESULTS.md).
         """
-        loader = loader or self.loader
+        loader = loader or self.settings.loader
 
         def load_single_threaded() -> LoadedModel:
             with threadpool_limits(1, user_api="openmp"):  # the fast-path check predicts too: no team here
@@ -441,10 +309,11 @@ class ScoringApp:
 
         loaded = await asyncio.to_thread(load_single_threaded)  # registry and artifact I/O, off the event loop
         threadpool_limits(1, user_api="openmp")
-        missing = sorted(set(loaded.model.input_columns) - set(self.input_dtypes))
+        input_dtypes = self.settings.input_dtypes
+        missing = sorted(set(loaded.model.input_columns) - set(input_dtypes))
         if missing:
             raise RuntimeError(f"model version {loaded.version} needs columns {missing} the endpoint does not take")
-        sample = coerce_columns({name: [None] for name in self.input_dtypes}, self.input_dtypes).columns
+        sample = coerce_columns({name: [None] for name in input_dtypes}, input_dtypes).columns
         try:
             labels = loaded.predict(sample, 1).labels
         except Exception as exc:
@@ -463,7 +332,7 @@ class ScoringApp:
                     log.exception("could not load the model")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                if self.inference_log is not None and self.telemetry_interval_s > 0:
+                if self.inference_log is not None and self.settings.telemetry_interval_s > 0:
                     self._snapshots = asyncio.create_task(self._write_snapshots())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -485,11 +354,3 @@ def _each(writers: list[InferenceLogWriter], step: str) -> None:
             getattr(writer, step)()
         except Exception:
             log.exception("could not %s the log in %s", step, getattr(writer, "directory", writer))
-
-
-def kept_score(prediction: Prediction) -> np.ndarray:
-    """What the log keeps of the probabilities: the positive class's, or the winning class's."""
-    proba = prediction.proba
-    if proba is None:
-        return np.full(len(prediction.labels), np.nan)
-    return proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)

@@ -12,7 +12,8 @@ def bind(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (0: any free port) for ``run``.
 
     Created with ``IPPROTO_TCP`` so that asyncio's own loop (the fallback to uvloop) also sets TCP_NODELAY on
-    the connections it accepts: without it every response waited about 44 ms for the client's delayed ACK.
+    the connections it accepts: without it every response waited for the client's delayed ACK (bench/RESULTS.md,
+    "Serving").
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -29,8 +30,9 @@ def server_config(app: ScoringApp, **settings: Any):
     from mlops_assets.serving.deadlines import with_read_deadlines
 
     telemetry = app.telemetry
+    endpoint = app.settings
     http = with_read_deadlines(
-        app.head_timeout_s, app.bodies.deadlines.seconds, telemetry.request, telemetry.incomplete
+        endpoint.head_timeout_s, endpoint.body_timeout_s, telemetry.request, telemetry.incomplete
     )
     defaults = {"loop": "uvloop", "http": http, "log_level": "warning", "access_log": False}
     return uvicorn.Config(app, **{**defaults, **settings})
