@@ -1,10 +1,12 @@
-"""Effect sizes between two distributions: PSI on bins fixed on the reference, Jensen-Shannon distance.
+"""Effect sizes between two distributions given as shares per bin or category: PSI and Jensen-Shannon distance.
+
+The numeric bins are fixed on the reference (``numeric``), the categories are the reference's (``categorical``).
 
 >>> import numpy as np
->>> rng = np.random.default_rng(0)
->>> ref = rng.normal(size=5000)
->>> round(psi(*binned_shares(ref, rng.normal(size=5000), quantile_edges(ref, 10))), 3) < 0.05
-True
+>>> round(psi(np.array([0.5, 0.5]), np.array([0.4, 0.6])), 4)
+0.0405
+>>> js_distance(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+1.0
 """
 
 from __future__ import annotations
@@ -14,25 +16,6 @@ import math
 import numpy as np
 
 EPSILON = 1e-4  # share given to an empty bin, so PSI stays finite; the usual choice in credit scoring
-
-
-def quantile_edges(reference: np.ndarray, bins: int) -> np.ndarray:
-    """Interior bin edges at the reference's quantiles (duplicates merged, so ties make fewer bins)."""
-    finite = reference[np.isfinite(reference)]
-    if finite.size == 0:
-        return np.array([])
-    return np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
-
-
-def binned_shares(reference: np.ndarray, current: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share of each sample per bin; missing values get a bin of their own (the last)."""
-
-    def shares(values: np.ndarray) -> np.ndarray:
-        missing = ~np.isfinite(values)
-        counts = np.bincount(np.searchsorted(edges, values[~missing], side="right"), minlength=len(edges) + 1)
-        return np.append(counts, missing.sum()) / max(len(values), 1)
-
-    return shares(reference), shares(current)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from mlops_assets.monitoring.drift.divergence import binned_shares, js_distance, psi, quantile_edges
+from mlops_assets.monitoring.drift.divergence import js_distance, psi
+from tests.unit.monitoring.drift.oracles import binned_shares, quantile_edges
 
 
 def test_psi_matches_its_definition():

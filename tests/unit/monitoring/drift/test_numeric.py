@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlops_assets.monitoring.drift.divergence import binned_shares, psi, quantile_edges
+from mlops_assets.monitoring.drift.divergence import psi
 from mlops_assets.monitoring.drift.numeric import EXACT_KS_MAX_ROWS, numeric_drift
+from tests.unit.monitoring.drift.oracles import binned_shares, quantile_edges
 
 
 def _blocks(n_ref: int, n_cur: int) -> tuple[np.ndarray, np.ndarray]:

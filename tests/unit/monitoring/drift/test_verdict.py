@@ -7,8 +7,9 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlops_assets.monitoring.drift.divergence import binned_shares, psi, quantile_edges
+from mlops_assets.monitoring.drift.divergence import psi
 from mlops_assets.monitoring.drift.verdict import DriftConfig, adjust_p_values, compute_drift, missing_shift
+from tests.unit.monitoring.drift.oracles import binned_shares, quantile_edges
 
 CONFIG = DriftConfig()
 
