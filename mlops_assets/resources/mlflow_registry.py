@@ -1,6 +1,6 @@
 """The ``ModelRegistry`` contract on MLflow, as a Dagster resource.
 
-A small ``ConfigurableResource`` (dagster-mlflow's resource is op-era and does not fit assets, field notes)
+A small ``ConfigurableResource`` (dagster-mlflow's is an op-era ``@resource``, not a ConfigurableResource)
 over ``MlflowRegistryClient``, the one module that calls MLflow: the trainer and the endpoint, which run
 outside Dagster, use that client directly, so all three reach MLflow the same way.
 """

@@ -18,7 +18,7 @@ def open_dataset(files: list[str]) -> ds.Dataset:
     """Parquet or CSV files (one format) as one dataset, read lazily.
 
     Parquet is read without pre-buffering: pyarrow's default coalesces the reads of every row group a scan
-    will need, which held the whole 10M-row file in memory (2.9 GB peak against 0.2 GB without).
+    will need, which held the whole file in memory (bench/RESULTS.md, "Batch scoring").
     """
     filesystem = None
     if is_url(files[0]):  # a bucket: read through fsspec, as the artifact store is
@@ -35,7 +35,7 @@ def open_dataset(files: list[str]) -> ds.Dataset:
 
 def read_batches(dataset: ds.Dataset, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Batches of at most ``batch_rows`` rows, read one at a time: pyarrow's defaults (threaded scan, 16
-    batches and 4 files ahead) held about twice the memory at 10M rows for no faster scoring."""
+    batches and 4 files ahead) held more memory for no faster scoring (bench/RESULTS.md, "Batch scoring")."""
     return dataset.to_batches(
         columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1, use_threads=False
     )

@@ -1,12 +1,10 @@
 """The compiled fast path: a fitted ``PipelineModel`` lowered to a few numpy operations per request.
 
 For one row, scikit-learn's arithmetic is small and its per-call overhead is not: input validation and array-API
-dispatch on every call and, for forests, a Python loop with a joblib dispatch over the trees. One row of the breast
-cancer spec (13 features, 2 cores), ``PipelineModel.predict`` vs compiled: ``LogisticRegression`` 116 vs 22 µs,
-``HistGradientBoostingClassifier`` (100 iterations) 790 vs 86 µs, ``RandomForestClassifier`` (100 trees, full
-depth) 4.2 ms vs 76 µs (107 µs with 20 features and depth 19). Each tree level costs a few array operations over
-all trees at once, so from a few hundred rows scikit-learn's compiled loops catch up (569 rows: 7 ms either way);
-the path is for online requests, not batch scoring.
+dispatch on every call and, for forests, a Python loop with a joblib dispatch over the trees, so for one row the
+compiled model is faster than ``PipelineModel.predict`` for linear models, boosted trees and forests alike
+(bench/RESULTS.md, "Serving"). Each tree level costs a few array operations over all trees at once, so from a few
+hundred rows scikit-learn's compiled loops catch up; the path is for online requests, not batch scoring.
 
 Lowering reads the fitted attributes (coefficients, tree node arrays) and evaluates them as scikit-learn does:
 ``sklearn.tree`` compares the input cast to float32 with float64 thresholds, ``HistGradientBoosting`` compares

@@ -26,9 +26,9 @@ THREADS = min(4, os.cpu_count() or 1)  # blocks of numeric columns computed at o
 def ks_p_values(statistic: np.ndarray, n_reference: np.ndarray, n_current: np.ndarray) -> np.ndarray:
     """Two-sided KS p-values as ``scipy.stats.ks_2samp`` computes them above ``EXACT_KS_MAX_ROWS`` rows:
     ``kstwo`` at the effective size n = n1 n2 / (n1 + n2), to the last bit. Except where kstwo sums an
-    exact series of n terms (n > 140 and 2.2 <= n D^2 < 370, p from about 1e-160 to 0.025), half a second
-    per column at a million rows: there the limiting Kolmogorov distribution (``kstwobign`` at sqrt(n) D),
-    within 2.5% of scipy's p-value for n >= 5,000 and p >= 1e-9, and 0.2% at n = 500,000."""
+    exact series of n terms (n > 140 and 2.2 <= n D^2 < 370, p from about 1e-160 to 0.025), slow for large n:
+    there the limiting Kolmogorov distribution (``kstwobign`` at sqrt(n) D), within 2.5% of scipy's p-value for
+    n >= 5,000 and p >= 1e-9, and 0.2% at n = 500,000."""
     from scipy.stats import kstwo, kstwobign
 
     m, n = np.maximum(n_reference, n_current).astype(float), np.minimum(n_reference, n_current).astype(float)
@@ -47,8 +47,8 @@ def numeric_drift(reference: np.ndarray, current: np.ndarray, bins: int) -> dict
     row of two (columns, rows) float blocks in which NaN marks a missing value (PSI gives missing values a
     bin; the other statistics skip them).
 
-    Sorting a million floats takes about 50 ms on this project's machines: sorting both samples of 50
-    columns would take seconds. Instead each value goes into one of many equal-width buckets over its
+    Sorting both samples of every column, as scipy does column by column, is the slow part on large windows
+    (bench/RESULTS.md, "Drift statistics"). Instead each value goes into one of many equal-width buckets over its
     column's pooled range. Cumulative bucket counts give both empirical CDFs exactly at every bucket end,
     which bounds D = F_ref - F_cur inside each bucket, so only the buckets whose inside can matter are
     sorted: where the KS supremum may lie, where D changes sign (W1 integrates |D|), and where a reference
@@ -208,14 +208,16 @@ class _Column:
         return float(np.sum((gap + lead)[split[self.buckets]]))
 
     def quantile_edges(self, ranks: np.ndarray, gamma: np.ndarray) -> np.ndarray:
-        """``quantile_edges`` of the reference, from the sorted buckets holding the ranks."""
+        """The reference's interior bin edges at its quantiles (``np.quantile``'s, duplicates merged), from the
+        sorted buckets holding the ranks."""
         if self.n[0] == 0:
             return np.array([])
         a, b = self.values[np.searchsorted(self.counts[0], ranks + 1, side="left")]
         return np.unique(np.where(gamma >= 0.5, b - (b - a) * (1 - gamma), a + (b - a) * gamma))  # numpy's lerp
 
     def shares(self, edges: np.ndarray, sample: int, rows: int) -> np.ndarray:
-        """``binned_shares`` of one sample (0: reference, 1: current) over these edges."""
+        """One sample's (0: reference, 1: current) share of rows per bin between these edges, and of missing
+        values in a last bin of their own."""
         below = np.array([], dtype=np.int64)
         if len(edges):
             position = np.searchsorted(self.values, edges, side="left")
