@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
@@ -75,7 +74,6 @@ def latest_slo_checks(instance: dg.DagsterInstance, specs: Sequence[PipelineSpec
         record = summaries[key].last_completed_check_execution_record if key in summaries else None
         if record is not None:
             at = dt.datetime.fromtimestamp(record.create_timestamp, dt.UTC)
-            found.setdefault(pipeline, {})[check] = Check(
-                check, record.status == AssetCheckExecutionRecordStatus.SUCCEEDED, at
-            )
+            passed = record.evaluation.passed  # a completed record holds its dg.AssetCheckEvaluation
+            found.setdefault(pipeline, {})[check] = Check(check, passed, at)
     return found

@@ -152,38 +152,58 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     """A shortcut for the one way to roll back: ``deployed_endpoint`` materialized with ``rollback: true``,
-    so the rollback is a Dagster run like any deployment. A rollback that cannot happen is refused first."""
-    import getpass
-    import subprocess
+    so the rollback is a Dagster run like any deployment. A rollback that cannot happen is refused first.
 
+    The run is launched in this process against this Dagster instance (``DAGSTER_HOME``), on the environment's
+    resources, as ``mlops-assets tick`` launches the sensors' runs."""
+    import getpass
+
+    import dagster as dg
+
+    from mlops_assets.definitions.folder import pipeline_definitions
+    from mlops_assets.local.tick import QUIET
+    from mlops_assets.naming import asset_keys
     from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.alias_history import read_alias_moves, rollback_target
 
-    spec, _ = _spec(args.spec)
+    spec, spec_path = _spec(args.spec)
     resources = resources_from_env()
     current = resources["registry"].by_alias(spec.name, CHAMPION)
     if current is None:
         raise MlopsError(f"{spec.name} has no champion to roll back")
     target = rollback_target(spec.name, read_alias_moves(resources["store"], spec.name, CHAMPION), current.version)
     config = {"rollback": True, "approved_by": args.by or f"rollback by {getpass.getuser()}"}
-    run_config = {"ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
-    command = [
-        str(Path(sys.executable).parent / "dagster"),
-        "asset",
-        "materialize",
-        "-f",
-        args.definitions,
-        "--select",
-        f"{spec.name}/deployed_endpoint",
-        "--config-json",
-        json.dumps(run_config),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        failure = [line for line in done.stderr.splitlines() if "Failure" in line or "Error" in line]
-        raise MlopsError(f"rollback of {spec.name} failed: {(failure or done.stderr.splitlines() or ['?'])[-1]}")
+    run_config = {**QUIET, "ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
+    built = pipeline_definitions(spec, spec_path, sensor_factory=None)
+    deployed = asset_keys(spec.name)["deployed_endpoint"]  # and its checks, as `dagster asset materialize` ran them
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(
+            [a for a in [*built.assets, *built.checks] if isinstance(a, dg.AssetsDefinition)],
+            selection=[deployed],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            run_config=run_config,
+        )
+    if not result.success:
+        raise MlopsError(f"rollback of {spec.name} failed: {_run_failure(result)}")
     print(f"rolled back {spec.name} from v{current.version} to v{target}; `mlops-assets status` shows the champion")
     return 0
+
+
+def _run_failure(result) -> str:
+    """Why a failed in-process run failed: its first failed step's ``dg.Failure`` description, else that step's
+    innermost error ("ValueError: ...")."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            failure = event.event_specific_data
+            if failure.user_failure_data is not None and failure.user_failure_data.description:
+                return failure.user_failure_data.description
+            error = failure.error
+            while error.cause is not None:
+                error = error.cause
+            return error.message.strip() or error.cls_name
+    return "the run failed before any step"
 
 
 def _pipelines(values: list[str]) -> list[tuple[PipelineSpec, Path]]:
@@ -251,11 +271,10 @@ def _tick(args: argparse.Namespace) -> int:
     from mlops_assets.definitions.folder import build_definitions
     from mlops_assets.local.tick import SensorDriver
     from mlops_assets.resources import resources_from_env
-    from mlops_assets.sensors import build_sensors
 
     layout = LocalLayout.from_env()
     resources = resources_from_env()
-    defs = build_definitions(args.pipelines, resources, build_sensors)
+    defs = build_definitions(args.pipelines, resources)  # with the framework's sensors
     names = [s.name for s in defs.sensors if not args.pipeline or s.name.rsplit("_", 2)[0] in args.pipeline]
     with dg.DagsterInstance.get() as instance:
         driver = SensorDriver(defs, instance, resources, layout.home / "sensor_cursors.json")
@@ -342,7 +361,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("spec", help=PIPELINE_HELP)
     rollback.add_argument("--by", help="who decides (recorded on the model versions)")
-    rollback.add_argument("--definitions", default="definitions.py", help="the Dagster code location file")
     rollback.set_defaults(run=_rollback)
 
     add_trail_commands(commands, PIPELINE_HELP)  # approve, audit, history

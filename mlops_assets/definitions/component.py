@@ -16,14 +16,16 @@ from pathlib import Path
 
 import click
 import dagster as dg
-from dagster._utils.pydantic_yaml import enrich_validation_errors_with_source_position
 from pydantic import BaseModel, Field
 
+from mlops_assets.assets.portfolio import build_portfolio
+from mlops_assets.dagster_internals import enrich_validation_errors_with_source_position
 from mlops_assets.data.locations import outside_roots
 from mlops_assets.definitions.folder import pipeline_definitions
 from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.errors import MlopsError
 from mlops_assets.naming import COMPONENT_TYPE
+from mlops_assets.sensors.portfolio import build_portfolio_automation
 from mlops_assets.spec import PipelineSpec
 from mlops_assets.spec.draft import TaskChoice, draft_file
 
@@ -113,10 +115,8 @@ class MLPipelineComponent(dg.Component):
         return cls(spec=spec, spec_path=spec_path)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from mlops_assets.sensors import build_sensors
-
         silence_known_warnings()
-        built = pipeline_definitions(self.spec, self.spec_path, build_sensors)
+        built = pipeline_definitions(self.spec, self.spec_path)
         return dg.Definitions(assets=built.assets, asset_checks=built.checks, sensors=built.sensors)
 
 
@@ -126,9 +126,6 @@ class PortfolioComponent(dg.Component):
     defs folder: one report for the code location, as a folder of specs gets. It takes no attributes."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        from mlops_assets.assets.portfolio import build_portfolio
-        from mlops_assets.sensors.portfolio import build_portfolio_automation
-
         specs = pipeline_specs(context.defs_module_path)
         if not specs:
             return dg.Definitions()

@@ -17,6 +17,8 @@ from mlops_assets.assets.portfolio import build_portfolio
 from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.environment import pipelines_folder
 from mlops_assets.errors import SpecError
+from mlops_assets.sensors import build_sensors
+from mlops_assets.sensors.portfolio import build_portfolio_automation
 from mlops_assets.spec import PipelineSpec, read_specs
 
 SensorFactory = Callable[[PipelineSpec, Path], list[dg.SensorDefinition]]
@@ -29,18 +31,22 @@ log = logging.getLogger(__name__)
 def build_definitions(
     pipelines: str | Path | None = None,
     resources: Mapping[str, object] | None = None,
-    sensor_factory: SensorFactory | None = None,
+    sensor_factory: SensorFactory | None = build_sensors,
 ) -> dg.Definitions:
-    """Assets (and, with ``sensor_factory``, sensors) for each spec under ``pipelines`` (default:
-    ``MLOPS_PIPELINES`` or ``pipelines/``), and the ``portfolio`` over them (with its sensor and schedule when
-    sensors are built).
+    """Assets and sensors for each spec under ``pipelines`` (default: ``MLOPS_PIPELINES`` or ``pipelines/``), and
+    the ``portfolio`` over them with its sensor and schedule.
+
+    ``sensor_factory`` builds a spec's sensors: the framework's loop (``mlops_assets.sensors.build_sensors``) by
+    default, a project's own factory (the code location passes ``sensors.build_sensors``), or ``None`` for assets
+    alone, without the portfolio's sensor and schedule either.
 
     A broken spec must not take the other pipelines and their sensors down with it: it is logged and shown
     in the Dagster UI as the asset ``<file stem>/spec_error`` (group ``spec_errors``) whose description
     lists its problems and whose materialization fails with them.
 
-    The in-process executor is the default: a process per step costs a Dagster import each (18 s vs 3.5 s
-    for six trivial assets, field notes); the scale-out resources bring their own executor.
+    The in-process executor is the default: Dagster's multiprocess executor starts a process, and so imports
+    Dagster again, for every step, which costs more than most steps; the scale-out resources bring their own
+    executor.
     """
     silence_known_warnings()
     with _without_gc():
@@ -83,8 +89,6 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
     if loaded:
         assets.append(build_portfolio(loaded))
         if sensor_factory is not None:
-            from mlops_assets.sensors.portfolio import build_portfolio_automation
-
             sensor, schedule = build_portfolio_automation(loaded)
             sensors.append(sensor)
             schedules.append(schedule)
@@ -105,9 +109,10 @@ class PipelineDefinitions(NamedTuple):
 
 
 def pipeline_definitions(
-    spec: PipelineSpec, spec_path: Path, sensor_factory: SensorFactory | None = None
+    spec: PipelineSpec, spec_path: Path, sensor_factory: SensorFactory | None = build_sensors
 ) -> PipelineDefinitions:
-    """One spec's assets and sensors: what a spec file in the folder and a ``MLPipelineComponent`` both build."""
+    """One spec's assets and sensors: what a spec file in the folder and a ``MLPipelineComponent`` both build
+    (``sensor_factory`` as for ``build_definitions``)."""
     return PipelineDefinitions(
         build_pipeline_assets(spec, spec_path),
         build_pipeline_checks(spec, spec_path),

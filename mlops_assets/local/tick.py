@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from mlops_assets.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG
 from mlops_assets.naming import PORTFOLIO, TRIGGER_TAG
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -13,10 +13,9 @@ announces: an endpoint that went down, an SLO check that failed, an approval giv
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
-from dagster._utils.schedules import is_valid_cron_string
 
 from mlops_assets.assets.portfolio import PORTFOLIO_KEY
 from mlops_assets.errors import MlopsError
@@ -28,12 +27,22 @@ MODEL_CHANGES = ("evaluation_report", "deployed_endpoint", "drift_report")  # wh
 SENSOR_INTERVAL_S = 60  # changes within a minute make one run
 
 
-def portfolio_cron(environ: dict[str, str] | None = None) -> str:
-    """The schedule's cron string from ``MLOPS_PORTFOLIO_CRON``; a wrong one is an error naming the variable."""
+def portfolio_schedule(running: bool = False, environ: Mapping[str, str] | None = None) -> dg.ScheduleDefinition:
+    """The portfolio's schedule, at the cron string of ``MLOPS_PORTFOLIO_CRON``; one Dagster refuses (it checks the
+    string when the schedule is built) is an error naming the variable."""
     cron = (os.environ if environ is None else environ).get(PORTFOLIO_CRON_ENV) or DEFAULT_CRON
-    if not is_valid_cron_string(cron):
-        raise MlopsError(f"{PORTFOLIO_CRON_ENV}={cron!r} is not a cron string (e.g. {DEFAULT_CRON!r}: hourly)")
-    return cron
+    try:
+        return dg.ScheduleDefinition(
+            name=f"{PORTFOLIO}_schedule",
+            cron_schedule=cron,
+            target=[PORTFOLIO_KEY],
+            description=f"Writes the portfolio on a schedule ({PORTFOLIO_CRON_ENV}, default hourly).",
+            default_status=dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED,
+        )
+    except dg.DagsterInvalidDefinitionError:
+        raise MlopsError(
+            f"{PORTFOLIO_CRON_ENV}={cron!r} is not a cron string (e.g. {DEFAULT_CRON!r}: hourly)"
+        ) from None
 
 
 def build_portfolio_automation(specs: Sequence) -> tuple[dg.SensorDefinition, dg.ScheduleDefinition]:
@@ -58,11 +67,4 @@ def build_portfolio_automation(specs: Sequence) -> tuple[dg.SensorDefinition, dg
         context.update_cursor(str(newest))
         return dg.RunRequest(run_key=f"{PORTFOLIO}:{newest}", asset_selection=[PORTFOLIO_KEY])
 
-    schedule = dg.ScheduleDefinition(
-        name=f"{PORTFOLIO}_schedule",
-        cron_schedule=portfolio_cron(),
-        target=[PORTFOLIO_KEY],
-        description=f"Writes the portfolio on a schedule ({PORTFOLIO_CRON_ENV}, default hourly).",
-        default_status=dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED,
-    )
-    return portfolio_sensor, schedule
+    return portfolio_sensor, portfolio_schedule(running)

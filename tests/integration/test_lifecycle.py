@@ -302,7 +302,7 @@ def test_torch_pipeline_trains_in_the_subprocess(project):
 
 def rollback_cli(project, by: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLOPS_PIPELINES": str(project.pipelines)}
-    command = ["rollback", "breast_cancer", "--by", by, "--definitions", str(REPO / "definitions.py")]
+    command = ["rollback", "breast_cancer", "--by", by]
     # a pipeline's name, found in MLOPS_PIPELINES; the CLI's run goes to the test's instance (DAGSTER_HOME)
     return subprocess.run(
         [sys.executable, "-m", "mlops_assets.cli", *command], cwd=REPO, env=env, capture_output=True, text=True

@@ -15,7 +15,7 @@ from mlops_assets.monitoring.portfolio import TRAIL_DEPTH, Check, Gate, Portfoli
 from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
 from mlops_assets.naming import EndpointCheck, StorePrefix, TrailEvent, asset_keys, store_key
 from mlops_assets.rollout.audit import append_event, newest_records
-from mlops_assets.sensors.portfolio import PORTFOLIO_CRON_ENV, build_portfolio_automation, portfolio_cron
+from mlops_assets.sensors.portfolio import PORTFOLIO_CRON_ENV, build_portfolio_automation, portfolio_schedule
 from mlops_assets.spec import load_spec
 from mlops_assets.spec.operations import Slo
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
@@ -285,6 +285,6 @@ def test_the_sensor_asks_for_one_portfolio_per_batch_of_model_changes():
 
 
 def test_the_schedule_comes_from_the_environment_and_a_wrong_one_names_the_variable():
-    assert portfolio_cron({PORTFOLIO_CRON_ENV: "*/15 * * * *"}) == "*/15 * * * *"
+    assert portfolio_schedule(environ={PORTFOLIO_CRON_ENV: "*/15 * * * *"}).cron_schedule == "*/15 * * * *"
     with pytest.raises(MlopsError, match=f"{PORTFOLIO_CRON_ENV}='every hour' is not a cron string"):
-        portfolio_cron({PORTFOLIO_CRON_ENV: "every hour"})
+        portfolio_schedule(environ={PORTFOLIO_CRON_ENV: "every hour"})
