@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mlops_assets.model.pipeline_model import PipelineModel
-    from mlops_assets.records import TrainingRequest
+    from mlops_assets.records import TrainingRequest, TrainingResult
     from mlops_assets.rollout.routing import Rollout
 
 
@@ -125,8 +125,9 @@ class Trainer(dg.ConfigurableResource, ABC):
     """Runs ``mlops_assets.model.training`` somewhere (a local subprocess, a GPU pod) through Dagster Pipes."""
 
     @abstractmethod
-    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> dict[str, Any]:
-        """Return the result the training process reported (see ``training.TrainingResult``)."""
+    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> TrainingResult:
+        """Return the result the training process reported, read from its message with
+        ``TrainingResult.from_message``."""
 
 
 class EndpointDeployer(dg.ConfigurableResource, ABC):

@@ -108,6 +108,33 @@ class Strategy(StrEnum):
 STRATEGIES = tuple(strategy.value for strategy in Strategy)  # as the spec's Literal lists them
 
 
+class OnInvalid(StrEnum):
+    """What the endpoint does with a scoring row that breaks the schema (the spec's ``deployment.on_invalid``)."""
+
+    reject = "reject"  # answer 400 naming the row, column and rule
+    flag = "flag"  # score it, mark it invalid in the inference log and count it
+
+
+ON_INVALID = tuple(choice.value for choice in OnInvalid)  # as the spec's Literal lists them
+
+
+class DecisionAction(StrEnum):
+    """What a decision in the audit trail did (its ``action``): ``deployed_endpoint``'s, or the endpoint
+    supervisor's. A version the endpoint would not load is recorded as ``"<action> failed"``."""
+
+    replace = "replace"  # the challenger promoted and served at once
+    redeploy = "redeploy"  # the champion served again: nothing promoted
+    rollback = "rollback"  # champion moved back to an earlier version, as the run asked (`rollback: true`)
+    promoted = "promoted"  # a canary's verdict promoted the challenger
+    rolled_back = "rolled back"  # a canary's verdict kept the champion
+    shadow_started = "shadow started"  # a shadow rollout left running for a person to decide
+    ab_started = "ab started"  # an A/B rollout left running for a person to decide
+    awaiting_approval = "awaiting approval"  # a gated challenger waits for a person's approval; nothing moved
+    champion_kept = "champion kept"  # nothing promoted: a refused or outdated challenger
+    restart = "restart"  # the supervisor started a crashed endpoint again
+    restart_failed = "restart failed"  # the supervisor could not start it again
+
+
 class AlertEvent(StrEnum):
     """What the alerts of a spec (its top-level ``alerts``) fire on."""
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,31 @@ class TrainingRequest:
     experiment_id: str
     tags: dict[str, str]
     checkpoint_uri: str | None = None  # where a torch training keeps its last epoch, to resume after a restart
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What the training process reports back; it crosses the process or pod boundary as a Pipes custom message."""
+
+    version: str
+    run_id: str
+    train_metrics: dict[str, float]
+    params: dict[str, Any]
+    device: str
+    seconds: float
+    rows: int
+    weighted: bool  # trained with sample weights (training window, importance weights)
+    precision: str | None = None  # a torch training's forward pass: fp32, bf16 or fp16
+    resumed_from_epoch: int | None = None  # the checkpoint's epoch a restarted torch training continued after
+
+    def to_message(self) -> dict[str, Any]:
+        """The Pipes custom message the training process reports."""
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> TrainingResult:
+        """The result from the Pipes custom message ``to_message`` wrote: read once, where it arrives."""
+        return cls(**message)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
                     "model_version": version.version,
                     "previous_champion": previous.version if previous else "none",
                     "approved_by": decision.approved_by,
-                    "action": decision.action,
+                    "action": decision.action.value,  # Dagster stores plain text, not an enum
                     "serving_path": decision.serving_path,
                     **({"decision": dg.MetadataValue.md(markdown_list(reasons))} if reasons else {}),
                     **arms_metadata(decision.arms or decision.ended),

@@ -85,28 +85,26 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
             except Exception as exc:
                 context.log.warning(f"training failed, and its MLflow runs could not be ended: {exc!r}")
             raise
-        move = AliasMove(
-            CHALLENGER, result["version"], challenger and challenger.version, TRAIN, trigger, context.run_id
-        )
-        registration = {"model_version": result["version"], "mlflow_run_id": result["run_id"], **tags}
+        move = AliasMove(CHALLENGER, result.version, challenger and challenger.version, TRAIN, trigger, context.run_id)
+        registration = {"model_version": result.version, "mlflow_run_id": result.run_id, **tags}
         append_event(store, spec.name, TrailEvent.registration, registration)
         record_alias_move(store, spec.name, move)
         yield dg.Output(
-            TrainedModel(spec.name, result["version"], result["run_id"], validated_features, trigger),
+            TrainedModel(spec.name, result.version, result.run_id, validated_features, trigger),
             metadata={
                 **shown(
                     {
-                        "model_version": result["version"],
-                        "mlflow_run_id": result["run_id"],
-                        "device": result["device"],
-                        "training_seconds": result["seconds"],
-                        "training_rows": result["rows"],
-                        "weighted": result["weighted"],
-                        **{k: float(v) for k, v in result["train_metrics"].items()},
+                        "model_version": result.version,
+                        "mlflow_run_id": result.run_id,
+                        "device": result.device,
+                        "training_seconds": result.seconds,
+                        "training_rows": result.rows,
+                        "weighted": result.weighted,
+                        **{k: float(v) for k, v in result.train_metrics.items()},
                         **tags,
                     }
                 ),
-                "params": dg.MetadataValue.json(result["params"]),  # settings as given: not rounded
+                "params": dg.MetadataValue.json(result.params),  # settings as given: not rounded
             },
         )
 

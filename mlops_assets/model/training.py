@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +30,8 @@ from mlops_assets.naming import (
     REQUIREMENTS_ARTIFACT,
     SPEC_ARTIFACT,
 )
-from mlops_assets.records import TrainingRequest
+from mlops_assets.records import TrainingRequest, TrainingResult
 from mlops_assets.spec import PipelineSpec, load_spec
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    version: str
-    run_id: str
-    train_metrics: dict[str, float]
-    params: dict[str, Any]
-    device: str
-    seconds: float
-    rows: int
-    weighted: bool  # trained with sample weights (training window, importance weights)
-    precision: str | None = None  # a torch training's forward pass: fp32, bf16 or fp16
-    resumed_from_epoch: int | None = None  # the checkpoint's epoch a restarted torch training continued after
-
 
 TRAINING_LOG = "logs/training.log"  # in the version's MLflow run: what the training said
 
@@ -201,7 +185,7 @@ def main() -> None:
     with open_dagster_pipes() as pipes:
         request = TrainingRequest(**pipes.extras["request"])
         result = run_training(request, pipes.log)
-        pipes.report_custom_message(asdict(result))
+        pipes.report_custom_message(result.to_message())
 
 
 if __name__ == "__main__":

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import drift_report_time, drift_reports
 from mlops_assets.monitoring.slo import objectives
-from mlops_assets.naming import CHAMPION, EndpointCheck, TrailEvent
+from mlops_assets.naming import CHAMPION, DecisionAction, EndpointCheck, TrailEvent
 from mlops_assets.rollout.audit import newest_records
-from mlops_assets.rollout.deployment import AWAITING_APPROVAL
 
 if TYPE_CHECKING:
     from mlops_assets.spec import PipelineSpec
@@ -195,7 +194,7 @@ def trail_summary(records: Iterator[dict[str, Any]]) -> TrailSummary:
         elif kind == TrailEvent.decision and not decided:
             decided = True
             version = record.get("challenger_version")
-            if record.get("action") == AWAITING_APPROVAL and version not in approved:
+            if record.get("action") == DecisionAction.awaiting_approval and version not in approved:
                 waiting = version
         if training is not None and gate is not None and decided:
             break

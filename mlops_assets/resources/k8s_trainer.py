@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from mlops_assets.contracts import Trainer
 from mlops_assets.model.k8s_pod import training_pod
-from mlops_assets.records import TrainingRequest
+from mlops_assets.records import TrainingRequest, TrainingResult
 from mlops_assets.spec import load_spec
 
 
@@ -44,7 +43,7 @@ class K8sTrainer(Trainer):
         default=24 * 3600.0, ge=0, description="Most seconds a training may take (0: no limit)."
     )
 
-    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> dict[str, Any]:
+    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> TrainingResult:
         from dagster_k8s import PipesK8sClient
 
         spec = load_spec(request.spec_path)
@@ -69,4 +68,4 @@ class K8sTrainer(Trainer):
         messages = invocation.get_custom_messages()
         if not messages:
             raise dg.Failure("the training pod ended without reporting a model version")
-        return messages[-1]
+        return TrainingResult.from_message(messages[-1])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from typing import Any
 
 import dagster as dg
 
 from mlops_assets.contracts import Trainer
-from mlops_assets.records import TrainingRequest
+from mlops_assets.records import TrainingRequest, TrainingResult
 
 
 class SubprocessTrainer(Trainer):
@@ -18,7 +17,7 @@ class SubprocessTrainer(Trainer):
 
     python: str = sys.executable
 
-    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> dict[str, Any]:
+    def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> TrainingResult:
         invocation = dg.PipesSubprocessClient().run(
             context=context,
             command=[self.python, "-m", "mlops_assets.model.training"],
@@ -27,4 +26,4 @@ class SubprocessTrainer(Trainer):
         messages = invocation.get_custom_messages()
         if not messages:
             raise dg.Failure("the training process ended without reporting a model version")
-        return messages[-1]
+        return TrainingResult.from_message(messages[-1])

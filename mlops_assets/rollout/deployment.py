@@ -22,7 +22,7 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
-from mlops_assets.naming import CHAMPION, AlertEvent, TrailEvent
+from mlops_assets.naming import CHAMPION, AlertEvent, DecisionAction, Strategy, TrailEvent
 from mlops_assets.records import EvaluationReport, RegisteredModel
 from mlops_assets.rollout.alias_history import (
     PROMOTE,
@@ -41,13 +41,10 @@ from mlops_assets.rollout.audit import append_event, is_keyed, read_trail, recor
 from mlops_assets.rollout.audit_key import load_keys
 from mlops_assets.rollout.driver import ArmReader, roll_out
 
-AWAITING_APPROVAL = "awaiting approval"  # the action of a decision that waits for a person's approval
-CHAMPION_KEPT = "champion kept"  # the action of a decision that promoted nothing: a refused or outdated challenger
-
 
 @dataclass(frozen=True)
 class DeploymentDecision:
-    action: str  # "replace", "redeploy", "rollback", "promoted", "rolled back", "shadow started" or "ab started"
+    action: DecisionAction  # any but awaiting_approval, champion_kept and the supervisor's restarts
     version: RegisteredModel  # the champion afterwards
     previous: RegisteredModel | None  # the champion it replaced, if that changed
     approved_by: str
@@ -152,17 +149,17 @@ class DeploymentRun:
                     f"v{challenger.version} was rolled back by {undone.by} at {undone.time}: it is promoted again "
                     "only with an explicit approval (approved_by); the champion is served again"
                 )
-            return self._serve("redeploy", champion, None, approved_by, reasons, ended)
+            return self._serve(DecisionAction.redeploy, champion, None, approved_by, reasons, ended)
         if required and approver is None:
             return self._await_approval(champion, strategy)
         if self.approval is not None:  # who, when and why travel with the version
             tags = {"approved_at": self.approval["time"], "approval_reason": self.approval.get("reason") or ""}
             self.registry.record(name, challenger.version, tags, {})
         judged = self.report.champion_version
-        if strategy == "replace" or champion is None:
+        if strategy == Strategy.replace or champion is None:
             previous = self._move_champion(challenger.version, approved_by, PROMOTE, judged)
             version = self.registry.get(name, challenger.version)
-            return self._serve("replace", version, previous, approved_by, reasons, ended)
+            return self._serve(DecisionAction.replace, version, previous, approved_by, reasons, ended)
         self.deployer.deploy(self.spec_path, champion, self.store.uri(log_prefix(name)))  # serves meanwhile
         outcome = roll_out(
             self.spec,
@@ -177,7 +174,7 @@ class DeploymentRun:
             promote=lambda version, by: self._move_champion(version, by, PROMOTE, judged),
         )
         previous = champion if outcome.served_version != champion.version else None
-        if outcome.action == "rolled back":
+        if outcome.action == DecisionAction.rolled_back:
             why = "; ".join(outcome.reasons)
             self._alert_rollback(f"canary of v{challenger.version} rolled back, v{champion.version} serves: {why}")
         return self._record(
@@ -224,7 +221,7 @@ class DeploymentRun:
         """Record that the challenger is not promoted and the champion serves on: a decision of the loop."""
         name, version = self.spec.name, self.report.model.version
         champion = self.registry.by_alias(name, CHAMPION)
-        key = self._record_unmoved(CHAMPION_KEPT, champion, reasons)
+        key = self._record_unmoved(DecisionAction.champion_kept, champion, reasons)
         return ChampionKept(version, champion.version if champion else None, reasons, key)
 
     def _await_approval(self, champion: RegisteredModel | None, strategy: str) -> AwaitingApproval:
@@ -237,10 +234,12 @@ class DeploymentRun:
             f"--reason TEXT`, then materialize {name}/deployed_endpoint again (or run it with approved_by); "
             f"{serving}"
         )
-        key = self._record_unmoved(AWAITING_APPROVAL, champion, [reason], strategy=strategy)
+        key = self._record_unmoved(DecisionAction.awaiting_approval, champion, [reason], strategy=strategy)
         return AwaitingApproval(version, champion.version if champion else None, strategy, reason, key)
 
-    def _record_unmoved(self, action: str, champion: RegisteredModel | None, reasons: list[str], **extra) -> str:
+    def _record_unmoved(
+        self, action: DecisionAction, champion: RegisteredModel | None, reasons: list[str], **extra
+    ) -> str:
         """A decision that moved nothing (the champion kept, or waiting for approval) in the trail; its key."""
         decision = {
             "action": action,
@@ -270,7 +269,9 @@ class DeploymentRun:
             self._move_champion(target, approved_by, ROLLBACK, current.version)
         except AliasMoved as moved:
             raise dg.Failure(f"nothing rolled back: {moved}; run the rollback again if it is still wanted") from None
-        decision = self._serve("rollback", self.registry.get(name, target), current, approved_by, reasons, ended)
+        decision = self._serve(
+            DecisionAction.rollback, self.registry.get(name, target), current, approved_by, reasons, ended
+        )
         self._alert_rollback(f"champion rolled back from v{current.version} to v{target} by {approved_by}")
         return decision
 
@@ -323,7 +324,7 @@ class DeploymentRun:
 
     def _serve(
         self,
-        action: str,
+        action: DecisionAction,
         version: RegisteredModel,
         previous: RegisteredModel | None,
         approved_by: str,
@@ -350,7 +351,7 @@ class DeploymentRun:
 
     def _record(
         self,
-        action: str,
+        action: DecisionAction,
         version: RegisteredModel,
         previous: RegisteredModel | None,
         approved_by: str,
@@ -364,7 +365,7 @@ class DeploymentRun:
             "action": action,
             "model_version": version.version,
             "previous_version": previous.version if previous else None,
-            "challenger_version": None if action == "rollback" else self.report.model.version,
+            "challenger_version": None if action == DecisionAction.rollback else self.report.model.version,
             "approved_by": approved_by,
             "reasons": reasons,
             "arms": arms,

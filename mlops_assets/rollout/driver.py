@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import EndpointDeployer, ModelRegistry
 from mlops_assets.evaluation.confidence import gain_interval
-from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION, DecisionAction, Strategy
 from mlops_assets.records import RegisteredModel
 from mlops_assets.rollout.routing import ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
 
@@ -29,13 +29,14 @@ if TYPE_CHECKING:  # the code location imports this module: pandas and pyarrow s
 
 @dataclass(frozen=True)
 class RolloutOutcome:
-    action: str  # "promoted", "rolled back", "shadow started" or "ab started"
+    action: DecisionAction  # promoted, rolled_back, shadow_started or ab_started
     served_version: str  # the champion after the rollout
     reasons: list[str] = field(default_factory=list)
     arms: dict[str, Any] = field(default_factory=dict)  # the endpoint's counters per arm
     metrics: list[ArmMetrics] = field(default_factory=list)  # per version, from the logs
 
 
+STARTED = {Strategy.shadow: DecisionAction.shadow_started, Strategy.ab: DecisionAction.ab_started}  # left to a person
 ArmReader = Callable[[dt.datetime, dt.datetime | None], list["ArmMetrics"]]
 LABEL_POLL_SECONDS = 5.0  # between reads of the logs and labels: each read opens every file since the start
 
@@ -62,12 +63,12 @@ def roll_out(
     on a canary's verdict (``DeploymentRun`` passes its compare-and-set; default: the registry's own move).
     """
     settings = spec.deployment.rollout
-    plan = Rollout(strategy, challenger.version, settings.share, settings.sticky_key or spec.id_column)
+    plan = Rollout(Strategy(strategy), challenger.version, settings.share, settings.sticky_key or spec.id_column)
     started = deployer.start_rollout(spec.name, plan)
-    if plan.mode != "canary":
+    if plan.mode != Strategy.canary:
         registry.record(spec.name, challenger.version, {"rollout": f"{plan.mode} against v{champion.version}"}, {})
         reasons = [f"{plan.mode} of v{challenger.version} against champion v{champion.version} is running"]
-        return RolloutOutcome(f"{plan.mode} started", champion.version, reasons, started.get("arms", {}))
+        return RolloutOutcome(STARTED[plan.mode], champion.version, reasons, started.get("arms", {}))
     since = dt.datetime.fromisoformat(started["rollout"]["started_at"])
     log.info(f"canary: v{challenger.version} answers {plan.share:.0%} of requests until {settings.min_requests}")
     try:
@@ -101,9 +102,8 @@ def roll_out(
     except Exception as exc:
         log.warning(f"canary decided, but its figures could not be read from the logs: {exc!r}")
         figures = []
-    return RolloutOutcome(
-        "promoted" if verdict.promote else "rolled back", served, verdict.reasons, final.get("arms", {}), figures
-    )
+    action = DecisionAction.promoted if verdict.promote else DecisionAction.rolled_back
+    return RolloutOutcome(action, served, verdict.reasons, final.get("arms", {}), figures)
 
 
 def _canary_verdict(

@@ -4,7 +4,7 @@ The arms are named by the registry aliases (``CHAMPION``, ``CHALLENGER``).
 
 Pure functions and small records; the server holds one ``Rollout`` at a time and swaps it atomically.
 
->>> rollout = Rollout(mode="canary", challenger_version="3", share=0.25)
+>>> rollout = Rollout(mode=Strategy.canary, challenger_version="3", share=0.25)
 >>> choose_arm(rollout, key="customer-42") == choose_arm(rollout, key="customer-42")
 True
 """
@@ -26,7 +26,7 @@ class Rollout:
     """``canary``: ``share`` of requests go to the challenger (sticky by key when a key is sent);
     ``ab``: the same split, for a person to decide; ``shadow``: the challenger scores copies, never answers."""
 
-    mode: str
+    mode: Strategy  # any strategy but replace (``MODES``)
     challenger_version: str
     share: float = 0.1
     sticky_key: str | None = None
@@ -55,12 +55,12 @@ def rollout_from_json(document: Any) -> Rollout:
         raise ValueError(f"share must be a number between 0 and 1 (both excluded); got {share!r}")
     if sticky_key is not None and (not isinstance(sticky_key, str) or not sticky_key):
         raise ValueError(f"sticky_key must be a column name or null; got {sticky_key!r}")
-    return Rollout(mode, version, float(share), sticky_key)
+    return Rollout(Strategy(mode), version, float(share), sticky_key)
 
 
 def choose_arm(rollout: Rollout | None, key: str | None = None) -> str:
     """The arm that answers; a given key always lands on the same arm for a given share."""
-    if rollout is None or rollout.mode == "shadow":
+    if rollout is None or rollout.mode == Strategy.shadow:
         return CHAMPION
     draw = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32 if key is not None else random.random()
     return CHALLENGER if draw < rollout.share else CHAMPION

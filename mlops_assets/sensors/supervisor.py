@@ -9,7 +9,7 @@ The restart goes through the deployer, so each environment restarts its own way.
 import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.naming import CHAMPION
+from mlops_assets.naming import CHAMPION, DecisionAction
 from mlops_assets.rollout.audit import record_decision
 
 SUPERVISOR = "endpoint supervisor"  # who the audit log says acted
@@ -40,11 +40,11 @@ def build_endpoint_supervisor(spec) -> dg.SensorDefinition:
             deployer.restart(spec.name)
         except Exception as exc:
             reason = f"nothing answered at {url}; the restart failed: {exc}"
-            record_decision(store, spec.name, {**record, "action": "restart failed", "reasons": [reason]})
+            record_decision(store, spec.name, {**record, "action": DecisionAction.restart_failed, "reasons": [reason]})
             context.log.error(reason)
             return dg.SkipReason(reason)
         reason = f"nothing answered at {url} (connection refused): started again on the same address"
-        record_decision(store, spec.name, {**record, "action": "restart", "reasons": [reason]})
+        record_decision(store, spec.name, {**record, "action": DecisionAction.restart, "reasons": [reason]})
         context.log.warning(f"{spec.name}: {reason}, serving v{record['model_version']}")
         return dg.SkipReason(f"restarted the endpoint at {url}")
 

@@ -36,7 +36,7 @@ import orjson
 from threadpoolctl import threadpool_limits
 
 from mlops_assets import __version__
-from mlops_assets.naming import CHALLENGER
+from mlops_assets.naming import CHALLENGER, Strategy
 from mlops_assets.rollout.routing import rollout_from_json
 from mlops_assets.serving.body import BODY_WHOLE, BodyReader, IncompleteBody
 from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
@@ -216,7 +216,7 @@ class ScoringApp:
                 "model_version": current.version if current else None,
                 "challenger_version": challenger.version if rollout and challenger else None,
                 "rollout": rollout.mode if rollout else None,
-                "share": rollout.share if rollout and rollout.mode != "shadow" else 0.0,
+                "share": rollout.share if rollout and rollout.mode != Strategy.shadow else 0.0,
             },
             "logs": {name: writer.status() for name, writer in writers if writer is not None},
         }

@@ -23,7 +23,7 @@ import orjson
 
 from mlops_assets.errors import PayloadError
 from mlops_assets.model.pipeline_model import Prediction
-from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION, OnInvalid, Strategy
 from mlops_assets.rollout.routing import ArmStats, choose_arm
 from mlops_assets.serving.inference_log import OneIn
 from mlops_assets.serving.loading import LoadedModel
@@ -67,7 +67,7 @@ class Invocations:
         self.input_dtypes, self.id_column = settings.input_dtypes, id_column
         checked = {**settings.input_dtypes, **({id_column: "str"} if id_column else {})}
         self.checks = RowChecks(checked, settings.schema, optional=[id_column] if id_column else [])
-        self.flag = settings.on_invalid == "flag"
+        self.flag = settings.on_invalid == OnInvalid.flag
         self.known_columns = frozenset(checked)  # any other column a request sends is ignored, and counted
         self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
         self.skew_sample = OneIn(settings.skew_sample_every)  # the scoring requests whose features are logged
@@ -111,7 +111,7 @@ class Invocations:
         features = prediction.features if self.skew_sample.take() else None
         labels = prediction.labels.tolist()
         answer = orjson.dumps({"predictions": labels}, option=orjson.OPT_SERIALIZE_NUMPY)
-        shadow = challenger if rollout is not None and rollout.mode == "shadow" else None
+        shadow = challenger if rollout is not None and rollout.mode == Strategy.shadow else None
         return Invocation(
             200, answer, None, current.version, columns, n_rows, labels, prediction, invalid, features, shadow
         )

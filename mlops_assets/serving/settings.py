@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 
+from mlops_assets.naming import ON_INVALID, OnInvalid
 from mlops_assets.serving.inference_log import InferenceLogWriter
 from mlops_assets.serving.loading import ModelLoader, VersionLoader
 from mlops_assets.serving.row_checks import ColumnRules
-
-ON_INVALID = ("reject", "flag")  # what a row that breaks the schema gets (the spec's deployment.on_invalid)
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class EndpointSettings:
     version_loader: VersionLoader | None = None
     shadow_log: InferenceLogWriter | None = None
     schema: Mapping[str, ColumnRules] = field(default_factory=dict)
-    on_invalid: str = "reject"
+    on_invalid: str = OnInvalid.reject  # one of ON_INVALID: what a row that breaks the schema gets
     head_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     telemetry_interval_s: float = 60.0

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mlops_assets.monitoring.drift.verdict import DriftConfig  # the statistics' defaults are the spec's
 from mlops_assets.monitoring.estimation import ESTIMABLE
-from mlops_assets.naming import ALERT_EVENTS, STRATEGIES
+from mlops_assets.naming import ALERT_EVENTS, ON_INVALID, STRATEGIES
 from mlops_assets.spec.base import SpecModel, existing_files
 
 
@@ -54,7 +54,7 @@ class Deployment(SpecModel):
     )
     host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
-    on_invalid: Literal["reject", "flag"] = Field(
+    on_invalid: Literal[ON_INVALID] = Field(
         default="reject",
         description="A scoring row that breaks the schema (a type, a bound, an unseen category, NaN or infinity "
         "where not nullable): reject answers 400 naming the row, column and rule; flag scores it, marks it invalid "

@@ -22,6 +22,7 @@ from pydantic import PrivateAttr
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, RegisteredModel, Trainer
 from mlops_assets.model.registry import fitted_description
 from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.records import TrainingResult
 from mlops_assets.rollout.routing import ArmStats, Rollout, rollout_from_json
 
 
@@ -224,7 +225,7 @@ class MemoryTrainer(Trainer):
     _script: list[Any] = PrivateAttr(default_factory=list)
     _requests: list[Any] = PrivateAttr(default_factory=list)
 
-    def script(self, *results: dict[str, Any] | BaseException) -> MemoryTrainer:
+    def script(self, *results: TrainingResult | BaseException) -> MemoryTrainer:
         self._script.extend(results)
         return self
 
@@ -232,15 +233,15 @@ class MemoryTrainer(Trainer):
     def requests(self) -> list[Any]:
         return list(self._requests)
 
-    def train(self, context, request) -> dict[str, Any]:
-        """Return the result the training process reported (see ``training.TrainingResult``)."""
+    def train(self, context, request) -> TrainingResult:
+        """Return the result the training process reported."""
         self._requests.append(request)
         if not self._script:  # what the subprocess trainer says of a process that reported nothing
             raise dg.Failure("the training process ended without reporting a model version")
         result = self._script.pop(0)
         if isinstance(result, BaseException):
             raise result
-        return dict(result)
+        return result
 
 
 class MemoryEndpointDeployer(EndpointDeployer):

@@ -10,6 +10,7 @@ import pytest
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
 from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.records import TrainingResult
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import PROMOTE, AliasMove, read_alias_moves, record_alias_move
 from mlops_assets.rollout.audit import read_decisions, record_decision
@@ -155,13 +156,21 @@ def test_the_registry_fails_only_the_running_training_runs_of_one_dagster_run():
 
 
 def test_the_trainer_answers_with_what_the_process_reported_or_fails_like_one_that_reported_nothing():
-    trainer = MemoryTrainer().script({"version": "1", "run_id": "r1"}, RuntimeError("out of memory"))
-    assert trainer.train(None, "request 1") == {"version": "1", "run_id": "r1"}
+    reported = TrainingResult("1", "r1", {"train_auc": 0.9}, {"max_depth": 3}, "cpu", 1.5, 100, False)
+    trainer = MemoryTrainer().script(reported, RuntimeError("out of memory"))
+    assert trainer.train(None, "request 1") == reported
     with pytest.raises(RuntimeError, match="out of memory"):
         trainer.train(None, "request 2")
     with pytest.raises(dg.Failure, match="ended without reporting a model version"):
         trainer.train(None, "request 3")
     assert trainer.requests == ["request 1", "request 2", "request 3"]
+
+
+def test_a_training_result_reads_back_from_the_message_the_training_process_reports():
+    result = TrainingResult("2", "r2", {"train_rmse": 1.25}, {"lr": 0.01}, "cuda", 3.0, 50, True, "bf16", 4)
+    message = result.to_message()
+    assert message["version"] == "2" and message["resumed_from_epoch"] == 4
+    assert TrainingResult.from_message(message) == result
 
 
 def test_the_endpoint_keeps_its_address_serves_what_it_was_given_and_refuses_what_it_cannot_load():

@@ -10,11 +10,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets.naming import CHALLENGER, CHAMPION, TrailEvent
+from mlops_assets.naming import CHALLENGER, CHAMPION, DecisionAction, TrailEvent
 from mlops_assets.records import EvaluationReport, FeatureSet, TrainedModel
 from mlops_assets.rollout.alias_history import PROMOTE, RESTORE, ROLLBACK, read_alias_moves
 from mlops_assets.rollout.audit import append_event, read_decisions, read_trail, verify_trail
-from mlops_assets.rollout.deployment import CHAMPION_KEPT, AwaitingApproval, ChampionKept, DeploymentRun
+from mlops_assets.rollout.deployment import AwaitingApproval, ChampionKept, DeploymentRun
 from mlops_assets.spec import load_spec
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
 
@@ -130,7 +130,11 @@ def test_a_version_the_gate_refused_keeps_the_champion_as_a_decision_not_a_failu
     assert pipeline.champion() == pipeline.served() == "1"
     assert len(pipeline.moves()) == len(pipeline.deployer.deployments) == 1
     record = pipeline.decisions()[-1]
-    assert (record["action"], record["model_version"], record["challenger_version"]) == (CHAMPION_KEPT, "1", "2")
+    assert (record["action"], record["model_version"], record["challenger_version"]) == (
+        DecisionAction.champion_kept,
+        "1",
+        "2",
+    )
     assert record["reasons"] == kept.reasons and pipeline.store.exists(kept.audit_key)
 
 

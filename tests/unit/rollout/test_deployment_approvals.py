@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pydantic import PrivateAttr
 
-from mlops_assets.naming import CHAMPION, TrailEvent
+from mlops_assets.naming import CHAMPION, DecisionAction, TrailEvent
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from mlops_assets.rollout.alias_history import PROMOTE, ROLLBACK
 from mlops_assets.rollout.audit import GENESIS, canonical, trail_key, verify_trail
-from mlops_assets.rollout.deployment import CHAMPION_KEPT, AwaitingApproval, ChampionKept, DeploymentDecision
+from mlops_assets.rollout.deployment import AwaitingApproval, ChampionKept, DeploymentDecision
 from tests.unit.rollout.test_audit import forge
 from tests.unit.rollout.test_deployment import NAME, Pipeline, approve, requiring_approval
 
@@ -84,7 +84,7 @@ def test_two_deployments_at_once_on_one_approval_promote_once(pipeline, tmp_path
     assert pipeline.champion() == pipeline.served() == version
     assert pipeline.moves() == [("1", None, PROMOTE, "carol"), (version, "1", PROMOTE, "alice")]
     actions = [(d["action"], d["challenger_version"]) for d in pipeline.decisions()]
-    assert sorted(actions[1:]) == [(CHAMPION_KEPT, version), ("replace", version)]
+    assert sorted(actions[1:]) == [(DecisionAction.champion_kept, version), ("replace", version)]
     assert verify_trail(pipeline.store, NAME).ok
     pipeline.deploy(None, rollback=True, approver="bob")
     again = pipeline.deploy(version, spec=spec)  # the approval was used: nothing promotes on it again

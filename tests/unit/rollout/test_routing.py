@@ -1,5 +1,6 @@
 from collections import Counter
 
+from mlops_assets.naming import Strategy
 from mlops_assets.rollout.routing import (
     CHALLENGER,
     CHAMPION,
@@ -12,7 +13,7 @@ from mlops_assets.rollout.routing import (
 
 
 def test_sticky_keys_always_land_on_the_same_arm_and_the_share_holds():
-    rollout = Rollout("canary", "3", share=0.2)
+    rollout = Rollout(Strategy.canary, "3", share=0.2)
     arms = {f"user-{i}": choose_arm(rollout, f"user-{i}") for i in range(20_000)}
     assert all(choose_arm(rollout, key) == arm for key, arm in list(arms.items())[:500])
     share = Counter(arms.values())[CHALLENGER] / len(arms)
@@ -20,7 +21,7 @@ def test_sticky_keys_always_land_on_the_same_arm_and_the_share_holds():
 
 
 def test_shadow_and_no_rollout_always_answer_with_the_champion():
-    assert {choose_arm(Rollout("shadow", "3", share=1.0), str(i)) for i in range(100)} == {CHAMPION}
+    assert {choose_arm(Rollout(Strategy.shadow, "3", share=1.0), str(i)) for i in range(100)} == {CHAMPION}
     assert choose_arm(None) == CHAMPION
 
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from mlops_assets.data.snapshot import read_source
-from mlops_assets.naming import CHALLENGER, CHAMPION
+from mlops_assets.naming import CHALLENGER, CHAMPION, Strategy
 from mlops_assets.rollout.routing import Rollout, choose_arm
 from mlops_assets.serving.invocations import Invocation, Invocations
 from mlops_assets.serving.loading import LoadedModel
@@ -102,7 +102,7 @@ def test_a_malformed_body_is_a_400_saying_what_is_wrong(model, body, content_typ
         assert next(iter(endpoint.telemetry.rejections))[0] == REQUEST
 
 
-@pytest.mark.parametrize("mode", ["canary", "ab"])
+@pytest.mark.parametrize("mode", [Strategy.canary, Strategy.ab])
 def test_a_rollout_routes_each_sticky_key_to_its_arm_and_the_challenger_answers_for_its_own(model, mode):
     challenger = LoadedModel("8", model.model)
     rollout = Rollout(mode, "8", share=0.5, sticky_key="user")
@@ -122,7 +122,7 @@ def test_a_rollout_routes_each_sticky_key_to_its_arm_and_the_challenger_answers_
 
 
 def test_a_shadow_rollout_answers_with_the_champion_and_scores_a_copy_with_the_challenger(model):
-    state = ServingState().serving(model).rolling_out(Rollout("shadow", "8"), LoadedModel("8", model.model))
+    state = ServingState().serving(model).rolling_out(Rollout(Strategy.shadow, "8"), LoadedModel("8", model.model))
     endpoint = invocations(model)
     scored = endpoint.score(records(), JSON, state)
     assert scored.version == "7" and scored.shadow.version == "8"
