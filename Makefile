@@ -83,9 +83,12 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 stop: install
 	$(BIN)/mlops-assets stop
 
+# lint-imports checks the package's layering ([tool.importlinter] in pyproject.toml); --no-cache: it takes under a
+# second, and leaves no cache folder in the repository.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlops_assets.cli.init import add_init_command
 from mlops_assets.cli.provenance import add_commands as add_provenance_commands
+from mlops_assets.cli.specs import pipeline_spec, pipeline_specs
 from mlops_assets.cli.trail import add_trail_commands
 from mlops_assets.data.locations import log_prefix, shadow_log_prefix
 from mlops_assets.environment import Settings, pipelines_folder
@@ -28,22 +29,9 @@ from mlops_assets.serving.endpoint_state import (
     stop,
     write_state,
 )
-from mlops_assets.spec import PipelineSpec, load_spec, load_specs, read_specs
+from mlops_assets.spec import load_spec, load_specs
 
 PIPELINE_HELP = "the pipeline: its spec file, or its name (its spec in MLOPS_PIPELINES, default pipelines/)"
-
-
-def _spec(value: str) -> tuple[PipelineSpec, Path]:
-    """A spec file, or the name of a pipeline whose spec is in ``MLOPS_PIPELINES`` (default ``pipelines``)."""
-    if Path(value).is_file():
-        return load_spec(value), Path(value)
-    folder = pipelines_folder()
-    specs = read_specs(folder)[0] if folder.is_dir() else []  # a broken neighbour does not hide this one
-    for spec, path in specs:
-        if spec.name == value:
-            return spec, path
-    names = ", ".join(sorted(spec.name for spec, _ in specs)) or "none"
-    raise MlopsError(f"{value} is neither a spec file nor a pipeline in {folder}/ (pipelines there: {names})")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -66,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
     from mlops_assets.serving.row_checks import column_rules
     from mlops_assets.serving.run import bind, run
 
-    spec, spec_path = _spec(args.spec)
+    spec, spec_path = pipeline_spec(args.spec)
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
     layout = LocalLayout.from_env()
     settings = Settings.from_env()
@@ -131,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from mlops_assets.serving.traffic import replay
 
-    spec, spec_path = _spec(args.spec)
+    spec, spec_path = pipeline_spec(args.spec)
     url = running_url(LocalLayout.from_env().endpoints, spec.name)
     if url is None:
         raise MlopsError(f"no endpoint is running for {spec.name}: materialize {spec.name}/deployed_endpoint first")
@@ -166,7 +154,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.alias_history import read_alias_moves, rollback_target
 
-    spec, spec_path = _spec(args.spec)
+    spec, spec_path = pipeline_spec(args.spec)
     resources = resources_from_env()
     current = resources["registry"].by_alias(spec.name, CHAMPION)
     if current is None:
@@ -206,20 +194,9 @@ def _run_failure(result) -> str:
     return "the run failed before any step"
 
 
-def _pipelines(values: list[str]) -> list[tuple[PipelineSpec, Path]]:
-    """Pipelines named by spec files, folders of specs or pipeline names; none named: every pipeline in
-    ``MLOPS_PIPELINES`` (default ``pipelines``)."""
-    if not values:
-        folder = pipelines_folder()
-        if not folder.is_dir():
-            raise MlopsError(f"no pipelines folder {folder}/: name one, or set MLOPS_PIPELINES")
-        return load_specs(folder)
-    return [item for value in values for item in (load_specs(value) if Path(value).is_dir() else [_spec(value)])]
-
-
 def _stop(args: argparse.Namespace) -> int:
     endpoints = LocalLayout.from_env().endpoints
-    for spec, _ in _pipelines(args.pipelines):
+    for spec, _ in pipeline_specs(args.pipelines):
         stopped = stop(endpoints, spec.name)
         print(f"stopped the {spec.name} endpoint" if stopped else f"the {spec.name} endpoint was not running")
     return 0
@@ -231,7 +208,7 @@ def _status(args: argparse.Namespace) -> int:
 
     layout = LocalLayout.from_env()
     resources = resources_from_env()
-    print(describe(_pipelines(args.pipelines), layout.endpoints, resources["store"], resources["registry"]))
+    print(describe(pipeline_specs(args.pipelines), layout.endpoints, resources["store"], resources["registry"]))
     return 0
 
 
@@ -243,7 +220,7 @@ def _rollout(args: argparse.Namespace) -> int:
     from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.arms import arms_table, rollout_arms
 
-    spec, spec_path = _spec(args.spec)
+    spec, spec_path = pipeline_spec(args.spec)
     resources = resources_from_env()
     deployer, registry = resources["deployer"], resources["registry"]
     if deployer.running_url(spec.name) is None:

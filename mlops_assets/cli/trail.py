@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlops_assets.cli.specs import pipeline_spec, pipeline_specs
 from mlops_assets.errors import MlopsError
 from mlops_assets.naming import CHALLENGER, CHAMPION, TrailEvent
 
@@ -24,11 +25,10 @@ VERIFY = "verify"  # `audit verify [PIPELINE ...]`: a pipeline cannot be named s
 
 def _approve(args: argparse.Namespace) -> int:
     """Record a person's approval of a version that exists and passed its gate; refuse anything else."""
-    from mlops_assets.cli.commands import _spec
     from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.audit import append_event, verify_trail
 
-    spec, _ = _spec(args.spec)
+    spec, _ = pipeline_spec(args.spec)
     resources = resources_from_env()
     store, registry = resources["store"], resources["registry"]
     try:
@@ -55,20 +55,19 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     """``audit PIPELINE`` prints the trail; ``audit verify [PIPELINE ...]`` checks its chain."""
-    from mlops_assets.cli.commands import _pipelines, _spec
     from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.audit import describe_event, read_events, read_trail, verify_trail
 
     store = resources_from_env()["store"]
     if args.words[0] == VERIFY:
-        specs = _pipelines(args.words[1:])
+        specs = pipeline_specs(args.words[1:])
         with _anchor_reader() as anchors_of:
             results = [verify_trail(store, spec.name, anchors_of(spec.name)) for spec, _ in specs]
         print("\n".join(result.describe() for result in results))
         return 0 if all(result.ok for result in results) else 1
     if len(args.words) > 1:
         raise MlopsError(f"audit takes one pipeline, or `{VERIFY}` and pipelines: got {' '.join(args.words)}")
-    spec, _ = _spec(args.words[0])
+    spec, _ = pipeline_spec(args.words[0])
     kinds = (TrailEvent.decision, TrailEvent.alias)
     earlier = [{**e, "kind": kind} for kind in kinds for e in read_events(store, spec.name, kind) if "seq" not in e]
     events = sorted(earlier, key=lambda e: e["time"]) + read_trail(store, spec.name)
@@ -97,12 +96,11 @@ def _anchor_reader() -> Iterator[Callable[[str], list | None]]:
 
 def _history(args: argparse.Namespace) -> int:
     """Which version held champion and challenger when; with ``--at``, who held champion then and who approved."""
-    from mlops_assets.cli.commands import _spec
     from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.alias_history import alias_spans, holder_at, read_alias_moves
     from mlops_assets.rollout.audit import is_keyed, read_events
 
-    spec, _ = _spec(args.spec)
+    spec, _ = pipeline_spec(args.spec)
     store = resources_from_env()["store"]
     moves = {alias: read_alias_moves(store, spec.name, alias) for alias in (CHAMPION, CHALLENGER)}
     if args.at is None:
