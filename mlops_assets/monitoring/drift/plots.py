@@ -8,12 +8,12 @@ inlines them in its Dagster metadata.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from mlops_assets.evaluation.plots import new_figure, png
 from mlops_assets.monitoring.drift.categorical import category_shares
 
 MAX_DRIFT_PLOTS = 6  # drifted features plotted per report: each image travels inline in the report's metadata
@@ -41,7 +41,7 @@ def numeric_png(feature: str, reference: Any, current: Any) -> bytes:
     if low == high:
         low, high = low - 0.5, high + 0.5
     edges = np.linspace(low, high, NUMERIC_BINS + 1)
-    figure, axes = _figure()
+    figure, axes = new_figure(4, 2.8)
     for (name, color), all_values, finite in zip(SAMPLES, values, present, strict=True):
         missing = 1 - finite.size / max(all_values.size, 1)
         label = f"{name}, {missing:.1%} missing" if missing else name
@@ -59,7 +59,7 @@ def numeric_png(feature: str, reference: Any, current: Any) -> bytes:
             axes.plot([], [], color=color, label=f"{name}: no values")
     axes.set(title=f"{feature}: reference vs window", xlabel=feature, ylabel="density")
     axes.legend(fontsize="small")
-    return _png(figure)
+    return png(figure, dpi=72)
 
 
 def categorical_png(feature: str, reference: Any, current: Any) -> bytes:
@@ -70,7 +70,7 @@ def categorical_png(feature: str, reference: Any, current: Any) -> bytes:
     largest = np.argsort(-larger, kind="stable")[: min(MAX_CATEGORIES, np.count_nonzero(larger))]
     shown = largest[np.argsort(-ref_shares[largest], kind="stable")]
     positions = np.arange(len(shown))
-    figure, axes = _figure()
+    figure, axes = new_figure(4, 2.8)
     for offset, (name, color), shares in zip((-0.2, 0.2), SAMPLES, (ref_shares, cur_shares), strict=True):
         axes.bar(positions + offset, shares[shown], width=0.4, color=color, label=name)
     axes.set_xticks(positions, [_short(names[i]) for i in shown], rotation=45, ha="right", fontsize="small")
@@ -79,7 +79,7 @@ def categorical_png(feature: str, reference: Any, current: Any) -> bytes:
     if hidden:
         axes.set_xlabel(f"{hidden} smaller categories not shown", fontsize="small")
     axes.legend(fontsize="small")
-    return _png(figure)
+    return png(figure, dpi=72)
 
 
 def _as_float(values: Any) -> np.ndarray:
@@ -91,22 +91,3 @@ def _as_float(values: Any) -> np.ndarray:
 
 def _short(name: str, width: int = 16) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(4, 2.8))
-
-
-def _png(figure) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=72)
-    plt.close(figure)
-    return buffer.getvalue()
