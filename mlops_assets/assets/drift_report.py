@@ -13,7 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import dagster as dg
 
@@ -24,6 +24,9 @@ from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistr
 from mlops_assets.data.locations import drift_report_key
 from mlops_assets.naming import WINDOW_END_TAG, AlertEvent, DriftStatus
 from mlops_assets.records import EndpointState
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
@@ -124,7 +127,7 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
     return drift_report
 
 
-def drift_checks(spec, outcome, status: DriftStatus, verdict: str, counts: "_RequestCounts"):
+def drift_checks(spec: "PipelineSpec", outcome, status: DriftStatus, verdict: str, counts: "_RequestCounts"):
     """The report's two checks, each with what it measured and its thresholds (as text: Dagster plots the
     numbers run after run): a known drift only warns."""
     monitoring = spec.monitoring
@@ -166,7 +169,7 @@ def drift_measures(features: list[dict]) -> dict[str, float]:
     return measures
 
 
-def drift_verdict(spec, store: ArtifactStore, outcome, endpoint: EndpointState, run_id: str):
+def drift_verdict(spec: "PipelineSpec", store: ArtifactStore, outcome, endpoint: EndpointState, run_id: str):
     """What a drift means for the loop: ``(status, verdict, adaptation)``. A drift of the inputs that the
     champion's retraining already failed to answer is known; otherwise importance weights are planned toward
     the window (``adaptation`` names it), or the verdict says why only labels can answer it."""

@@ -9,6 +9,8 @@ a drifted window that does not pass the gate makes that drift known (acknowledge
 retraining.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
@@ -19,6 +21,9 @@ from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
 from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, AlertEvent, StorePrefix, TrailEvent, store_key
 from mlops_assets.records import EvaluationReport, TrainedModel
 from mlops_assets.rollout.audit import append_event
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 HOLDOUT_CHECK_ROWS = 10_000  # holdout rows a compiled fast path must reproduce before it serves
 
@@ -135,7 +140,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
     return evaluation_report
 
 
-def gate_check(spec, gate, metrics: dict[str, float]) -> dg.AssetCheckResult:
+def gate_check(spec: "PipelineSpec", gate, metrics: dict[str, float]) -> dg.AssetCheckResult:
     """The blocking gate, with each condition's verdict, the thresholds and the observed metrics."""
     return dg.AssetCheckResult(
         check_name="gate",
@@ -152,7 +157,9 @@ def gate_check(spec, gate, metrics: dict[str, float]) -> dg.AssetCheckResult:
     )
 
 
-def store_evaluation(spec, store: ArtifactStore, registry: ModelRegistry, trained: TrainedModel, files, holdout):
+def store_evaluation(
+    spec: "PipelineSpec", store: ArtifactStore, registry: ModelRegistry, trained: TrainedModel, files, holdout
+):
     """The report's files in the artifact store and with the version's run; the holdout's inputs travel with
     the version too, so the endpoint can check a compiled fast path against them."""
     prefix = store_key(spec.name, StorePrefix.evaluation_reports, f"v{trained.version}")
@@ -172,7 +179,7 @@ def holdout_inputs_parquet(frame) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def evaluation_plots(model, holdout, spec) -> dict[str, bytes]:
+def evaluation_plots(model, holdout, spec: "PipelineSpec") -> dict[str, bytes]:
     """PNG plots by file name: residuals for regression, a confusion matrix (and ROC for binary) otherwise."""
     from mlops_assets.evaluation.plots import confusion_matrix_png, residuals_png, roc_curve_png
 

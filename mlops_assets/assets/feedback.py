@@ -5,6 +5,8 @@ label feed write them, not Dagster) -> ``feedback`` -> ``validated_features``. R
 like the raw snapshot, so unchanged feedback starts no new work and any version's rows can be read back.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from mlops_assets.assets.context import PipelineContext, signature_once
@@ -13,6 +15,9 @@ from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_files, log_prefix
 from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.records import FeedbackSet
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 def build_external_assets(pipeline: PipelineContext) -> list[dg.AssetSpec]:
@@ -106,7 +111,7 @@ def build_feedback(pipeline: PipelineContext) -> dg.AssetsDefinition:
     return feedback
 
 
-def _read_log(store: ArtifactStore, spec):
+def _read_log(store: ArtifactStore, spec: "PipelineSpec"):
     """The logged ids, times and inputs; unreadable files are skipped and named."""
     import pyarrow as pa
 

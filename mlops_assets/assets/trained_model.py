@@ -9,6 +9,7 @@ trigger (with whether it trained), each registration and the move of ``challenge
 
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -21,6 +22,9 @@ from mlops_assets.naming import CHALLENGER, RETRAIN_TAG, TRIGGER_TAG, StorePrefi
 from mlops_assets.records import FeatureSet, TrainedModel, TrainingRequest
 from mlops_assets.rollout.alias_history import TRAIN, AliasMove, record_alias_move
 from mlops_assets.rollout.audit import append_event
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
@@ -127,7 +131,7 @@ def version_tags(features: FeatureSet) -> dict[str, str]:
     }
 
 
-def checkpoint_key(spec, features: FeatureSet, code: dict[str, str]) -> str:
+def checkpoint_key(spec: "PipelineSpec", features: FeatureSet, code: dict[str, str]) -> str:
     """Where a torch training keeps its last epoch, named by what decides its weights: the training set, the
     model section and the code that trains (``code_version``). A retried step or a restarted pod finds it and
     resumes; a training of other rows, settings or code never reads it."""

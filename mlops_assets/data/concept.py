@@ -30,9 +30,13 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 FOLDS = 5
 MAX_ROWS = 5_000  # rows a side the models fit on (a seeded sample beyond it): bounds the test's time
@@ -64,7 +68,7 @@ class ConceptTest:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def spec_inputs(spec) -> dict[str, str]:
+def spec_inputs(spec: PipelineSpec) -> dict[str, str]:
     """The spec's input columns and their schema dtypes, as ``concept_test`` takes them."""
     return {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import fsspec
 import pandas as pd
@@ -31,6 +31,9 @@ from mlops_assets.data.locations import find_files, irregular_kind, is_url
 from mlops_assets.data.training_window import LOGGED_AT
 from mlops_assets.data.validation import validate
 from mlops_assets.errors import DataError
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 LABEL_FILE = "_label_file"  # label rows: the name of the batch file the row came from
 FAILURES = "_failures"  # quarantined rows: why (the column validation's quarantine uses)
@@ -63,7 +66,7 @@ class FeedbackJoin:
     counts: dict[str, int]  # logged rows and ids, labelled rows, ids waiting for a label, labels per fate
 
 
-def read_label_batches(spec, base_dir: Path) -> LabelBatches:
+def read_label_batches(spec: PipelineSpec, base_dir: Path) -> LabelBatches:
     """Every label batch in name order, checked, with one label per id.
 
     Name order is arrival order (batches are named by sequence or time), which is what makes "the first
@@ -93,7 +96,9 @@ def read_label_batches(spec, base_dir: Path) -> LabelBatches:
     return LabelBatches(accepted.reset_index(drop=True), quarantined.reset_index(drop=True), files, unreadable, counts)
 
 
-def join_feedback(spec, logged: pd.DataFrame, labels: pd.DataFrame, source_ids: set[str] | None) -> FeedbackJoin:
+def join_feedback(
+    spec: PipelineSpec, logged: pd.DataFrame, labels: pd.DataFrame, source_ids: set[str] | None
+) -> FeedbackJoin:
     """The labelled production rows: each labelled id's newest logged row, with its accepted label.
 
     An id names one case, so it gives one training row, with the features last served for it. ``logged``
@@ -252,7 +257,7 @@ def _read_parquet(handle: BinaryIO, columns: list[str], limit: int) -> pd.DataFr
     return pa.Table.from_batches(batches, schema=schema).to_pandas()
 
 
-def _label_spec(spec):
+def _label_spec(spec: PipelineSpec):
     """The spec narrowed to the id and target, both required (a missing label is not a label), other
     columns kept so each row's file and position pass through validation untouched."""
     key, target = spec.source.labels.id_column, spec.target

@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from mlops_assets.data.locations import list_files
 from mlops_assets.errors import DataError
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ def read_files(
     return frame, read, unreadable
 
 
-def read_source(spec, base_dir: Path) -> SourceRead:
+def read_source(spec: PipelineSpec, base_dir: Path) -> SourceRead:
     """The declared data, with label batches joined by id when the spec has a labels source.
 
     A source row keeps its own target where it has one; a label batch gives the target to the rows that
@@ -86,13 +90,13 @@ def read_source(spec, base_dir: Path) -> SourceRead:
     return SourceRead(joined, files, len(frame) - len(joined), batches.files, batches.unreadable, conflicting)
 
 
-def source_ids(spec, base_dir: Path) -> set[str]:
+def source_ids(spec: PipelineSpec, base_dir: Path) -> set[str]:
     """The ids of the declared data: a label for none of them nor for a served row is for an unknown id."""
     frame, _, _ = read_files(spec.source.path, base_dir)
     return set(frame[spec.id_column].astype(str)) if spec.id_column in frame.columns else set()
 
 
-def read_labels(spec, base_dir: Path) -> pd.DataFrame:
+def read_labels(spec: PipelineSpec, base_dir: Path) -> pd.DataFrame:
     """Every accepted label (one per id, as ``feedback.read_label_batches`` decides); empty without a
     labels source."""
     from mlops_assets.data.feedback import read_label_batches

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +20,9 @@ from mlops_assets.data.training_set import LOGGED_AT, TrainingSet, adapt, assemb
 from mlops_assets.data.validation import validate
 from mlops_assets.naming import StorePrefix, store_key
 from mlops_assets.records import FeatureSet, FeedbackSet, RawSnapshot
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ def adaptation_note_key(window_key: str) -> str:
 
 
 def write_training_set(
-    spec, store: ArtifactStore, raw: RawSnapshot, feedback: FeedbackSet | None, adapt_to: str | None
+    spec: PipelineSpec, store: ArtifactStore, raw: RawSnapshot, feedback: FeedbackSet | None, adapt_to: str | None
 ) -> WrittenTrainingSet:
     source = validate(spec, store.read_table(raw.key).to_pandas())
     production = _empty_production(spec)
@@ -87,7 +90,7 @@ def write_training_set(
     )
 
 
-def _empty_production(spec) -> pd.DataFrame:
+def _empty_production(spec: PipelineSpec) -> pd.DataFrame:
     return pd.DataFrame(columns=[*spec.schema_.columns, LOGGED_AT])
 
 
@@ -95,7 +98,7 @@ def _drift_note(store: ArtifactStore, window_key: str) -> dict[str, Any]:
     return {"window": window_key, **json.loads(store.read_bytes(adaptation_note_key(window_key)))}
 
 
-def _version(spec, *frames: pd.DataFrame) -> str:
+def _version(spec: PipelineSpec, *frames: pd.DataFrame) -> str:
     """A hash of the spec and ``frames``: of the training rows (and weights) alone, equal hashes would
     train the same model; with the holdouts, it names everything a version learnt from and was judged on."""
     digest = hashlib.sha256(spec.spec_hash.encode())

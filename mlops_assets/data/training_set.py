@@ -16,7 +16,7 @@ id), so the same inputs always give the same training set and any version's set 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from mlops_assets.data.training_window import (
 )
 from mlops_assets.data.validation import split_holdout
 from mlops_assets.errors import DataError
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 IMPORTANCE = "_importance"  # fixed holdout rows: importance weight under the drifted distribution
 # After a concept change the source rows together weigh this share of the production rows: they can no longer
@@ -55,7 +58,7 @@ class TrainingSet:
         return {str(k): int(v) for k, v in self.train[ORIGIN].value_counts().sort_index().items()}
 
 
-def split_rows(spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_rows(spec: PipelineSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and holdout rows. With an id column the split hashes the id, so a case stays on its side
     whatever rows come with it: a production row of a holdout id is never trained on."""
     if spec.id_column is None:
@@ -64,12 +67,12 @@ def split_rows(spec, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame[~holdout].reset_index(drop=True), frame[holdout].reset_index(drop=True)
 
 
-def window_policy(spec) -> WindowPolicy:
+def window_policy(spec: PipelineSpec) -> WindowPolicy:
     window = spec.training.window
     return WindowPolicy(window.policy, window.rows, window.days, window.half_life_days, window.source_weight)
 
 
-def assemble(spec, source: pd.DataFrame, production: pd.DataFrame) -> TrainingSet:
+def assemble(spec: PipelineSpec, source: pd.DataFrame, production: pd.DataFrame) -> TrainingSet:
     """Source and labelled production rows (both validated) as training rows, fixed and recent holdouts."""
     source_train, holdout = split_rows(spec, source)
     production_train, production_holdout = split_rows(spec, production) if len(production) else (production,) * 2
@@ -90,7 +93,7 @@ def assemble(spec, source: pd.DataFrame, production: pd.DataFrame) -> TrainingSe
 
 
 def _answer_concept_change(
-    spec, source: pd.DataFrame, train: pd.DataFrame
+    spec: PipelineSpec, source: pd.DataFrame, train: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, Any] | None, list[str]]:
     """The training rows, the concept test of their newest production rows against the source's training
     rows, and what was done about it: after a change the source rows are weighed down to
@@ -120,7 +123,7 @@ def _answer_concept_change(
     return train, test.as_json(), [note]
 
 
-def _production_reference(spec, train: pd.DataFrame) -> pd.DataFrame | None:
+def _production_reference(spec: PipelineSpec, train: pd.DataFrame) -> pd.DataFrame | None:
     """The newest production rows a version trains on, when there are enough for a drift verdict: the
     distribution it was fitted for, so a drift it learnt from is not reported again."""
     production = train[train[ORIGIN] == "production"]
@@ -129,7 +132,7 @@ def _production_reference(spec, train: pd.DataFrame) -> pd.DataFrame | None:
     return newest_rows(production, spec.monitoring.window)[spec.input_columns].reset_index(drop=True)
 
 
-def adapt(spec, training: TrainingSet, window: pd.DataFrame, drift: dict[str, Any]) -> TrainingSet:
+def adapt(spec: PipelineSpec, training: TrainingSet, window: pd.DataFrame, drift: dict[str, Any]) -> TrainingSet:
     """Importance weights toward the drifted ``window`` for the training rows and the fixed holdout.
 
     Raises ``DataError`` naming the reason where weighting cannot answer the drift (the drift report says

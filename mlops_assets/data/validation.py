@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mlops_assets.errors import DataError
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 _PANDAS_DTYPES = {"float": "float64", "str": "str", "bool": "bool"}
 
@@ -20,7 +24,7 @@ class ValidationResult:
     failures_by_check: dict[str, int]
 
 
-def build_schema(spec, with_checks: bool = True, only: Collection[str] | None = None):
+def build_schema(spec: PipelineSpec, with_checks: bool = True, only: Collection[str] | None = None):
     """The pandera schema of the spec: coercion, nullability and (optionally) the declared checks; ``only``
     restricts it to some of the columns."""
     import pandera.pandas as pa
@@ -45,7 +49,7 @@ def build_schema(spec, with_checks: bool = True, only: Collection[str] | None = 
     return pa.DataFrameSchema(columns, strict=strict)
 
 
-def validate(spec, frame: pd.DataFrame, carry: Sequence[str] = ()) -> ValidationResult:
+def validate(spec: PipelineSpec, frame: pd.DataFrame, carry: Sequence[str] = ()) -> ValidationResult:
     """Validate lazily; raise ``DataError`` only for problems no single row causes (a missing column).
 
     Two passes, because pandera cannot run value checks on a column that failed to coerce: first types
@@ -70,7 +74,7 @@ def validate(spec, frame: pd.DataFrame, carry: Sequence[str] = ()) -> Validation
     return ValidationResult(kept, quarantined.reset_index(drop=True), {k: int(v) for k, v in counts.items()})
 
 
-def _row_failures(spec, schema, frame: pd.DataFrame) -> pd.Series:
+def _row_failures(spec: PipelineSpec, schema, frame: pd.DataFrame) -> pd.Series:
     """One ``"column: check got value"`` string per failure, indexed by row."""
     import pandera.errors
 

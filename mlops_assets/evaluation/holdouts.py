@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from mlops_assets.data.training_set import IMPORTANCE
 from mlops_assets.evaluation.gate import GateResult, evaluate_gate
 from mlops_assets.evaluation.metrics import compute_metrics
 from mlops_assets.model.pipeline_model import PipelineModel
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 ORDER = ("recent", "weighted", "fixed")  # which holdout stands for today's traffic, first that can decide
 
@@ -96,7 +99,7 @@ def score(model: PipelineModel, frame: pd.DataFrame, target: str) -> Scored:
 
 
 def judge(
-    spec,
+    spec: PipelineSpec,
     challenger: PipelineModel,
     champion: PipelineModel | None,
     holdout: pd.DataFrame,
@@ -138,11 +141,11 @@ def judge(
     return Judgement(comparisons, gate, deciding, concept.as_json() if concept else None)
 
 
-def _score_both(spec, challenger, champion, frame) -> tuple[Scored, Scored | None]:
+def _score_both(spec: PipelineSpec, challenger, champion, frame) -> tuple[Scored, Scored | None]:
     return score(challenger, frame, spec.target), None if champion is None else score(champion, frame, spec.target)
 
 
-def _compare(name, spec, mine: Scored, theirs: Scored | None, weights) -> HoldoutComparison:
+def _compare(name, spec: PipelineSpec, mine: Scored, theirs: Scored | None, weights) -> HoldoutComparison:
     """Both models' metrics on one holdout, and with a champion the paired interval of each gain the gate
     reads (the primary metric's and every ``min_gain``'s)."""
     from mlops_assets.evaluation.confidence import paired_gain_interval
@@ -168,7 +171,7 @@ def _compare(name, spec, mine: Scored, theirs: Scored | None, weights) -> Holdou
 
 
 def _deciding(
-    spec, compared: dict[str, HoldoutComparison], has_champion: bool
+    spec: PipelineSpec, compared: dict[str, HoldoutComparison], has_champion: bool
 ) -> tuple[str, dict[str, HoldoutComparison]]:
     """The first holdout of ``ORDER`` that can decide, and the comparisons with a note on those passed over."""
     least = spec.training.recent_holdout.min_rows
@@ -185,7 +188,7 @@ def _deciding(
     return "fixed", compared
 
 
-def _undefined(spec, comparison: HoldoutComparison, has_champion: bool) -> str:
+def _undefined(spec: PipelineSpec, comparison: HoldoutComparison, has_champion: bool) -> str:
     """Why a holdout cannot decide although it has rows ("" when it can): a metric the gate needs is
     undefined on it (roc_auc over one class, r2 over a constant target), and an undefined value would pass
     or fail every challenger alike."""
@@ -200,7 +203,7 @@ def _undefined(spec, comparison: HoldoutComparison, has_champion: bool) -> str:
     return f"{', '.join(sorted(needed))} undefined on these rows (one class, or a constant target)"
 
 
-def _deciding_gate(spec, deciding: HoldoutComparison, the_champion: str) -> GateResult:
+def _deciding_gate(spec: PipelineSpec, deciding: HoldoutComparison, the_champion: str) -> GateResult:
     """On the deciding holdout: better than the champion, then the declared thresholds and least gains (on
     the recent holdout a least gain fails only when the interval lies wholly below it, as a canary does; on
     the others the point gain must reach it)."""
@@ -247,7 +250,9 @@ def _least_gains(min_gain: dict[str, float], recent: HoldoutComparison) -> GateR
     return _labelled(GateResult(bool(passed), reasons), "recent")
 
 
-def _fixed_guard(spec, fixed: HoldoutComparison, deciding: str, concept: ConceptTest | None, the_champion: str):
+def _fixed_guard(
+    spec: PipelineSpec, fixed: HoldoutComparison, deciding: str, concept: ConceptTest | None, the_champion: str
+):
     """The fixed holdout beside the deciding one. Beside the weighted holdout it must meet the declared
     thresholds (the same rows, unweighted: a floor that wrong weights cannot lift), not the least gains: a
     model adapted to today's inputs gives up some of yesterday's where the shift is misspecified, and its gain

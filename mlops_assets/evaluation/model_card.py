@@ -12,6 +12,7 @@ import html
 import math
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ import pandas as pd
 from mlops_assets.evaluation.fairness import GroupFigure, fairness_figures, group_labels, slice_metrics
 from mlops_assets.evaluation.importance import N_REPEATS, Importance, model_score, permutation_importance
 from mlops_assets.records import EvaluationReport
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 CONFIDENCE = 0.95
 
@@ -35,7 +39,7 @@ class CardFigures:
     importance: list[Importance] = field(default_factory=list)
 
 
-def card_figures(spec, model, holdout: pd.DataFrame) -> CardFigures:
+def card_figures(spec: PipelineSpec, model, holdout: pd.DataFrame) -> CardFigures:
     """The challenger's figures on the fixed holdout: intervals of every metric, per-slice metrics, fairness
     figures per sensitive column and the permutation importance of every input column."""
     from mlops_assets.evaluation.confidence import metric_interval
@@ -73,7 +77,11 @@ def _target_summary(target: pd.Series, classes: list | None) -> dict[str, float]
 
 
 def model_card(
-    spec, report: EvaluationReport, tags: dict[str, str], holdouts: str = "", figures: CardFigures | None = None
+    spec: PipelineSpec,
+    report: EvaluationReport,
+    tags: dict[str, str],
+    holdouts: str = "",
+    figures: CardFigures | None = None,
 ) -> str:
     """``holdouts``: every holdout the version was judged on, side by side (``holdouts.Judgement.markdown``);
     ``figures``: the challenger's intervals, slices, fairness and importance (``card_figures``)."""
@@ -137,7 +145,7 @@ def _data_section(figures: CardFigures | None) -> str:
     return f"## Data\n\n- Fixed holdout: {figures.rows} rows\n- Target on the holdout: {summary}\n"
 
 
-def _figure_sections(spec, figures: CardFigures) -> str:
+def _figure_sections(spec: PipelineSpec, figures: CardFigures) -> str:
     sections = []
     for column, groups in figures.slices.items():
         sections.append(f"## Slices by `{_line(column)}` (challenger, fixed holdout)\n\n" + _slice_table(groups))

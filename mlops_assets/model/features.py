@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_assets.model.expressions import Expression
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 Columns = Mapping[str, Any]
 
@@ -66,7 +69,7 @@ class FeatureTransformer:
         self.__post_init__()
 
     @classmethod
-    def from_spec(cls, spec) -> FeatureTransformer:
+    def from_spec(cls, spec: PipelineSpec) -> FeatureTransformer:
         kinds: dict[str, tuple[str, list[Any] | None]] = {}
         for transform in spec.features.transforms or _default_transforms(spec):
             for column in transform.columns:
@@ -170,7 +173,7 @@ def _encode(step: _Step, x: Any) -> np.ndarray:
     return np.array([index.get(v, -1) for v in _as_categories(x)], dtype=float)[:, None]
 
 
-def _default_transforms(spec) -> list:
+def _default_transforms(spec: PipelineSpec) -> list:
     from mlops_assets.spec.data import Transform
 
     numeric = [

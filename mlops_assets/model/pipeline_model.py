@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_assets.model.features import Columns, FeatureTransformer
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 @dataclass
@@ -66,7 +69,9 @@ class PipelineModel:
         return np.array([index[v] for v in np.asarray(y).tolist()])
 
 
-def fit_pipeline_model(spec, train: Columns, estimator: Any, sample_weight: np.ndarray | None = None) -> PipelineModel:
+def fit_pipeline_model(
+    spec: PipelineSpec, train: Columns, estimator: Any, sample_weight: np.ndarray | None = None
+) -> PipelineModel:
     """Fit transformer and estimator on the training split; classes are the sorted target values.
 
     ``sample_weight`` (the training window's recency, a drift's importance weights) goes to the

@@ -15,11 +15,15 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow.pyfunc
 import pandas as pd
 
 from mlops_assets.model.pipeline_model import PipelineModel
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class PipelineModelWrapper(mlflow.pyfunc.PythonModel):
         return self.model.predict({c: frame[c].to_numpy() for c in frame.columns}).labels
 
 
-def signature(spec):
+def signature(spec: PipelineSpec):
     """The model's input schema from the spec, so MLflow checks requests without inferring anything."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -62,7 +66,7 @@ def signature(spec):
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(target_type)]))
 
 
-def requirements(spec) -> list[str]:
+def requirements(spec: PipelineSpec) -> list[str]:
     """What an environment needs to load the model: PyPI distributions pinned to the versions that trained it.
 
     Given explicitly, as inferring them makes MLflow load the model in a subprocess. ``cloudpickle`` wrote the
@@ -99,7 +103,7 @@ def estimator_distributions(import_path: str) -> list[str]:
     return found
 
 
-def model_code(spec, folder: Path) -> Path:
+def model_code(spec: PipelineSpec, folder: Path) -> Path:
     """A copy of this package holding only what the model imports (MODEL_CODE, and TORCH_CODE for a torch model),
     in ``folder``: logged as the model's ``code_paths``, it is ``mlops_assets`` where the package is not installed."""
     root = folder / PACKAGE_ROOT.name
@@ -112,7 +116,7 @@ def model_code(spec, folder: Path) -> Path:
 INPUT_EXAMPLE_ROWS = 3  # rows of the training inputs stored with the model: what a request looks like
 
 
-def log_pipeline_model(model: PipelineModel, spec, example: pd.DataFrame):
+def log_pipeline_model(model: PipelineModel, spec: PipelineSpec, example: pd.DataFrame):
     """Log ``model`` as a pyfunc in the active run and register it under the pipeline's name: the one place
     that decides how a model is stored. ``example`` (training rows) is stored as its input example, checked
     against the signature."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops_assets.model.pipeline_model import PipelineModel
+    from mlops_assets.spec import PipelineSpec
 
 # MLflow's SQL stores keep a description in a VARCHAR(5000) column: PostgreSQL and MySQL refuse a longer one (SQLite
 # does not check), so a model card is cut to fit before it is stored.
@@ -40,7 +41,7 @@ def fitted_description(card: str, limit: int = DESCRIPTION_LIMIT) -> str:
     return card[: cut if cut > 0 else room].rstrip() + note
 
 
-def model_description(spec) -> str:
+def model_description(spec: PipelineSpec) -> str:
     """What the registered model is, for MLflow's UI: the spec's own description and what its versions are."""
     about = f"{spec.description}\n\n" if spec.description else ""
     return (
@@ -139,7 +140,7 @@ class MlflowRegistryClient:
 
     def register(
         self,
-        spec,
+        spec: PipelineSpec,
         model: PipelineModel,
         example: pd.DataFrame,
         experiment_id: str,

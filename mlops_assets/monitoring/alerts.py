@@ -22,10 +22,14 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mlops_assets.naming import AlertEvent
 from mlops_assets.spec.operations import ALERT_VARIABLES_ENV, allowed_alert_variable, forbidden_address
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 WEBSERVER_URL_ENV = "DAGSTER_WEBSERVER_URL"  # where people open the Dagster UI; the alerts' links point there
 DEFAULT_WEBSERVER_URL = "http://localhost:3000"
@@ -59,7 +63,7 @@ def alert_body(pipeline: str, event: AlertEvent, message: str, link: str) -> dic
     return {"pipeline": pipeline, "event": str(event), "message": message, "link": link, "time": time_}
 
 
-def send_alerts(spec, event: AlertEvent, message: str, link: str, log) -> AlertOutcome:
+def send_alerts(spec: PipelineSpec, event: AlertEvent, message: str, link: str, log) -> AlertOutcome:
     """Announce ``event``: always in ``log`` (a Dagster ``context.log``), then to each alert of ``spec`` that
     fires on it, all at once; returns after every delivery ended or the longest timeout passed."""
     log.warning(f"alert {event}: {message} ({link})")

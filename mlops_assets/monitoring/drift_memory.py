@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.naming import StorePrefix, store_key
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 def _acknowledgement_key(pipeline: str, champion_version: str) -> str:
@@ -46,7 +49,12 @@ def acknowledged(store: ArtifactStore, pipeline: str, champion_version: str) -> 
 
 
 def plan_adaptation(
-    spec, store: ArtifactStore, reference: pd.DataFrame, window: pd.DataFrame, features: list[str], report_id: str
+    spec: PipelineSpec,
+    store: ArtifactStore,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    features: list[str],
+    report_id: str,
 ) -> tuple[str | None, list[str], dict[str, Any]]:
     """(key of the window to adapt to, reasons it cannot be, figures) for a drifted window.
 

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
 from mlops_assets.monitoring.estimation import Calibrator, Estimate, check_estimable, estimate
 from mlops_assets.naming import WINDOW_PREFIX
 from mlops_assets.records import EndpointState
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
 PREDICTION = "prediction"
@@ -177,7 +180,7 @@ def drift_config(monitoring) -> DriftConfig:
     )
 
 
-def labelled_predictions(spec, logged: pa.Table, labels: pd.DataFrame) -> pd.DataFrame:
+def labelled_predictions(spec: PipelineSpec, logged: pa.Table, labels: pd.DataFrame) -> pd.DataFrame:
     """Logged rows whose id has a label, with the label in the target column; the last label of an id wins."""
     key = spec.source.labels.id_column if spec.source.labels else None
     if labels.empty or key is None or key not in logged.column_names:
@@ -227,7 +230,7 @@ def logged_class_index(classes: list, logged: np.ndarray) -> np.ndarray:
 
 
 def online_performance(
-    spec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel, version: str
+    spec: PipelineSpec, window: pa.Table, labels: pd.DataFrame, model: PipelineModel, version: str
 ) -> OnlinePerformance | None:
     """The spec's online metric on the window's rows that ``version`` answered and whose id has a label;
     ``None`` without any. Rows another version answered judge that version, not the one serving."""
@@ -253,7 +256,9 @@ def online_performance(
     )
 
 
-def served_calibrator(spec, store: ArtifactStore, model: PipelineModel, training_set: str | None) -> Calibrator | None:
+def served_calibrator(
+    spec: PipelineSpec, store: ArtifactStore, model: PipelineModel, training_set: str | None
+) -> Calibrator | None:
     """The served version's scores calibrated on its fixed holdout (stored beside its training set), when the
     spec asks for an estimate (``monitoring.performance.estimated``), for a classifier whose holdout has two
     classes or more; ``None`` otherwise. A metric this model's logged scores cannot give (roc_auc of a
@@ -275,7 +280,7 @@ def served_calibrator(spec, store: ArtifactStore, model: PipelineModel, training
 
 
 def estimated_performance(
-    spec, window: pa.Table, version: str, calibrator: Calibrator | None
+    spec: PipelineSpec, window: pa.Table, version: str, calibrator: Calibrator | None
 ) -> EstimatedPerformance | None:
     """The spec's online metric expected on the window's rows that ``version`` answered, from their logged
     scores; ``None`` without a calibrator or rows."""
@@ -347,7 +352,7 @@ def served_predictions(window: pa.Table, version: str, min_rows: int) -> tuple[n
 
 
 def build_drift_report(
-    spec,
+    spec: PipelineSpec,
     store: ArtifactStore,
     endpoint: EndpointState,
     model: PipelineModel,

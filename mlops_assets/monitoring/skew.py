@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,9 @@ import pyarrow.compute as pc
 
 from mlops_assets.model.pipeline_model import PipelineModel
 from mlops_assets.serving.inference_log import FEATURES, INVALID
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 PREDICTION, SCORE = "prediction", "score"
 _ROW = "__row"  # carried through validation: where a kept row sits in the sample
@@ -89,7 +93,9 @@ def beyond(served: np.ndarray, offline: np.ndarray, tolerance: float) -> tuple[n
     return difference > tolerance * size, difference
 
 
-def judge_skew(spec, sample: pa.Table, models: Mapping[str, PipelineModel], tolerance: float) -> SkewVerdict:
+def judge_skew(
+    spec: PipelineSpec, sample: pa.Table, models: Mapping[str, PipelineModel], tolerance: float
+) -> SkewVerdict:
     """``sample`` (``newest_sampled``) against each serving version in ``models`` featurised offline."""
     left_out = 0
     if INVALID in sample.column_names:
@@ -110,7 +116,7 @@ def judge_skew(spec, sample: pa.Table, models: Mapping[str, PipelineModel], tole
 
 
 def compare_version(
-    spec, model: PipelineModel, version: str, rows: pa.Table, tolerance: float
+    spec: PipelineSpec, model: PipelineModel, version: str, rows: pa.Table, tolerance: float
 ) -> tuple[list[Mismatch], float]:
     """The mismatches of one version's sampled rows, and the largest difference of any compared number."""
     from mlops_assets.data.validation import validate

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from mlops_assets.monitoring.report import (
     logged_class_index,
 )
 from mlops_assets.serving.inference_log import CHAMPION_PREDICTION
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class ArmMetrics:
 
 
 def arm_metrics(
-    spec, logged: pa.Table, labels: pd.DataFrame, model: PipelineModel, role: str = "served"
+    spec: PipelineSpec, logged: pa.Table, labels: pd.DataFrame, model: PipelineModel, role: str = "served"
 ) -> list[ArmMetrics]:
     """Figures per model version in ``logged`` (rows of the inference or shadow log), labelled ones
     joined to ``labels`` for the spec's primary metric with its confidence interval."""
@@ -99,7 +103,7 @@ def arm_metrics(
 
 
 def rollout_arms(
-    spec,
+    spec: PipelineSpec,
     store: ArtifactStore,
     since: dt.datetime,
     until: dt.datetime | None,

@@ -25,6 +25,7 @@ from mlops_assets.rollout.routing import ArmStats, CanaryVerdict, OnlineComparis
 
 if TYPE_CHECKING:  # the code location imports this module: pandas and pyarrow stay out of it
     from mlops_assets.rollout.arms import ArmMetrics
+    from mlops_assets.spec import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ LABEL_POLL_SECONDS = 5.0  # between reads of the logs and labels: each read open
 
 
 def roll_out(
-    spec,
+    spec: PipelineSpec,
     registry: ModelRegistry,
     deployer: EndpointDeployer,
     champion: RegisteredModel,
@@ -107,7 +108,7 @@ def roll_out(
 
 
 def _canary_verdict(
-    spec,
+    spec: PipelineSpec,
     deployer: EndpointDeployer,
     champion: RegisteredModel,
     challenger: RegisteredModel,

@@ -1,6 +1,9 @@
 """Sensors built from each spec: they close the loop from traffic, labels and online metrics to retraining."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -12,8 +15,11 @@ from mlops_assets.sensors.labels import build_labels_sensor
 from mlops_assets.sensors.performance import build_performance_sensor
 from mlops_assets.sensors.supervisor import build_endpoint_supervisor
 
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
-def build_sensors(spec, spec_path: Path) -> list[dg.SensorDefinition]:
+
+def build_sensors(spec: PipelineSpec, spec_path: Path) -> list[dg.SensorDefinition]:
     """Drift sensor, endpoint supervisor and endpoint checks always; labels sensor when the spec has a labels source;
     performance sensor when it declares an online metric; a run failure sensor when it has alerts.
 

@@ -4,9 +4,12 @@ A tick lists the inference log and reads the footers of files it has not seen (t
 latest drift report materializations: never the log's rows.
 """
 
+from __future__ import annotations
+
 import json
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -21,6 +24,9 @@ from mlops_assets.sensors.policy import (
     retraining_refusal,
 )
 
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
+
 
 @dataclass
 class DriftCursor:
@@ -31,7 +37,7 @@ class DriftCursor:
     refusal_alerted: str = ""  # ``window_end`` of the last drift whose refused retraining was announced
 
     @classmethod
-    def parse(cls, text: str | None) -> "DriftCursor":
+    def parse(cls, text: str | None) -> DriftCursor:
         """The cursor a tick left; entries of an older cursor's shape that no rule reads any more are dropped."""
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in json.loads(text).items() if k in fields}) if text else cls()
@@ -78,7 +84,7 @@ def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -
     return reports[:count]
 
 
-def report_requests(spec, key: dg.AssetKey, cursor: DriftCursor) -> list[dg.RunRequest]:
+def report_requests(spec: PipelineSpec, key: dg.AssetKey, cursor: DriftCursor) -> list[dg.RunRequest]:
     """One drift report per full window of new traffic, each over its own window (the rows that end at its
     count), so a burst of traffic gives every window its verdict."""
     requests, window = [], spec.monitoring.window
@@ -99,7 +105,9 @@ def report_requests(spec, key: dg.AssetKey, cursor: DriftCursor) -> list[dg.RunR
     return requests
 
 
-def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
+def build_drift_sensor(
+    spec: PipelineSpec, keys: dict[str, dg.AssetKey], retrain_assets: list[dg.AssetKey]
+) -> dg.SensorDefinition:
     prefix = log_prefix(spec.name)
     persistence = spec.monitoring.persistence
 
@@ -132,7 +140,11 @@ def build_drift_sensor(spec, keys: dict[str, dg.AssetKey], retrain_assets: list[
 
 
 def retraining_decision(
-    context: dg.SensorEvaluationContext, spec, keys, retrain_assets: list[dg.AssetKey], cursor: DriftCursor
+    context: dg.SensorEvaluationContext,
+    spec: PipelineSpec,
+    keys,
+    retrain_assets: list[dg.AssetKey],
+    cursor: DriftCursor,
 ) -> tuple[list[dg.RunRequest], str]:
     """At most one retraining, toward the newest drifted window, once nothing of the pipeline is queued or
     running; and none for a report that a retraining already answered or that judged a former champion."""

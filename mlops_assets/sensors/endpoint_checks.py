@@ -8,15 +8,21 @@ A tick reads the latest ``deployed_endpoint`` materialization and the checks' la
 telemetry or the log, which the checks read in their own run.
 """
 
+from __future__ import annotations
+
 import json
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import PIPELINE_TAG, TRIGGER_TAG, EndpointCheck, asset_keys
 from mlops_assets.sensors.policy import lifecycle_checks
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 @dataclass
@@ -26,11 +32,11 @@ class EndpointChecksCursor:
     schema_break_requested_at: float = 0.0
 
     @classmethod
-    def parse(cls, text: str | None) -> "EndpointChecksCursor":
+    def parse(cls, text: str | None) -> EndpointChecksCursor:
         return cls(**json.loads(text)) if text else cls()
 
 
-def due_checks(spec, cursor: EndpointChecksCursor, now: float) -> list[EndpointCheck]:
+def due_checks(spec: PipelineSpec, cursor: EndpointChecksCursor, now: float) -> list[EndpointCheck]:
     """The checks whose interval has passed since the sensor last asked for them; the cursor moves for those."""
     due = []
     slo = spec.monitoring.slo
@@ -46,7 +52,9 @@ def due_checks(spec, cursor: EndpointChecksCursor, now: float) -> list[EndpointC
     return due
 
 
-def rollback_request(spec, context: dg.SensorEvaluationContext, deployed: dg.EventLogEntry) -> dg.RunRequest | None:
+def rollback_request(
+    spec: PipelineSpec, context: dg.SensorEvaluationContext, deployed: dg.EventLogEntry
+) -> dg.RunRequest | None:
     """A run of ``deployed_endpoint`` with ``rollback``, when the latest evaluation of an SLO check failed and
     said a rollback is due, for the version that still serves (evaluated after its deployment); keyed by the
     check run, so one failed evaluation rolls back once. The reason travels as the approver into the audit trail.
@@ -80,7 +88,7 @@ def rollback_request(spec, context: dg.SensorEvaluationContext, deployed: dg.Eve
     )
 
 
-def sensor_name(spec) -> str:
+def sensor_name(spec: PipelineSpec) -> str:
     return f"{spec.name}_endpoint_checks"
 
 
@@ -88,7 +96,7 @@ def _value(metadata_value):
     return getattr(metadata_value, "value", metadata_value)
 
 
-def build_endpoint_checks_sensor(spec) -> dg.SensorDefinition:
+def build_endpoint_checks_sensor(spec: PipelineSpec) -> dg.SensorDefinition:
     key = asset_keys(spec.name)["deployed_endpoint"]
     slo = spec.monitoring.slo
     checks = [*objectives(slo), EndpointCheck.schema_break, EndpointCheck.skew]

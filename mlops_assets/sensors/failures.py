@@ -4,9 +4,16 @@ Built only for specs with alerts (the Dagster UI already lists failed runs). A r
 it carries the pipeline's tag or materializes one of its assets.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from mlops_assets.naming import PIPELINE_TAG, AlertEvent
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 
 def belongs_to(run: dg.DagsterRun, pipeline: str) -> bool:
@@ -15,7 +22,7 @@ def belongs_to(run: dg.DagsterRun, pipeline: str) -> bool:
     return run.tags.get(PIPELINE_TAG) == pipeline or any(key.path[0] == pipeline for key in keys)
 
 
-def build_failure_sensor(spec) -> dg.SensorDefinition:
+def build_failure_sensor(spec: PipelineSpec) -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name=f"{spec.name}_failure_alerts",
         description=f"Announces a failed run of the {spec.name} assets to the spec's alerts.",

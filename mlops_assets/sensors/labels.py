@@ -6,11 +6,14 @@ A tick stats the files of the labels source and opens only new or changed ones, 
 read (a parquet footer, a CSV header); it never loads the batches: raw_data does, in the run.
 """
 
+from __future__ import annotations
+
 import csv
 import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -23,6 +26,9 @@ from mlops_assets.sensors.policy import (
     retrain_request,
     retraining_refusal,
 )
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 REFUSAL_ALERTED = "mlops/refusal_alerted"  # cursor entry beside the files: the batch whose refusal was announced
 
@@ -46,7 +52,7 @@ def readable(file: str, columns: set[str]) -> str | None:
 
 
 def build_labels_sensor(
-    spec, spec_path: Path, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]
+    spec: PipelineSpec, spec_path: Path, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]
 ) -> dg.SensorDefinition:
     labels = spec.source.labels
     columns = {labels.id_column, spec.target}

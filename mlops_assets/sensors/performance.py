@@ -8,7 +8,10 @@ newest report's metadata only. With ``monitoring.performance.estimated`` a repor
 by the metric estimated from the served probabilities, and its decay retrains the same way.
 """
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -20,8 +23,13 @@ from mlops_assets.sensors.policy import (
     retraining_refusal,
 )
 
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
-def build_performance_sensor(spec, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]) -> dg.SensorDefinition:
+
+def build_performance_sensor(
+    spec: PipelineSpec, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]
+) -> dg.SensorDefinition:
     settings = spec.monitoring.performance
 
     @dg.sensor(

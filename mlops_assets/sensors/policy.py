@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -27,6 +28,9 @@ from mlops_assets.naming import (
     AlertEvent,
     EndpointCheck,
 )
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
 
 DAY = 86_400.0
 ACTIVE = [
@@ -99,7 +103,7 @@ def refusal(previous: list[float], now: float, cooldown_s: float, daily_budget: 
     return None
 
 
-def retraining_refusal(instance: dg.DagsterInstance, spec, now: float) -> str | None:
+def retraining_refusal(instance: dg.DagsterInstance, spec: PipelineSpec, now: float) -> str | None:
     since = dt.datetime.fromtimestamp(min(now - now % DAY, now - spec.retraining.cooldown_minutes * 60), dt.UTC)
     records = instance.get_run_records(
         filters=dg.RunsFilter(tags={PIPELINE_TAG: spec.name, RETRAIN_TAG: "true"}, created_after=since)
@@ -108,7 +112,7 @@ def retraining_refusal(instance: dg.DagsterInstance, spec, now: float) -> str | 
     return refusal(starts, now, spec.retraining.cooldown_minutes * 60, spec.retraining.daily_budget)
 
 
-def alert_refusal(spec, what: str, refused: str, log) -> None:
+def alert_refusal(spec: PipelineSpec, what: str, refused: str, log) -> None:
     """Announce that ``what`` wanted a retraining the policy refused; a sensor does so once per event (its
     cursor remembers), not on every tick that refuses it again."""
     from mlops_assets.monitoring.alerts import asset_link, send_alerts
@@ -118,7 +122,11 @@ def alert_refusal(spec, what: str, refused: str, log) -> None:
 
 
 def retrain_request(
-    spec, run_key: str, trigger: str, assets: list[dg.AssetKey], checks: list[dg.AssetCheckKey] | None = None
+    spec: PipelineSpec,
+    run_key: str,
+    trigger: str,
+    assets: list[dg.AssetKey],
+    checks: list[dg.AssetCheckKey] | None = None,
 ) -> dg.RunRequest:
     """A retraining run: the trigger travels as a run tag into the model version's MLflow tags. ``checks``: the
     asset checks it runs (``lifecycle_checks``; ``None``: every check of ``assets``)."""

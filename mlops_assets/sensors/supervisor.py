@@ -6,17 +6,24 @@ started, or that a person stopped, is left alone; so is one that is slow to answ
 The restart goes through the deployer, so each environment restarts its own way.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.naming import CHAMPION, DecisionAction
 from mlops_assets.rollout.audit import record_decision
 
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
+
 SUPERVISOR = "endpoint supervisor"  # who the audit log says acted
 SUPERVISOR_INTERVAL_S = 10  # between two pings: how long a crashed endpoint may stay down before it is seen
 
 
-def build_endpoint_supervisor(spec) -> dg.SensorDefinition:
+def build_endpoint_supervisor(spec: PipelineSpec) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{spec.name}_endpoint_supervisor",
         description=f"Restarts the {spec.name} endpoint on its address when it crashed, and records the restart.",

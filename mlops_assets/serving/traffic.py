@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -13,9 +14,12 @@ import numpy as np
 from mlops_assets.data.snapshot import read_files
 from mlops_assets.errors import MlopsError
 
+if TYPE_CHECKING:
+    from mlops_assets.spec import PipelineSpec
+
 
 def replay(
-    spec,
+    spec: PipelineSpec,
     base_dir: Path,
     url: str,
     rows: int,
