@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG
-from mlops_assets.naming import PORTFOLIO, TRIGGER_TAG
+from mlops_assets.naming import OUTCOME_TAG, PORTFOLIO, TRIGGER_TAG
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -26,6 +26,7 @@ class Launched:
     sensor: str
     request: dg.RunRequest
     result: dg.ExecuteInProcessResult | None  # None: the run key had already run
+    outcome: str | None = None  # what the run's deployment decided (its OUTCOME_TAG), e.g. the champion kept
 
     def summary(self) -> str:
         """One line: what the run did, from its materializations' metadata and its checks' verdicts."""
@@ -57,6 +58,8 @@ class Launched:
                     passed.append(evaluation.check_name)
         if passed:
             facts.append(f"checks passed: {', '.join(passed)}")
+        if self.outcome:
+            facts.append(self.outcome)
         skipped = [e for e in self.result.all_events if e.event_type_value == "STEP_SKIPPED"]
         return f"{self.request.tags.get(TRIGGER_TAG, self.request.run_key)}: {outcome}; " + (
             "; ".join(facts) + (f"; {len(skipped)} step(s) skipped" if skipped else "") or "nothing materialized"
@@ -77,7 +80,7 @@ class SensorDriver:
     ):
         self.defs, self.instance, self.resources = defs, instance, dict(resources)
         self.cursor_file, self.run_config = cursor_file, dict(run_config or QUIET)
-        self.sensors = {s.name: s for s in defs.sensors}
+        self.sensors = {s.name: s for s in defs.sensors or []}
         self.cursors: dict[str, str | None] = {}
         if cursor_file is not None and cursor_file.exists():
             self.cursors = json.loads(cursor_file.read_text())
@@ -113,7 +116,8 @@ class SensorDriver:
             raise_on_error=False,
             run_config={**self.run_config, **(request.run_config or {})},
         )
-        return Launched(sensor, request, result)
+        run = self.instance.get_run_by_id(result.run_id)
+        return Launched(sensor, request, result, run.tags.get(OUTCOME_TAG) if run else None)
 
     def step(self, names: list[str]) -> list[Launched]:
         """Tick each sensor once and launch what it asks for, in order."""

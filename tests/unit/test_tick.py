@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from mlops_assets.local.tick import Launched
-from mlops_assets.naming import PORTFOLIO
+from mlops_assets.local.tick import Launched, SensorDriver
+from mlops_assets.naming import OUTCOME_TAG, PORTFOLIO
 
 ENDPOINT = dg.AssetKey(["p", "deployed_endpoint"])
 
@@ -15,6 +15,12 @@ def portfolio() -> dg.MaterializeResult:
 
 @dg.asset(key=ENDPOINT)
 def deployed_endpoint() -> None: ...
+
+
+@dg.asset(key=dg.AssetKey(["p", "kept"]))
+def kept(context: dg.AssetExecutionContext) -> None:
+    """What deployed_endpoint does when the gate refused the challenger: the run succeeds and says so in a tag."""
+    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "champion v1 kept, v2 not promoted"})
 
 
 @dg.asset_check(asset=ENDPOINT, name="latency_slo")
@@ -46,3 +52,11 @@ def test_a_run_of_checks_alone_names_the_checks_that_failed_and_those_that_passe
     request = dg.RunRequest(run_key="k", asset_selection=[], asset_check_keys=keys, tags={"mlops/trigger": "checks"})
     line = run(request, dg.AssetSelection.checks(*keys)).summary()
     assert line == "checks: ok; check skew failed on deployed_endpoint; checks passed: latency_slo"
+
+
+def test_a_run_whose_deployment_kept_the_champion_says_so():
+    with dg.instance_for_test() as instance:
+        driver = SensorDriver(dg.Definitions(assets=[kept]), instance, {})
+        request = dg.RunRequest(run_key="k", asset_selection=[kept.key], tags={"mlops/trigger": "drift_report:r1"})
+        line = driver.launch("s", request).summary()
+    assert line == "drift_report:r1: ok; champion v1 kept, v2 not promoted"
