@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import dagster as dg
 
@@ -124,6 +124,8 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
 class Trainer(dg.ConfigurableResource, ABC):
     """Runs ``mlops_assets.model.training`` somewhere (a local subprocess, a GPU pod) through Dagster Pipes."""
 
+    runs_on: ClassVar[str | None] = None  # a Dagster kind (UI badge) for trained_model, where it is not this process
+
     @abstractmethod
     def train(self, context: dg.AssetExecutionContext, request: TrainingRequest) -> TrainingResult:
         """Return the result the training process reported, read from its message with
@@ -133,6 +135,8 @@ class Trainer(dg.ConfigurableResource, ABC):
 class EndpointDeployer(dg.ConfigurableResource, ABC):
     """Starts the scoring server for a pipeline, or makes a running one load the new champion. An endpoint keeps
     one address across restarts, so its clients never lose it."""
+
+    runs_on: ClassVar[str | None] = None  # a Dagster kind (UI badge) for deployed_endpoint, where it is not local
 
     @abstractmethod
     def running_url(self, name: str) -> str | None:

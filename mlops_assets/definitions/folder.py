@@ -93,13 +93,33 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
             sensors.append(sensor)
             schedules.append(schedule)
     return dg.Definitions(
-        assets=assets + spec_error_assets(broken),
+        assets=where_they_run(assets, resources or {}) + spec_error_assets(broken),
         asset_checks=checks,
         sensors=sensors,
         schedules=schedules,
         resources=dict(resources or {}),
         executor=dg.in_process_executor,
     )
+
+
+# The resources whose place of work shows on an asset: trained_model where the trainer runs, deployed_endpoint
+# where the deployer serves.
+RUNS_ON = {"trainer": "trained_model", "deployer": "deployed_endpoint"}
+
+
+def where_they_run(assets: list, resources: Mapping[str, object]) -> list:
+    """The kind (UI badge) of where a resource does its work, on the assets it does it for: the specs say what a
+    pipeline is, the environment's resources where it runs (``kubernetes`` for pods), so it is added here."""
+    places = {name: getattr(resources.get(r), "runs_on", None) for r, name in RUNS_ON.items()}
+    places = {name: place for name, place in places.items() if place}
+    if not places:
+        return assets
+
+    def placed(spec: dg.AssetSpec) -> dg.AssetSpec:
+        place = places.get(spec.key.path[-1])
+        return spec.merge_attributes(kinds={place}) if place else spec
+
+    return [a.map_asset_specs(placed) if isinstance(a, dg.AssetsDefinition) else a for a in assets]
 
 
 class PipelineDefinitions(NamedTuple):

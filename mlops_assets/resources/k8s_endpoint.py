@@ -24,6 +24,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.contracts import EndpointDeployer
+from mlops_assets.environment import KUBERNETES
 from mlops_assets.errors import MlopsError
 from mlops_assets.model.k8s_pod import label_value
 from mlops_assets.records import RegisteredModel
@@ -64,6 +65,8 @@ def rollout_progress(deployment: dict[str, Any]) -> str | None:
 
 class KubernetesEndpointDeployer(EndpointDeployer):
     """Rolls the pipeline's endpoint Deployment to the champion and reads its status through its Service."""
+
+    runs_on = KUBERNETES
 
     namespace: str | None = Field(
         default=None, description="Namespace of the endpoint Deployments (default: the current one, else `default`)."

@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.contracts import Trainer
+from mlops_assets.environment import KUBERNETES
 from mlops_assets.model.k8s_pod import training_pod
 from mlops_assets.records import TrainingRequest, TrainingResult
 from mlops_assets.spec import load_spec
@@ -24,6 +25,8 @@ class K8sTrainer(Trainer):
     """Runs ``python -m mlops_assets.model.training`` in a pod built from the spec's ``model.resources`` by
     ``dagster_k8s.PipesK8sClient``: the pod's logs carry the Pipes messages (the same ones the subprocess
     trainer reports) and its other output, forwarded to the run; the pod is deleted when it ends."""
+
+    runs_on = KUBERNETES
 
     image: str | None = Field(default=None, description="Image of the training pod unless the spec names one.")
     namespace: str | None = Field(

@@ -41,3 +41,15 @@ def test_a_file_kind_comes_from_a_known_suffix_only():
 
 def _specs(asset: dg.AssetsDefinition | dg.AssetSpec) -> list[dg.AssetSpec]:
     return list(asset.specs) if isinstance(asset, dg.AssetsDefinition) else [asset]
+
+
+def test_where_the_environment_trains_and_serves_shows_on_the_model_and_the_endpoint(tmp_path):
+    from mlops_assets.resources.k8s_endpoint import KubernetesEndpointDeployer
+    from mlops_assets.resources.k8s_trainer import K8sTrainer
+
+    resources = {"trainer": K8sTrainer(image="trainer:1"), "deployer": KubernetesEndpointDeployer()}
+    specs = [spec for asset in build_definitions(REPO / "pipelines", resources).assets for spec in _specs(asset)]
+    on_pods = {s.key.to_user_string() for s in specs if "kubernetes" in s.kinds}
+    assert on_pods == {f"{p}/{n}" for p in MODEL for n in ("trained_model", "deployed_endpoint")}
+    trained = next(s for s in specs if s.key.to_user_string() == "wine/trained_model")
+    assert trained.kinds == {Kind.pytorch, Kind.mlflow, "kubernetes"}  # the spec's own kinds are kept
