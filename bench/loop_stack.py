@@ -195,8 +195,15 @@ class Observer:
         return moves
 
     def last_activity(self) -> tuple[bool, float]:
-        """(whether a run is queued or running, the newest time a run was created or ended)."""
-        records = self.instance.get_run_records(limit=50)
+        """(whether a run is queued or running, the newest time a run was created or ended), over the runs that
+        materialize the pipeline's assets: the portfolio's runs and the endpoint checks' (checks alone) go on
+        every few minutes whatever the loop does, and would keep a scenario from ever settling."""
+        import dagster as dg
+
+        from mlops_assets.naming import PIPELINE_TAG
+
+        records = self.instance.get_run_records(filters=dg.RunsFilter(tags={PIPELINE_TAG: self.pipeline}), limit=50)
+        records = [r for r in records if r.dagster_run.asset_selection]
         busy = any(r.end_time is None and not r.dagster_run.is_finished for r in records)
         times = [r.create_timestamp.timestamp() for r in records] + [r.end_time for r in records if r.end_time]
         return busy, max(times, default=0.0)
