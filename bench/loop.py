@@ -50,16 +50,12 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from loop_outcome import Outcome, Promotion, row  # noqa: E402
 from loop_stack import (  # noqa: E402
-    BIN,
     AlertReceiver,
-    Daemon,
     Observer,
     Timeout,
     max_at_once,
     send_counting,
     wait_until_settled,
-    write_instance_config,
-    write_workspace,
 )
 from loop_world import (  # noqa: E402
     PIPELINE,
@@ -76,6 +72,8 @@ from loop_world import (  # noqa: E402
     write_training_data,
 )
 from serving import machine_line  # noqa: E402
+
+from tests.daemon import BIN, Daemon, write_instance_config, write_workspace  # noqa: E402
 
 TRUTH_ROWS = 20_000
 

@@ -5,73 +5,19 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+if TYPE_CHECKING:
+    from tests.daemon import Daemon
 
 
 class Timeout(Exception):
     """A scenario ran past its cap."""
-
-
-def write_instance_config(dagster_home: Path) -> None:
-    """The scenario's ``dagster.yaml``, written by the Makefile's own ``$(DAGSTER_HOME)/dagster.yaml`` rule (the
-    one ``make ui`` uses): telemetry off, Dagster's default run coordinator (the run queue), and whatever
-    run-queue settings the framework adds to that rule. ``-o install``: the bench never installs anything."""
-    target = dagster_home / "dagster.yaml"
-    subprocess.run(
-        ["make", "-s", "-o", "install", "-C", str(REPO), f"DAGSTER_HOME={dagster_home}", str(target)],
-        check=True,
-        capture_output=True,
-    )
-
-
-def write_workspace(folder: Path) -> Path:
-    """A workspace that loads the repository's definitions.py (the specs come from ``MLOPS_PIPELINES``)."""
-    path = folder / "workspace.yaml"
-    path.write_text(
-        "load_from:\n  - python_file:\n"
-        f"      relative_path: {REPO / 'definitions.py'}\n      working_directory: {REPO}\n"
-    )
-    return path
-
-
-class Daemon:
-    """``dagster-daemon run`` as its own process group (its code server and run workers go with it)."""
-
-    def __init__(self, workspace: Path, env: dict[str, str], log: Path):
-        self.log = log
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
 
 
 class AlertReceiver:

@@ -10,9 +10,6 @@ once, one move of the champion at most.
 import itertools
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,42 +24,14 @@ from mlops_assets.resources import local_resources
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
 from tests.conftest import QUIET, failures
+from tests.daemon import Daemon, write_instance_config, write_workspace
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 PIPELINE = "breast_cancer"
 INTERVAL = 5  # retraining.interval_seconds: the sensors' tick
 WINDOW = 100  # monitoring.window
 WINDOWS = 5  # drift windows in the burst
 DRIFT = {"mean_radius": 1.3, "mean_texture": 1.4}  # the demo's drift
-
-
-class Daemon:
-    """``dagster-daemon run`` in a process group of its own (its code server and run workers go with it)."""
-
-    def __init__(self, workspace: Path, env: dict[str, str], log: Path):
-        self.log = log
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def said(self) -> str:
-        return f"\ndagster-daemon said (last 4,000 characters):\n{self.log.read_text(errors='replace')[-4000:]}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
 
 
 @pytest.fixture
@@ -80,15 +49,10 @@ def pipelines(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dagster_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME whose dagster.yaml is the one ``make ui`` writes (the Makefile's own rule; ``-o install``:
-    the test installs nothing)."""
+    """A DAGSTER_HOME whose dagster.yaml is the one ``make ui`` writes."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    subprocess.run(
-        ["make", "-s", "-o", "install", "-C", str(REPO), f"DAGSTER_HOME={home}", str(home / "dagster.yaml")],
-        check=True,
-        capture_output=True,
-    )
+    write_instance_config(home)
     return home
 
 
@@ -101,11 +65,7 @@ def instance(dagster_home: Path):
 @pytest.fixture
 def daemon(tmp_path: Path, layout, pipelines: Path, dagster_home: Path):
     """Started by the test (after the first champion is deployed), always stopped."""
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text(
-        "load_from:\n  - python_file:\n"
-        f"      relative_path: {REPO / 'definitions.py'}\n      working_directory: {REPO}\n"
-    )
+    workspace = write_workspace(tmp_path)
     env = {
         **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
         "MLOPS_HOME": str(layout.home),
@@ -123,6 +83,10 @@ def daemon(tmp_path: Path, layout, pipelines: Path, dagster_home: Path):
         process.stop()
 
 
+def said(daemon: Daemon) -> str:
+    return f"\ndagster-daemon said (last 4,000 characters):\n{daemon.tail()}"
+
+
 def wait_for(condition, timeout: float, what: str, daemon: Daemon):
     """Generous deadlines: a loaded 2-core machine runs the daemon, its code server, run workers, trainers and
     the endpoint at once; the condition usually holds long before."""
@@ -131,9 +95,9 @@ def wait_for(condition, timeout: float, what: str, daemon: Daemon):
         value = condition()
         if value:
             return value
-        assert daemon.process.poll() is None, f"dagster-daemon exited ({daemon.process.returncode}){daemon.said()}"
+        assert daemon.process.poll() is None, f"dagster-daemon exited ({daemon.process.returncode}){said(daemon)}"
         time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{daemon.said()}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{said(daemon)}")
 
 
 def sensor_ticked(instance: dg.DagsterInstance, name: str) -> bool:
@@ -219,6 +183,6 @@ def test_a_burst_of_drift_windows_under_the_daemon_retrains_once(layout, pipelin
         f"(served: {' -> '.join(served)}); triggers: {triggers}"
     )
     print(observed)
-    assert len(retrainings) == 1, observed + process.said()
+    assert len(retrainings) == 1, observed + said(process)
     assert most_at_once(retrainings) <= 1, observed
     assert moves <= 1, observed
