@@ -16,12 +16,12 @@ import shutil
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
 from attacks.attack import Attack, Outcome
+from tests.webhook import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "wJalrXUtnFEMI-bench-secret"
@@ -83,34 +83,6 @@ def secret_header(folder: Path) -> Outcome:
     return held_if_all(checks)
 
 
-class Receiver(ThreadingHTTPServer):
-    """Records each request (method, headers); answers ``status`` with ``location``."""
-
-    def __init__(self, status: int = 204, location: str | None = None):
-        self.received: list[tuple[str, dict]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.received.append((self.command, dict(self.headers)))
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = answer
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server_port}/hook"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
 def redirect(folder: Path) -> Outcome:
     import logging
 
@@ -120,6 +92,8 @@ def redirect(folder: Path) -> Outcome:
 
     other = Receiver()
     first = Receiver(302, other.url.replace("127.0.0.1", "localhost"))  # another origin
+    for server in (first, other):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     pipelines = pipelines_in(folder)
     os.environ["MLOPS_ALERT_TOKEN"] = SECRET
     try:
@@ -134,7 +108,7 @@ def redirect(folder: Path) -> Outcome:
         for server in (first, other):
             server.shutdown()
             server.server_close()
-    leaked = [h for _, h in other.received if SECRET in h.values()]
+    leaked = [h for _, _, h in other.received if SECRET in h.values()]
     observed = (
         f"webhook got {len(first.received)} request(s), the redirect target {len(other.received)} "
         f"({len(leaked)} with the secret); {outcome.failed.get(first.url) or 'delivered'}"

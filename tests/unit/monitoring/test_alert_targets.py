@@ -6,7 +6,6 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,37 +16,11 @@ from mlops_assets.monitoring.alerts import send_alerts
 from mlops_assets.naming import AlertEvent
 from mlops_assets.spec import load_spec
 from mlops_assets.spec.operations import ALERT_VARIABLES_ENV, forbidden_address
+from tests.webhook import Receiver
 
 REPO = Path(__file__).resolve().parents[3]
 SPEC = load_spec(REPO / "pipelines" / "breast_cancer.yaml")
 LOG = logging.getLogger("test_alert_targets")
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records each request's method, path and headers; answers ``status``, with ``location`` when given."""
-
-    def __init__(self, status: int = 204, location: str | None = None):
-        self.received: list[tuple[str, str, dict]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.received.append((self.command, self.path, dict(self.headers)))
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = answer
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server_port}/hook"
 
 
 @pytest.fixture
