@@ -32,7 +32,7 @@ import scipy
 from scipy import stats
 
 from mlops_assets.evaluation.confidence import gain_interval, metric_interval
-from mlops_assets.evaluation.metrics import METRICS, gain
+from mlops_assets.model.metrics import METRICS, gain
 
 
 def classifier(rng: np.random.Generator, rows: int, separation: float):

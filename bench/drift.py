@@ -71,7 +71,8 @@ def _numeric(rng: np.random.Generator, kind: int, mean: float, std: float, rows:
 
 
 def _ours(reference: dict, current: dict) -> list[str]:
-    from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
+    from mlops_assets.monitoring.drift.verdict import compute_drift
+    from mlops_assets.spec.drift import DriftConfig
 
     dtypes = {**dict.fromkeys(NUMERIC, "float"), **dict.fromkeys(CATEGORICAL, "str")}
     return compute_drift(reference, current, dtypes, DriftConfig()).drifted_features

@@ -86,7 +86,7 @@ def secret_header(folder: Path) -> Outcome:
 def redirect(folder: Path) -> Outcome:
     import logging
 
-    from mlops_assets.monitoring.alerts import send_alerts
+    from mlops_assets.alerts.delivery import send_alerts
     from mlops_assets.naming import AlertEvent
     from mlops_assets.spec import load_spec
 

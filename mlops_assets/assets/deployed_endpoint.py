@@ -65,7 +65,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
         deployer: EndpointDeployer,
         evaluation_report: EvaluationReport,
     ):
-        from mlops_assets.rollout.anchors import anchor_metadata
+        from mlops_assets.governance.anchors import anchor_metadata
         from mlops_assets.rollout.deployment import AwaitingApproval, ChampionKept, DeploymentRun
 
         @functools.cache
@@ -135,7 +135,7 @@ def build_deployed_endpoint(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
 def approval_check(verdict: str, passed: bool, strategy: str, anchor: dict) -> dg.AssetCheckResult:
     """Whether the promotion had the approval the spec asks for; a failure says how to give it. ``anchor``: the
-    trail record the run wrote last (``rollout.anchors``), kept with a run that materializes nothing too."""
+    trail record the run wrote last (``governance.anchors``), kept with a run that materializes nothing too."""
     return dg.AssetCheckResult(
         check_name="approval",
         passed=passed,

@@ -1,4 +1,4 @@
-"""``mlops-assets init``: draft a spec from a CSV or parquet file (``spec.draft``), write it where the code
+"""``mlops-assets init``: draft a spec from a CSV or parquet file (``data.draft``), write it where the code
 location finds it, and say what to run next."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import argparse
 import shlex
 from pathlib import Path
 
-from mlops_assets.data.locations import DATA_ROOTS_ENV, outside_roots
+from mlops_assets.data.draft import TASK_CHOICES, draft_file, pipeline_name
 from mlops_assets.environment import PIPELINES, pipelines_folder
 from mlops_assets.errors import MlopsError
-from mlops_assets.spec.draft import TASK_CHOICES, draft_file, pipeline_name
+from mlops_assets.spec.data_roots import DATA_ROOTS_ENV, outside_roots
 
 
 def add_init_command(commands: argparse._SubParsersAction) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import drift_reports
+from mlops_assets.governance.audit import describe_decision, read_decisions
 from mlops_assets.naming import CHAMPION, StorePrefix, store_key
-from mlops_assets.rollout.audit import describe_decision, read_decisions
 from mlops_assets.serving.endpoint_state import PING_TIMEOUT_S, crashed_url, running_url
 
 

@@ -1,2 +1,3 @@
 """Datasets: source snapshots named by content, schema validation with quarantine, labelled production rows
-(feedback), the training window, and the training set of one run with its holdouts."""
+(feedback), the training window, importance weights toward a drifted window, the training set of one run with its
+holdouts, and a first spec drafted from a data file."""

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, BinaryIO
 import fsspec
 import pandas as pd
 
-from mlops_assets.data.locations import find_files, irregular_kind, is_url
+from mlops_assets.data.locations import find_files
 from mlops_assets.data.training_window import LOGGED_AT
 from mlops_assets.data.validation import validate
 from mlops_assets.errors import DataError
+from mlops_assets.spec.data_roots import irregular_kind, is_url
 
 if TYPE_CHECKING:
     from mlops_assets.spec import PipelineSpec

@@ -137,7 +137,7 @@ def adapt(spec: PipelineSpec, training: TrainingSet, window: pd.DataFrame, drift
 
     Raises ``DataError`` naming the reason where weighting cannot answer the drift (the drift report says
     so first, and the sensors do not ask for such a retraining)."""
-    from mlops_assets.monitoring.adaptation import adaptation_plan
+    from mlops_assets.data.adaptation import adaptation_plan
 
     settings = spec.training.adaptation
     dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}

@@ -20,14 +20,14 @@ from pydantic import BaseModel, Field
 
 from mlops_assets.assets.portfolio import build_portfolio
 from mlops_assets.dagster_internals import enrich_validation_errors_with_source_position
-from mlops_assets.data.locations import outside_roots
+from mlops_assets.data.draft import TaskChoice, draft_file
 from mlops_assets.definitions.folder import pipeline_definitions
 from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.errors import MlopsError
 from mlops_assets.naming import COMPONENT_TYPE
 from mlops_assets.sensors.portfolio import build_portfolio_automation
 from mlops_assets.spec import PipelineSpec
-from mlops_assets.spec.draft import TaskChoice, draft_file
+from mlops_assets.spec.data_roots import outside_roots
 
 DEFS_FILE = "defs.yaml"
 DATA_FOLDER = "data"  # in a component's folder: where the scaffolder copies a source that lies outside it
@@ -48,7 +48,7 @@ class PipelineScaffoldParams(BaseModel):
 
 
 class PipelineScaffolder(dg.Scaffolder[PipelineScaffoldParams]):
-    """Writes a defs.yaml whose attributes are the spec drafted from the data (``spec.draft``), checked by the
+    """Writes a defs.yaml whose attributes are the spec drafted from the data (``data.draft``), checked by the
     spec's models before it is written, so ``dg check defs`` accepts it as written."""
 
     @classmethod

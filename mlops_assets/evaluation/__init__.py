@@ -1,2 +1,2 @@
-"""Judging a model: task metrics with their weighted and interval forms, the gate, the holdouts a challenger
-is compared on, plots and the model card."""
+"""Judging a model: the metrics' intervals, the gate, the holdouts a challenger is compared on, fairness,
+importance, plots and the model card (the metrics themselves are ``model.metrics``)."""

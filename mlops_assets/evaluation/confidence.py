@@ -1,4 +1,4 @@
-"""Confidence intervals for the task metrics of ``mlops_assets.evaluation.metrics``, as pure functions.
+"""Confidence intervals for the task metrics of ``mlops_assets.model.metrics``, as pure functions.
 
 Accuracy is a binomial proportion and gets the Wilson score interval, which keeps its coverage near 0 and 1
 where the normal approximation does not. Every other metric gets a percentile bootstrap with a fixed seed,
@@ -26,7 +26,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from mlops_assets.evaluation.metrics import METRICS, gain
+from mlops_assets.model.metrics import METRICS, gain
 
 BLOCK_CELLS = 1 << 22  # resamples x rows per block: bounds the memory of the bootstrap to ~32 MiB
 

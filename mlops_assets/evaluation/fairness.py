@@ -21,11 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mlops_assets.evaluation.metrics import METRICS
+from mlops_assets.model.metrics import METRICS
 
 MISSING_GROUP = "(missing)"  # the group of rows whose sensitive value is missing
-CLASSIFICATION_LIMITS = ("demographic_parity_difference", "equalized_odds_difference")
-REGRESSION_LIMITS = ("error_gap",)
 
 
 @dataclass(frozen=True)

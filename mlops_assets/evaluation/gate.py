@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlops_assets.evaluation.metrics import gain, meets_threshold
+from mlops_assets.model.metrics import gain, meets_threshold
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import pandas as pd
 from mlops_assets.data.concept import ConceptTest, concept_test, spec_inputs
 from mlops_assets.data.training_set import IMPORTANCE
 from mlops_assets.evaluation.gate import GateResult, evaluate_gate
-from mlops_assets.evaluation.metrics import compute_metrics
+from mlops_assets.model.metrics import compute_metrics
 from mlops_assets.model.pipeline_model import PipelineModel
 
 if TYPE_CHECKING:

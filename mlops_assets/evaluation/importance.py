@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlops_assets.evaluation.metrics import METRICS, gain
+from mlops_assets.model.metrics import METRICS, gain
 
 N_REPEATS = 5  # shuffles per column
 MAX_ROWS = 5_000  # holdout rows shuffled: enough to rank the columns, bounded cost on a large holdout

@@ -1,7 +1,8 @@
 """Derived-column expressions: arithmetic over columns, parsed once and evaluated with numpy.
 
-Specs come from users, so expressions are never passed to ``eval``: they are parsed with ``ast`` and only
-arithmetic, numeric constants, column names and a short list of numpy functions are accepted.
+Specs come from users, so expressions are never passed to ``eval``: they are parsed with ``ast`` by the grammar
+of ``mlops_assets.grammar``, which accepts only arithmetic, numeric constants, column names and a short list of
+numpy functions.
 
 >>> import numpy as np
 >>> expr = Expression.parse("log1p(a) + b / 2")
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
+from mlops_assets import grammar
+
+FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {  # grammar.FUNCTION_NAMES, each evaluated
     "abs": np.abs,
     "exp": np.exp,
     "log": np.log,
@@ -50,41 +53,13 @@ class Expression:
     @classmethod
     def parse(cls, source: str) -> Expression:
         """Parse ``source``; raise ``ValueError`` naming the first construct that is not allowed."""
-        try:
-            tree = ast.parse(source, mode="eval").body
-        except SyntaxError as exc:
-            raise ValueError(f"cannot parse expression {source!r}: {exc.msg}") from None
-        columns: set[str] = set()
-        _check(tree, columns)
-        return cls(source=source, tree=tree, columns=frozenset(columns))
+        tree, columns = grammar.parse(source)
+        return cls(source=source, tree=tree, columns=columns)
 
     def evaluate(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """Evaluate over float arrays; division by zero gives inf/nan as numpy does."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(_eval(self.tree, columns), dtype=np.float64)
-
-
-def _check(node: ast.expr, columns: set[str]) -> None:
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        _check(node.left, columns)
-        _check(node.right, columns)
-    elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        _check(node.operand, columns)
-    elif isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        pass
-    elif isinstance(node, ast.Name):
-        columns.add(node.id)
-    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        if node.func.id not in FUNCTIONS:
-            allowed = ", ".join(sorted(FUNCTIONS))
-            raise ValueError(f"unknown function {node.func.id!r}; allowed: {allowed}")
-        for arg in node.args:
-            _check(arg, columns)
-    else:
-        raise ValueError(
-            f"{ast.unparse(node)!r} is not allowed: use column names, numbers, + - * / ** and "
-            f"the functions {', '.join(sorted(FUNCTIONS))}"
-        )
 
 
 def _eval(node: ast.expr, columns: Mapping[str, np.ndarray]):

@@ -14,9 +14,9 @@ from typing import Any
 
 from mlops_assets.environment import POD_SETTINGS
 from mlops_assets.errors import MlopsError
-from mlops_assets.model.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.naming import PIPELINE_TAG
 from mlops_assets.spec import PipelineSpec
+from mlops_assets.spec.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.spec.training import Resources
 
 # The local trainer's entry point (mlops_assets/resources/trainer.py), run by the image's python.

@@ -54,7 +54,7 @@ class PipelineModel:
 
     def evaluate(self, frame, target: str, metric_names: list[str]) -> dict[str, float]:
         """The named metrics on ``frame``, which carries the ``target`` column."""
-        from mlops_assets.evaluation.metrics import compute_metrics
+        from mlops_assets.model.metrics import compute_metrics
 
         prediction = self.predict(frame)
         y = self.encode_target(np.asarray(frame[target]))

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 # What unpickling the model and predicting import from this package, relative to PACKAGE_ROOT: the wrapper, the
-# model, its feature transformer and the expressions of derived columns (the two ``__init__`` import nothing
-# else). A module these start importing must be listed here, or the model loads only where this package is
-# installed (tests/unit/model/test_model_code.py and tests/integration/test_portable_model.py fail).
+# model, its feature transformer and the expressions of derived columns with their grammar (the two ``__init__``
+# import nothing else). A module these start importing must be listed here, or the model loads only where this
+# package is installed (tests/unit/model/test_model_code.py and tests/integration/test_portable_model.py fail).
 MODEL_CODE = (
     "__init__.py",
     "model/__init__.py",
@@ -39,6 +39,7 @@ MODEL_CODE = (
     "model/pipeline_model.py",
     "model/features.py",
     "model/expressions.py",
+    "grammar.py",
 )
 TORCH_CODE = "model/torch_mlp.py"  # the estimator of a spec's ``model.torch``
 

@@ -86,6 +86,15 @@ class MlflowRegistryClient:
     def get(self, name: str, version: str) -> RegisteredModel:
         return self._registered(self._client().get_model_version(name, version))
 
+    def find(self, name: str, version: str) -> RegisteredModel | None:
+        """The registered version, or ``None`` where the registry has none by that number."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.get(name, version)
+        except MlflowException:
+            return None
+
     def tagged(self, name: str, key: str, value: str) -> list[RegisteredModel]:
         """One indexed query of the registry. MLflow's filter grammar has no escape for a quote, so a value
         that is not a plain token (a hash always is) is matched here, over the model's versions, never spliced

@@ -1,2 +1,3 @@
-"""Watching a served model: the drift report over the inference log, online performance, what the loop
-remembers about a drift, and importance weights that answer one without labels."""
+"""Watching a served model: the drift report over windows of the inference log, online performance measured on
+joined labels or estimated before them, the endpoint's figures, SLO, schema-break and skew checks, and what the
+loop remembers about a drift. Importance weights that answer one are ``data.adaptation``."""

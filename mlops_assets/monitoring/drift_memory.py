@@ -61,9 +61,9 @@ def plan_adaptation(
     Where importance weights can answer the drift, the window's inputs are stored for the retraining
     (named by content) with a note of the drift they stand for; otherwise the reasons say why not.
     """
+    from mlops_assets.data.adaptation import adaptation_plan
     from mlops_assets.data.snapshot import content_hash
     from mlops_assets.data.training_data import adaptation_note_key
-    from mlops_assets.monitoring.adaptation import adaptation_plan
 
     settings = spec.training.adaptation
     if not settings.enabled:

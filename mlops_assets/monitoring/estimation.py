@@ -38,8 +38,8 @@ from statistics import NormalDist
 import numpy as np
 
 from mlops_assets.errors import MlopsError
+from mlops_assets.spec.vocabulary import ESTIMABLE
 
-ESTIMABLE = ("accuracy", "roc_auc")
 SIMULATIONS = 400  # label draws for roc_auc's sampling std; its std is then known to about 4 %
 CALIBRATIONS = 200  # bootstrap refits of the calibration; the calibration std is then known to about 5 %
 
@@ -149,7 +149,7 @@ def expected_roc_auc(scores: np.ndarray, calibrated: np.ndarray) -> float:
 def roc_auc_std(scores: np.ndarray, calibrated: np.ndarray, seed: int = 0) -> float:
     """Standard deviation of the realised roc_auc when each label is drawn from its calibrated probability
     (draws of a single class are left out). The Mann-Whitney form makes each draw one dot product."""
-    from scipy.stats import rankdata  # deferred: the spec imports ESTIMABLE, and scipy.stats takes a second
+    from scipy.stats import rankdata  # deferred: scipy.stats takes a second to import
 
     p = np.asarray(calibrated, dtype=float)
     ranks = rankdata(np.asarray(scores, dtype=float))

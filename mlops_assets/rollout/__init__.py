@@ -1,2 +1,3 @@
-"""Getting a gated challenger into service: routing between champion and challenger, the canary verdict,
-the rollout driver, per-arm figures, the deployment decision, the audit log and the alias history."""
+"""Getting a gated challenger into service: the rollout driver and the canary verdict it reads, per-arm figures,
+and the deployment decision. Routing between the arms is the endpoint's (``serving.routing``); the audit trail and
+the alias history it writes are ``governance``'s."""

@@ -20,15 +20,14 @@ import pyarrow.compute as pc
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_prefix, shadow_log_prefix
 from mlops_assets.model.pipeline_model import PipelineModel
-from mlops_assets.monitoring.report import (
-    PREDICTION,
+from mlops_assets.monitoring.label_join import (
     Labelled,
     labelled_arrays,
     labelled_metric,
     labelled_predictions,
-    log_since,
     logged_class_index,
 )
+from mlops_assets.monitoring.log_window import PREDICTION, log_since
 from mlops_assets.serving.inference_log import CHAMPION_PREDICTION
 
 if TYPE_CHECKING:

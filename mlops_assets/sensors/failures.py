@@ -29,7 +29,7 @@ def build_failure_sensor(spec: PipelineSpec) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus(spec.retraining.sensors.upper()),
     )
     def failure_alerts(context: dg.RunFailureSensorContext):
-        from mlops_assets.monitoring.alerts import run_link, send_alerts
+        from mlops_assets.alerts.delivery import run_link, send_alerts
 
         run = context.dagster_run
         if not belongs_to(run, spec.name):

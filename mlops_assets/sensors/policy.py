@@ -115,7 +115,7 @@ def retraining_refusal(instance: dg.DagsterInstance, spec: PipelineSpec, now: fl
 def alert_refusal(spec: PipelineSpec, what: str, refused: str, log) -> None:
     """Announce that ``what`` wanted a retraining the policy refused; a sensor does so once per event (its
     cursor remembers), not on every tick that refuses it again."""
-    from mlops_assets.monitoring.alerts import asset_link, send_alerts
+    from mlops_assets.alerts.delivery import asset_link, send_alerts
 
     link = asset_link(spec.name, "trained_model")
     send_alerts(spec, AlertEvent.retraining_refused, f"{what}: no retraining, {refused}", link, log)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
+from mlops_assets.governance.audit import record_decision
 from mlops_assets.naming import CHAMPION, DecisionAction
-from mlops_assets.rollout.audit import record_decision
 
 if TYPE_CHECKING:
     from mlops_assets.spec import PipelineSpec

@@ -11,8 +11,9 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field, replace
 
 from mlops_assets.naming import CHALLENGER, CHAMPION
-from mlops_assets.rollout.routing import ArmStats, Rollout
+from mlops_assets.records import Rollout
 from mlops_assets.serving.loading import LoadedModel
+from mlops_assets.serving.routing import ArmStats
 
 MAX_IGNORED_COLUMN_NAMES = 100  # counted by name in /admin/status; further names are counted together
 OTHER_NAMES = "(other names)"

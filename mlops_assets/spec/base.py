@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo
 
-from mlops_assets.data.locations import is_url, outside_roots, url_problem
+from mlops_assets.spec.data_roots import is_url, outside_roots, url_problem
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -26,7 +26,7 @@ class SpecModel(BaseModel):
 
 def existing_files(pattern: str, info: ValidationInfo) -> str:
     """``pattern`` matches a file relative to ``base_dir`` (the spec's folder, given in the validation context),
-    and every file it matches lies inside the data roots (``data.locations.outside_roots``).
+    and every file it matches lies inside the data roots (``spec.data_roots.outside_roots``).
 
     An object-store URL is not listed while the spec loads (the code location would wait on the network, and fail
     while the store is away); the asset reading it says what it found. Without a ``base_dir`` there is nothing to

@@ -26,8 +26,8 @@ from yaml.reader import Reader
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
-from mlops_assets.data.locations import irregular_kind
 from mlops_assets.errors import SpecError
+from mlops_assets.spec.data_roots import irregular_kind
 
 MAX_BYTES = 1 << 20  # specs are a few kilobytes; a long list of allowed categories still fits
 MAX_VALUES = 100_000  # values after expanding aliases

@@ -14,8 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from mlops_assets.model.estimators import locate, params_problems
 from mlops_assets.spec.base import SpecModel
+from mlops_assets.spec.estimators import locate, params_problems
 
 
 class TorchModel(SpecModel):

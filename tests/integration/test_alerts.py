@@ -5,13 +5,13 @@ import threading
 
 import pytest
 
-from mlops_assets.monitoring.alerts import WEBSERVER_URL_ENV
+from mlops_assets.alerts.delivery import WEBSERVER_URL_ENV
 from mlops_assets.serving.endpoint_state import running_url
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
 from tests.conftest import check, failures, metadata
 from tests.integration.test_lifecycle import TRAINING, edit_spec, wait_for_log_rows
-from tests.unit.monitoring.test_alerts import Receiver
+from tests.unit.alerts.test_alerts import Receiver
 
 
 @pytest.fixture

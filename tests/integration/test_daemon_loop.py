@@ -138,7 +138,9 @@ def test_a_burst_of_drift_windows_under_the_daemon_retrains_once(layout, pipelin
     resources = local_resources(layout)
     defs = build_definitions(pipelines, resources)
     assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    deployed = dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False, run_config=QUIET)
+    deployed = dg.materialize(
+        assets, resources=resources.by_key(), instance=instance, raise_on_error=False, run_config=QUIET
+    )
     assert deployed.success, failures(deployed)
     url = deployed.asset_materializations_for_node(f"{PIPELINE}__deployed_endpoint")[-1].metadata["url"].value
     keys = asset_keys(PIPELINE)

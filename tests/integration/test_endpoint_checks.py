@@ -9,12 +9,12 @@ import dagster as dg
 
 from mlops_assets.data.locations import log_prefix
 from mlops_assets.definitions.folder import build_definitions
+from mlops_assets.governance.alias_history import read_alias_moves
+from mlops_assets.governance.audit import read_decisions
 from mlops_assets.local.tick import SensorDriver
 from mlops_assets.naming import TRIGGER_TAG
 from mlops_assets.resources import local_resources
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.alias_history import read_alias_moves
-from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.sensors import build_sensors
 from mlops_assets.serving.endpoint_state import running_url, stop
 from mlops_assets.serving.telemetry import stored_snapshots, summarise
@@ -64,7 +64,9 @@ def test_a_missed_slo_fails_its_check_alerts_and_rolls_back_and_the_skew_check_p
     wait_for_snapshot(store, REQUESTS)
 
     resources = local_resources(project.layout)
-    driver = SensorDriver(build_definitions(project.pipelines, resources, build_sensors), project.instance, resources)
+    driver = SensorDriver(
+        build_definitions(project.pipelines, resources, build_sensors), project.instance, resources.by_key()
+    )
     (checks,) = driver.step([SENSOR])
     assert checks.result.success, failures(checks.result)
     assert not checks.request.asset_selection  # the checks alone: nothing is materialized

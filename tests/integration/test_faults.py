@@ -1,6 +1,7 @@
 """Faults for real: an endpoint killed with SIGKILL, a training killed inside its MLflow run, and the CLI's
 stop and status on a user's own pipelines folder."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,8 +14,8 @@ import urllib.request
 import pytest
 from dagster import AssetKey
 
+from mlops_assets.governance.audit import read_decisions
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import crashed_url, read_state, running_url, state_file, write_state
 from tests.conftest import QUIET, failures, metadata
 from tests.integration.test_endpoint_stop import stand_in
@@ -52,7 +53,7 @@ def test_a_crashed_endpoint_comes_back_on_its_address_with_its_own_admin_token(p
 
     resources = local_resources(project.layout)
     defs = build_definitions(project.pipelines, resources, build_sensors)
-    driver = SensorDriver(defs, project.instance, resources)
+    driver = SensorDriver(defs, project.instance, resources.by_key())
     supervise = "breast_cancer_endpoint_supervisor"
     assert driver.tick(supervise).skip_message == "the endpoint answers, or is not meant to run"
 
@@ -115,12 +116,12 @@ def test_a_killed_training_ends_its_mlflow_run_as_failed_and_leaves_the_champion
     python = tmp_path / "python"  # the trainer's interpreter: the real one, running the training through script
     python.write_text(f"#!/bin/sh\nexec {sys.executable} {script}\n")
     python.chmod(0o755)
-    resources = {**local_resources(project.layout), "trainer": SubprocessTrainer(python=str(python))}
+    resources = dataclasses.replace(local_resources(project.layout), trainer=SubprocessTrainer(python=str(python)))
     defs = build_definitions(project.pipelines, resources)
     result = dg.materialize(
         [a for a in defs.assets if a.key.path[0] == "breast_cancer"],
         selection=[AssetKey(["breast_cancer", "trained_model"])],
-        resources=resources,
+        resources=resources.by_key(),
         instance=project.instance,
         raise_on_error=False,
         run_config=QUIET,

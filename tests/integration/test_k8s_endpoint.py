@@ -4,6 +4,7 @@ carried out by a real endpoint process restarted on the new template (standing i
 kubelet), and the deployment asset reads the endpoint back through its "Service". A rollout whose pods never become
 ready is undone, and the old endpoint keeps serving."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -18,10 +19,9 @@ import pytest
 import yaml
 
 from mlops_assets.definitions.folder import build_definitions
-from mlops_assets.records import RegisteredModel
+from mlops_assets.records import RegisteredModel, Rollout
 from mlops_assets.resources import local_resources
 from mlops_assets.resources.k8s_endpoint import VERSION_ANNOTATION, KubernetesEndpointDeployer, deployment_name
-from mlops_assets.rollout.routing import Rollout
 from mlops_assets.serving.endpoint_state import read_state
 from tests.conftest import QUIET, REPO, failures, metadata
 from tests.integration.fake_kube_api import STRATEGIC_MERGE_PATCH, FakeKubeApi
@@ -116,9 +116,11 @@ def test_a_promotion_rolls_the_deployment_and_a_rollout_that_never_gets_ready_is
             rollout_timeout_s=3,
         )
         assert deployer.running_url("breast_cancer") is None  # applied, but no champion to serve yet
-        resources = {**local_resources(layout), "deployer": deployer}
+        resources = dataclasses.replace(local_resources(layout), deployer=deployer)
         assets = [a for a in build_definitions(pipelines, resources).assets if a.key.path[0] == "breast_cancer"]
-        result = dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False, run_config=QUIET)
+        result = dg.materialize(
+            assets, resources=resources.by_key(), instance=instance, raise_on_error=False, run_config=QUIET
+        )
         assert result.success, failures(result) + "\n".join(api.requests)
         assert not api.rejected
 

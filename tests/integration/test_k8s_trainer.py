@@ -2,6 +2,7 @@
 ``fake_kube_api.py``): the pod dagster-k8s creates is schema-checked, its command really trains, its Pipes messages
 come back as pod logs, and the pod is deleted. No cluster, scheduler, image or GPU takes part."""
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
@@ -21,12 +22,12 @@ UP_TO_TRAINING = ("raw_data", "feedback", "validated_features", "trained_model")
 
 
 def materialize(pipelines, layout, instance, trainer, names=UP_TO_TRAINING):
-    resources = {**local_resources(layout), "trainer": trainer}
+    resources = dataclasses.replace(local_resources(layout), trainer=trainer)
     assets = [a for a in build_definitions(pipelines, resources).assets if a.key.path[0] == "breast_cancer"]
     return dg.materialize(
         assets,
         selection=[dg.AssetKey(["breast_cancer", n]) for n in names],
-        resources=resources,
+        resources=resources.by_key(),
         instance=instance,
         raise_on_error=False,
         run_config=QUIET,
@@ -66,13 +67,13 @@ def test_the_k8s_trainer_trains_in_a_pod_and_reports_like_the_subprocess_trainer
 
         trained = metadata(result, "breast_cancer", "trained_model")
         assert trained["model_version"] == "1" and trained["device"] == "cpu" and trained["training_rows"] > 0
-        assert resources["registry"].by_alias("breast_cancer", CHALLENGER).version == "1"
+        assert resources.registry.by_alias("breast_cancer", CHALLENGER).version == "1"
         # the training process's Pipes log messages reached the Dagster run through the pod's log
         messages = [e.user_message for e in instance.all_logs(result.run_id)]
         assert any(m.startswith("training ") and " rows " in m for m in messages)
         assert any("registered breast_cancer version 1" in m for m in messages)
         # and the MLflow run keeps them: the pod, and its log, are gone
-        run_id = resources["registry"].get("breast_cancer", "1").run_id
+        run_id = resources.registry.get("breast_cancer", "1").run_id
         client = MlflowClient(tracking_uri=layout.tracking_uri, registry_uri=layout.tracking_uri)
         kept = Path(client.download_artifacts(run_id, TRAINING_LOG, str(tmp_path))).read_text().splitlines()
         assert kept[0].startswith("training LogisticRegression on ") and kept[-1].startswith("registered breast_cancer")
@@ -92,4 +93,4 @@ def test_a_training_that_fails_in_its_pod_fails_the_asset_deletes_the_pod_and_re
         (pod,) = api.created
         assert api.deleted == [pod["metadata"]["name"]]
         assert any("InvalidParameterError" in line for line in api.logs[pod["metadata"]["name"]])
-        assert resources["registry"].by_alias("breast_cancer", CHALLENGER) is None
+        assert resources.registry.by_alias("breast_cancer", CHALLENGER) is None

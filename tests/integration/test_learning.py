@@ -83,7 +83,7 @@ def test_labels_after_a_concept_change_retrain_on_production_rows_judged_on_the_
     assert check(result, "credit", "evaluation_report", "gate").passed
 
     fresh = cases(np.random.default_rng(2), 2_000, 200_000, flipped=True)
-    registry = local_resources(credit.project.layout)["registry"]
+    registry = local_resources(credit.project.layout).registry
     old, new = (registry.load("credit", v).evaluate(fresh, "defaulted", ["roc_auc"])["roc_auc"] for v in "12")
     assert old < 0.5 < 0.8 < new  # the champion learnt the old concept; production taught the new one
     assert metadata(result, "credit", "deployed_endpoint")["model_version"] == "2"

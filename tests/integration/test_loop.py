@@ -33,7 +33,7 @@ class Loop:
         self.path = project.pipelines / f"{name}.yaml"
         self.spec = load_spec(self.path)
         self.defs = build_definitions(project.pipelines, local_resources(project.layout), build_sensors)
-        self.driver = SensorDriver(self.defs, project.instance, local_resources(project.layout))
+        self.driver = SensorDriver(self.defs, project.instance, local_resources(project.layout).by_key())
         self.url = None
 
     def deploy(self):

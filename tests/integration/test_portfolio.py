@@ -20,7 +20,7 @@ def test_the_portfolio_shows_the_champion_gate_drift_and_endpoint_of_a_materiali
 
     resources = local_resources(project.layout)
     defs = build_definitions(project.pipelines, resources, build_sensors)
-    driver = SensorDriver(defs, project.instance, resources, run_config=QUIET)
+    driver = SensorDriver(defs, project.instance, resources.by_key(), run_config=QUIET)
     [launched] = driver.step([f"{PORTFOLIO}_sensor"])
     assert launched.result is not None and launched.result.success, failures(launched.result)
     assert driver.step([f"{PORTFOLIO}_sensor"]) == []  # nothing changed since: no second run

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlops_assets.cli.commands import main
-from mlops_assets.cli.lineage import lineage
+from mlops_assets.governance.lineage import lineage
 from mlops_assets.model.provenance import code_version
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import APPROVER_TAG, PROVENANCE_FOLDER, REQUIREMENTS_ARTIFACT, SPEC_ARTIFACT, TRIGGER_TAG

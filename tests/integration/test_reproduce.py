@@ -8,8 +8,8 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops_assets.cli.commands import main
+from mlops_assets.governance.reproduce import ReproductionError, reproduce
 from mlops_assets.model.registry import MlflowRegistryClient
-from mlops_assets.model.reproduce import ReproductionError, reproduce
 from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
 from tests.conftest import failures

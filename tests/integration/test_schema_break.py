@@ -83,7 +83,9 @@ def deploy(project, receiver) -> SensorDriver:  # noqa: F811
     deployed = project.materialize(PIPELINE, *ALL[:5])
     assert deployed.success, failures(deployed)
     resources = local_resources(project.layout)
-    return SensorDriver(build_definitions(project.pipelines, resources, build_sensors), project.instance, resources)
+    return SensorDriver(
+        build_definitions(project.pipelines, resources, build_sensors), project.instance, resources.by_key()
+    )
 
 
 def test_an_unseen_category_fails_the_schema_break_check_alerts_and_shows_in_the_portfolio(project, receiver):  # noqa: F811

@@ -8,11 +8,11 @@ import stat
 import numpy as np
 
 from mlops_assets.data.locations import log_prefix
+from mlops_assets.governance.audit import append_event
 from mlops_assets.local.layout import LocalLayout
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import TrailEvent
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.audit import append_event
 from mlops_assets.serving.inference_log import DEAD_LETTER, InferenceLogWriter, log_schema
 
 

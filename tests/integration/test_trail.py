@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
+from mlops_assets.governance.audit import digest, read_trail, trail_key
 from mlops_assets.naming import TrailEvent
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.audit import digest, read_trail, trail_key
 from tests.conftest import REPO, check, failures, metadata
 
 pytestmark = pytest.mark.integration

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_assets.governance.audit import digest, trail_key
 from mlops_assets.naming import TrailEvent
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.audit import digest, trail_key
 from tests.conftest import check, failures, metadata
 from tests.integration.test_trail import cli
-from tests.unit.rollout.test_audit import forge, rehash
+from tests.unit.governance.test_audit import forge, rehash
 
 pytestmark = pytest.mark.integration
 NAME = "breast_cancer"

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from mlops_assets.monitoring.drift.divergence import js_distance, psi
+from mlops_assets.naming import MISSING_CATEGORY
 
 UNSEEN = "<unseen>"
-MISSING = "<missing>"
 
 
 def category_counts(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -31,7 +31,7 @@ def category_counts(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarra
     cur_index = np.append(np.append(rank, unseen)[found], missing)[cur_codes]
     counts = np.bincount(ref_index, minlength=missing + 1), np.bincount(cur_index, minlength=missing + 1)
     keep = missing + 1 if counts[0][missing] or counts[1][missing] else missing
-    return counts[0][:keep], counts[1][:keep], [*sorted(ref_names), UNSEEN, MISSING][:keep]
+    return counts[0][:keep], counts[1][:keep], [*sorted(ref_names), UNSEEN, MISSING_CATEGORY][:keep]
 
 
 def category_text(values: Any) -> Any:
@@ -78,7 +78,7 @@ def categorical_stats(reference: Any, current: Any) -> dict[str, Any]:
     ref_counts, cur_counts, names = category_counts(reference, current)
     statistic, p_value = chi2_test(ref_counts, cur_counts)
     ref_shares, cur_shares = ref_counts / max(ref_counts.sum(), 1), cur_counts / max(cur_counts.sum(), 1)
-    has_missing = names[-1] == MISSING
+    has_missing = names[-1] == MISSING_CATEGORY
     return {
         "kind": "categorical",
         "psi": psi(ref_shares, cur_shares),

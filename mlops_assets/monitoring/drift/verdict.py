@@ -33,6 +33,7 @@ from mlops_assets.monitoring.drift.categorical import categorical_stats, chi2_te
 from mlops_assets.monitoring.drift.correction import adjust_p_values
 from mlops_assets.monitoring.drift.divergence import js_distance
 from mlops_assets.monitoring.drift.numeric import numeric_stats
+from mlops_assets.spec.drift import DriftConfig
 
 
 @dataclass(frozen=True)
@@ -115,28 +116,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else str(value)
     return value
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """Thresholds of the drift decision; ``overrides`` maps a feature to its own thresholds
-    (keys ``psi``, ``wasserstein``, ``js``). A numeric feature's missing share is held to its ``js``."""
-
-    bins: int = 10
-    psi_threshold: float = 0.2
-    wasserstein_threshold: float = 0.2  # a fifth of a standard deviation: smaller shifts are noise to most models
-    js_threshold: float = 0.1
-    alpha: float = 0.05
-    correction: str = "bonferroni"  # or "bh"
-    overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-
-    def thresholds(self, feature: str, kind: str, missing_tested: bool = False) -> dict[str, float]:
-        """The effect-size thresholds that apply to one feature of this kind, with ``missing_js`` when its
-        missing share was tested on its own."""
-        default = {"psi": self.psi_threshold, "wasserstein": self.wasserstein_threshold, "js": self.js_threshold}
-        merged = {**default, **self.overrides.get(feature, {})}
-        limits = {k: merged[k] for k in (("js",) if kind == "categorical" else ("psi", "wasserstein"))}
-        return {**limits, "missing_js": merged["js"]} if missing_tested else limits
 
 
 def compute_drift(

@@ -6,8 +6,10 @@ import pyarrow as pa
 
 from mlops_assets.assets.drift_report import feature_plots, plots_metadata
 from mlops_assets.monitoring.drift.plots import MAX_DRIFT_PLOTS
-from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
-from mlops_assets.monitoring.report import DriftOutcome, LogWindow
+from mlops_assets.monitoring.drift.verdict import compute_drift
+from mlops_assets.monitoring.log_window import LogWindow
+from mlops_assets.monitoring.report import DriftOutcome
+from mlops_assets.spec.drift import DriftConfig
 
 
 def test_drifted_features_past_the_cap_and_absent_ones_are_named_not_plotted():

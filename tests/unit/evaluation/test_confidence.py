@@ -11,7 +11,7 @@ from mlops_assets.evaluation.confidence import (
     paired_gain_interval,
     wilson_interval,
 )
-from mlops_assets.evaluation.metrics import METRICS, gain
+from mlops_assets.model.metrics import METRICS, gain
 
 
 def _binary(n: int, seed: int = 0):

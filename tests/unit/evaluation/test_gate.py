@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mlops_assets.evaluation.gate import evaluate_gate
-from mlops_assets.evaluation.metrics import compute_metrics, gain, meets_threshold
+from mlops_assets.model.metrics import compute_metrics, gain, meets_threshold
 
 
 def test_thresholds_follow_each_metric_direction():

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.evaluation.importance import permutation_importance
-from mlops_assets.evaluation.metrics import METRICS
+from mlops_assets.model.metrics import METRICS
 
 
 def toy_frame(rows=400, seed=0) -> pd.DataFrame:

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from mlops_assets.errors import SpecError
-from mlops_assets.model.estimators import ALLOWED_MODULES_ENV, build_estimator, init_parameters, locate, params_problems
+from mlops_assets.model.estimators import build_estimator
 from mlops_assets.spec import load_spec
+from mlops_assets.spec.estimators import ALLOWED_MODULES_ENV, init_parameters, locate, params_problems
 from tests.unit.model.test_estimators import public_path
 
 

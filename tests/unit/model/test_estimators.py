@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from mlops_assets.errors import SpecError
-from mlops_assets.model.estimators import ALLOWED_MODULES_ENV, build_estimator, locate
+from mlops_assets.model.estimators import build_estimator
 from mlops_assets.spec import load_spec
+from mlops_assets.spec.estimators import ALLOWED_MODULES_ENV, locate
 
 
 def with_estimator(pipelines: Path, estimator: str, params: dict | None = None) -> Path:

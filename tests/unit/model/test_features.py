@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets.model.expressions import Expression
+from mlops_assets import grammar
+from mlops_assets.model.expressions import FUNCTIONS, Expression
 from mlops_assets.model.features import FeatureTransformer, _as_categories, _as_float, _Step
 
 
@@ -13,6 +14,11 @@ def test_expression_evaluates_with_numpy_functions():
     values = expr.evaluate({"a": np.array([np.e * 2]), "b": np.array([2.0]), "c": np.array([3.0])})
     assert values.tolist() == pytest.approx([1 + 8 + 1])
     assert expr.columns == {"a", "b", "c"}
+
+
+def test_the_grammar_accepts_exactly_the_functions_evaluated():
+    """The spec checks expressions with ``mlops_assets.grammar``; each function it accepts is one numpy evaluates."""
+    assert tuple(FUNCTIONS) == grammar.FUNCTION_NAMES
 
 
 @pytest.mark.parametrize("source", ["open('x')", "a.b", "a if b else c", "[a]", "a < b", "lambda: 1", "'s'"])

@@ -12,7 +12,6 @@ from dagster_k8s.job import USER_DEFINED_K8S_CONFIG_KEY, get_user_defined_k8s_co
 from dagster_k8s.pipes import build_pod_body
 
 from mlops_assets.errors import MlopsError
-from mlops_assets.model.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.model.k8s_pod import (
     K8S_CONFIG_TAG,
     RUN_ID_LABEL,
@@ -23,6 +22,7 @@ from mlops_assets.model.k8s_pod import (
 )
 from mlops_assets.naming import PIPELINE_TAG
 from mlops_assets.spec import load_spec
+from mlops_assets.spec.estimators import ALLOWED_MODULES_ENV
 from tests.conftest import REPO
 
 KUBERNETES_VERSION = "1.33.0"  # a version kubernetes-validate 1.37.0 ships strict schemas for

@@ -16,7 +16,7 @@ from mlops_assets.monitoring.estimation import (
     expected_roc_auc,
     roc_auc_std,
 )
-from mlops_assets.monitoring.report import estimated_metadata, estimated_performance
+from mlops_assets.monitoring.performance import estimated_metadata, estimated_performance
 from mlops_assets.sensors.performance import observed
 from mlops_assets.spec.operations import Performance
 

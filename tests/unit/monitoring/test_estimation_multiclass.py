@@ -12,7 +12,7 @@ from sklearn.naive_bayes import GaussianNB
 
 from mlops_assets.model.pipeline_model import Prediction
 from mlops_assets.monitoring.estimation import Calibrator, NotEstimable, estimate
-from mlops_assets.monitoring.report import estimated_performance, served_calibrator
+from mlops_assets.monitoring.performance import estimated_performance, served_calibrator
 from mlops_assets.serving.app import kept_score
 
 REPO = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from mlops_assets.monitoring.report import served_figures, served_markdown
+from mlops_assets.monitoring.served_figures import served_figures, served_markdown
 from mlops_assets.monitoring.slo import failed_requests, judge_slo, rollback_decision
 from mlops_assets.naming import EndpointCheck
 from mlops_assets.serving.telemetry import SCORING_ROUTE, Telemetry, summarise

@@ -182,7 +182,7 @@ def test_the_features_of_sampled_requests_are_logged_row_by_row_and_null_for_the
 
 def test_a_log_written_before_the_features_column_reads_together_with_a_newer_one(tmp_path):
     """The drift windows concatenate the log's files: a file of an older endpoint has no features column."""
-    from mlops_assets.monitoring.report import newest_window
+    from mlops_assets.monitoring.log_window import newest_window
     from mlops_assets.resources.artifact_store import FsspecArtifactStore
 
     folder = tmp_path / "p" / "inference_log"

@@ -9,9 +9,10 @@ import pytest
 
 from mlops_assets.data.snapshot import read_source
 from mlops_assets.naming import CHALLENGER, CHAMPION, Strategy
-from mlops_assets.rollout.routing import Rollout, choose_arm
+from mlops_assets.records import Rollout
 from mlops_assets.serving.invocations import Invocation, Invocations
 from mlops_assets.serving.loading import LoadedModel
+from mlops_assets.serving.routing import choose_arm
 from mlops_assets.serving.row_checks import REQUEST, column_rules
 from mlops_assets.serving.settings import EndpointSettings
 from mlops_assets.serving.state import ServingState

@@ -11,9 +11,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops_assets.data.locations import is_url, outside_roots
 from mlops_assets.errors import SpecError
 from mlops_assets.spec import load_spec
+from mlops_assets.spec.data_roots import is_url, outside_roots
 from mlops_assets.spec.operations import allowed_alert_variable, webhook_problem
 from tests.unit.spec.test_loading import FUZZ, SCALARS, loads_or_refuses, paths
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_assets.data.locations import DATA_ROOTS_ENV
 from mlops_assets.spec import load_spec, load_specs
+from mlops_assets.spec.data_roots import DATA_ROOTS_ENV
 from tests.unit.spec.test_pipeline import problems, write_variant
 
 REPO = Path(__file__).resolve().parents[3]

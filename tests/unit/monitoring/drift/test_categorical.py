@@ -5,7 +5,8 @@ import pyarrow as pa
 import pytest
 
 from mlops_assets.monitoring.drift.categorical import category_counts, category_shares, category_text
-from mlops_assets.monitoring.drift.verdict import DriftConfig, compute_drift
+from mlops_assets.monitoring.drift.verdict import compute_drift
+from mlops_assets.spec.drift import DriftConfig
 
 CONFIG = DriftConfig()
 

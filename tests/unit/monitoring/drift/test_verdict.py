@@ -8,7 +8,8 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from mlops_assets.monitoring.drift.divergence import psi
-from mlops_assets.monitoring.drift.verdict import DriftConfig, adjust_p_values, compute_drift, missing_shift
+from mlops_assets.monitoring.drift.verdict import adjust_p_values, compute_drift, missing_shift
+from mlops_assets.spec.drift import DriftConfig
 from tests.unit.monitoring.drift.oracles import binned_shares, quantile_edges
 
 CONFIG = DriftConfig()
