@@ -257,6 +257,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="connections, one request in flight each")
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--canaries", type=int, default=5, help="canaries, each rolled back")
+    parser.add_argument("--workers", type=int, default=1, help="the endpoint's worker processes (serve --workers)")
     args = parser.parse_args()
 
     print(machine_line(f"{dt.datetime.now():%Y-%m-%d %H:%M}", PACKAGES, os.getloadavg()[0]), flush=True)
@@ -272,6 +273,7 @@ def main() -> None:
         state = folder / "endpoint.json"
         serve = [sys.executable, "-m", "mlops_assets.cli", "serve", str(SPEC_PATH), "--tracking-uri", tracking_uri]
         serve += ["--log-dir", str(folder / "log"), "--host", "127.0.0.1", "--port", "0", "--state-file", str(state)]
+        serve += ["--workers", str(args.workers)]
         env = {**os.environ, "MLOPS_ADMIN_TOKEN": token}
         with process(serve, folder / "endpoint.log", state_url(state), env=env) as server:
             port = int(server.url.rsplit(":", 1)[1])

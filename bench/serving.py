@@ -4,13 +4,19 @@ One run registers a LogisticRegression, a 100-iteration HistGradientBoostingClas
 RandomForestClassifier (20 numeric features, synthetic data, fixed seed; 20% held out) in a temporary MLflow
 SQLite store, then measures, on the same registered version: (a) ``PipelineModel.predict`` and the compiled fast
 path in this process; (b) ``mlops-assets serve`` (the real CLI, which serves the compiled path once it has
-reproduced the model on the holdout) with the inference log on, and the same app and server settings with the
-log off, two processes of each; (c) ``mlflow models serve --env-manager local``. Every feature is bounded
-(ge -100, le 100); the server without the log checks each row against the bounds, as the CLI does once it
-passes the spec's schema to ``create_app``.
-The load comes from this process over persistent loopback connections, one single-row ``dataframe_split``
-request in flight per connection, at 1 and 8 connections.
-Usage: python bench/serving.py [--seconds 8] [--rounds 4] [--replicas 2] [--connections 1 8] [--models ...]
+reproduced the model on the holdout, inference log on) with 1 and with 2 worker processes, and, with
+``--log-off``, the same app and server settings without the log; (c) ``mlflow models serve --env-manager
+local`` with 1 and with 2 workers. Every feature is bounded (ge -100, le 100); the server without the log checks
+each row against the bounds, as the CLI does once it passes the spec's schema to ``create_app``.
+
+Every server runs at once; they are measured in short windows in turn, A B C D then D C B A, so that a change of
+the machine's background load hits them alike. Each request is one distinct row of the holdout (the holdout's
+rows in turn, as single-row ``dataframe_split`` bodies), over persistent loopback connections, one request in
+flight per connection, at 1, 8 and 32 connections. The load comes from ``wrk`` (one thread, a Lua script cycling
+through the bodies) when it is installed, else from this script's own raw-socket loop; with ``wrk`` the p50 and
+p99 of a cell are the medians of its windows' (wrk reports percentiles per run). Server CPU per request: user +
+system time of the server's process group (every worker), from /proc, over the requests of the window.
+Usage: python bench/serving.py [--seconds 8] [--rounds 2] [--connections 1 8 32] [--models ...] [--client wrk]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import os
 import platform
 import selectors
+import shutil
 import signal
 import socket
 import statistics
@@ -31,7 +38,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -208,15 +215,30 @@ class Connection:
         return None if response is None else response.body
 
 
-def load(server: Server, body: bytes, connections: int, requests: int, seconds: float) -> tuple[Measured, bytes]:
+class CyclingConnection(Connection):
+    """A connection that sends ``requests`` in turn, from ``first`` on."""
+
+    def __init__(self, port: int, requests: list[bytes], first: int = 0):
+        super().__init__(port, requests[first % len(requests)])
+        self.requests, self.next = requests, first
+
+    def send(self) -> None:
+        self.request = self.requests[self.next % len(self.requests)]
+        self.next += 1
+        super().send()
+
+
+def load(
+    server: Server, bodies: bytes | list[bytes], connections: int, requests: int, seconds: float
+) -> tuple[Measured, bytes]:
     """Keep ``connections`` requests in flight until ``requests`` are answered or ``seconds`` pass (after a
-    warm-up); the latency of one request runs from its send to the last byte of its response."""
+    warm-up), each connection sending ``bodies`` in turn from its own offset; the latency of one request runs
+    from its send to the last byte of its response."""
     port = int(server.url.rsplit(":", 1)[1])
-    request = (
-        f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    clients = [Connection(port, request) for _ in range(connections)]
+    bodies = [bodies] if isinstance(bodies, bytes) else bodies  # one body, sent again and again
+    head = f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+    messages = [f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body for body in bodies]
+    clients = [CyclingConnection(port, messages, i * len(messages) // connections) for i in range(connections)]
     selector = selectors.DefaultSelector()
     for client in clients:
         selector.register(client.sock, selectors.EVENT_READ, client)
@@ -363,6 +385,8 @@ class Case:
     body: bytes
     columns: dict[str, np.ndarray]
     expected: dict[str, list]
+    bodies: list[bytes]  # one per holdout row, the HTTP load's requests
+    answers: list[list]  # the model's answer to each of ``bodies``
 
 
 def prepare(name: str, folder: Path, tracking_uri: str) -> Case:
@@ -378,8 +402,28 @@ def prepare(name: str, folder: Path, tracking_uri: str) -> Case:
     body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row]}}).encode()
     columns = {c: np.array([v]) for c, v in zip(FEATURES, row, strict=True)}
     expected = {"predictions": model.predict(columns).labels.tolist()}
-    print(f"{name}: {loaded.fast_path_check}", flush=True)
-    return Case(name, spec_path, model_version, model, loaded.compiled, loaded.fast_path_check, body, columns, expected)
+    import pandas as pd
+
+    frame = pd.read_csv(spec_path.parent / "data.csv")
+    holdout = frame.sample(frac=HOLDOUT_SHARE, random_state=0)[FEATURES].to_numpy()  # the rows never trained on
+    bodies = [
+        json.dumps({"dataframe_split": {"columns": FEATURES, "data": [row.tolist()]}}).encode() for row in holdout
+    ]
+    answers = model.predict({c: holdout[:, i] for i, c in enumerate(FEATURES)}).labels.tolist()
+    print(f"{name}: {loaded.fast_path_check}; {len(bodies)} distinct holdout rows for the HTTP load", flush=True)
+    return Case(
+        name,
+        spec_path,
+        model_version,
+        model,
+        loaded.compiled,
+        loaded.fast_path_check,
+        body,
+        columns,
+        expected,
+        bodies,
+        [[answer] for answer in answers],
+    )
 
 
 def in_process(case: Case, args: argparse.Namespace) -> list[tuple]:
@@ -418,75 +462,174 @@ def in_process(case: Case, args: argparse.Namespace) -> list[tuple]:
     return rows
 
 
-def over_http(case: Case, folder: Path, tracking_uri: str, args: argparse.Namespace) -> list[tuple]:
-    """Rows of (model, server, connections, Measured) for our endpoint and ``mlflow models serve``.
+WRK_SCRIPT = r"""
+local requests, i = {}, 0
+init = function(args)
+  for line in io.lines(args[1]) do
+    requests[#requests + 1] = wrk.format("POST", "/invocations", {["Content-Type"] = "application/json"}, line)
+  end
+  i = tonumber(args[2]) or 0
+end
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK %d %d %d %d %d %d\n", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+OURS_1, OURS_2 = "ours, 1 worker (CLI)", "ours, 2 workers (CLI)"
+OURS_OFF = "ours, 1 worker, inference log off"
+MLFLOW_1, MLFLOW_2 = "`mlflow models serve`", "`mlflow models serve --workers 2`"
 
-    Ours runs as ``args.replicas`` processes with the log and as many without, measured in turn and pooled:
-    two identical server processes differed by up to 10% in CPU per request, more than the log costs.
-    """
+
+@dataclass
+class Pooled:
+    """A cell's windows: requests, seconds and server CPU summed; wrk's per-window percentiles kept."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    server_cpu_s: float = 0.0
+    p50s: list[float] = field(default_factory=list)
+    p99s: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # the Python client's, pooled
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else statistics.median(self.p50s)
+
+    @property
+    def p99(self) -> float:
+        if self.latencies_ms:
+            return Measured(self.latencies_ms, 1.0).p99
+        return statistics.median(self.p99s)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / self.requests
+
+
+def wrk_window(server: Server, bodies_file: Path, connections: int, seconds: float, offset: int) -> Pooled:
+    """One window of ``wrk`` (one thread) against ``server``; raises on any error or non-200 answer."""
+    script = bodies_file.with_name("bench.lua")
+    if not script.exists():
+        script.write_text(WRK_SCRIPT)
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script)]
+    cpu = server.cpu_seconds()
+    output = subprocess.run(
+        [*command, server.url, "--", str(bodies_file), str(offset)], capture_output=True, text=True, check=True
+    ).stdout
+    cpu = server.cpu_seconds() - cpu
+    line = next(line for line in output.splitlines() if line.startswith("WRK "))
+    requests, duration_us, p50_us, p99_us, errors, non_200 = map(int, line.split()[1:])
+    if errors or non_200:
+        raise RuntimeError(f"wrk against {server.url}: {errors} socket errors, {non_200} non-2xx answers:\n{output}")
+    return Pooled(requests, duration_us / 1e6, cpu, [p50_us / 1000], [p99_us / 1000])
+
+
+def check_answers(label: str, server: Server, case: Case, rows: int = 50) -> None:
+    """The first ``rows`` holdout rows, one request each: every server must answer as the model does."""
+    for body, expected in zip(case.bodies[:rows], case.answers[:rows], strict=False):
+        request = urllib.request.Request(f"{server.url}/invocations", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            got = json.loads(answer.read())["predictions"]
+        if got != expected:
+            raise RuntimeError(f"{label} answered {got} for a holdout row, the model {expected}")
+
+
+def over_http(case: Case, folder: Path, tracking_uri: str, args: argparse.Namespace) -> list[tuple]:
+    """Rows of (model, server, connections, Pooled) for our endpoint with 1 and 2 workers and ``mlflow models
+    serve`` with 1 and 2, all running at once and measured in alternating windows."""
     results = []
     bin_dir = str(Path(sys.executable).parent)  # `mlflow models serve` starts `uvicorn` from the PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     name, spec = case.name, str(case.spec_path)
+    bodies_file = folder / f"{name}-bodies.jsonl"
+    bodies_file.write_bytes(b"\n".join(case.bodies) + b"\n")
 
-    def log_on(i: int) -> list[str]:
+    def ours(workers: int) -> list[str]:
         serve = [sys.executable, "-m", "mlops_assets.cli", "serve", spec, "--port", "0", "--tracking-uri", tracking_uri]
-        return [*serve, "--log-dir", str(folder / f"log-{name}-{i}"), "--state-file", str(folder / f"{name}-on{i}")]
+        state = str(folder / f"{name}-w{workers}")
+        return [
+            *serve,
+            "--workers",
+            str(workers),
+            "--log-dir",
+            str(folder / f"log-{name}-{workers}"),
+            "--state-file",
+            state,
+        ]
 
-    def log_off(i: int) -> list[str]:
-        return [sys.executable, __file__, "--serve-without-log", spec, tracking_uri, str(folder / f"{name}-off{i}")]
+    def mlflow(workers: int) -> tuple[list[str], str]:
+        port = free_port()
+        command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "--env-manager", "local"]
+        command += ["-m", f"models:/bench_{name}/{case.version}", "-h", "127.0.0.1", "-p", str(port)]
+        return [*command, "--workers", str(workers)], f"http://127.0.0.1:{port}"
 
-    port = free_port()
-    mlflow_serve = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "--env-manager", "local"]
-    mlflow_serve += ["-m", f"models:/bench_{name}/{case.version}", "-h", "127.0.0.1", "-p", str(port)]
-
-    def measure(servers: dict[str, list[Server]], rounds: int) -> None:
-        """Alternate between the servers in short windows, in turn first and last, so that a change in the
-        background load hits them alike."""
-        order = [(label, server) for label, replicas in servers.items() for server in replicas]
-        windows = rounds * len(order) // len(servers)
-        for connections in args.connections:
-            pooled = {label: Measured([], 0.0, 0.0) for label in servers}
-            for turn in range(rounds):
-                for label, server in order if turn % 2 == 0 else order[::-1]:
-                    measured, answer = load(
-                        server, case.body, connections, args.requests // windows, args.seconds / windows
-                    )
-                    if json.loads(answer) != case.expected:
-                        raise RuntimeError(f"{label} answered {answer!r}, expected {case.expected}")
-                    pooled[label].latencies_ms += measured.latencies_ms
-                    pooled[label].seconds += measured.seconds
-                    pooled[label].server_cpu_s += measured.server_cpu_s
-            for label, measured in pooled.items():
-                results.append((name, label, connections, measured))
-                print(format_row(results[-1]), flush=True)
+    def window(server: Server, connections: int, seconds: float, offset: int) -> Pooled:
+        if args.client == "wrk":
+            return wrk_window(server, bodies_file, connections, seconds, offset)
+        measured, _ = load(server, case.bodies, connections, args.requests, seconds)
+        return Pooled(
+            len(measured.latencies_ms), measured.seconds, measured.server_cpu_s, latencies_ms=measured.latencies_ms
+        )
 
     with contextlib.ExitStack() as stack:
-        ours: dict[str, list[Server]] = {"ours, inference log on (CLI)": [], "ours, inference log off": []}
-        for i in range(args.replicas):
-            for label, command in (
-                ("ours, inference log on (CLI)", log_on(i)),
-                ("ours, inference log off", log_off(i)),
-            ):
-                state = Path(command[-1])  # both commands end with the file the server writes its URL to
-                server = process(command, state.with_suffix(".log"), state_url(state), env=env)
-                ours[label].append(stack.enter_context(server))
-        ready = ", ".join(f"{s.ready_s:.1f}" for replicas in ours.values() for s in replicas)
-        print(f"{name}: ours ready in {ready} s", flush=True)
-        measure(ours, args.rounds)
-    mlflow_url = f"http://127.0.0.1:{port}"
-    with process(mlflow_serve, folder / f"{name}-mlflow.log", lambda: mlflow_url, env=env) as mlflow:
-        print(f"{name}: mlflow models serve ready in {mlflow.ready_s:.1f} s", flush=True)
-        measure({"`mlflow models serve`": [mlflow]}, 1)
+        servers: dict[str, Server] = {}
+        commands = [(OURS_1, ours(1)), (OURS_2, ours(2))]
+        if args.log_off:
+            commands.append(
+                (
+                    OURS_OFF,
+                    [sys.executable, __file__, "--serve-without-log", spec, tracking_uri, str(folder / f"{name}-off")],
+                )
+            )
+        for label, command in commands:
+            state = Path(command[-1])  # each command ends with the file the server writes its URL to
+            servers[label] = stack.enter_context(process(command, state.with_suffix(".log"), state_url(state), env=env))
+        for workers, label in ((1, MLFLOW_1), (2, MLFLOW_2)):
+            command, url = mlflow(workers)
+            log_path = folder / f"{name}-mlflow-w{workers}.log"
+            servers[label] = stack.enter_context(process(command, log_path, lambda url=url: url, env=env))
+        print(
+            f"{name}: ready in " + ", ".join(f"{label} {s.ready_s:.1f} s" for label, s in servers.items()), flush=True
+        )
+        for label, server in servers.items():
+            check_answers(label, server, case)
+            window(server, 8, 1.0, 0)  # warm-up: the first requests of a process are slower
+        order = list(servers.items())
+        for connections in args.connections:
+            pooled = {label: Pooled() for label in servers}
+            for turn in range(args.rounds):
+                for label, server in order if turn % 2 == 0 else order[::-1]:
+                    measured = window(server, connections, args.seconds / args.rounds, turn * 97)
+                    cell = pooled[label]
+                    cell.requests += measured.requests
+                    cell.seconds += measured.seconds
+                    cell.server_cpu_s += measured.server_cpu_s
+                    cell.p50s += measured.p50s
+                    cell.p99s += measured.p99s
+                    cell.latencies_ms += measured.latencies_ms
+            for label, cell in pooled.items():
+                results.append((name, label, connections, cell))
+                print(format_row(results[-1]), flush=True)
     return results
 
 
 def format_row(result: tuple) -> str:
     name, server, connections, measured = result
     cpu = "" if np.isnan(measured.server_cpu_s) else f"{measured.cpu_ms_per_request:.3f}"
+    requests = getattr(measured, "requests", None) or len(measured.latencies_ms)
     return (
         f"| {name} | {server} | {connections} | {measured.p50:.3f} | {measured.p99:.3f} "
-        f"| {measured.per_second:,.0f} | {cpu} | {len(measured.latencies_ms):,} |"
+        f"| {measured.per_second:,.0f} | {cpu} | {requests:,} |"
     )
 
 
@@ -494,9 +637,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per cell (after the warm-ups)")
     parser.add_argument("--requests", type=int, default=20_000, help="most requests per cell")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating windows per cell for our two servers")
-    parser.add_argument("--replicas", type=int, default=2, help="processes of each of our two servers")
-    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--rounds", type=int, default=2, help="windows per cell, in A B C D / D C B A order")
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument("--log-off", action="store_true", help="also our server without the inference log")
+    parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--max-load", type=float, default=1.2, help="wait until the 1-minute load is below this")
     parser.add_argument("--wait-minutes", type=float, default=10.0)
@@ -512,10 +657,11 @@ def main() -> None:
         folder = Path(tmp)
         tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
         cases = [prepare(name, folder, tracking_uri) for name in args.models]
-        results = [row for case in cases for row in in_process(case, args)]
+        results = [] if args.skip_in_process else [row for case in cases for row in in_process(case, args)]
         results += [row for case in cases for row in over_http(case, folder, tracking_uri, args)]
     results.sort(key=lambda row: args.models.index(row[0]))
-    print(f"\n1-minute load average after: {os.getloadavg()[0]:.2f} (this run's own servers and client included)\n")
+    print(f"\n1-minute load average after: {os.getloadavg()[0]:.2f} (this run's own servers and client included)")
+    print(f"client: {args.client}; {args.rounds} windows per cell, {args.seconds / args.rounds:g} s each\n")
     print("| model | server | connections | p50 ms | p99 ms | requests/s | server CPU ms/request | requests |")
     print("|---|---|---|---|---|---|---|---|")
     for result in results:
@@ -523,21 +669,18 @@ def main() -> None:
     print()
     cells = {(name, server, connections): measured for name, server, connections, measured in results}
     for name in args.models:
-        predict = cells[(name, "in-process `PipelineModel.predict`", 1)]
-        compiled = cells.get((name, "in-process compiled predict", 1))
-        for server in ("ours, inference log on (CLI)", "ours, inference log off"):
+        predict = cells.get((name, "in-process `PipelineModel.predict`", 1))
+        if predict is not None:
             print(
-                f"- {name}, {server}: p50 {cells[(name, server, 1)].p50 - predict.p50:+.3f} ms over in-process "
-                "`PipelineModel.predict`"
-                + (f", {cells[(name, server, 1)].p50 - compiled.p50:+.3f} ms over compiled predict" if compiled else "")
+                f"- {name}, {OURS_1}: p50 {cells[(name, OURS_1, 1)].p50 - predict.p50:+.3f} ms over in-process predict"
             )
         for connections in args.connections:
-            on, off = (cells[(name, f"ours, inference log {s}", connections)] for s in ("on (CLI)", "off"))
-            mlflow = cells[(name, "`mlflow models serve`", connections)]
+            one, two = cells[(name, OURS_1, connections)], cells[(name, OURS_2, connections)]
+            mlflow_one, mlflow_two = cells[(name, MLFLOW_1, connections)], cells[(name, MLFLOW_2, connections)]
             print(
-                f"- {name}, {connections} connection(s): {on.per_second / mlflow.per_second:.1f}x the requests/s of "
-                f"mlflow models serve; the log costs {1 - on.per_second / off.per_second:.1%} of throughput and "
-                f"{on.cpu_ms_per_request / off.cpu_ms_per_request - 1:.1%} more server CPU per request"
+                f"- {name}, {connections} connection(s): 2 workers {two.per_second / one.per_second:.2f}x the "
+                f"requests/s of 1; 1 worker {one.per_second / mlflow_one.per_second:.1f}x mlflow's 1 worker; "
+                f"2 workers {two.per_second / mlflow_two.per_second:.1f}x mlflow's 2 workers"
             )
 
 

@@ -21,6 +21,19 @@ if TYPE_CHECKING:
 Columns = Mapping[str, Any]
 
 
+class StackedColumns(dict):
+    """Columns (name to values) whose numeric ones are also held as one float64 matrix, ``numeric``: one row per
+    name of ``numeric_names`` (whose values in the mapping are those rows), one column per input row. A parsed
+    request is one (serving/payload.py): ``transform`` takes the matrix as it is instead of stacking the
+    columns again with a call per column."""
+
+    __slots__ = ("numeric", "numeric_names")
+
+    def __init__(self, values: Mapping[str, Any], numeric: np.ndarray, numeric_names: Sequence[str]):
+        super().__init__(values)
+        self.numeric, self.numeric_names = numeric, numeric_names
+
+
 @dataclass
 class _Step:
     """How one input column becomes output columns, and what was learnt for it in ``fit``."""
@@ -82,6 +95,21 @@ class FeatureTransformer:
     def output_names(self) -> list[str]:
         return [name for step in self.steps for name in step.output_names]
 
+    @property
+    def stacked_inputs(self) -> list[str]:
+        """The numeric input columns, in the order ``transform_stacked`` takes them as is (no reordering)."""
+        return list(self._plan.numeric)
+
+    @property
+    def categories(self) -> dict[str, list[Any]]:
+        """Each categorical input column and its categories, in the order of its step's outputs."""
+        return {step.column: list(step.categories or []) for step, _ in self._plan.categorical}
+
+    @property
+    def derives(self) -> bool:
+        """Whether some input is computed from the others (``derived``): then only ``transform`` applies."""
+        return bool(self._expressions)
+
     def fit(self, columns: Columns) -> FeatureTransformer:
         values = self._with_derived(columns)
         for step in self.steps:
@@ -105,10 +133,14 @@ class FeatureTransformer:
         """A float64 matrix with one row per input row and ``len(output_names)`` columns.
 
         All numeric steps run as one matrix operation: per-column numpy calls cost more than the arithmetic
-        for a single-row request.
+        for a single-row request. ``StackedColumns`` give that matrix's input as it is (``transform_stacked``).
         """
         if not self.steps:
             return np.empty((0, 0))
+        if isinstance(columns, StackedColumns):
+            out = self.transform_stacked(columns.numeric, columns.numeric_names, columns)
+            if out is not None:
+                return out
         values = self._with_derived(columns)
         plan = self._plan
         out = np.empty((len(values[self.steps[0].column]), plan.width))
@@ -117,6 +149,48 @@ class FeatureTransformer:
             out[:, plan.numeric_at] = ((np.where(np.isfinite(x), x, plan.fill) - plan.center) / plan.scale).T
         for step, at in plan.categorical:
             out[:, at] = _encode(step, values[step.column])
+        return out
+
+    def transform_stacked(
+        self,
+        numeric: np.ndarray,
+        names: Sequence[str],
+        columns: Columns,
+        *,
+        codes: Mapping[str, np.ndarray] | None = None,
+        overwrite: bool = False,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray | None:
+        """``transform(columns)``, bit for bit, for inputs whose numeric columns arrive as one matrix: ``numeric``
+        (float64) holds the columns ``names``, one row per name and one column per input row, as a parsed
+        request or a record batch holds them. No call per column: the matrix is the numeric steps' input.
+
+        ``columns`` holds the categorical inputs; ``codes`` may give a categorical column as the index of each
+        row's category in its step's categories (-1: unseen or null) instead, worked out without a Python loop
+        (batch.py). With ``overwrite`` the arithmetic runs in ``numeric`` itself (a scratch matrix; a request's
+        matrix is logged, and is never overwritten); ``out``, of the result's shape, is written instead of a new
+        matrix (a batch scorer's, reused: a fresh matrix of many rows costs page faults). ``None`` where the
+        matrix cannot serve: derived columns (their expressions take named columns), or a numeric input missing
+        from ``names``.
+        """
+        plan = self._plan
+        index = plan.rows_of(names)
+        if self._expressions or not self.steps or index is None:
+            return None
+        x = numeric if index is _SAME else numeric[index]
+        shape = (numeric.shape[1], plan.width)
+        out = out if out is not None and out.shape == shape else np.empty(shape)
+        if plan.numeric:
+            if overwrite or index is not _SAME:  # x is a copy or scratch: the same operations, in place
+                np.copyto(x, plan.fill, where=~np.isfinite(x))
+                x -= plan.center
+                x /= plan.scale
+            else:
+                x = (np.where(np.isfinite(x), x, plan.fill) - plan.center) / plan.scale
+            out[:, plan.numeric_out] = x.T
+        for step, at in plan.categorical:
+            code = None if codes is None else codes.get(step.column)
+            out[:, at] = _encode(step, columns[step.column]) if code is None else _encode_codes(step, code)
         return out
 
     def _with_derived(self, columns: Columns) -> dict[str, Any]:
@@ -140,6 +214,24 @@ class _Plan:
     scale: np.ndarray
     categorical: list[tuple[_Step, slice]]  # each categorical step and its output columns
     width: int
+    numeric_out: np.ndarray | slice  # numeric_at, as a slice where the numeric outputs are adjacent and in order
+    _rows: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def rows_of(self, names: Sequence[str]) -> np.ndarray | object | None:
+        """Where the numeric inputs sit among the rows of a matrix of ``names``: ``_SAME`` when they are its
+        rows in order, ``None`` when one is missing. Worked out once per layout (an endpoint has one)."""
+        key = tuple(names)
+        found = self._rows.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            at = {name: i for i, name in enumerate(key)}
+            if not all(name in at for name in self.numeric):
+                found = None
+            elif list(key) == self.numeric:
+                found = _SAME
+            else:
+                found = np.array([at[name] for name in self.numeric], dtype=np.intp)
+            self._rows[key] = found
+        return found
 
     @classmethod
     def of(cls, steps: list[_Step]) -> _Plan:
@@ -161,7 +253,18 @@ class _Plan:
             scale=np.array([[step.scale] for step in numeric], dtype=np.float64),
             categorical=categorical,
             width=width,
+            numeric_out=_as_slice(numeric_at),
         )
+
+
+_SAME, _UNKNOWN = object(), object()  # ``_Plan.rows_of``: the matrix's rows are the numeric inputs; not worked out
+
+
+def _as_slice(at: list[int]) -> np.ndarray | slice:
+    """Output columns as a slice where they are adjacent and in order (a slice assigns faster than an index)."""
+    if at and at == list(range(at[0], at[0] + len(at))):
+        return slice(at[0], at[0] + len(at))
+    return np.array(at, dtype=np.intp)
 
 
 def _encode(step: _Step, x: Any) -> np.ndarray:
@@ -171,6 +274,13 @@ def _encode(step: _Step, x: Any) -> np.ndarray:
         return (cats[:, None] == np.asarray(step.categories, dtype=object)[None, :]).astype(float)
     index = {c: i for i, c in enumerate(step.categories or [])}
     return np.array([index.get(v, -1) for v in _as_categories(x)], dtype=float)[:, None]
+
+
+def _encode_codes(step: _Step, code: np.ndarray) -> np.ndarray:
+    """``_encode`` from each row's category index (-1: unseen or null), the same values without a Python loop."""
+    if step.kind == "onehot":
+        return (code[:, None] == np.arange(len(step.categories or []))[None, :]).astype(float)
+    return code.astype(float)[:, None]
 
 
 def _default_transforms(spec: PipelineSpec) -> list:

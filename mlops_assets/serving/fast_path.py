@@ -4,7 +4,8 @@ For one row, scikit-learn's arithmetic is small and its per-call overhead is not
 dispatch on every call and, for forests, a Python loop with a joblib dispatch over the trees, so for one row the
 compiled model is faster than ``PipelineModel.predict`` for linear models, boosted trees and forests alike
 (bench/RESULTS.md, "Serving"). Each tree level costs a few array operations over all trees at once, so from a few
-hundred rows scikit-learn's compiled loops catch up; the path is for online requests, not batch scoring.
+hundred rows scikit-learn's compiled loops catch up: batch scoring (``batch_model``) takes only the linear
+functions from here.
 
 Lowering reads the fitted attributes (coefficients, tree node arrays) and evaluates them as scikit-learn does:
 ``sklearn.tree`` compares the input cast to float32 with float64 thresholds, ``HistGradientBoosting`` compares
@@ -31,7 +32,10 @@ from mlops_assets.model.pipeline_model import PipelineModel, Prediction
 def _binary_proba(raw: np.ndarray) -> np.ndarray:
     """Both class columns from one logit column, as scikit-learn's binomial loss and ``LogisticRegression``."""
     positive = expit(raw.reshape(-1))
-    return np.stack([1 - positive, positive], axis=1)
+    proba = np.empty((len(positive), 2))  # as np.stack([1 - positive, positive], axis=1), without its checks
+    np.subtract(1, positive, out=proba[:, 0])
+    proba[:, 1] = positive
+    return proba
 
 
 def _softmax(raw: np.ndarray) -> np.ndarray:

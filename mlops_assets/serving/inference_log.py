@@ -38,50 +38,48 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops_assets.data.locations import is_url
 from mlops_assets.local.private import open_private, private_folder
+from mlops_assets.serving.log_schema import (
+    ARROW_TYPES,
+    CHAMPION_PREDICTION,
+    DEAD_LETTER,
+    FEATURES,
+    FEATURES_TYPE,
+    INVALID,
+    OUTPUTS,
+    PER_REQUEST,
+    SNAPSHOT_PREFIX,
+    SNAPSHOT_SUFFIX,
+    LoggedRequest,
+    OneIn,
+    features_column,
+    log_schema,
+)
+from mlops_assets.serving.log_shipping import describe, log_destination, put_file
+
+__all__ = [  # the log's names, importable from here as before the schema and the shipping had modules of their own
+    "ARROW_TYPES",
+    "CHAMPION_PREDICTION",
+    "DEAD_LETTER",
+    "FEATURES",
+    "FEATURES_TYPE",
+    "INVALID",
+    "SNAPSHOT_PREFIX",
+    "SNAPSHOT_SUFFIX",
+    "InferenceLogWriter",
+    "OneIn",
+    "log_destination",
+    "log_schema",
+]
 
 log = logging.getLogger(__name__)
-
-CHAMPION_PREDICTION = "champion_prediction"  # shadow log: what the champion answered for the row
-INVALID = "invalid"  # why a row served under ``deployment.on_invalid: flag`` breaks the schema; null if valid
-DEAD_LETTER = "dead-letter.jsonl"  # in the log's folder: requests that could not be written, with the reason
-FEATURES = "features"  # the feature vector the endpoint computed for a sampled request's row; null if unsampled
-FEATURES_TYPE = pa.list_(pa.float64())  # the transformer's output, in its ``output_names`` order
-SNAPSHOT_PREFIX = "telemetry-"  # in the log's folder, then the write time in ns (20 digits), the pid, the replica
-SNAPSHOT_SUFFIX = ".json"
-ARROW_TYPES = {"float": pa.float64(), "int": pa.float64(), "bool": pa.float64(), "str": pa.string()}
-
-
-def log_schema(
-    input_dtypes: dict[str, str], task: str, id_column: str | None = None, shadow: bool = False
-) -> pa.Schema:
-    """The row id (when the spec has one), inputs as the endpoint received them, then who answered and what.
-
-    The shadow log (``shadow=True``) holds the shadow model's answers, never returned, next to the answer
-    the champion returned for the same row; it is a log of its own so that drift windows and sensors count
-    each production row once.
-    """
-    prediction = pa.float64() if task == "regression" else pa.string()
-    return pa.schema(
-        [
-            ("request_id", pa.string()),
-            ("timestamp", pa.timestamp("ms", tz="UTC")),
-            ("model_version", pa.string()),
-            *([(id_column, pa.string())] if id_column else []),
-            *[(name, ARROW_TYPES[dtype]) for name, dtype in input_dtypes.items()],
-            ("prediction", prediction),
-            ("score", pa.float64()),
-            *([(CHAMPION_PREDICTION, prediction)] if shadow else []),
-        ]
-    )
 
 
 class InferenceLogWriter:
@@ -92,6 +90,11 @@ class InferenceLogWriter:
     the written files are moved to, each upload given up after ``ship_timeout_s``. Every file also has the
     columns the endpoint adds, appended to ``schema`` when it lacks them: ``invalid``, and ``features`` in the
     inference log (a schema without ``champion_prediction``; the shadow log keeps no features).
+
+    ``segment`` names this writer's files when several processes share ``directory`` (the workers of one
+    endpoint: ``w0``, ``w1``...): ``part-<ns>-<segment>.parquet`` and ``dead-letter-<segment>.jsonl``, so that
+    no two writers ever write, or ship, the same file. Readers take every ``.parquet`` file in name order
+    (``data.locations.log_files``), whose names still begin with the write time.
     """
 
     def __init__(
@@ -103,8 +106,12 @@ class InferenceLogWriter:
         max_pending_rows: int = 1_000_000,
         ship_to: str | None = None,
         ship_timeout_s: float = 10.0,
+        segment: str | None = None,
     ):
         self.directory = Path(directory)
+        self.segment = segment
+        self._suffix = f"-{segment}" if segment else ""
+        self.dead_letter = self.directory / (f"dead-letter{self._suffix}.jsonl" if segment else DEAD_LETTER)
         self.ship_to = ship_to.rstrip("/") if ship_to else None
         self.ship_timeout_s = ship_timeout_s
         self.files_shipped = 0
@@ -122,10 +129,10 @@ class InferenceLogWriter:
         self.dead_lettered_rows = 0
         self.dropped_rows = 0  # kept while the disk refused writes, then dropped to bound memory
         self.last_error = ""
-        inputs = [f for f in self.schema if f.name not in _PER_REQUEST and f.name not in _OUTPUTS]
+        inputs = [f for f in self.schema if f.name not in PER_REQUEST and f.name not in OUTPUTS]
         self._numeric = [f.name for f in inputs if f.type == pa.float64()]
         self._other = [f.name for f in inputs if f.type != pa.float64()]
-        self._pending: list[_Request] = []
+        self._pending: list[LoggedRequest] = []
         self._pending_rows = 0  # queued in ``_pending``
         self._writing_rows = 0  # taken from the queue by the write under way
         self._lock = threading.Lock()
@@ -157,7 +164,7 @@ class InferenceLogWriter:
         """
         numeric = np.array([columns[name] for name in self._numeric], dtype=np.float64).reshape(-1, n_rows)
         other = [columns[name] for name in self._other]
-        request = _Request(
+        request = LoggedRequest(
             n_rows,
             time.time_ns() // 1_000_000,
             model_version,
@@ -186,7 +193,7 @@ class InferenceLogWriter:
             "dead_lettered_rows": self.dead_lettered_rows,
             "dropped_rows": self.dropped_rows,
             "last_error": self.last_error,
-            "dead_letter": str(self.directory / DEAD_LETTER) if self.dead_lettered_rows else None,
+            "dead_letter": str(self.dead_letter) if self.dead_lettered_rows else None,
             **({"ship_to": self.ship_to, "files_shipped": self.files_shipped} if self.ship_to else {}),
             **({"files_to_ship": len(self._spooled())} if self.ship_to else {}),
         }
@@ -205,7 +212,7 @@ class InferenceLogWriter:
                 with self._lock:
                     self._writing_rows = 0  # written, set aside, or back in the queue
 
-    def _write_requests(self, requests: list[_Request]) -> None:
+    def _write_requests(self, requests: list[LoggedRequest]) -> None:
         try:
             table = self._table(requests)
         except Exception:  # not the disk: one request's data; find it, keep the others
@@ -221,10 +228,10 @@ class InferenceLogWriter:
             for request in requests:
                 self._dead_letter(request, exc)
 
-    def _table(self, requests: list[_Request]) -> pa.Table:
+    def _table(self, requests: list[LoggedRequest]) -> pa.Table:
         return pa.Table.from_pydict(self._columns(requests), schema=self.schema)
 
-    def _table_without_bad_requests(self, requests: list[_Request]) -> tuple[list[_Request], pa.Table | None]:
+    def _table_without_bad_requests(self, requests: list[LoggedRequest]) -> tuple[list[LoggedRequest], pa.Table | None]:
         """The requests that make a table, one at a time, and their table; the others go to the dead letter."""
         good, tables = [], []
         for request in requests:
@@ -236,7 +243,7 @@ class InferenceLogWriter:
         return good, pa.concat_tables(tables) if tables else None
 
     def _write(self, table: pa.Table) -> None:
-        path = self.directory / f"part-{time.time_ns():020d}.parquet"
+        path = self.directory / f"part-{time.time_ns():020d}{self._suffix}.parquet"
         partial = path.with_name(f".{path.name}.partial")
         with open_private(partial) as file:
             pq.write_table(table, file)
@@ -245,8 +252,8 @@ class InferenceLogWriter:
 
     def _spooled(self) -> list[Path]:
         """The files to ship: the log's, then the telemetry snapshots, each in the order they were written."""
-        snapshots = self.directory.glob(f"{SNAPSHOT_PREFIX}*{SNAPSHOT_SUFFIX}")
-        return sorted(self.directory.glob("part-*.parquet")) + sorted(snapshots)
+        snapshots = self.directory.glob(f"{SNAPSHOT_PREFIX}*{self._suffix}{SNAPSHOT_SUFFIX}")
+        return sorted(self.directory.glob(f"part-*{self._suffix}.parquet")) + sorted(snapshots)
 
     def ship(self, deadline: float | None = None) -> None:
         """Upload the spool's files (``_spooled``) to ``ship_to``, each named with the replica and removed once the
@@ -261,21 +268,21 @@ class InferenceLogWriter:
             for path in self._spooled():
                 if deadline is not None and time.monotonic() > deadline:
                     return
-                _put(fs, str(path), f"{root}/{path.stem}-{self._replica}{path.suffix}", self.ship_timeout_s)
+                put_file(fs, str(path), f"{root}/{path.stem}-{self._replica}{path.suffix}", self.ship_timeout_s)
                 path.unlink()
                 self.files_shipped += 1
-            dead_letter = self.directory / DEAD_LETTER
+            dead_letter = self.dead_letter
             if dead_letter.exists() and dead_letter.stat().st_size != self._dead_letter_shipped:
                 size = dead_letter.stat().st_size
-                _put(fs, str(dead_letter), f"{root}/{dead_letter.stem}-{self._replica}.jsonl", self.ship_timeout_s)
+                put_file(fs, str(dead_letter), f"{root}/{dead_letter.stem}-{self._replica}.jsonl", self.ship_timeout_s)
                 self._dead_letter_shipped = size
         except Exception as exc:  # the store is unreachable or refuses: the files wait in the spool
-            self.last_error = _describe(exc)
+            self.last_error = describe(exc)
             log.warning("inference log: could not ship to %s (will retry): %r", self.ship_to, exc)
 
-    def _keep(self, requests: list[_Request], exc: OSError) -> None:
+    def _keep(self, requests: list[LoggedRequest], exc: OSError) -> None:
         """Back to the front of the queue for the next attempt; past ``max_pending_rows`` the oldest go."""
-        self.last_error = _describe(exc)
+        self.last_error = describe(exc)
         with self._lock:
             self._pending[:0] = requests
             self._pending_rows += sum(r.n_rows for r in requests)
@@ -285,26 +292,27 @@ class InferenceLogWriter:
                 self._pending_rows -= dropped.n_rows
                 self.dropped_rows += dropped.n_rows
 
-    def _dead_letter(self, request: _Request, exc: Exception) -> None:
+    def _dead_letter(self, request: LoggedRequest, exc: Exception) -> None:
         """One line of JSON per request: the reason, then the request as the endpoint handed it over."""
-        self.last_error = _describe(exc)
+        self.last_error = describe(exc)
         fields = request._asdict()
         numeric, other = fields.pop("numeric").tolist(), fields.pop("other")
         inputs = {**dict(zip(self._numeric, numeric, strict=False)), **dict(zip(self._other, other, strict=False))}
         record = {"reason": repr(exc)[:2000], **fields, "inputs": inputs}
         try:
             line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE, default=repr)
-            with open_private(self.directory / DEAD_LETTER, append=True) as file:
+            with open_private(self.dead_letter, append=True) as file:
                 file.write(line)
         except (OSError, TypeError) as write_error:
             log.exception("could not write the dead letter of a request to %s", self.directory)
             self.dropped_rows += request.n_rows
-            self.last_error = _describe(write_error)
+            self.last_error = describe(write_error)
             return
-        log.error("inference log: %d row(s) that cannot be written went to %s: %r", request.n_rows, DEAD_LETTER, exc)
+        where = self.dead_letter.name
+        log.error("inference log: %d row(s) that cannot be written went to %s: %r", request.n_rows, where, exc)
         self.dead_lettered_rows += request.n_rows
 
-    def _columns(self, requests: list[_Request]) -> dict[str, Any]:
+    def _columns(self, requests: list[LoggedRequest]) -> dict[str, Any]:
         counts = [r.n_rows for r in requests]
         ids = os.urandom(16 * len(requests)).hex()  # a random 128-bit id per request
         per_request = {
@@ -326,7 +334,7 @@ class InferenceLogWriter:
         if CHAMPION_PREDICTION in self.schema.names:
             columns[CHAMPION_PREDICTION] = self._predictions([r.champion_prediction for r in requests])
         if FEATURES in self.schema.names:
-            columns[FEATURES] = _features(requests)
+            columns[FEATURES] = features_column(requests)
         return columns
 
     def _predictions(self, per_request: list[Any]) -> Any:
@@ -362,77 +370,3 @@ class InferenceLogWriter:
             self.ship(deadline=time.monotonic() + 2 * self.ship_timeout_s)
             if self.ship_to and (left := len(self._spooled())):
                 log.warning("inference log: %d unshipped file(s) stay in %s", left, self.directory)
-
-
-def _put(fs, local: str, remote: str, timeout_s: float) -> None:
-    """One upload, given up after ``timeout_s``: an S3 store that accepts the connection and never answers held a
-    stopping endpoint indefinitely, botocore's own timeouts notwithstanding (s3fs is asynchronous: the upload is
-    cancelled at the deadline)."""
-    if getattr(fs, "async_impl", False):
-        from fsspec.asyn import sync
-
-        sync(fs.loop, fs._put_file, local, remote, timeout=timeout_s)
-    else:
-        fs.put_file(local, remote)
-
-
-def log_destination(location: str, spool: Path) -> tuple[Path, str | None]:
-    """Where an ``InferenceLogWriter`` writes (its ``directory``) and where it ships (``ship_to``): a folder
-    (a path or ``file://`` URL) is written directly; an object-store URL is spooled in ``spool``."""
-    if not is_url(location):
-        return Path(location.removeprefix("file://")), None
-    return spool, location
-
-
-def _features(requests: list[_Request]) -> pa.Array:
-    """The ``features`` column: one list per row of a sampled request, null for the others, built from the
-    requests' matrices without a Python object per value."""
-    counts = [r.n_rows for r in requests]
-    kept = [r.features for r in requests if r.features is not None]
-    if not kept:
-        return pa.nulls(sum(counts), FEATURES_TYPE)
-    sampled = np.repeat([r.features is not None for r in requests], counts)
-    widths = np.repeat([0 if r.features is None else r.features.shape[1] for r in requests], counts)
-    offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
-    values = np.concatenate([np.asarray(f, dtype=np.float64).reshape(-1) for f in kept])
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), FEATURES_TYPE, mask=pa.array(~sampled))
-
-
-class OneIn:
-    """Which scoring requests the log keeps the features of: the first, then one in ``every`` (``None``:
-    none). A counter, not a random draw, so that short runs and tests see a known sample."""
-
-    def __init__(self, every: int | None):
-        self.every = every
-        self._position = 0  # of the next request in its run of ``every``
-
-    def take(self) -> bool:
-        """Whether the next request is sampled (each call counts one)."""
-        if self.every is None:
-            return False
-        sampled = self._position == 0
-        self._position = (self._position + 1) % self.every
-        return sampled
-
-
-def _describe(exc: Exception) -> str:
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}: {exc!r}"[:500]
-
-
-_PER_REQUEST = ("request_id", "timestamp", "model_version")
-_OUTPUTS = ("prediction", "score", CHAMPION_PREDICTION, INVALID, FEATURES)
-
-
-class _Request(NamedTuple):
-    """One scored request as the endpoint handed it over."""
-
-    n_rows: int
-    timestamp: int  # milliseconds since the epoch
-    model_version: str
-    numeric: np.ndarray  # the numeric inputs, one row per column
-    other: list[Any]  # the other inputs (strings, the row id), one list per column
-    prediction: Any
-    score: Any
-    champion_prediction: Any  # shadow log only
-    invalid: list[str | None] | None  # the reason each row breaks the schema; None: every row is valid
-    features: np.ndarray | None  # (n_rows, n_features) for a sampled request; None otherwise

@@ -28,10 +28,12 @@ import numpy as np
 import orjson
 
 from mlops_assets.errors import PayloadError
+from mlops_assets.model.features import StackedColumns
 from mlops_assets.serving.row_checks import MISSING, Cause, SchemaRejection, Violation, shown
 
 FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
 _PLAIN = frozenset((float, int, str, type(None)))  # what one numpy conversion turns into float64 or refuses
+_NUMBERS = frozenset((float, int))  # what converts to float64 as ``float()`` converts it
 _BOOLEAN_WORDS = {"true": 1.0, "false": 0.0}
 
 
@@ -170,7 +172,8 @@ def _lenient_json(body: bytes) -> Any:
 class Coerced(NamedTuple):
     """A request's columns typed for the model."""
 
-    columns: dict[str, Any]  # per required column: a float64 array (numbers) or a list of ``str``/``None``
+    columns: StackedColumns  # per required column: a float64 array (numbers) or a list of ``str``/``None``;
+    # the numeric ones are the rows of ``numeric``, which the model's transformer takes whole
     n_rows: int
     numeric: np.ndarray  # the numeric columns stacked in the order of ``dtypes``; ``columns`` holds its rows
     violations: list[Violation]  # values that are not of their column's type; they are null in ``columns``
@@ -215,14 +218,17 @@ def coerce_columns(columns: dict[str, list[Any]], dtypes: dict[str, str]) -> Coe
         name: rows[name] if dtype != "str" else _strings(name, columns[name], violations)
         for name, dtype in dtypes.items()
     }
-    return Coerced(typed, n_rows, matrix, violations)
+    return Coerced(StackedColumns(typed, matrix, numeric), n_rows, matrix, violations)
 
 
 def _number_matrix(values: list[list[Any]], n_rows: int) -> np.ndarray | None:
     """All numeric columns as one float64 matrix in one conversion, or ``None`` if any value needs a look."""
-    if not set(map(type, chain.from_iterable(values))) <= _PLAIN:  # a bool, a list, an object
+    kinds = set(map(type, chain.from_iterable(values)))
+    if not kinds <= _PLAIN:  # a bool, a list, an object
         return None
     try:
+        if kinds <= _NUMBERS:  # the usual request: read straight into the matrix, no nested lists to walk
+            return np.fromiter(chain.from_iterable(values), np.float64, len(values) * n_rows).reshape(-1, n_rows)
         return np.array(values, dtype=np.float64).reshape(len(values), n_rows)
     except (TypeError, ValueError, OverflowError):
         return None

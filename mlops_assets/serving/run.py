@@ -8,8 +8,9 @@ from typing import Any
 from mlops_assets.serving.app import ScoringApp
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (0: any free port) for ``run``.
+def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: any free port) for ``run``; with ``reuse_port``, one of several
+    sockets on that address among which the kernel spreads connections (supervisor.py).
 
     Created with ``IPPROTO_TCP`` so that asyncio's own loop (the fallback to uvloop) also sets TCP_NODELAY on
     the connections it accepts: without it every response waited for the client's delayed ACK (bench/RESULTS.md,
@@ -17,6 +18,8 @@ def bind(host: str, port: int) -> socket.socket:
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
 

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from mlops_assets.monitoring.drift.verdict import DriftConfig  # the statistics' defaults are the spec's
-from mlops_assets.monitoring.estimation import ESTIMABLE
 from mlops_assets.naming import ALERT_EVENTS, ON_INVALID, STRATEGIES
 from mlops_assets.spec.base import SpecModel, existing_files
+from mlops_assets.spec.drift import DriftConfig  # the statistics' defaults are the spec's
+from mlops_assets.spec.vocabulary import ESTIMABLE
 
 
 class RolloutSettings(SpecModel):
@@ -54,6 +54,14 @@ class Deployment(SpecModel):
     )
     host: str = Field(default="127.0.0.1", description="Interface the local endpoint listens on.")
     port: int = Field(default=0, ge=0, le=65535, description="Port of the local endpoint (0: any free port).")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes serving the endpoint's port (`mlops-assets serve --workers`; on Kubernetes, per "
+        "pod): each logs to its own files, a dead one is restarted, and a reload or rollout reaches every one "
+        "before it is acknowledged.",
+    )
     on_invalid: Literal[ON_INVALID] = Field(
         default="reject",
         description="A scoring row that breaks the schema (a type, a bound, an unseen category, NaN or infinity "
