@@ -30,6 +30,11 @@ PORTFOLIO = "portfolio"
 PORTFOLIO_MARKDOWN = "portfolio.md"
 PORTFOLIO_HTML = "portfolio.html"
 
+# feature views, shared by every pipeline that uses them: the folder of their YAML files beside the specs, their
+# asset keys' prefix (``feature_views/<view>``) and their artifact-store folder, at the store's root
+FEATURE_VIEWS = "feature_views"
+FEATURE_VIEW_TAG = "feature_view."  # a model version's tag per view it joined: ``feature_view.<view>`` -> snapshot hash
+
 # MLflow registry aliases: the version serving, and the newest trained version awaiting its gate
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -45,6 +50,7 @@ APPROVER_TAG = "mlops/approved_by"  # an approval given with the run; recorded i
 ADAPTATION_TAG = "mlops/adapt_to"  # the drifted window (artifact-store key) a retraining weights toward
 WINDOW_END_TAG = "mlops/window_end_row"  # a drift report's window: the logged rows that end at this count
 WINDOW_PREFIX = "rows "  # how such a window is named in its report ("rows 200-400"), as the drift sensor reads it
+MISSING_CATEGORY = "<missing>"  # a null as one more category: the drift statistics, the importance weights
 
 # a model version's provenance: artifacts of its MLflow run, under PROVENANCE_FOLDER
 PROVENANCE_FOLDER = "provenance"
@@ -79,13 +85,32 @@ class StorePrefix(StrEnum):
     checkpoints = "checkpoints"  # a torch training's last epoch, by what decides its weights; gone once registered
 
 
+def feature_view_key(view: str) -> dg.AssetKey:
+    """``feature_views/<view>``: the asset of one feature view, under no pipeline's prefix."""
+    import dagster as dg
+
+    return dg.AssetKey([FEATURE_VIEWS, view])
+
+
+class ViewPrefix(StrEnum):
+    """What a feature view keeps in the artifact store, under ``feature_views/<view>/<prefix>/``."""
+
+    offline = "offline"  # the snapshots training sets are joined against, by content hash
+    online = "online"  # the newest row per entity, by content hash, and ``current.json`` pointing at the newest
+
+
+def view_store_key(view: str, prefix: ViewPrefix, *parts: str) -> str:
+    """``feature_views/<view>/<prefix>[/<part>...]``: where one view keeps files of one kind in the artifact store."""
+    return "/".join((FEATURE_VIEWS, view, prefix, *parts))
+
+
 def store_key(pipeline: str, prefix: StorePrefix, *parts: str) -> str:
     """``<pipeline>/<prefix>[/<part>...]``: where one pipeline keeps files of one kind in the artifact store."""
     return "/".join((pipeline, prefix, *parts))
 
 
 class TrailEvent(StrEnum):
-    """The kinds of record in a pipeline's audit trail (``rollout.audit``)."""
+    """The kinds of record in a pipeline's audit trail (``governance.audit``)."""
 
     legacy = "legacy"  # the chain's first record when records from before it exist: their hashes
     trigger = "trigger"  # what started a training run, and whether it trained

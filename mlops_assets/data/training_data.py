@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -40,10 +40,28 @@ def adaptation_note_key(window_key: str) -> str:
     return window_key.removesuffix(".parquet") + ".json"
 
 
+class ExampleJoin(Protocol):
+    """Adds columns to the source rows before they are validated: the feature views' as-of join
+    (``feature_views.training.ViewJoin``), passed in because the views sit above this layer."""
+
+    @property
+    def hashes(self) -> dict[str, str]: ...
+
+    def __call__(self, examples: pd.DataFrame) -> pd.DataFrame: ...
+
+
 def write_training_set(
-    spec: PipelineSpec, store: ArtifactStore, raw: RawSnapshot, feedback: FeedbackSet | None, adapt_to: str | None
+    spec: PipelineSpec,
+    store: ArtifactStore,
+    raw: RawSnapshot,
+    feedback: FeedbackSet | None,
+    adapt_to: str | None,
+    join: ExampleJoin | None = None,
 ) -> WrittenTrainingSet:
-    source = validate(spec, store.read_table(raw.key).to_pandas())
+    """The run's training set, written under its version. With ``join``, the source rows gain the views' features
+    first and are validated with them: the spec's schema declares them as the columns the model sees."""
+    examples = store.read_table(raw.key).to_pandas()
+    source = validate(spec, join(examples) if join else examples)
     production = _empty_production(spec)
     production_quarantined = production.iloc[:0]
     rows_in = raw.rows
@@ -83,6 +101,7 @@ def write_training_set(
         training.origins(),
         _version(spec, training.train),
         training.concept_change,
+        join.hashes if join else {},
     )
     rows_kept = len(source.kept) + len(production)
     return WrittenTrainingSet(
@@ -126,6 +145,7 @@ def _metadata(training: TrainingSet, features: FeatureSet, source) -> dict[str, 
         "feedback_hash": features.feedback_hash or "none",
         "features_version": features.version,
         "drift_reference": features.reference_key,
+        **({"feature_views": dg.MetadataValue.json(features.views)} if features.views else {}),
         **({"adaptation": dg.MetadataValue.json(training.adaptation)} if training.adaptation else {}),
         **({"concept_change": dg.MetadataValue.json(training.concept_change)} if training.concept_change else {}),
         **({"notes": dg.MetadataValue.md("\n".join(f"- {note}" for note in training.notes))} if training.notes else {}),

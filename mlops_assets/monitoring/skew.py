@@ -13,11 +13,12 @@ Pure: the caller reads the log and loads the models; nothing here touches a stor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,6 +26,7 @@ from mlops_assets.model.pipeline_model import PipelineModel
 from mlops_assets.serving.inference_log import FEATURES, INVALID
 
 if TYPE_CHECKING:
+    from mlops_assets.feature_views.training import JoinedView
     from mlops_assets.spec import PipelineSpec
 
 PREDICTION, SCORE = "prediction", "score"
@@ -94,9 +96,15 @@ def beyond(served: np.ndarray, offline: np.ndarray, tolerance: float) -> tuple[n
 
 
 def judge_skew(
-    spec: PipelineSpec, sample: pa.Table, models: Mapping[str, PipelineModel], tolerance: float
+    spec: PipelineSpec,
+    sample: pa.Table,
+    models: Mapping[str, PipelineModel],
+    tolerance: float,
+    views: Sequence[JoinedView] = (),
 ) -> SkewVerdict:
-    """``sample`` (``newest_sampled``) against each serving version in ``models`` featurised offline."""
+    """``sample`` (``newest_sampled``) against each serving version in ``models`` featurised offline, and the
+    features the endpoint looked up in the online tables of ``views`` against the offline snapshots as of each
+    row's logged time (``compare_views``)."""
     left_out = 0
     if INVALID in sample.column_names:
         flagged = pc.is_valid(sample.column(INVALID))
@@ -109,8 +117,9 @@ def judge_skew(
     for version in sorted(set(versions), key=str):
         rows = sample.filter(pc.equal(sample.column("model_version"), version))
         found, seen = compare_version(spec, models[version], version, rows, tolerance)
-        mismatches += found
-        largest = max(largest, seen)
+        looked_up, seen_in_views = compare_views(version, rows, views, tolerance)
+        mismatches += found + looked_up
+        largest = max(largest, seen, seen_in_views)
         by_version[version] = rows.num_rows
     return SkewVerdict(sample.num_rows, by_version, largest, tolerance, mismatches, left_out)
 
@@ -163,6 +172,50 @@ def compare_version(
                 f"offline {float(offline_values[worst])!r}"
             )
             mismatches.append(Mismatch(version, name, int(differs.sum()), float(difference[worst]), example))
+    return mismatches, largest
+
+
+def compare_views(
+    version: str, rows: pa.Table, views: Sequence[JoinedView], tolerance: float
+) -> tuple[list[Mismatch], float]:
+    """Each view feature the endpoint looked up and logged for ``rows``, against the as-of join of the view's
+    offline snapshot at the row's logged time (what the training would have joined for that entity then): one
+    mismatch per feature, named ``<view>.<feature>``, with the rows that differ beyond ``tolerance`` (a missing
+    value against a present one included), and the largest difference."""
+    from mlops_assets.feature_views.point_in_time import as_of_join
+    from mlops_assets.spec.feature_view import entity_column, referenced_features
+
+    mismatches, largest = [], 0.0
+    ids = rows.column("request_id").to_pylist() if "request_id" in rows.column_names else list(range(rows.num_rows))
+    for joined in views:
+        view, key = joined.view, entity_column(joined.reference, joined.view)
+        features = [f for f in referenced_features(joined.reference, view) if f in rows.column_names]
+        if key not in rows.column_names or not features:
+            continue
+        examples = rows.select([key, "timestamp"]).to_pandas()
+        offline = as_of_join(
+            examples,
+            joined.snapshot,
+            entity=view.entity,
+            timestamp=view.timestamp,
+            ttl=view.ttl,
+            columns=features,
+            example_entity=key,
+            example_timestamp="timestamp",
+        )
+        for feature in features:
+            served = column_floats(rows, feature)
+            expected = pd.to_numeric(pd.Series(offline[feature]), errors="coerce").to_numpy(float)
+            differs, difference = beyond(served, expected, tolerance)
+            both = ~(np.isnan(served) | np.isnan(expected))
+            largest = max(largest, float(difference[both].max(initial=0.0)))
+            if differs.any():
+                worst = int(np.argmax(differs))
+                example = (
+                    f"request {ids[worst]}: looked up {float(served[worst])!r}, offline view as of "
+                    f"{examples['timestamp'].iloc[worst]} {float(expected[worst])!r}"
+                )
+                mismatches.append(Mismatch(version, f"{view.name}.{feature}", int(differs.sum()), None, example))
     return mismatches, largest
 
 

@@ -13,6 +13,7 @@ from mlops_assets.naming import ON_INVALID, OnInvalid
 from mlops_assets.serving.inference_log import InferenceLogWriter
 from mlops_assets.serving.loading import ModelLoader, VersionLoader
 from mlops_assets.serving.row_checks import ColumnRules
+from mlops_assets.serving.view_lookup import ViewLookup
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class EndpointSettings:
     ``body_timeout_s`` of the head. Every ``telemetry_interval_s`` (and at shutdown) a telemetry snapshot is
     written beside the inference log (``0``: never). The inference log keeps the features of the first
     scoring request and one in ``skew_sample_every`` after it (``spec.monitoring.skew.sample_every``; ``None``:
-    of none).
+    of none). ``feature_views`` looks up the features of the spec's feature views by the entity keys a request
+    carries (view_lookup.py; ``None``: the request carries every feature itself).
     """
 
     name: str
@@ -53,6 +55,7 @@ class EndpointSettings:
     body_timeout_s: float = 30.0
     telemetry_interval_s: float = 60.0
     skew_sample_every: int | None = None
+    feature_views: ViewLookup | None = None
 
     def __post_init__(self) -> None:
         if self.on_invalid not in ON_INVALID:

@@ -90,7 +90,31 @@ class Transform(SpecModel):
     )
 
 
+class ViewReference(SpecModel):
+    """A feature view a spec uses (``features.views``): the view, the features it takes from it, and which of the
+    spec's own columns hold the entity key and the example's time."""
+
+    view: str = Field(description="The name of a view of the `feature_views` folder beside the spec.")
+    features: list[str] | None = Field(
+        default=None,
+        description="The view's features used (default: all); each is also a schema column, as the model sees it.",
+    )
+    entity_column: str | None = Field(
+        default=None, description="The schema column holding the view's entity key (default: the view's `entity`)."
+    )
+    time_column: str | None = Field(
+        default=None,
+        description="The schema column holding each example's time (default: the view's `timestamp`); named here, "
+        "it is never a feature.",
+    )
+
+
 class Features(SpecModel):
+    views: list[ViewReference] = Field(
+        default_factory=list,
+        description="Feature views joined as of each example's time: the newest value at or before it, within the "
+        "view's TTL (docs/features.md).",
+    )
     derived: dict[str, str] = Field(
         default_factory=dict,
         description="New numeric columns by expression over other columns, e.g. `ratio: a / b`.",

@@ -1,7 +1,8 @@
 """Reproduce a registered version from what it recorded, not from what is on disk now.
 
 The stored raw snapshot, training set and holdout are read back and checked against the hashes the version
-recorded; the spec is the one the training read (its MLflow artifact); the estimator is fitted in this
+recorded (a version trained on feature views has its training set rebuilt by the as-of join of the recorded
+snapshots); the spec is the one the training read (its MLflow artifact); the estimator is fitted in this
 process by the training's own code (``make_estimator``, ``fit_pipeline_model``) and scored as the gate
 scored it. Nothing is registered and no alias moves.
 
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.snapshot import content_hash
@@ -25,6 +28,8 @@ from mlops_assets.model.provenance import HOLDOUT, freeze_differences, pip_freez
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import (
     COMPONENT_TYPE,
+    FEATURE_VIEW_TAG,
+    FEATURE_VIEWS,
     PROVENANCE_ARTIFACT,
     PROVENANCE_FOLDER,
     REQUIREMENTS_ARTIFACT,
@@ -114,6 +119,44 @@ def spec_from_text(text: bytes, where: str) -> PipelineSpec:
         raise ReproductionError(f"{where} no longer validates (this code reads specs differently): {exc}") from None
 
 
+def rebuilt_view_join(spec: PipelineSpec, store: ArtifactStore, tags: dict[str, str], version: str) -> list[str]:
+    """For a version trained on feature views: its training set rebuilt from the raw snapshot joined as of each row
+    with the view snapshots it recorded (``feature_view.<view>`` tags), found equal to the stored one. The views'
+    definitions (keys, TTL) are read from the ``feature_views`` folder beside the spec it was trained from. A
+    version that also learnt from production rows or importance weights has its snapshots checked, not rebuilt."""
+    from mlops_assets.data.training_set import LOGGED_AT, assemble
+    from mlops_assets.data.validation import validate
+    from mlops_assets.errors import DataError
+    from mlops_assets.feature_views.training import read_view_join
+    from mlops_assets.spec.feature_view import FeatureViewError, load_feature_views
+
+    hashes = {k.removeprefix(FEATURE_VIEW_TAG): v for k, v in tags.items() if k.startswith(FEATURE_VIEW_TAG)}
+    if not hashes:
+        return []
+    location = Path(tags.get("spec_location", "."))
+    try:
+        views = load_feature_views((location if location.is_dir() else location.parent) / FEATURE_VIEWS)
+        join = read_view_join(store, spec.features.views, views, hashes)
+    except (FeatureViewError, DataError, KeyError) as exc:
+        raise ReproductionError(f"v{version}'s feature views cannot be read back: {exc}") from None
+    for joined in join.views:
+        if content_hash(joined.snapshot) != joined.content_hash:
+            raise ReproductionError(f"v{version}'s snapshot of view {joined.view.name!r} was altered")
+    read_back = [f"view {name} snapshot {digest}" for name, digest in hashes.items()]
+    if tags.get("feedback_hash", "none") != "none" or tags.get("adaptation", "none") != "none":
+        return [*read_back, "join not rebuilt: the version also learnt from production rows or importance weights"]
+    raw = store.read_table(store_key(spec.name, StorePrefix.raw, f"{tags['dataset_hash']}.parquet")).to_pandas()
+    source = validate(spec, join(raw)).kept
+    train = assemble(spec, source, pd.DataFrame(columns=[*spec.schema_.columns, LOGGED_AT])).train
+    found = content_hash(pa.Table.from_pandas(train, preserve_index=False).to_pandas())
+    if found != tags["training_set_hash"]:
+        raise ReproductionError(
+            f"v{version}'s training set rebuilt from its raw snapshot and view snapshots hashes to {found}, the "
+            f"version recorded {tags['training_set_hash']}: the join or the views' definitions changed"
+        )
+    return [*read_back, f"as-of join rebuilt: {len(train)} training rows equal to the stored set"]
+
+
 def tolerance(spec: PipelineSpec, devices: tuple[str, ...]) -> float:
     """How far a reproduced metric may be from the recorded one (module docstring)."""
     if spec.model.torch is None:
@@ -126,7 +169,7 @@ def reproduce(name: str, version: str, store: ArtifactStore, client: MlflowRegis
     training and fixed-holdout metrics with those it logged. Raises ``ReproductionError`` before fitting
     anything when a stored part is missing or altered."""
     from mlops_assets.evaluation.holdouts import score
-    from mlops_assets.evaluation.metrics import compute_metrics
+    from mlops_assets.model.metrics import compute_metrics
     from mlops_assets.model.pipeline_model import fit_pipeline_model
     from mlops_assets.model.training import make_estimator, sample_weights
 
@@ -140,6 +183,7 @@ def reproduce(name: str, version: str, store: ArtifactStore, client: MlflowRegis
     train_key, expected = tags["training_set"], tags["training_set_hash"]  # recorded with the spec artifact
     train = verified_table(store, train_key, expected, "training set", version)
     checked.append(f"training set {train_key} ({expected}, {len(train)} rows)")
+    checked += rebuilt_view_join(spec, store, tags, version)
     holdout_key = stored_parts(train_key)[HOLDOUT]
     holdout = verified_table(
         store, holdout_key, record.get("content_hashes", {}).get(HOLDOUT, "?"), "fixed holdout", version
