@@ -225,10 +225,10 @@ def report(args: argparse.Namespace, env: dict, home: Path) -> None:
     from mlflow import MlflowClient
 
     from mlops_assets.definitions.folder import build_definitions
+    from mlops_assets.governance.audit import read_decisions
     from mlops_assets.local.layout import LocalLayout
     from mlops_assets.local.tick import SensorDriver
     from mlops_assets.resources import local_resources
-    from mlops_assets.rollout.audit import read_decisions
     from mlops_assets.sensors import build_sensors
     from mlops_assets.serving.endpoint_state import read_state, running_url, stop
     from mlops_assets.spec import load_spec
@@ -242,7 +242,7 @@ def report(args: argparse.Namespace, env: dict, home: Path) -> None:
     resources = local_resources(layout)
     client = MlflowClient(tracking_uri=layout.tracking_uri, registry_uri=layout.tracking_uri)
     with dg.DagsterInstance.get() as instance:
-        driver = SensorDriver(build_definitions(None, resources, build_sensors), instance, resources)
+        driver = SensorDriver(build_definitions(None, resources, build_sensors), instance, resources.by_key())
         threads, started = clients.start(), time.monotonic()
         kills, urls = [], set()
         for _ in range(args.kills):
@@ -272,7 +272,7 @@ def report(args: argparse.Namespace, env: dict, home: Path) -> None:
         "endpoint": count(answers, started, training_started),
         "training": count(answers, training_started, training_ended),
     }
-    restarts = sum(d["action"] == "restart" for d in read_decisions(resources["store"], PIPELINE))
+    restarts = sum(d["action"] == "restart" for d in read_decisions(resources.store, PIPELINE))
     print_table(args, phases, kills, lost, (urls, url, restarts), training, training_ended - training_started)
 
 

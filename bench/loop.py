@@ -131,7 +131,7 @@ class ScenarioRun:
         defs = build_definitions(self.pipelines, self.resources)
         assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
         result = dg.materialize(
-            assets, resources=self.resources, instance=self.instance, raise_on_error=False, run_config=QUIET
+            assets, resources=self.resources.by_key(), instance=self.instance, raise_on_error=False, run_config=QUIET
         )
         assert result.success, "the champion did not deploy"
         return result.asset_materializations_for_node(f"{PIPELINE}__deployed_endpoint")[-1].metadata["url"].value
@@ -306,9 +306,9 @@ def judge(run: ScenarioRun, outcome: Outcome, starts: list[float]) -> None:
     the last traffic; copies on a fixed sample."""
     from mlops_assets.evaluation.confidence import paired_gain_interval
     from mlops_assets.evaluation.holdouts import score
-    from mlops_assets.evaluation.metrics import compute_metrics
+    from mlops_assets.model.metrics import compute_metrics
 
-    registry, rng = run.resources["registry"], np.random.default_rng(10_000 + run.seed)
+    registry, rng = run.resources.registry, np.random.default_rng(10_000 + run.seed)
     versions = list_versions(registry)
     if not versions:
         return

@@ -31,10 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mlops_assets.definitions.folder import build_definitions  # noqa: E402
+from mlops_assets.governance.audit import append_event  # noqa: E402
 from mlops_assets.local.layout import LocalLayout  # noqa: E402
 from mlops_assets.naming import CHALLENGER, CHAMPION, PORTFOLIO, StorePrefix, TrailEvent, asset_keys, store_key  # noqa: E402
 from mlops_assets.resources import local_resources  # noqa: E402
-from mlops_assets.rollout.audit import append_event  # noqa: E402
 from mlops_assets.sensors import build_sensors  # noqa: E402
 from mlops_assets.serving.endpoint_state import state_file, write_state  # noqa: E402
 
@@ -88,7 +88,7 @@ def seed(names: list[str], layout: LocalLayout, instance: dg.DagsterInstance, ur
     from mlflow import MlflowClient
 
     resources = local_resources(layout)
-    store = resources["store"]
+    store = resources.store
     client = MlflowClient(tracking_uri=layout.tracking_uri, registry_uri=layout.tracking_uri)
     now = dt.datetime.now(dt.UTC)
     for n, name in enumerate(names):
@@ -153,7 +153,7 @@ def main() -> None:
 
         def materialize():
             result = dg.materialize(
-                [portfolio], resources=resources, instance=instance, run_config=QUIET, raise_on_error=True
+                [portfolio], resources=resources.by_key(), instance=instance, run_config=QUIET, raise_on_error=True
             )
             return result.asset_materializations_for_node(PORTFOLIO)[0].metadata
 

@@ -100,7 +100,7 @@ def tick_all() -> None:
     from mlops_assets.resources import local_resources
 
     with dg.instance_for_test() as instance:
-        driver = SensorDriver(definitions.defs, instance, local_resources(LocalLayout.from_env().ensure()))
+        driver = SensorDriver(definitions.defs, instance, local_resources(LocalLayout.from_env().ensure()).by_key())
         seconds = {}
         for name in driver.sensors:
             start = time.perf_counter()

@@ -86,7 +86,7 @@ def main() -> None:
             context = dg.build_sensor_context(
                 instance=instance,
                 cursor=cursor["value"] if keep_cursor else None,
-                resources=local_resources(layout),
+                resources=local_resources(layout).by_key(),
                 definitions=defs,
             )
             data = sensor.evaluate_tick(context)

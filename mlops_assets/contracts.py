@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
 import dagster as dg
 
@@ -17,9 +17,7 @@ from mlops_assets.records import RegisteredModel
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from mlops_assets.model.pipeline_model import PipelineModel
-    from mlops_assets.records import TrainingRequest, TrainingResult
-    from mlops_assets.rollout.routing import Rollout
+    from mlops_assets.records import EndpointStatus, Rollout, TrainingRequest, TrainingResult
 
 
 class ArtifactStore(dg.ConfigurableResource, ABC):
@@ -64,6 +62,19 @@ class ArtifactStore(dg.ConfigurableResource, ABC):
         """Where a process outside Dagster (trainer, endpoint) finds ``key``."""
 
 
+class ScoringModel(Protocol):
+    """What ``ModelRegistry.load`` returns, as its callers use it: ``model.pipeline_model.PipelineModel``, named
+    here by its shape, since the class cannot live in the core (its module path is pickled into every version)."""
+
+    task: str
+    input_columns: list[str]
+    classes: list[Any] | None  # label of each class index, classification only
+
+    def predict(self, columns: Any) -> Any: ...
+
+    def evaluate(self, frame: Any, target: str, metric_names: list[str]) -> dict[str, float]: ...
+
+
 class ModelRegistry(dg.ConfigurableResource, ABC):
     """Model versions and the ``champion``/``challenger`` aliases."""
 
@@ -81,7 +92,7 @@ class ModelRegistry(dg.ConfigurableResource, ABC):
     def get(self, name: str, version: str) -> RegisteredModel: ...
 
     @abstractmethod
-    def load(self, name: str, version: str) -> PipelineModel: ...
+    def load(self, name: str, version: str) -> ScoringModel: ...
 
     @abstractmethod
     def tagged(self, name: str, key: str, value: str) -> list[RegisteredModel]:
@@ -147,15 +158,16 @@ class EndpointDeployer(dg.ConfigurableResource, ABC):
         """Return the endpoint's URL once it answers with ``model``; raise if it does not."""
 
     @abstractmethod
-    def start_rollout(self, name: str, rollout: Rollout) -> dict[str, Any]:
+    def start_rollout(self, name: str, rollout: Rollout) -> EndpointStatus:
         """Make the running endpoint load the challenger (warmed first) and route to it; return its status."""
 
     @abstractmethod
-    def rollout_status(self, name: str) -> dict[str, Any]:
-        """The served version and how it scores (``fast_path_check``), the running rollout, each arm's counters."""
+    def rollout_status(self, name: str) -> EndpointStatus:
+        """The served version and how it scores (``fast_path_check``), the running rollout, each arm's counters:
+        the endpoint's answer, parsed once with ``EndpointStatus.from_json``."""
 
     @abstractmethod
-    def end_rollout(self, name: str) -> dict[str, Any]:
+    def end_rollout(self, name: str) -> EndpointStatus:
         """Drop the challenger and serve the registry's champion alone; return the final counters."""
 
     @abstractmethod

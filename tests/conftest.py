@@ -104,7 +104,7 @@ class Project:
         return dg.materialize(
             assets,
             selection=selection,
-            resources=local_resources(self.layout),
+            resources=local_resources(self.layout).by_key(),
             instance=self.instance,
             tags=tags,
             raise_on_error=False,

@@ -338,12 +338,12 @@ def register_champion():
     from sklearn.linear_model import LogisticRegression
 
     from mlops_assets.data.snapshot import read_source
+    from mlops_assets.governance.audit import append_event
     from mlops_assets.local.layout import LocalLayout
     from mlops_assets.model.pipeline_model import fit_pipeline_model
     from mlops_assets.model.registry import MlflowRegistryClient
     from mlops_assets.naming import TrailEvent
     from mlops_assets.resources import local_resources
-    from mlops_assets.rollout.audit import append_event
     from mlops_assets.spec import load_spec
 
     layout = LocalLayout.from_env()
@@ -356,7 +356,7 @@ def register_champion():
     example = data[spec.input_columns].head(3)
     registered = registry.register(spec, model, example, registry.experiment(spec.name), run, {})
     registry.promote(spec.name, registered.version, "attack bench")
-    append_event(resources["store"], spec.name, TrailEvent.trigger, {"trained": True})
+    append_event(resources.store, spec.name, TrailEvent.trigger, {"trained": True})
     return layout
 
 

@@ -58,7 +58,7 @@ class World:
         return dg.materialize(
             assets,
             selection=[dg.AssetKey([NAME, n]) for n in names] or None,
-            resources=local_resources(self.layout),
+            resources=local_resources(self.layout).by_key(),
             instance=self.instance,
             raise_on_error=False,
             run_config=QUIET,
@@ -131,7 +131,7 @@ def forged_approval(folder: Path) -> Outcome:
 
 
 def deleted_tail(folder: Path) -> Outcome:
-    from mlops_assets.rollout.audit import trail_key
+    from mlops_assets.governance.audit import trail_key
 
     with world(folder, requires_approval=False) as w:
         assert w.materialize().success, "the first materialization failed"
@@ -161,10 +161,10 @@ def rehashed_chain(folder: Path) -> Outcome:
 
 
 def one_approval_two_promotions(folder: Path) -> Outcome:
+    from mlops_assets.governance.alias_history import PROMOTE, read_alias_moves
+    from mlops_assets.governance.audit import read_decisions
     from mlops_assets.naming import CHAMPION
     from mlops_assets.resources import local_resources
-    from mlops_assets.rollout.alias_history import PROMOTE, read_alias_moves
-    from mlops_assets.rollout.audit import read_decisions
     from mlops_assets.rollout.deployment import DeploymentRun
     from mlops_assets.spec import load_spec
 
@@ -178,7 +178,7 @@ def one_approval_two_promotions(folder: Path) -> Outcome:
         report = pickle.loads((w.layout.dagster_io / NAME / "evaluation_report").read_bytes())
 
         def deploy(run: int):
-            args = (resources["registry"], resources["deployer"], report, lambda *_: [], logging, f"attack-run-{run}")
+            args = (resources.registry, resources.deployer, report, lambda *_: [], logging, f"attack-run-{run}")
             deployment = DeploymentRun(load_spec(spec_path), str(spec_path), store, *args)
             return deployment.carry_out(rollback=False, strategy="replace", approver=None)
 
@@ -199,13 +199,13 @@ def one_approval_two_promotions(folder: Path) -> Outcome:
 def _champion(w: World, alias: str) -> str | None:
     from mlops_assets.resources import local_resources
 
-    champion = local_resources(w.layout)["registry"].by_alias(NAME, alias)
+    champion = local_resources(w.layout).registry.by_alias(NAME, alias)
     return champion and champion.version
 
 
 def forge(store, kind: str, **facts) -> str:
     """Append a record by hand: the next number, the right prev_hash, canonical bytes, no audit key."""
-    from mlops_assets.rollout.audit import canonical, digest, read_trail, trail_key
+    from mlops_assets.governance.audit import canonical, digest, read_trail, trail_key
 
     head = read_trail(store, NAME)[-1]
     prev = digest(store.read_bytes(trail_key(NAME, head["seq"])))
@@ -216,7 +216,7 @@ def forge(store, kind: str, **facts) -> str:
 
 def rehash(store, change: Callable[[dict], dict]) -> None:
     """Rewrite every record by ``change`` and link the chain anew, as a writer of the store could."""
-    from mlops_assets.rollout.audit import GENESIS, canonical, digest, read_trail, trail_key
+    from mlops_assets.governance.audit import GENESIS, canonical, digest, read_trail, trail_key
 
     prev = GENESIS
     for record in read_trail(store, NAME):

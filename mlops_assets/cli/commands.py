@@ -6,32 +6,21 @@ User mistakes (a bad spec, a bad file) print one message and exit 2, without a t
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 from mlops_assets.cli.init import add_init_command
 from mlops_assets.cli.provenance import add_commands as add_provenance_commands
-from mlops_assets.cli.specs import pipeline_spec, pipeline_specs
+from mlops_assets.cli.serve import add_serve_command
+from mlops_assets.cli.specs import PIPELINE_HELP, pipeline_spec, pipeline_specs
 from mlops_assets.cli.trail import add_trail_commands
-from mlops_assets.data.locations import log_prefix, shadow_log_prefix
-from mlops_assets.environment import Settings, pipelines_folder
+from mlops_assets.environment import pipelines_folder
 from mlops_assets.errors import MlopsError
 from mlops_assets.local.layout import LocalLayout
 from mlops_assets.naming import CHAMPION
-from mlops_assets.serving.endpoint_state import (
-    endpoint_port,
-    forget_process,
-    running_url,
-    state_file,
-    stop,
-    write_state,
-)
+from mlops_assets.serving.endpoint_state import running_url, stop
 from mlops_assets.spec import load_spec, load_specs
-
-PIPELINE_HELP = "the pipeline: its spec file, or its name (its spec in MLOPS_PIPELINES, default pipelines/)"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -42,77 +31,6 @@ def _validate(args: argparse.Namespace) -> int:
 
             make_estimator(spec, str(spec_path))  # imports the estimator and checks its parameters
             print(f"ok: {spec_path} (pipeline {spec.name}, {len(spec.feature_columns)} features)")
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import secrets
-
-    from mlops_assets.serving.app import create_app
-    from mlops_assets.serving.inference_log import InferenceLogWriter, log_destination, log_schema
-    from mlops_assets.serving.loading import champion_loader, version_loader
-    from mlops_assets.serving.row_checks import column_rules
-    from mlops_assets.serving.run import bind, run
-
-    spec, spec_path = pipeline_spec(args.spec)
-    dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
-    layout = LocalLayout.from_env()
-    settings = Settings.from_env()
-    tracking_uri = args.tracking_uri or settings.tracking_uri or layout.tracking_uri
-    log_location = args.log_dir or f"{settings.store_url or layout.data}/{log_prefix(spec.name)}"
-    shadow_name = shadow_log_prefix(spec.name).rsplit("/", 1)[-1]
-    shadow_location = args.shadow_log_dir or f"{log_location.rstrip('/').rsplit('/', 1)[0]}/{shadow_name}"
-    spool = layout.endpoints / "spool" / spec.name
-    log_dir, log_ship_to = log_destination(log_location, spool / "inference_log")
-    shadow_dir, shadow_ship_to = log_destination(shadow_location, spool / shadow_name)
-    state_path = Path(args.state_file or state_file(layout.endpoints, spec.name))
-    scoring_token = None
-    if spec.deployment.scoring_token_env:
-        scoring_token = os.environ.get(spec.deployment.scoring_token_env)
-        if not scoring_token:
-            raise MlopsError(f"deployment.scoring_token_env names {spec.deployment.scoring_token_env}, which is unset")
-    # Secure by default: without MLOPS_ADMIN_TOKEN the endpoint makes its own, kept in the owner-only state file.
-    configured_token = os.environ.get("MLOPS_ADMIN_TOKEN")
-    admin_token = configured_token or secrets.token_urlsafe(32)
-    tolerance = spec.deployment.fast_path_tolerance if spec.deployment.fast_path else None
-    app = create_app(
-        spec.name,
-        dtypes,
-        champion_loader(spec.name, tracking_uri, tolerance),
-        InferenceLogWriter(log_dir, log_schema(dtypes, spec.task, spec.id_column), ship_to=log_ship_to),
-        admin_token=admin_token,
-        scoring_token=scoring_token,
-        id_column=spec.id_column,
-        version_loader=version_loader(spec.name, tracking_uri, tolerance),
-        shadow_log=InferenceLogWriter(
-            shadow_dir, log_schema(dtypes, spec.task, spec.id_column, shadow=True), ship_to=shadow_ship_to
-        ),
-        schema=column_rules(spec.schema_.columns),
-        on_invalid=spec.deployment.on_invalid,
-        skew_sample_every=spec.monitoring.skew.sample_every,
-    )
-    # a deployer inside a Dagster run started as a background job hands this process SIGTERM ignored (Dagster
-    # copies SIGINT's disposition, ignored there, to SIGTERM): a stop must end it from the moment it is named
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(state_path.read_text()) if state_path.exists() else {}
-    host = args.host or spec.deployment.host
-    port = endpoint_port(args.port, spec.deployment.port, previous)
-    try:
-        sock = bind(host, port)
-        sock.listen(1024)  # before the state file names it: a client that comes early waits, it is not refused
-    except OSError as exc:
-        raise MlopsError(
-            f"cannot listen on {host}:{port} ({exc}); the {spec.name} endpoint keeps one address across restarts "
-            f"(deployment.port, else the port it first had, kept in {state_path}): free that port, or declare "
-            "another deployment.port"
-        ) from None
-    url = f"http://{host}:{sock.getsockname()[1]}"
-    state = {"pid": os.getpid(), "url": url, "spec": str(spec_path.resolve()), "log_dir": log_location}
-    write_state(state_path, state if configured_token else {**state, "admin_token": admin_token})
-    print(f"serving {spec.name} (champion) at {url}, logging to {log_location}", flush=True)
-    run(app, sock)
-    forget_process(state_path, os.getpid())  # a clean exit is a stop: the supervisor restarts crashes only
     return 0
 
 
@@ -149,17 +67,17 @@ def _rollback(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from mlops_assets.definitions.folder import pipeline_definitions
+    from mlops_assets.governance.alias_history import read_alias_moves, rollback_target
     from mlops_assets.local.tick import QUIET
     from mlops_assets.naming import asset_keys
     from mlops_assets.resources import resources_from_env
-    from mlops_assets.rollout.alias_history import read_alias_moves, rollback_target
 
     spec, spec_path = pipeline_spec(args.spec)
     resources = resources_from_env()
-    current = resources["registry"].by_alias(spec.name, CHAMPION)
+    current = resources.registry.by_alias(spec.name, CHAMPION)
     if current is None:
         raise MlopsError(f"{spec.name} has no champion to roll back")
-    target = rollback_target(spec.name, read_alias_moves(resources["store"], spec.name, CHAMPION), current.version)
+    target = rollback_target(spec.name, read_alias_moves(resources.store, spec.name, CHAMPION), current.version)
     config = {"rollback": True, "approved_by": args.by or f"rollback by {getpass.getuser()}"}
     run_config = {**QUIET, "ops": {f"{spec.name}__deployed_endpoint": {"config": config}}}
     built = pipeline_definitions(spec, spec_path, sensor_factory=None)
@@ -168,7 +86,7 @@ def _rollback(args: argparse.Namespace) -> int:
         result = dg.materialize(
             [a for a in [*built.assets, *built.checks] if isinstance(a, dg.AssetsDefinition)],
             selection=[deployed],
-            resources=resources,
+            resources=resources.by_key(),
             instance=instance,
             raise_on_error=False,
             run_config=run_config,
@@ -208,34 +126,31 @@ def _status(args: argparse.Namespace) -> int:
 
     layout = LocalLayout.from_env()
     resources = resources_from_env()
-    print(describe(pipeline_specs(args.pipelines), layout.endpoints, resources["store"], resources["registry"]))
+    print(describe(pipeline_specs(args.pipelines), layout.endpoints, resources.store, resources.registry))
     return 0
 
 
 def _rollout(args: argparse.Namespace) -> int:
     """The running rollout's arms side by side: what a person reads before ending an A/B test or a shadow."""
-    import datetime as dt
-
     from mlops_assets.data.snapshot import read_labels
     from mlops_assets.resources import resources_from_env
     from mlops_assets.rollout.arms import arms_table, rollout_arms
 
     spec, spec_path = pipeline_spec(args.spec)
     resources = resources_from_env()
-    deployer, registry = resources["deployer"], resources["registry"]
+    deployer, registry = resources.deployer, resources.registry
     if deployer.running_url(spec.name) is None:
         raise MlopsError(f"no endpoint is running for {spec.name}")
     status = deployer.rollout_status(spec.name)
-    if not status["rollout"]:
-        print(f"{spec.name}: v{status['model_version']} serves alone, no rollout is running")
+    rollout = status.rollout
+    if rollout is None:
+        print(f"{spec.name}: v{status.model_version} serves alone, no rollout is running")
         return 0
-    rollout = status["rollout"]
-    since = dt.datetime.fromisoformat(rollout["started_at"])
-    model = registry.load(spec.name, status["model_version"])
-    arms = rollout_arms(spec, resources["store"], since, None, read_labels(spec, spec_path.parent), model)
+    model = registry.load(spec.name, str(status.model_version))
+    arms = rollout_arms(spec, resources.store, rollout.started, None, read_labels(spec, spec_path.parent), model)
     print(
-        f"{spec.name}: {rollout['mode']} of v{rollout['challenger_version']} against v{status['model_version']} "
-        f"since {rollout['started_at']}\n{arms_table(arms)}"
+        f"{spec.name}: {rollout.mode} of v{rollout.challenger_version} against v{status.model_version} "
+        f"since {rollout.started_at}\n{arms_table(arms)}"
     )
     return 0
 
@@ -254,7 +169,7 @@ def _tick(args: argparse.Namespace) -> int:
     defs = build_definitions(args.pipelines, resources)  # with the framework's sensors
     names = [s.name for s in defs.sensors if not args.pipeline or s.name.rsplit("_", 2)[0] in args.pipeline]
     with dg.DagsterInstance.get() as instance:
-        driver = SensorDriver(defs, instance, resources, layout.home / "sensor_cursors.json")
+        driver = SensorDriver(defs, instance, resources.by_key(), layout.home / "sensor_cursors.json")
         for round_ in range(1, args.rounds + 1):
             launched = driver.step(names)
             for item in launched:
@@ -297,24 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_init_command(commands)  # init: draft a spec from a data file
 
-    serve = commands.add_parser("serve", help="serve a pipeline's champion (MLflow scoring protocol)")
-    serve.add_argument("spec", help=PIPELINE_HELP)
-    serve.add_argument("--host", help="interface to listen on (default: the spec's deployment.host)")
-    serve.add_argument(
-        "--port",
-        type=int,
-        help="0 picks a free port (default: the spec's deployment.port, else the port this endpoint had, else any)",
-    )
-    serve.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: the local one)")
-    serve.add_argument(
-        "--log-dir",
-        help="inference log folder, or an object-store URL it is shipped to (default: in the artifact store)",
-    )
-    serve.add_argument("--shadow-log-dir", help="shadow answers' log folder or URL (default: beside the log)")
-    serve.add_argument(
-        "--state-file", help="its state file: address, pid, admin token (default: under MLOPS_HOME/endpoints)"
-    )
-    serve.set_defaults(run=_serve)
+    add_serve_command(commands)  # serve: the champion behind the MLflow scoring protocol
 
     replay = commands.add_parser("replay", help="send rows of the pipeline's own data to its endpoint")
     replay.add_argument("spec", help=PIPELINE_HELP)

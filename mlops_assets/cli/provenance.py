@@ -1,7 +1,7 @@
 """``mlops-assets lineage`` and ``mlops-assets reproduce``: where a version came from, and whether it can be
 made again from that.
 
-``reproduce`` exits 0 when the metrics match (``model/reproduce.py`` says how closely), 1 when they do not or
+``reproduce`` exits 0 when the metrics match (``governance/reproduce.py`` says how closely), 1 when they do not or
 when the version's stored data are missing or altered (nothing is trained then), 2 on a usage mistake.
 """
 
@@ -47,11 +47,11 @@ def _stores():
     from mlops_assets.resources import resources_from_env
 
     resources = resources_from_env()
-    return resources, MlflowRegistryClient(resources["registry"].tracking_uri())
+    return resources, MlflowRegistryClient(resources.registry.tracking_uri())
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from mlops_assets.cli.lineage import lineage, render
+    from mlops_assets.governance.lineage import lineage, render
 
     name = pipeline_name(args.pipeline)
     resources, client = _stores()
@@ -61,9 +61,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
         instance = dg.DagsterInstance.get()
     try:
-        tree = lineage(
-            name, args.version, resources["store"], client, instance, resources["deployer"].running_url(name)
-        )
+        tree = lineage(name, args.version, resources.store, client, instance, resources.deployer.running_url(name))
     finally:
         if instance is not None:
             instance.dispose()
@@ -72,14 +70,14 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from mlops_assets.cli.lineage import find_version
-    from mlops_assets.model.reproduce import ReproductionError, metrics_table, reproduce
+    from mlops_assets.governance.lineage import find_version
+    from mlops_assets.governance.reproduce import ReproductionError, metrics_table, reproduce
 
     name = pipeline_name(args.pipeline)
     resources, client = _stores()
     find_version(client, name, args.version)
     try:
-        reproduction = reproduce(name, args.version, resources["store"], client)
+        reproduction = reproduce(name, args.version, resources.store, client)
     except ReproductionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,8 @@ from mlops_assets.environment import pipelines_folder
 from mlops_assets.errors import MlopsError
 from mlops_assets.spec import PipelineSpec, load_spec, load_specs, read_specs
 
+PIPELINE_HELP = "the pipeline: its spec file, or its name (its spec in MLOPS_PIPELINES, default pipelines/)"
+
 
 def pipeline_spec(value: str) -> tuple[PipelineSpec, Path]:
     """A spec file, or the name of a pipeline whose spec is in ``MLOPS_PIPELINES`` (default ``pipelines``)."""

@@ -1,8 +1,8 @@
 """``mlops-assets approve``, ``audit`` and ``history``: a person's approval, the audit trail and what it shows.
 
-Each reads the pipeline's audit trail (``rollout.audit``) in the artifact store of ``resources_from_env``;
+Each reads the pipeline's audit trail (``governance.audit``) in the artifact store of ``resources_from_env``;
 ``audit verify`` checks it also against the anchors the Dagster instance at ``DAGSTER_HOME`` keeps
-(``rollout.anchors``). Exit codes: 0 done; 1 ``audit verify`` found a broken, forged or cut trail; 2 a
+(``governance.anchors``). Exit codes: 0 done; 1 ``audit verify`` found a broken, forged or cut trail; 2 a
 refused request (an unknown pipeline or version, a version that did not pass its gate, a bad time), with
 nothing written.
 """
@@ -25,12 +25,12 @@ VERIFY = "verify"  # `audit verify [PIPELINE ...]`: a pipeline cannot be named s
 
 def _approve(args: argparse.Namespace) -> int:
     """Record a person's approval of a version that exists and passed its gate; refuse anything else."""
+    from mlops_assets.governance.audit import append_event, verify_trail
     from mlops_assets.resources import resources_from_env
-    from mlops_assets.rollout.audit import append_event, verify_trail
 
     spec, _ = pipeline_spec(args.spec)
     resources = resources_from_env()
-    store, registry = resources["store"], resources["registry"]
+    store, registry = resources.store, resources.registry
     try:
         version = registry.get(spec.name, args.version)
     except Exception as exc:  # MLflow's own error, or the fake's LookupError
@@ -55,10 +55,10 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     """``audit PIPELINE`` prints the trail; ``audit verify [PIPELINE ...]`` checks its chain."""
+    from mlops_assets.governance.audit import describe_event, read_events, read_trail, verify_trail
     from mlops_assets.resources import resources_from_env
-    from mlops_assets.rollout.audit import describe_event, read_events, read_trail, verify_trail
 
-    store = resources_from_env()["store"]
+    store = resources_from_env().store
     if args.words[0] == VERIFY:
         specs = pipeline_specs(args.words[1:])
         with _anchor_reader() as anchors_of:
@@ -79,7 +79,7 @@ def _audit(args: argparse.Namespace) -> int:
 def _anchor_reader() -> Iterator[Callable[[str], list | None]]:
     """The Dagster instance at ``DAGSTER_HOME``, open while verifying: a function from a pipeline to the anchors
     the instance keeps of its trail, or to ``None`` where there is no instance to read."""
-    from mlops_assets.rollout.anchors import read_anchors
+    from mlops_assets.governance.anchors import read_anchors
 
     home = os.environ.get("DAGSTER_HOME")
     if not home or not Path(home).is_dir():
@@ -96,12 +96,12 @@ def _anchor_reader() -> Iterator[Callable[[str], list | None]]:
 
 def _history(args: argparse.Namespace) -> int:
     """Which version held champion and challenger when; with ``--at``, who held champion then and who approved."""
+    from mlops_assets.governance.alias_history import alias_spans, holder_at, read_alias_moves
+    from mlops_assets.governance.audit import is_keyed, read_events
     from mlops_assets.resources import resources_from_env
-    from mlops_assets.rollout.alias_history import alias_spans, holder_at, read_alias_moves
-    from mlops_assets.rollout.audit import is_keyed, read_events
 
     spec, _ = pipeline_spec(args.spec)
-    store = resources_from_env()["store"]
+    store = resources_from_env().store
     moves = {alias: read_alias_moves(store, spec.name, alias) for alias in (CHAMPION, CHALLENGER)}
     if args.at is None:
         lines = [f"{'alias':<10}  {'version':>7}  {'since':<29}  {'until':<29}  why"]

@@ -8,11 +8,12 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import dagster as dg
 
 from mlops_assets.assets import build_pipeline_assets, build_pipeline_checks
+from mlops_assets.assets.feature_view import build_feature_view_asset
 from mlops_assets.assets.portfolio import build_portfolio
 from mlops_assets.definitions.known_warnings import silence_known_warnings
 from mlops_assets.environment import pipelines_folder
@@ -20,6 +21,10 @@ from mlops_assets.errors import SpecError
 from mlops_assets.sensors import build_sensors
 from mlops_assets.sensors.portfolio import build_portfolio_automation
 from mlops_assets.spec import PipelineSpec, read_specs
+from mlops_assets.spec.loading import read_views
+
+if TYPE_CHECKING:  # imported where it is built (the environment's), not where the code location loads
+    from mlops_assets.resources import Resources
 
 SensorFactory = Callable[[PipelineSpec, Path], list[dg.SensorDefinition]]
 SPEC_ERROR_GROUP = "spec_errors"
@@ -30,11 +35,12 @@ log = logging.getLogger(__name__)
 
 def build_definitions(
     pipelines: str | Path | None = None,
-    resources: Mapping[str, object] | None = None,
+    resources: Resources | Mapping[str, object] | None = None,
     sensor_factory: SensorFactory | None = build_sensors,
 ) -> dg.Definitions:
-    """Assets and sensors for each spec under ``pipelines`` (default: ``MLOPS_PIPELINES`` or ``pipelines/``), and
-    the ``portfolio`` over them with its sensor and schedule.
+    """Assets and sensors for each spec under ``pipelines`` (default: ``MLOPS_PIPELINES`` or ``pipelines/``), an
+    asset per feature view of its ``feature_views`` folder, and the ``portfolio`` over them with its sensor and
+    schedule.
 
     ``sensor_factory`` builds a spec's sensors: the framework's loop (``mlops_assets.sensors.build_sensors``) by
     default, a project's own factory (the code location passes ``sensors.build_sensors``), or ``None`` for assets
@@ -47,10 +53,13 @@ def build_definitions(
     The in-process executor is the default: Dagster's multiprocess executor starts a process, and so imports
     Dagster again, for every step, which costs more than most steps; the scale-out resources bring their own
     executor.
+
+    ``resources`` are the environment's (``mlops_assets.resources.Resources``), or some of them by key (a test's).
     """
     silence_known_warnings()
+    by_key = dict(resources or {}) if resources is None or isinstance(resources, Mapping) else resources.by_key()
     with _without_gc():
-        return _build(Path(pipelines) if pipelines else pipelines_folder(), resources, sensor_factory)
+        return _build(Path(pipelines) if pipelines else pipelines_folder(), by_key, sensor_factory)
 
 
 @contextlib.contextmanager
@@ -70,7 +79,9 @@ def _build(folder: Path, resources: Mapping[str, object] | None, sensor_factory:
     specs, broken = read_specs(folder)
     for error in broken:
         log.error("%s", error)
-    assets: list[dg.AssetsDefinition] = []
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
+        build_feature_view_asset(v, path) for v, path in read_views(folder)[0]
+    ]
     checks: list[dg.AssetChecksDefinition] = []
     sensors: list[dg.SensorDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []

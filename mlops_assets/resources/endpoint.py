@@ -17,8 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets.contracts import EndpointDeployer
-from mlops_assets.records import RegisteredModel
-from mlops_assets.rollout.routing import Rollout
+from mlops_assets.records import EndpointStatus, RegisteredModel, Rollout
 from mlops_assets.serving.endpoint_state import (
     PING_TIMEOUT_S,
     admin_token,
@@ -95,14 +94,14 @@ class LocalProcessDeployer(EndpointDeployer):
         except urllib.error.HTTPError as exc:
             raise dg.Failure(f"endpoint {url} refused {route}: {exc.read().decode()}") from exc
 
-    def start_rollout(self, name: str, rollout: Rollout) -> dict:
-        return self._admin(name, "/admin/rollout", asdict(rollout))
+    def start_rollout(self, name: str, rollout: Rollout) -> EndpointStatus:
+        return EndpointStatus.from_json(self._admin(name, "/admin/rollout", asdict(rollout)))
 
-    def rollout_status(self, name: str) -> dict:
-        return self._admin(name, "/admin/status")
+    def rollout_status(self, name: str) -> EndpointStatus:
+        return EndpointStatus.from_json(self._admin(name, "/admin/status"))
 
-    def end_rollout(self, name: str) -> dict:
-        return self._admin(name, "/admin/rollout/end", {})
+    def end_rollout(self, name: str) -> EndpointStatus:
+        return EndpointStatus.from_json(self._admin(name, "/admin/rollout/end", {}))
 
     @contextmanager
     def _starting(self, name: str):

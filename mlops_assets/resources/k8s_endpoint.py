@@ -27,9 +27,8 @@ from mlops_assets.contracts import EndpointDeployer
 from mlops_assets.environment import KUBERNETES
 from mlops_assets.errors import MlopsError
 from mlops_assets.model.k8s_pod import label_value
-from mlops_assets.records import RegisteredModel
+from mlops_assets.records import EndpointStatus, RegisteredModel, Rollout
 from mlops_assets.resources.endpoint import request_json
-from mlops_assets.rollout.routing import Rollout
 
 VERSION_ANNOTATION = "mlops-assets/model-version"  # on the pod template: the version its pods were rolled for
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -111,21 +110,21 @@ class KubernetesEndpointDeployer(EndpointDeployer):
             raise dg.Failure(f"endpoint {url} serves version {serving}, expected {model.version}")
         return url
 
-    def start_rollout(self, name: str, rollout: Rollout) -> dict:
+    def start_rollout(self, name: str, rollout: Rollout) -> EndpointStatus:
         raise dg.Failure(
             f"deployment.strategy {rollout.mode} routes inside one endpoint process; the {name} endpoint on "
             "Kubernetes is a Deployment of several replicas behind a Service, so its rolling update is the "
             "strategy there: set deployment.strategy: replace"
         )
 
-    def rollout_status(self, name: str) -> dict:
+    def rollout_status(self, name: str) -> EndpointStatus:
         url = self._url(name)
         try:
-            return request_json(f"{url}/admin/status", os.environ.get(ADMIN_TOKEN_ENV))
+            return EndpointStatus.from_json(request_json(f"{url}/admin/status", os.environ.get(ADMIN_TOKEN_ENV)))
         except urllib.error.HTTPError as exc:
             raise dg.Failure(f"endpoint {url} refused /admin/status: {exc.read().decode()}") from exc
 
-    def end_rollout(self, name: str) -> dict:
+    def end_rollout(self, name: str) -> EndpointStatus:
         return self.rollout_status(name)  # no rollout runs inside a Deployment's pods (start_rollout)
 
     def crashed(self, name: str) -> str | None:

@@ -12,7 +12,6 @@ approved is not promoted: the run says so (``AwaitingApproval``) and nothing mov
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import json
 from dataclasses import dataclass, field
@@ -22,9 +21,7 @@ import dagster as dg
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import log_prefix
-from mlops_assets.naming import CHAMPION, AlertEvent, DecisionAction, Strategy, TrailEvent
-from mlops_assets.records import EvaluationReport, RegisteredModel
-from mlops_assets.rollout.alias_history import (
+from mlops_assets.governance.alias_history import (
     PROMOTE,
     RESTORE,
     ROLLBACK,
@@ -37,8 +34,10 @@ from mlops_assets.rollout.alias_history import (
     rollback_target,
     rolled_back,
 )
-from mlops_assets.rollout.audit import append_event, is_keyed, read_trail, record_decision
-from mlops_assets.rollout.audit_key import load_keys
+from mlops_assets.governance.audit import append_event, is_keyed, read_trail, record_decision
+from mlops_assets.governance.audit_key import load_keys
+from mlops_assets.naming import CHAMPION, AlertEvent, DecisionAction, Strategy, TrailEvent
+from mlops_assets.records import EvaluationReport, RegisteredModel
 from mlops_assets.rollout.driver import ArmReader, roll_out
 
 
@@ -49,7 +48,7 @@ class DeploymentDecision:
     previous: RegisteredModel | None  # the champion it replaced, if that changed
     approved_by: str
     url: str
-    serving_path: str  # how the endpoint scores single rows, and why
+    serving_path: str | None  # how the endpoint scores single rows, and why (None: it serves no model)
     audit_key: str
     reasons: list[str] = field(default_factory=list)
     arms: dict[str, Any] | None = None  # the figures of the rollout this run decided or started
@@ -120,11 +119,12 @@ class DeploymentRun:
             return self._promote(strategy, approver, reasons, ended)
         except AliasMoved as moved:
             now = self.registry.by_alias(self.spec.name, CHAMPION)
+            serving = now.version if now else None
             return self._keep(
                 [
                     f"the gate judged v{challenger.version} against champion "
                     f"{_named(self.report.champion_version)}, and {moved}; it is dropped, not promoted: materialize "
-                    f"{self.spec.name}/evaluation_report again to judge it against {_named(now and now.version)}"
+                    f"{self.spec.name}/evaluation_report again to judge it against {_named(serving)}"
                 ]
             )
 
@@ -276,7 +276,7 @@ class DeploymentRun:
         return decision
 
     def _alert_rollback(self, message: str) -> None:
-        from mlops_assets.monitoring.alerts import asset_link, send_alerts
+        from mlops_assets.alerts.delivery import asset_link, send_alerts
 
         send_alerts(self.spec, AlertEvent.rollback, message, asset_link(self.spec.name, "deployed_endpoint"), self.log)
 
@@ -292,7 +292,7 @@ class DeploymentRun:
         name = self.spec.name
         current = self.registry.by_alias(name, CHAMPION)
         if (current and current.version) != expected:
-            raise AliasMoved(f"{CHAMPION} is now {_named(current and current.version)}")
+            raise AliasMoved(f"{CHAMPION} is now {_named(current.version if current else None)}")
         moves = read_alias_moves(self.store, name, CHAMPION)
         last = moves[-1] if moves else None
         if last is not None and last.version != expected and last.previous == expected:
@@ -316,11 +316,11 @@ class DeploymentRun:
         if self.deployer.running_url(self.spec.name) is None:
             return [], None
         status = self.deployer.rollout_status(self.spec.name)
-        rollout = status.get("rollout")
-        if not rollout:
+        rollout = status.rollout
+        if rollout is None:
             return [], None
-        arms = self.read_arms(dt.datetime.fromisoformat(rollout["started_at"]), None)
-        return [f"ended the {rollout['mode']} of v{rollout['challenger_version']}"], arms_record(status["arms"], arms)
+        arms = self.read_arms(rollout.started, None)
+        return [f"ended the {rollout.mode} of v{rollout.challenger_version}"], arms_record(status.arms, arms)
 
     def _serve(
         self,
@@ -360,7 +360,7 @@ class DeploymentRun:
         ended: dict | None,
     ) -> DeploymentDecision:
         url = self.deployer.running_url(self.spec.name) or ""
-        serving_path = self.deployer.rollout_status(self.spec.name)["fast_path_check"]
+        serving_path = self.deployer.rollout_status(self.spec.name).fast_path_check
         decision = {
             "action": action,
             "model_version": version.version,

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.contracts import EndpointDeployer, ModelRegistry
+from mlops_assets.errors import MlopsError
 from mlops_assets.evaluation.confidence import gain_interval
 from mlops_assets.naming import CHALLENGER, CHAMPION, DecisionAction, Strategy
-from mlops_assets.records import RegisteredModel
-from mlops_assets.rollout.routing import ArmStats, CanaryVerdict, OnlineComparison, Rollout, canary_verdict
+from mlops_assets.records import RegisteredModel, Rollout
+from mlops_assets.serving.routing import ArmStats, CanaryVerdict, OnlineComparison, canary_verdict
 
 if TYPE_CHECKING:  # the code location imports this module: pandas and pyarrow stay out of it
     from mlops_assets.rollout.arms import ArmMetrics
@@ -69,8 +70,10 @@ def roll_out(
     if plan.mode != Strategy.canary:
         registry.record(spec.name, challenger.version, {"rollout": f"{plan.mode} against v{champion.version}"}, {})
         reasons = [f"{plan.mode} of v{challenger.version} against champion v{champion.version} is running"]
-        return RolloutOutcome(STARTED[plan.mode], champion.version, reasons, started.get("arms", {}))
-    since = dt.datetime.fromisoformat(started["rollout"]["started_at"])
+        return RolloutOutcome(STARTED[plan.mode], champion.version, reasons, started.arms)
+    if started.rollout is None:
+        raise MlopsError(f"the endpoint started no rollout of v{challenger.version}: it shows none running")
+    since = started.rollout.started
     log.info(f"canary: v{challenger.version} answers {plan.share:.0%} of requests until {settings.min_requests}")
     try:
         verdict = _canary_verdict(spec, deployer, champion, challenger, since, read_arms, poll_seconds)
@@ -104,7 +107,7 @@ def roll_out(
         log.warning(f"canary decided, but its figures could not be read from the logs: {exc!r}")
         figures = []
     action = DecisionAction.promoted if verdict.promote else DecisionAction.rolled_back
-    return RolloutOutcome(action, served, verdict.reasons, final.get("arms", {}), figures)
+    return RolloutOutcome(action, served, verdict.reasons, final.arms, figures)
 
 
 def _canary_verdict(
@@ -123,7 +126,7 @@ def _canary_verdict(
     arms: list[ArmMetrics] = []
     online, last_read = None, -math.inf
     while True:
-        counters = deployer.rollout_status(spec.name)["arms"]
+        counters = deployer.rollout_status(spec.name).arms
         enough = counters["challenger"]["requests"] >= settings.min_requests
         if enough and spec.source.labels is not None and time.monotonic() - last_read >= LABEL_POLL_SECONDS:
             arms, last_read = read_arms(since, None), time.monotonic()

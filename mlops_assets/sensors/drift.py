@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -16,6 +16,7 @@ import dagster as dg
 from mlops_assets.contracts import ArtifactStore
 from mlops_assets.data.locations import log_files, log_prefix
 from mlops_assets.naming import ADAPTATION_TAG, PIPELINE_TAG, TRIGGER_TAG, WINDOW_END_TAG, WINDOW_PREFIX, DriftStatus
+from mlops_assets.records import DriftReportMetadata
 from mlops_assets.sensors.policy import (
     alert_refusal,
     lifecycle_checks,
@@ -58,29 +59,22 @@ def count_new_rows(store: ArtifactStore, keys: list[str], cursor: DriftCursor, l
     return DriftCursor(last, rows, cursor.rows_at_last_report, skipped, cursor.refusal_alerted)
 
 
-def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -> list[dict]:
-    """The newest drift reports of this sensor's traffic windows (``rows a-b``), one per window, newest first:
-    status, window, run id, verdict and the drifted window a retraining may adapt to. Reports over the newest
-    rows (by hand, after a label batch or a retraining) cover traffic a window report covers too: counted
-    again they would make one drifted window look persistent."""
+def recent_reports(instance: dg.DagsterInstance, key: dg.AssetKey, count: int) -> list[DriftReportMetadata]:
+    """The newest drift reports of this sensor's traffic windows (``rows a-b``), one per window, newest first, each
+    with the run that made it. Reports over the newest rows (by hand, after a label batch or a retraining) cover
+    traffic a window report covers too: counted again they would make one drifted window look persistent."""
     records = instance.fetch_materializations(key, limit=count * 4 + 20).records
-    reports, windows = [], set()
+    reports: list[DriftReportMetadata] = []
+    windows: set[str] = set()
     for record in records:
-        metadata = {k: getattr(v, "value", v) for k, v in record.asset_materialization.metadata.items()}
-        window = metadata.get("window_end")
-        if window in windows or not str(window).startswith(WINDOW_PREFIX):
+        if record.asset_materialization is None:
+            continue
+        report = DriftReportMetadata.from_metadata(record.asset_materialization.metadata)
+        window = report.window_end
+        if window is None or window in windows or not window.startswith(WINDOW_PREFIX):
             continue
         windows.add(window)
-        reports.append(
-            {
-                "status": metadata["status"],
-                "window": window,
-                "run_id": record.run_id,
-                "verdict": metadata.get("verdict", metadata["status"]),
-                "adaptation_window": metadata.get("adaptation_window"),
-                "model_version": metadata.get("model_version"),
-            }
-        )
+        reports.append(replace(report, drift_report_id=record.run_id))
     return reports[:count]
 
 
@@ -150,21 +144,21 @@ def retraining_decision(
     running; and none for a report that a retraining already answered or that judged a former champion."""
     persistence = spec.monitoring.persistence
     reports = recent_reports(context.instance, keys["drift_report"], persistence)
-    newest = reports[0] if reports else {"status": DriftStatus.no_drift}
-    if newest["status"] in (DriftStatus.no_drift, DriftStatus.not_enough_traffic):
+    newest = reports[0] if reports else None
+    if newest is None or newest.status in (DriftStatus.no_drift, DriftStatus.not_enough_traffic):
         return [], ""
-    window = newest["window"]
+    window = str(newest.window_end)  # a traffic window: recent_reports keeps no other
     runs = pipeline_runs(context.instance, spec.name)
     if waiting := runs.busy():
         return [], f"drift in window {window}: decided once nothing is in flight; {waiting}"
-    if answered := runs.answered(context.instance, newest["run_id"]):
+    if answered := runs.answered(context.instance, str(newest.drift_report_id)):
         return [], f"drift in window {window}: {answered}"
     champion = champion_version(context.instance, keys["deployed_endpoint"])
-    if champion is not None and newest["model_version"] not in (None, champion):
-        return [], f"drift in window {window} was judged on v{newest['model_version']}; v{champion} serves now"
-    if newest["status"] != DriftStatus.drifted or not newest["adaptation_window"]:
-        return [], f"drift in window {window} not retrained: {newest['verdict']}"
-    if not (len(reports) == persistence and all(r["status"] == DriftStatus.drifted for r in reports)):
+    if champion is not None and newest.model_version not in (None, champion):
+        return [], f"drift in window {window} was judged on v{newest.model_version}; v{champion} serves now"
+    if newest.status != DriftStatus.drifted or not newest.adaptation_window:
+        return [], f"drift in window {window} not retrained: {newest.verdict}"
+    if not (len(reports) == persistence and all(r.status == DriftStatus.drifted for r in reports)):
         return [], f"drift in window {window}: not yet in {persistence} windows in a row"
     if refused := retraining_refusal(context.instance, spec, time.time()):
         if cursor.refusal_alerted != window:
@@ -173,14 +167,14 @@ def retraining_decision(
         return [], f"drift in window {window} not acted on: {refused}"
     run_key = f"{spec.name}:retrain:drift:{window}"
     checks = lifecycle_checks(context, retrain_assets)
-    request = retrain_request(spec, run_key, f"drift_report:{newest['run_id']}", retrain_assets, checks)
-    return [request.with_replaced_attrs(tags={**request.tags, ADAPTATION_TAG: newest["adaptation_window"]})], ""
+    request = retrain_request(spec, run_key, f"drift_report:{newest.drift_report_id}", retrain_assets, checks)
+    return [request.with_replaced_attrs(tags={**request.tags, ADAPTATION_TAG: newest.adaptation_window})], ""
 
 
 def champion_version(instance: dg.DagsterInstance, endpoint_key: dg.AssetKey) -> str | None:
     """The version the newest ``deployed_endpoint`` materialization serves: what a fresh report judges."""
     event = instance.get_latest_materialization_event(endpoint_key)
-    if event is None:
+    if event is None or event.asset_materialization is None:
         return None
     version = event.asset_materialization.metadata.get("model_version")
     return getattr(version, "value", None)

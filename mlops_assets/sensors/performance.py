@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mlops_assets.records import DriftReportMetadata
 from mlops_assets.sensors.policy import (
     alert_refusal,
     lifecycle_checks,
@@ -31,6 +32,8 @@ def build_performance_sensor(
     spec: PipelineSpec, report_key: dg.AssetKey, retrain_assets: list[dg.AssetKey]
 ) -> dg.SensorDefinition:
     settings = spec.monitoring.performance
+    if settings is None:
+        raise ValueError(f"{spec.name} declares no online metric (monitoring.performance): no sensor to build")
 
     @dg.sensor(
         name=f"{spec.name}_performance_sensor",
@@ -44,14 +47,14 @@ def build_performance_sensor(
         if not records:
             return dg.SkipReason("no drift report yet")
         record = records[0]
-        metadata = record.asset_materialization.metadata
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
         found = observed(metadata, settings.metric, settings.estimated)
         if found is None:
             return dg.SkipReason("the newest drift report has no labelled predictions")
         kind, bounds, decayed = found
         if not decayed:
             return dg.SkipReason(f"{bounds}: not past the floor {settings.floor}")
-        window = metadata["window_end"].value  # several reports of one window (a retraining run makes one) act once
+        window = DriftReportMetadata.from_metadata(metadata).window_end  # a window's reports (a retraining's) act once
         if context.cursor == window:
             return dg.SkipReason(f"{bounds}: already acted on window {window}")
         runs = pipeline_runs(context.instance, spec.name)

@@ -19,11 +19,11 @@ from dagster import AssetKey, FloatMetadataValue, JsonMetadataValue
 from mlflow import MlflowClient
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
+from mlops_assets.governance.alias_history import read_alias_moves
+from mlops_assets.governance.audit import read_decisions
 from mlops_assets.model.registry import MlflowRegistryClient
 from mlops_assets.naming import OUTCOME_TAG, TRIGGER_TAG
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.alias_history import read_alias_moves
-from mlops_assets.rollout.audit import read_decisions
 from mlops_assets.serving.endpoint_state import admin_token, running_url
 from mlops_assets.serving.traffic import replay
 from mlops_assets.spec import load_spec
@@ -488,7 +488,7 @@ def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(project):
     evaluated = project.materialize("breast_cancer", *TRAINING[:2])
     assert evaluated.success, failures(evaluated)
     resources = local_resources(project.layout)
-    registry, deployer = resources["registry"], resources["deployer"]
+    registry, deployer = resources.registry, resources.deployer
     spec = load_spec(project.pipelines / "breast_cancer.yaml")
 
     def unreadable_logs(since, until):
@@ -519,6 +519,6 @@ def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(project):
     finally:
         stop_traffic.set()
         sender.join(30)
-    assert deployer.rollout_status("breast_cancer")["rollout"] is None
+    assert deployer.rollout_status("breast_cancer").rollout is None
     assert registry.get("breast_cancer", "2").tags["canary"].startswith("ended without a verdict: OSError(")
     assert champion(project) == "1"

@@ -22,8 +22,8 @@ from pydantic import PrivateAttr
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, RegisteredModel, Trainer
 from mlops_assets.model.registry import fitted_description
 from mlops_assets.naming import CHALLENGER, CHAMPION
-from mlops_assets.records import TrainingResult
-from mlops_assets.rollout.routing import ArmStats, Rollout, rollout_from_json
+from mlops_assets.records import EndpointStatus, Rollout, TrainingResult
+from mlops_assets.serving.routing import ArmStats, rollout_from_json
 
 
 class MemoryArtifactStore(ArtifactStore):
@@ -313,7 +313,7 @@ class MemoryEndpointDeployer(EndpointDeployer):
         self._deployments.append((spec_path, model.version, log_uri))
         return endpoint["url"]
 
-    def start_rollout(self, name: str, rollout: Rollout) -> dict[str, Any]:
+    def start_rollout(self, name: str, rollout: Rollout) -> EndpointStatus:
         """Make the running endpoint load the challenger and route to it; return its status."""
         endpoint = self._running(name)
         try:  # what the endpoint's /admin/rollout checks before anything changes
@@ -325,21 +325,21 @@ class MemoryEndpointDeployer(EndpointDeployer):
         started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         endpoint.update(rollout={**asdict(rollout), "started_at": started}, challenger=rollout.challenger_version)
         endpoint["arms"] = {CHAMPION: ArmStats(), CHALLENGER: ArmStats()}
-        return self._document(endpoint)
+        return EndpointStatus.from_json(self._document(endpoint))
 
-    def rollout_status(self, name: str) -> dict[str, Any]:
+    def rollout_status(self, name: str) -> EndpointStatus:
         """The served version and how it scores (``fast_path_check``), the running rollout, each arm's counters."""
         endpoint = self._running(name)
         if self._on_status is not None:
             self._on_status(self)
-        return self._document(endpoint)
+        return EndpointStatus.from_json(self._document(endpoint))
 
-    def end_rollout(self, name: str) -> dict[str, Any]:
+    def end_rollout(self, name: str) -> EndpointStatus:
         """Drop the challenger and serve the registry's champion alone; return the final counters."""
         endpoint = self._running(name)
         final = self._document(endpoint)
         endpoint.update(version=self._champion(name), rollout=None, challenger=None)
-        return {**final, "model_version": endpoint["version"]}
+        return EndpointStatus.from_json({**final, "model_version": endpoint["version"]})
 
     def crashed(self, name: str) -> str | None:
         """The endpoint's address when it was started, not stopped, and nothing listens there; else ``None``."""
@@ -376,6 +376,7 @@ class MemoryEndpointDeployer(EndpointDeployer):
         return champion.version
 
     def _document(self, endpoint: dict[str, Any]) -> dict[str, Any]:
+        """What the endpoint's admin routes answer, as JSON: each route parses it as the real deployers do."""
         return {
             "model_version": endpoint["version"],
             "fast_path_check": f"python: v{endpoint['version']} (in-memory endpoint)",

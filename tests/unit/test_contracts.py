@@ -9,12 +9,11 @@ import pyarrow as pa
 import pytest
 
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry, Trainer
+from mlops_assets.governance.alias_history import PROMOTE, AliasMove, read_alias_moves, record_alias_move
+from mlops_assets.governance.audit import read_decisions, record_decision
 from mlops_assets.naming import CHALLENGER, CHAMPION
-from mlops_assets.records import TrainingResult
+from mlops_assets.records import Rollout, TrainingResult
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.alias_history import PROMOTE, AliasMove, read_alias_moves, record_alias_move
-from mlops_assets.rollout.audit import read_decisions, record_decision
-from mlops_assets.rollout.routing import Rollout
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry, MemoryTrainer
 
 
@@ -184,7 +183,7 @@ def test_the_endpoint_keeps_its_address_serves_what_it_was_given_and_refuses_wha
     deployer.refuse("2", "bad pickle")
     with pytest.raises(dg.Failure, match="bad pickle"):
         deployer.deploy("p.yaml", second, "log")
-    assert deployer.served_version("p") == "1" and deployer.rollout_status("p")["model_version"] == "1"
+    assert deployer.served_version("p") == "1" and deployer.rollout_status("p").model_version == "1"
     deployer.crash("p")
     assert deployer.crashed("p") == url and deployer.running_url("p") is None
     with pytest.raises(dg.Failure, match="no endpoint is running"):
@@ -200,13 +199,13 @@ def test_a_rollout_counts_from_zero_and_its_end_serves_the_registrys_champion_wi
     deployer.deploy("p.yaml", first, "log")
     deployer.answer("p", CHAMPION, 5)
     started = deployer.start_rollout("p", Rollout("canary", "2", 0.5, "id"))
-    assert started["rollout"]["challenger_version"] == "2" and started["rollout"]["started_at"]
-    assert started["arms"][CHAMPION]["requests"] == 0
+    assert started.rollout.challenger_version == "2" and started.rollout.started_at
+    assert started.arms[CHAMPION]["requests"] == 0
     deployer.answer("p", CHALLENGER, 3, rows=30, errors=1)
     registry.promote("p", "2", "canary")
     final = deployer.end_rollout("p")
-    assert final["arms"][CHALLENGER] == {"requests": 3, "rows": 30, "errors": 1, "disagreements": 0}
-    assert final["model_version"] == deployer.served_version("p") == "2"
-    assert deployer.rollout_status("p")["rollout"] is None
+    assert final.arms[CHALLENGER] == {"requests": 3, "rows": 30, "errors": 1, "disagreements": 0}
+    assert final.model_version == deployer.served_version("p") == "2"
+    assert deployer.rollout_status("p").rollout is None
     with pytest.raises(dg.Failure, match="mode must be one of"):
         deployer.start_rollout("p", Rollout("replace", "1"))

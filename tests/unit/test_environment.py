@@ -50,34 +50,34 @@ def test_production_keeps_state_in_the_object_store_and_trains_in_pods(monkeypat
     }.items():
         monkeypatch.setenv(name, value)
     resources = resources_from_env()
-    assert resources["store"] == FsspecArtifactStore(root="s3://mlops-assets/data")
-    assert resources["store"].uri("p/raw_data/x.parquet") == "s3://mlops-assets/data/p/raw_data/x.parquet"
-    assert resources["registry"] == MlflowRegistry(uri="http://mlflow.mlops:5000")  # artifacts: the server's
-    assert resources["trainer"] == K8sTrainer(
+    assert resources.store == FsspecArtifactStore(root="s3://mlops-assets/data")
+    assert resources.store.uri("p/raw_data/x.parquet") == "s3://mlops-assets/data/p/raw_data/x.parquet"
+    assert resources.registry == MlflowRegistry(uri="http://mlflow.mlops:5000")  # artifacts: the server's
+    assert resources.trainer == K8sTrainer(
         image="registry.example.com/mlops-trainer:0.1.0",
         namespace="mlops",
         env_secrets=["mlops-object-store", "mlflow-token"],
     )
-    assert resources["deployer"].tracking_uri == "http://mlflow.mlops:5000"  # outside a pod: local processes
-    assert resources["io_manager"] == dg.FilesystemIOManager(base_dir=f"s3://mlops-assets/data/{DAGSTER_IO}")
+    assert resources.deployer.tracking_uri == "http://mlflow.mlops:5000"  # outside a pod: local processes
+    assert resources.io_manager == dg.FilesystemIOManager(base_dir=f"s3://mlops-assets/data/{DAGSTER_IO}")
 
     monkeypatch.setenv("MLOPS_TRAINER", "subprocess")  # production state, training beside the code location
-    assert isinstance(resources_from_env()["trainer"], SubprocessTrainer)
+    assert isinstance(resources_from_env().trainer, SubprocessTrainer)
 
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # in a pod, as the chart's code server and runs
     monkeypatch.setenv("MLOPS_ENDPOINT_NAMESPACE", "serving")
-    assert resources_from_env()["deployer"] == KubernetesEndpointDeployer(namespace="serving")
+    assert resources_from_env().deployer == KubernetesEndpointDeployer(namespace="serving")
     monkeypatch.setenv("MLOPS_DEPLOYER", "local")
-    assert isinstance(resources_from_env()["deployer"], LocalProcessDeployer)
+    assert isinstance(resources_from_env().deployer, LocalProcessDeployer)
 
 
 def test_the_embedded_default_keeps_everything_under_mlops_home(monkeypatch, tmp_path):
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     resources = resources_from_env()
-    assert resources["store"].uri("p/x") == str(tmp_path / "data" / "p" / "x")
-    assert resources["registry"].uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert isinstance(resources["trainer"], SubprocessTrainer)
+    assert resources.store.uri("p/x") == str(tmp_path / "data" / "p" / "x")
+    assert resources.registry.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert isinstance(resources.trainer, SubprocessTrainer)
 
 
 def test_a_bare_postgresql_url_means_psycopg2_which_dagster_postgres_needs():

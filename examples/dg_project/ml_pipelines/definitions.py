@@ -15,5 +15,5 @@ from mlops_assets.resources import resources_from_env
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=resources_from_env(), executor=dg.in_process_executor),
+        dg.Definitions(resources=resources_from_env().by_key(), executor=dg.in_process_executor),
     )

@@ -10,11 +10,11 @@ import pytest
 
 from mlops_assets import resources
 from mlops_assets.cli.commands import main
+from mlops_assets.governance.alias_history import PROMOTE, TRAIN, AliasMove, record_alias_move
+from mlops_assets.governance.audit import canonical, read_trail, trail_key
 from mlops_assets.naming import CHALLENGER, CHAMPION, TrailEvent
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.alias_history import PROMOTE, TRAIN, AliasMove, record_alias_move
-from mlops_assets.rollout.audit import canonical, read_trail, trail_key
-from tests.unit.fakes import MemoryModelRegistry
+from tests.unit.fakes import MemoryEndpointDeployer, MemoryModelRegistry, MemoryTrainer
 
 REPO = Path(__file__).resolve().parents[3]
 NAME = "breast_cancer"
@@ -27,7 +27,8 @@ def env(tmp_path, monkeypatch):
     store, registry = FsspecArtifactStore(root=str(tmp_path / "data")), MemoryModelRegistry()
     for gate in ("passed", "failed", None):
         registry.register(NAME, tags={"gate": gate} if gate else {})
-    monkeypatch.setattr(resources, "resources_from_env", lambda: {"store": store, "registry": registry})
+    fakes = resources.Resources(store, registry, MemoryTrainer(), MemoryEndpointDeployer.over(registry), None)
+    monkeypatch.setattr(resources, "resources_from_env", lambda: fakes)
     monkeypatch.setenv("MLOPS_PIPELINES", str(REPO / "pipelines"))
     return store, registry
 

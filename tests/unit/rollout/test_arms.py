@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from mlops_assets.model.features import FeatureTransformer
 from mlops_assets.model.pipeline_model import PipelineModel
-from mlops_assets.monitoring.report import Labelled
+from mlops_assets.monitoring.label_join import Labelled
 from mlops_assets.rollout.arms import ArmMetrics, arm_metrics, arms_table
 from mlops_assets.rollout.driver import online_comparison
 from mlops_assets.spec import load_spec

@@ -10,10 +10,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from mlops_assets.governance.alias_history import PROMOTE, RESTORE, ROLLBACK, read_alias_moves
+from mlops_assets.governance.audit import append_event, read_decisions, read_trail, verify_trail
 from mlops_assets.naming import CHALLENGER, CHAMPION, DecisionAction, TrailEvent
 from mlops_assets.records import EvaluationReport, FeatureSet, TrainedModel
-from mlops_assets.rollout.alias_history import PROMOTE, RESTORE, ROLLBACK, read_alias_moves
-from mlops_assets.rollout.audit import append_event, read_decisions, read_trail, verify_trail
 from mlops_assets.rollout.deployment import AwaitingApproval, ChampionKept, DeploymentRun
 from mlops_assets.spec import load_spec
 from tests.unit.fakes import MemoryArtifactStore, MemoryEndpointDeployer, MemoryModelRegistry
@@ -278,7 +278,7 @@ def test_a_canary_that_answers_well_promotes_the_challenger_and_records_the_move
     decision = pipeline.deploy(challenger, strategy="canary", approver="alice", spec=spec)
     assert (decision.action, decision.version.version, decision.previous.version) == ("promoted", "2", "1")
     assert pipeline.champion() == pipeline.served() == "2"
-    assert pipeline.deployer.rollout_status(NAME)["rollout"] is None
+    assert pipeline.deployer.rollout_status(NAME).rollout is None
     assert pipeline.registry.get(NAME, "2").tags["approved_by"] == "canary (alice)"
     assert pipeline.moves()[-1] == ("2", "1", PROMOTE, "canary (alice)")  # as the registry records it
     assert decision.arms["counters"][CHALLENGER]["requests"] == 30 and decision.arms["versions"] == []
@@ -306,8 +306,8 @@ def test_a_shadow_is_started_for_a_person_and_ended_with_its_figures_by_the_next
     started = pipeline.deploy(pipeline.train(), strategy="shadow", spec=without_labels("shadow"))
     assert (started.action, started.version.version, started.previous) == ("shadow started", "1", None)
     assert pipeline.champion() == pipeline.served() == "1"
-    rollout = pipeline.deployer.rollout_status(NAME)["rollout"]
-    assert (rollout["mode"], rollout["challenger_version"]) == ("shadow", "2")
+    rollout = pipeline.deployer.rollout_status(NAME).rollout
+    assert (rollout.mode, rollout.challenger_version) == ("shadow", "2")
     assert pipeline.registry.get(NAME, "2").tags["rollout"] == "shadow against v1"
     pipeline.deployer.answer(NAME, CHAMPION, 40)
     pipeline.deployer.answer(NAME, CHALLENGER, 0, rows=400)
@@ -317,15 +317,15 @@ def test_a_shadow_is_started_for_a_person_and_ended_with_its_figures_by_the_next
     assert (
         decided.ended["counters"][CHALLENGER]["rows"] == 400 and decided.ended["counters"][CHAMPION]["requests"] == 40
     )
-    assert pipeline.arm_reads[-1] == (dt.datetime.fromisoformat(rollout["started_at"]), None)  # all it logged
-    assert pipeline.deployer.rollout_status(NAME)["rollout"] is None and pipeline.served() == "2"
+    assert pipeline.arm_reads[-1] == (dt.datetime.fromisoformat(rollout.started_at), None)  # all it logged
+    assert pipeline.deployer.rollout_status(NAME).rollout is None and pipeline.served() == "2"
     assert pipeline.decisions()[-1]["ended_rollout_arms"]["counters"] == decided.ended["counters"]
 
 
 def test_a_strategy_given_for_the_run_overrides_the_one_of_the_spec(pipeline):
     pipeline.deploy(pipeline.train())
     started = pipeline.deploy(pipeline.train(), strategy="shadow")  # the spec says replace
-    assert (started.action, pipeline.deployer.rollout_status(NAME)["rollout"]["mode"]) == ("shadow started", "shadow")
+    assert (started.action, pipeline.deployer.rollout_status(NAME).rollout.mode) == ("shadow started", "shadow")
 
 
 def requiring_approval(required=True):

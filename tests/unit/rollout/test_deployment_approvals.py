@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pydantic import PrivateAttr
 
+from mlops_assets.governance.alias_history import PROMOTE, ROLLBACK
+from mlops_assets.governance.audit import GENESIS, canonical, trail_key, verify_trail
 from mlops_assets.naming import CHAMPION, DecisionAction, TrailEvent
 from mlops_assets.resources.artifact_store import FsspecArtifactStore
-from mlops_assets.rollout.alias_history import PROMOTE, ROLLBACK
-from mlops_assets.rollout.audit import GENESIS, canonical, trail_key, verify_trail
 from mlops_assets.rollout.deployment import AwaitingApproval, ChampionKept, DeploymentDecision
-from tests.unit.rollout.test_audit import forge
+from tests.unit.governance.test_audit import forge
 from tests.unit.rollout.test_deployment import NAME, Pipeline, approve, requiring_approval
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pydantic import PrivateAttr
 
-from mlops_assets.monitoring.report import Labelled
+from mlops_assets.monitoring.label_join import Labelled
 from mlops_assets.naming import CHALLENGER, CHAMPION
 from mlops_assets.rollout import driver
 from mlops_assets.rollout.arms import ArmMetrics
@@ -139,7 +139,7 @@ def test_a_canary_without_labels_is_promoted_once_the_challenger_answered_enough
     assert canary.polls == 3 and clock.now == 1_002.0  # 20, 40, then 60 requests: two sleeps of a second
     assert canary.champion_version() == canary.served() == "2"
     assert canary.registry.get(NAME, "2").tags["approved_by"] == "canary (alice)"
-    assert canary.deployer.rollout_status(NAME)["rollout"] is None
+    assert canary.deployer.rollout_status(NAME).rollout is None
     assert outcome.arms[CHALLENGER]["requests"] == 60 and outcome.arms[CHAMPION]["requests"] == 540
     assert outcome.metrics == figures
     ((_, since, until),) = read_arms.reads  # read once, after the verdict, over the whole rollout
@@ -155,7 +155,7 @@ def test_a_canary_whose_error_rate_rises_more_than_allowed_is_rolled_back(canary
     assert canary.champion_version() == canary.served() == "1"
     tags = canary.registry.get(NAME, "2").tags
     assert tags["canary"] == "rolled back" and tags["canary_reasons"] == outcome.reasons[0]
-    assert "approved_by" not in tags and canary.deployer.rollout_status(NAME)["rollout"] is None
+    assert "approved_by" not in tags and canary.deployer.rollout_status(NAME).rollout is None
 
 
 def test_a_canary_with_too_few_requests_by_the_timeout_is_rolled_back(canary, clock):
@@ -165,7 +165,7 @@ def test_a_canary_with_too_few_requests_by_the_timeout_is_rolled_back(canary, cl
     assert outcome.reasons == ["FAIL: fewer than 1000 requests in 1.0 min"]
     assert clock.now == 1_060.0 and canary.polls == 61  # polled each second until the deadline, then decided
     assert canary.champion_version() == canary.served() == "1"
-    assert canary.deployer.rollout_status(NAME)["rollout"] is None
+    assert canary.deployer.rollout_status(NAME).rollout is None
 
 
 def test_a_canary_with_labels_waits_for_enough_labelled_rows_in_both_arms_then_promotes_a_like_challenger(
@@ -220,7 +220,7 @@ def test_a_canary_that_cannot_finish_is_ended_before_the_error_goes_on(canary, c
 
     with pytest.raises(OSError, match="unreachable"):
         canary.roll_out(with_rollout(min_requests=50), unreachable)
-    assert canary.deployer.rollout_status(NAME)["rollout"] is None
+    assert canary.deployer.rollout_status(NAME).rollout is None
     assert canary.champion_version() == canary.served() == "1"
     assert canary.registry.get(NAME, "2").tags["canary"].startswith("ended without a verdict: OSError(")
 
@@ -246,9 +246,9 @@ def test_shadow_and_ab_are_started_and_left_running_for_a_person(canary, clock, 
     outcome = canary.roll_out(with_rollout(mode, share=0.25), read_arms)
     assert (outcome.action, outcome.served_version) == (f"{mode} started", "1")
     assert outcome.reasons == [f"{mode} of v2 against champion v1 is running"]
-    rollout = canary.deployer.rollout_status(NAME)["rollout"]
-    assert (rollout["mode"], rollout["challenger_version"], rollout["share"]) == (mode, "2", 0.25)
-    assert rollout["sticky_key"] == SPEC.id_column  # callers stay on one arm by the spec's id
+    rollout = canary.deployer.rollout_status(NAME).rollout
+    assert (rollout.mode, rollout.challenger_version, rollout.share) == (mode, "2", 0.25)
+    assert rollout.sticky_key == SPEC.id_column  # callers stay on one arm by the spec's id
     assert canary.champion_version() == "1" and canary.registry.get(NAME, "2").tags["rollout"] == f"{mode} against v1"
     assert read_arms.reads == [] and clock.now == 1_000.0  # nothing waited for, nothing decided
 
@@ -271,12 +271,12 @@ def test_a_canary_whose_promotion_fails_is_still_ended_before_the_error_goes_on(
     canary.registry.go_down()  # after the verdict, when the challenger is promoted
     with pytest.raises(ConnectionError):
         canary.roll_out(with_rollout(labels=False, min_requests=50), Reader(clock))
-    assert canary.deployer.rollout_status(NAME)["rollout"] is None
+    assert canary.deployer.rollout_status(NAME).rollout is None
 
 
 def test_a_challenger_the_endpoint_cannot_load_starts_no_canary(canary, clock):
     canary.deployer.refuse("2")
     with pytest.raises(dg.Failure, match="could not load challenger 2"):
         canary.roll_out(with_rollout(labels=False, min_requests=50), Reader(clock))
-    assert canary.deployer.rollout_status(NAME)["rollout"] is None and canary.champion_version() == "1"
+    assert canary.deployer.rollout_status(NAME).rollout is None and canary.champion_version() == "1"
     assert clock.now == 1_000.0
