@@ -84,11 +84,13 @@ stop: install
 	$(BIN)/mlops-assets stop
 
 # lint-imports checks the package's layering ([tool.importlinter] in pyproject.toml); --no-cache: it takes under a
-# second, and leaves no cache folder in the repository.
+# second, and leaves no cache folder in the repository. mypy type-checks rollout/, serving/ and assets/ ([tool.mypy]);
+# its cache (.mypy_cache/, which mypy keeps out of git) keeps a second run to seconds.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

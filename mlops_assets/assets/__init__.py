@@ -28,7 +28,7 @@ def build_pipeline_assets(spec: PipelineSpec, spec_path: Path) -> list[dg.Assets
     """The assets of one spec, with their checks: the six of the lifecycle, the feedback and its external
     sources where labels arrive apart from the source, and batch predictions where the spec declares them."""
     pipeline = PipelineContext(spec, spec_path)
-    assets = [
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
         build_raw_data(pipeline),
         build_validated_features(pipeline),
         build_trained_model(pipeline),

@@ -8,12 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import dagster as dg
 
-from mlops_assets.naming import asset_keys
+from mlops_assets.naming import FEATURE_VIEWS, asset_keys
 from mlops_assets.spec import PipelineSpec
+from mlops_assets.spec.feature_view import FeatureView
+
+if TYPE_CHECKING:
+    from mlops_assets.contracts import ScoringModel
+    from mlops_assets.model.pipeline_model import PipelineModel
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,17 @@ class PipelineContext:
         tags = step_op_tags(self.spec)
         return {"op_tags": tags} if tags else {}
 
+    @cached_property
+    def views(self) -> dict[str, FeatureView]:
+        """The feature views the spec references, from the ``feature_views`` folder beside it (checked when the
+        spec was loaded)."""
+        if not self.spec.features.views:
+            return {}
+        from mlops_assets.spec.feature_view import read_feature_views
+
+        views = {view.name: view for view, _ in read_feature_views(self.base_dir / FEATURE_VIEWS)[0]}
+        return {ref.view: views[ref.view] for ref in self.spec.features.views}
+
     @property
     def has_feedback(self) -> bool:
         """Labels arrive apart from the source: logged rows joined with them become training data."""
@@ -63,8 +79,15 @@ def signature_once(fn: F) -> F:
     """``fn`` with its signature computed once and kept: ``@dg.asset`` reads an asset function's signature over
     a dozen times while it builds the asset, on every load of the code location, and ``inspect.signature``
     returns a function's ``__signature__`` when it has one."""
-    fn.__signature__ = inspect.signature(fn)
+    fn.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]  # a function takes any attribute
     return fn
+
+
+def pipeline_model(model: ScoringModel) -> PipelineModel:
+    """``model`` (what ``ModelRegistry.load`` returns) as the ``PipelineModel`` it is, for the domain functions
+    that take one: the core names the class by its shape alone (``contracts.ScoringModel``). No check at run
+    time: a test's registry may hand back a stand-in."""
+    return cast("PipelineModel", model)
 
 
 def markdown_image(png: bytes, alt: str) -> str:

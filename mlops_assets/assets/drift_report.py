@@ -13,17 +13,17 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext, markdown_image, signature_once
+from mlops_assets.assets.context import PipelineContext, markdown_image, pipeline_model, signature_once
 from mlops_assets.assets.display import setting, shown
 from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
 from mlops_assets.data.locations import drift_report_key
 from mlops_assets.naming import WINDOW_END_TAG, AlertEvent, DriftStatus
-from mlops_assets.records import EndpointState
+from mlops_assets.records import DriftReportMetadata, EndpointState
 
 if TYPE_CHECKING:
     from mlops_assets.spec import PipelineSpec
@@ -65,10 +65,11 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
 
         from mlops_assets.data.snapshot import read_labels
         from mlops_assets.monitoring.estimation import NotEstimable
-        from mlops_assets.monitoring.report import build_drift_report, estimated_metadata, served_calibrator
+        from mlops_assets.monitoring.performance import estimated_metadata, served_calibrator
+        from mlops_assets.monitoring.report import build_drift_report
 
         labels = read_labels(spec, pipeline.base_dir) if spec.monitoring.performance is not None else pd.DataFrame()
-        model = registry.load(spec.name, deployed_endpoint.model_version)
+        model = pipeline_model(registry.load(spec.name, deployed_endpoint.model_version))
         estimating = spec.monitoring.performance is not None and spec.monitoring.performance.estimated
         version = registry.get(spec.name, deployed_endpoint.model_version) if estimating else None
         training_set = version.tags.get("training_set") if version else None
@@ -94,25 +95,28 @@ def build_drift_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         store.write_bytes(f"{report_key}.json", json.dumps(as_json, indent=2, default=str).encode())
         store.write_bytes(f"{report_key}.md", (markdown + stored_plots_markdown(report_key, plots)).encode())
         if status in (DriftStatus.drifted, DriftStatus.waiting_for_labels):  # a known drift was announced before
-            from mlops_assets.monitoring.alerts import asset_link, send_alerts
+            from mlops_assets.alerts.delivery import asset_link, send_alerts
 
             message = f"{status} in {outcome.window.end or 'the newest window'}: {outcome.drifted_features}"
             send_alerts(spec, AlertEvent.drift, f"{message}; {verdict}", asset_link(*key.path), context.log)
+        report = DriftReportMetadata(
+            drift_report_id=context.run_id,
+            status=str(status),
+            verdict=verdict or str(status),
+            model_version=deployed_endpoint.model_version,
+            window_rows=outcome.window.table.num_rows,
+            window_end=outcome.window.end or "none",
+            drift_reference=deployed_endpoint.reference_key,
+            adaptation_window=adaptation.get("window"),
+        )
         yield dg.Output(
             as_json,
             metadata=shown(
                 {
-                    "drift_report_id": context.run_id,
-                    "status": str(status),
-                    "verdict": verdict or str(status),
-                    "model_version": deployed_endpoint.model_version,
-                    "window_rows": outcome.window.table.num_rows,
-                    "window_end": outcome.window.end or "none",
-                    "drift_reference": deployed_endpoint.reference_key,
+                    **report.to_metadata(),
                     **counts.metadata,
                     "skipped_log_files": len(outcome.window.skipped),
                     "drifted_features": dg.MetadataValue.json(outcome.drifted_features),
-                    **({"adaptation_window": adaptation["window"]} if "window" in adaptation else {}),
                     "report": dg.MetadataValue.md(markdown),
                     "json": dg.MetadataValue.path(store.uri(f"{report_key}.json")),
                     **plots_metadata(plots, outcome.drifted_features, store.uri(report_key)),
@@ -174,9 +178,10 @@ def drift_verdict(spec: "PipelineSpec", store: ArtifactStore, outcome, endpoint:
     champion's retraining already failed to answer is known; otherwise importance weights are planned toward
     the window (``adaptation`` names it), or the verdict says why only labels can answer it."""
     from mlops_assets.monitoring.drift_memory import acknowledged, plan_adaptation
-    from mlops_assets.monitoring.report import PREDICTION
+    from mlops_assets.monitoring.log_window import PREDICTION
 
-    status, verdict, adaptation = DriftStatus(outcome.status), "", {}
+    status, verdict = DriftStatus(outcome.status), ""
+    adaptation: dict[str, Any] = {}
     if not outcome.drifted_features:
         return status, verdict, adaptation
     inputs = [f for f in outcome.drifted_features if f != PREDICTION]
@@ -218,7 +223,7 @@ def feature_plots(outcome, model, version: str) -> list[DriftPlot]:
     window (``monitoring.drift.plots``). The prediction's reference is the served model's answers on a seeded
     sample of the reference rows; the window's, those of the served version, as the report compared them."""
     from mlops_assets.monitoring.drift.plots import MAX_DRIFT_PLOTS, drift_plots
-    from mlops_assets.monitoring.report import PREDICTION, served_predictions
+    from mlops_assets.monitoring.log_window import PREDICTION, served_predictions
 
     features = outcome.as_json.get("features", [])
     kinds = {f["feature"]: f["kind"] for f in features if f["drifted"] and f["kind"] != "missing"}
@@ -281,22 +286,25 @@ class _RequestCounts:
 def _request_counts(context, deployer: EndpointDeployer, name: str, report_key: dg.AssetKey) -> _RequestCounts:
     """Requests the endpoint accepted and rejected since the previous drift report (its counters are read
     over the admin route; the previous reading is that report's metadata)."""
-    from mlops_assets.monitoring.report import requests_since
+    from mlops_assets.monitoring.served_figures import requests_since
 
     try:
         status = deployer.rollout_status(name)
-        now = status["requests"]
     except Exception as exc:  # an endpoint that does not answer: the report goes on, and says so
         context.log.warning(f"could not read the endpoint's request counts: {exc}")
         return _RequestCounts(0.0, {"requests_counted": False})
+    now = status.requests
+    if now is None:  # an endpoint whose status counts no requests
+        context.log.warning("could not read the endpoint's request counts: its status has none")
+        return _RequestCounts(0.0, {"requests_counted": False})
     event = context.instance.get_latest_materialization_event(report_key)
     before = event.asset_materialization.metadata.get("endpoint_requests") if event else None
-    accepted, rejected = requests_since(now, getattr(before, "value", None))
+    accepted, rejected = requests_since(now, getattr(before, "value", None)) or (0, 0)  # `now` was read
     metadata = {
         "endpoint_requests": dg.MetadataValue.json(now),
         "accepted_requests": accepted,
         "rejected_requests": rejected,
         "last_rejection": now.get("last_rejection") or "none",
-        "inference_log": dg.MetadataValue.json(status.get("log", {})),  # rows written, dead-lettered, dropped
+        "inference_log": dg.MetadataValue.json(status.log),  # type: ignore[arg-type]  # null: no log kept
     }
     return _RequestCounts(rejected / max(accepted + rejected, 1), metadata)

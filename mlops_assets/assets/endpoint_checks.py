@@ -10,15 +10,19 @@ to which version: the sensor acts on that.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext, markdown_list, signature_once
+from mlops_assets.assets.context import PipelineContext, markdown_list, pipeline_model, signature_once
 from mlops_assets.assets.display import setting, shown
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import log_prefix
 from mlops_assets.monitoring.slo import objectives
 from mlops_assets.naming import CHAMPION, AlertEvent, EndpointCheck
+
+if TYPE_CHECKING:
+    from mlops_assets.feature_views.training import JoinedView
 
 DESCRIPTIONS = {
     EndpointCheck.latency_slo: "p99 scoring latency over the SLO window within monitoring.slo.latency_p99_ms",
@@ -43,6 +47,7 @@ def build_endpoint_checks(pipeline: PipelineContext) -> list[dg.AssetChecksDefin
 def build_slo_checks(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
     spec, key = pipeline.spec, pipeline.keys["deployed_endpoint"]
     slo = spec.monitoring.slo
+    assert slo is not None  # built only for a spec that sets monitoring.slo (build_endpoint_checks)
 
     @dg.multi_asset_check(
         name=f"{spec.name}__slo",
@@ -52,7 +57,7 @@ def build_slo_checks(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
     )
     @signature_once
     def slo_checks(context: dg.AssetCheckExecutionContext, store: ArtifactStore, registry: ModelRegistry):
-        from mlops_assets.monitoring.alerts import asset_link, send_alerts
+        from mlops_assets.alerts.delivery import asset_link, send_alerts
         from mlops_assets.monitoring.slo import judge_slo, rollback_decision
         from mlops_assets.serving.telemetry import stored_snapshots, summarise
 
@@ -100,7 +105,7 @@ def build_slo_checks(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
 def champion_history(store: ArtifactStore, pipeline: str, champion: str | None) -> tuple[str | None, str | None]:
     """When ``champion`` was last made champion (ISO time, from the alias history) and the version a rollback
     would return to; ``None`` for what the history cannot say."""
-    from mlops_assets.rollout.alias_history import RollbackError, read_alias_moves, rollback_target
+    from mlops_assets.governance.alias_history import RollbackError, read_alias_moves, rollback_target
 
     if champion is None:
         return None, None
@@ -120,7 +125,7 @@ def build_schema_break_check(pipeline: PipelineContext) -> dg.AssetChecksDefinit
     @dg.asset_check(asset=key, name=check.value, description=DESCRIPTIONS[check], **pipeline.op_tags)
     @signature_once
     def schema_break_check(context: dg.AssetCheckExecutionContext, store: ArtifactStore):
-        from mlops_assets.monitoring.alerts import asset_link, send_alerts
+        from mlops_assets.alerts.delivery import asset_link, send_alerts
         from mlops_assets.monitoring.schema_break import judge_schema_break
         from mlops_assets.serving.telemetry import stored_snapshots, summarise
 
@@ -168,15 +173,22 @@ def build_skew_check(pipeline: PipelineContext) -> dg.AssetChecksDefinition:
     )
     @signature_once
     def skew_check(context: dg.AssetCheckExecutionContext, store: ArtifactStore, registry: ModelRegistry):
-        from mlops_assets.monitoring.alerts import asset_link, send_alerts
-        from mlops_assets.monitoring.report import newest_window
+        from mlops_assets.alerts.delivery import asset_link, send_alerts
+        from mlops_assets.monitoring.log_window import newest_window
         from mlops_assets.monitoring.skew import judge_skew, newest_sampled
 
         # the newest sampled rows are among the newest rows * sample_every logged ones: the read stays bounded
         window = newest_window(store, log_prefix(spec.name), skew.rows * skew.sample_every)
         sample = newest_sampled(window.table, skew.rows)
         versions = set(sample.column("model_version").to_pylist()) if sample.num_rows else set()
-        verdict = judge_skew(spec, sample, {v: registry.load(spec.name, v) for v in versions}, skew.tolerance)
+        # the looked-up view features, against the views' newest offline snapshots at the logged time
+        views: tuple[JoinedView, ...] = ()
+        if spec.features.views and sample.num_rows:
+            from mlops_assets.feature_views.training import read_view_join
+
+            views = read_view_join(store, spec.features.views, pipeline.views).views
+        models = {v: pipeline_model(registry.load(spec.name, v)) for v in versions}
+        verdict = judge_skew(spec, sample, models, skew.tolerance, views)
         mismatches = [str(m) for m in verdict.mismatches]
         if mismatches:
             message = f"{verdict.message}: {'; '.join(mismatches)}"

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, signature_once
+from mlops_assets.assets.context import PipelineContext, markdown_image, markdown_list, pipeline_model, signature_once
 from mlops_assets.assets.display import setting, shown
 from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, ModelRegistry
 from mlops_assets.data.locations import EVALUATION_FOLDER, HOLDOUT_INPUTS
+from mlops_assets.governance.audit import append_event
 from mlops_assets.naming import CHALLENGER, CHAMPION, RETRAIN_TAG, AlertEvent, StorePrefix, TrailEvent, store_key
 from mlops_assets.records import EvaluationReport, TrainedModel
-from mlops_assets.rollout.audit import append_event
 
 if TYPE_CHECKING:
     from mlops_assets.spec import PipelineSpec
@@ -64,11 +64,11 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         recent = (
             store.read_table(features.recent_holdout_key).to_pandas() if features.recent_holdout_key else holdout[:0]
         )
-        challenger = registry.load(spec.name, trained_model.version)
+        challenger = pipeline_model(registry.load(spec.name, trained_model.version))
         champion = registry.by_alias(spec.name, CHAMPION)
         if champion is not None and champion.version == trained_model.version:
             champion = None
-        champion_model = registry.load(spec.name, champion.version) if champion else None
+        champion_model = pipeline_model(registry.load(spec.name, champion.version)) if champion else None
         automatic = context.run.tags.get(RETRAIN_TAG) == "true"  # a sensor's retraining, not a person's run
         judgement = judge(
             spec, challenger, champion_model, holdout, recent, champion.version if champion else None, automatic
@@ -113,7 +113,7 @@ def build_evaluation_report(pipeline: PipelineContext) -> dg.AssetsDefinition:
         append_event(store, spec.name, TrailEvent.gate, gate_event)
         context.log.info("gate " + ("passed" if gate.passed else "FAILED") + ": " + "; ".join(gate.reasons))
         if not gate.passed:
-            from mlops_assets.monitoring.alerts import asset_link, send_alerts
+            from mlops_assets.alerts.delivery import asset_link, send_alerts
 
             kept = f"champion v{champion.version} kept" if champion else "no champion"
             message = f"v{trained_model.version} not promoted, {kept}: " + "; ".join(gate.reasons)

@@ -127,7 +127,7 @@ def _read_log(store: ArtifactStore, spec: "PipelineSpec"):
     if not tables:  # typed as the log's columns, so "nothing served yet" always hashes alike
         from mlops_assets.serving.inference_log import log_schema
 
-        dtypes = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
+        dtypes: dict[str, str] = {c: spec.schema_.columns[c].dtype for c in spec.input_columns}
         tables = [log_schema(dtypes, spec.task, spec.id_column).empty_table().select(columns)]
     return pa.concat_tables(tables, promote_options="permissive").to_pandas(), skipped
 

@@ -33,6 +33,7 @@ def model_kind(spec: PipelineSpec) -> str:
     for ``sklearn.*``; another allowed package, such as xgboost, by its own name)."""
     if spec.model.torch is not None:
         return Kind.pytorch
+    assert spec.model.estimator is not None  # the spec sets exactly one of estimator and torch
     package = spec.model.estimator.split(".", 1)[0]
     return Kind.scikit_learn if package == "sklearn" else package
 

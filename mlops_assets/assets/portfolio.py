@@ -1,5 +1,5 @@
-"""``portfolio``: every pipeline of the code location in one report (gathered by ``monitoring.portfolio``,
-rendered by ``monitoring.portfolio_report``), written to the artifact store as Markdown and HTML and shown in the
+"""``portfolio``: every pipeline of the code location in one report (gathered by ``portfolio.gather``,
+rendered by ``portfolio.render``), written to the artifact store as Markdown and HTML and shown in the
 Dagster UI.
 
 One per code location, under no pipeline's prefix. It reads the pipelines' state through the contracts and the
@@ -8,15 +8,15 @@ runs a pipeline. ``sensors.portfolio`` materializes it on a schedule and wheneve
 """
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 
 from mlops_assets.assets.kinds import Kind
 from mlops_assets.contracts import ArtifactStore, EndpointDeployer, ModelRegistry
-from mlops_assets.monitoring.portfolio import Check, gather, shown_checks
-from mlops_assets.monitoring.portfolio_report import attention, render_html, render_markdown
 from mlops_assets.naming import PORTFOLIO, PORTFOLIO_HTML, PORTFOLIO_MARKDOWN, asset_keys
+from mlops_assets.portfolio.gather import Check, gather, shown_checks
+from mlops_assets.portfolio.render import attention, render_html, render_markdown
 from mlops_assets.spec import PipelineSpec
 
 PORTFOLIO_KEY = dg.AssetKey(PORTFOLIO)
@@ -58,7 +58,7 @@ def build_portfolio(specs: Sequence[PipelineSpec]) -> dg.AssetsDefinition:
     return portfolio
 
 
-def latest_slo_checks(instance: dg.DagsterInstance, specs: Sequence[PipelineSpec]) -> dict[str, Mapping[str, Check]]:
+def latest_slo_checks(instance: dg.DagsterInstance, specs: Sequence[PipelineSpec]) -> dict[str, dict[str, Check]]:
     """Each pipeline's endpoint checks the portfolio shows (its SLO checks and schema_break) on
     ``deployed_endpoint`` by name, as last completed (one query for all); a check that never completed is absent."""
     keys = {
@@ -74,6 +74,7 @@ def latest_slo_checks(instance: dg.DagsterInstance, specs: Sequence[PipelineSpec
         record = summaries[key].last_completed_check_execution_record if key in summaries else None
         if record is not None:
             at = dt.datetime.fromtimestamp(record.create_timestamp, dt.UTC)
-            passed = record.evaluation.passed  # a completed record holds its dg.AssetCheckEvaluation
+            assert record.evaluation is not None  # a completed record holds its dg.AssetCheckEvaluation
+            passed = record.evaluation.passed
             found.setdefault(pipeline, {})[check] = Check(check, passed, at)
     return found

@@ -17,11 +17,19 @@ from mlops_assets.assets.context import PipelineContext, signature_once
 from mlops_assets.assets.display import shown
 from mlops_assets.assets.kinds import Kind, model_kind
 from mlops_assets.contracts import ArtifactStore, ModelRegistry, Trainer
+from mlops_assets.governance.alias_history import TRAIN, AliasMove, record_alias_move
+from mlops_assets.governance.audit import append_event
 from mlops_assets.model.provenance import code_version
-from mlops_assets.naming import CHALLENGER, RETRAIN_TAG, TRIGGER_TAG, StorePrefix, TrailEvent, store_key
+from mlops_assets.naming import (
+    CHALLENGER,
+    FEATURE_VIEW_TAG,
+    RETRAIN_TAG,
+    TRIGGER_TAG,
+    StorePrefix,
+    TrailEvent,
+    store_key,
+)
 from mlops_assets.records import FeatureSet, TrainedModel, TrainingRequest
-from mlops_assets.rollout.alias_history import TRAIN, AliasMove, record_alias_move
-from mlops_assets.rollout.audit import append_event
 
 if TYPE_CHECKING:
     from mlops_assets.spec import PipelineSpec
@@ -89,7 +97,9 @@ def build_trained_model(pipeline: PipelineContext) -> dg.AssetsDefinition:
             except Exception as exc:
                 context.log.warning(f"training failed, and its MLflow runs could not be ended: {exc!r}")
             raise
-        move = AliasMove(CHALLENGER, result.version, challenger and challenger.version, TRAIN, trigger, context.run_id)
+        move = AliasMove(
+            CHALLENGER, result.version, challenger.version if challenger else None, TRAIN, trigger, context.run_id
+        )
         registration = {"model_version": result.version, "mlflow_run_id": result.run_id, **tags}
         append_event(store, spec.name, TrailEvent.registration, registration)
         record_alias_move(store, spec.name, move)
@@ -128,6 +138,7 @@ def version_tags(features: FeatureSet) -> dict[str, str]:
         "concept_change": json.dumps(features.concept_change) if features.concept_change else "none",
         "training_set": features.train_key,
         "training_rows_by_origin": json.dumps(features.rows_by_origin),
+        **{f"{FEATURE_VIEW_TAG}{view}": digest for view, digest in features.views.items()},
     }
 
 

@@ -37,13 +37,13 @@ from threadpoolctl import threadpool_limits
 
 from mlops_assets import __version__
 from mlops_assets.naming import CHALLENGER, Strategy
-from mlops_assets.rollout.routing import rollout_from_json
 from mlops_assets.serving.body import BODY_WHOLE, BodyReader, IncompleteBody
 from mlops_assets.serving.http import HttpError, authorize, header, respond, respond_error
 from mlops_assets.serving.inference_log import InferenceLogWriter
 from mlops_assets.serving.invocations import Invocation, Invocations, kept_score
 from mlops_assets.serving.loading import FAST_PATH_MAX_ROWS, LoadedModel, ModelLoader
 from mlops_assets.serving.payload import coerce_columns
+from mlops_assets.serving.routing import rollout_from_json
 from mlops_assets.serving.settings import EndpointSettings
 from mlops_assets.serving.state import ServingState
 from mlops_assets.serving.telemetry import CONTENT_TYPE, Telemetry
@@ -143,6 +143,7 @@ class ScoringApp:
         if scored.error is not None:
             await respond_error(send, scored.status, scored.error)
             return
+        assert scored.version is not None  # a scored request names the version that answered
         await respond(send, 200, scored.body, [(b"x-model-version", scored.version.encode())])
         try:  # after the response: no request waits on the log, and no failure here reaches a client
             self._log(scored, state)
@@ -151,6 +152,7 @@ class ScoringApp:
 
     def _log(self, scored: Invocation, state: ServingState) -> None:
         """Queue a scored request for the inference log, and score a shadow rollout's copy for the shadow log."""
+        assert scored.columns is not None and scored.version is not None and scored.prediction is not None
         if self.inference_log is not None:
             score = kept_score(scored.prediction)
             self.inference_log.append(
@@ -229,6 +231,7 @@ class ScoringApp:
             await asyncio.to_thread(self._write_snapshot, snapshot)
 
     def _write_snapshot(self, snapshot: dict | None = None) -> None:
+        assert self.inference_log is not None  # snapshots are written beside the inference log alone
         directory = self.inference_log.directory
         try:  # a snapshot that cannot be written is missed, and the endpoint serves on
             self.telemetry.write_snapshot(directory, snapshot or self.telemetry.snapshot())
@@ -236,8 +239,11 @@ class ScoringApp:
             log.exception("could not write a telemetry snapshot to %s", directory)
 
     async def _reload(self, scope: dict, receive: Callable, send: Callable) -> None:
-        """Serve the registry's champion alone (a running rollout ends)."""
+        """Serve the registry's champion alone (a running rollout ends), and the feature views' newest online
+        tables."""
         self._authorize(scope)
+        if self.settings.feature_views is not None and self.settings.feature_views.store is not None:
+            await asyncio.to_thread(self.settings.feature_views.refresh)
         try:
             loaded = await self.load()
         except Exception as exc:

@@ -47,6 +47,7 @@ class BodyReader:
             raise HttpError(413, f"request body of {int(declared)} bytes is over the limit of {limit} bytes")
         chunks, size = [], 0
         task = asyncio.current_task()
+        assert task is not None  # a coroutine asyncio runs is in a task
         self.deadlines.set(task, asyncio.get_running_loop())
         try:
             while True:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -34,30 +35,31 @@ _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: 
 
 Count = Callable[[str, int | None, float], None]  # (path, status, seconds): ``Telemetry.request``
 Incomplete = Callable[[str, str, int | None], None]  # (path, part, status): ``Telemetry.incomplete``
+K = TypeVar("K", bound=Hashable)
 
 
-class Deadlines:
+class Deadlines(Generic[K]):
     """Keys that must be cleared within ``seconds`` of being set; ``expire(key)`` is called for those that
     are not, on the event loop that set them."""
 
-    def __init__(self, seconds: float, expire: Callable[[Hashable], None]):
+    def __init__(self, seconds: float, expire: Callable[[K], None]):
         self.seconds = seconds
         self._expire = expire
         self._resolution = min(max(seconds / 4, 0.01), 1.0)
-        self._due: dict[Hashable, float] = {}
+        self._due: dict[K, float] = {}
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._sweep_loop: asyncio.AbstractEventLoop | None = None  # a stopped server's loop never sweeps again
 
-    def set(self, key: Hashable, loop: asyncio.AbstractEventLoop) -> None:
+    def set(self, key: K, loop: asyncio.AbstractEventLoop) -> None:
         self._due[key] = loop.time() + self.seconds
         if self._sweep_handle is None or self._sweep_loop is not loop:
             self._sweep_loop = loop
             self._sweep_handle = loop.call_later(self._resolution, self._sweep, loop)
 
-    def clear(self, key: Hashable) -> None:
+    def clear(self, key: K) -> None:
         self._due.pop(key, None)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: object) -> bool:
         return key in self._due
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -77,8 +79,8 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
     request answered before its body arrived must send the rest within ``body_deadlines.seconds``, or it is
     closed. The answers it gives itself go to ``count``, a late head's to ``incomplete``."""
 
-    head_deadlines: Deadlines  # one pair per server: with_read_deadlines makes the class
-    body_deadlines: Deadlines
+    head_deadlines: Deadlines[ReadDeadlineProtocol]  # one pair per server: with_read_deadlines makes the class
+    body_deadlines: Deadlines[ReadDeadlineProtocol]
     count: Count
     incomplete: Incomplete
     _head_began: float  # loop time the head deadline runs from

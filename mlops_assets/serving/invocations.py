@@ -11,6 +11,8 @@ naming the row, column and rule; ``"flag"`` scores the row (a value of the wrong
 marks it in the log's ``invalid`` column. Columns the model does not take are ignored, as MLflow ignores them,
 and counted in ``/admin/status``. For one scoring request in ``skew_sample_every`` the inference log keeps the
 features the served model computed (inference_log.py, ``FEATURES``), for the training/serving skew check.
+With ``feature_views`` the features of the spec's views are looked up by the request's entity keys first
+(view_lookup.py): a missing or stale entity breaks its row as a broken rule does.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import orjson
 from mlops_assets.errors import PayloadError
 from mlops_assets.model.pipeline_model import Prediction
 from mlops_assets.naming import CHALLENGER, CHAMPION, OnInvalid, Strategy
-from mlops_assets.rollout.routing import ArmStats, choose_arm
 from mlops_assets.serving.inference_log import OneIn
 from mlops_assets.serving.loading import LoadedModel
 from mlops_assets.serving.payload import coerce_columns, parse_payload
+from mlops_assets.serving.routing import ArmStats, choose_arm
 from mlops_assets.serving.row_checks import RowChecks, RowReport, SchemaRejection, rejection_causes
 from mlops_assets.serving.settings import EndpointSettings
 from mlops_assets.serving.state import RequestCounts, ServingState
@@ -72,6 +74,7 @@ class Invocations:
         self.requests = RequestCounts()  # since the endpoint started: the rejections the log never sees
         self.skew_sample = OneIn(settings.skew_sample_every)  # the scoring requests whose features are logged
         self.telemetry = telemetry
+        self.views = settings.feature_views  # adds the view features a request's entity keys look up
 
     def score(self, body: bytes, content_type: str | None, state: ServingState) -> Invocation:
         """Parse ``body``, check its rows, route it to an arm of ``state``'s rollout and score it: 200 with the
@@ -91,6 +94,7 @@ class Invocations:
             self.requests.invalid_rows += report.invalid_rows
             invalid = report.reasons
         current, rollout, challenger = state.current, state.rollout, state.challenger
+        assert current is not None  # the transport answered 503 otherwise
         if not parsed.keys() <= self.known_columns:
             self.requests.ignored(parsed.keys() - self.known_columns - {rollout.sticky_key if rollout else None})
         arm = CHAMPION
@@ -120,7 +124,10 @@ class Invocations:
         """The request's columns as sent, typed for the model (with the row id), the row count, and the rows
         that break the schema (``None``: none do); raise ``PayloadError`` for a request that cannot be scored."""
         parsed = parse_payload(body, content_type)
+        looked_up = self.views.add(parsed) if self.views is not None else None  # a row without a valid value: broken
         columns, n_rows, numeric, type_violations = coerce_columns(parsed, self.input_dtypes)
+        if looked_up:
+            type_violations = [*type_violations, *looked_up]
         if self.id_column is not None:
             ids = parsed.get(self.id_column)
             columns[self.id_column] = [None] * n_rows if ids is None else [None if v is None else str(v) for v in ids]
@@ -141,6 +148,7 @@ class Invocations:
         the challenger's prediction, never returned to the client (``None`` when it failed). Regression
         answers count as different beyond floating-point noise."""
         challenger, n_rows = scored.shadow, scored.n_rows
+        assert challenger is not None and scored.columns is not None and scored.prediction is not None  # scored
         stats.requests += 1
         stats.rows += n_rows
         try:

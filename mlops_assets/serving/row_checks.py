@@ -223,7 +223,7 @@ class RowChecks:
         if values is None:
             return []
         distinct = set(values)
-        bad = set()
+        bad: set[Any] = set()
         if None in distinct:
             distinct.discard(None)
             if not self.strings[name].nullable:

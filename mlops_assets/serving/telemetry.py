@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from mlops_assets.serving.inference_log import SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX
 
 if TYPE_CHECKING:  # the endpoint never imports Dagster, which the contracts need
     from mlops_assets.contracts import ArtifactStore
+    from mlops_assets.serving.worker_metrics import SnapshotView
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4.encode()  # "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -65,6 +66,7 @@ class Telemetry:
         self.routes = frozenset(routes)
         self.sources = sources
         self.started = time.time()
+        self.segment: str | None = None  # a worker's name (``w0``...): in its snapshots' names, as in its log's
         self.requests: dict[tuple[str, str], int] = {}  # (route, status) -> requests answered
         self.bucket_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: over the largest bound
         self.latency_sum = 0.0
@@ -73,7 +75,7 @@ class Telemetry:
         self.rejections: dict[tuple[str, str], list] = {}  # (column, rule) -> [requests, an example value]
         self.incomplete_requests: dict[tuple[str, str, str], int] = {}  # (route, part, status) -> requests
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(self))
+        self.registry.register(Collector(self))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
 
@@ -96,7 +98,7 @@ class Telemetry:
         key = (model_version, arm)
         self.rows_scored[key] = self.rows_scored.get(key, 0) + rows
 
-    def rejected(self, causes: Sequence[Sequence[str | None]]) -> None:
+    def rejected(self, causes: Iterable[tuple[str, str, str | None]]) -> None:
         """A scoring request rejected for ``causes``, each ``(column, rule, example)`` (``row_checks.Cause``):
         counted once under each distinct (column, rule), which keeps its newest example."""
         self.rejected_requests += 1
@@ -139,7 +141,8 @@ class Telemetry:
     def write_snapshot(self, directory: Path, snapshot: dict[str, Any]) -> Path:
         """``snapshot`` as ``telemetry-<time>-<pid>.json`` in ``directory``, whole or not at all, readable by its
         owner alone as the log beside it."""
-        path = Path(directory) / f"{SNAPSHOT_PREFIX}{time.time_ns():020d}-{os.getpid()}{SNAPSHOT_SUFFIX}"
+        process = f"{os.getpid()}-{self.segment}" if self.segment else str(os.getpid())
+        path = Path(directory) / f"{SNAPSHOT_PREFIX}{time.time_ns():020d}-{process}{SNAPSHOT_SUFFIX}"
         partial = path.with_name(f".{path.name}.partial")
         with open_private(partial) as file:
             file.write(orjson.dumps(snapshot))
@@ -152,10 +155,11 @@ def _log_figures(status: dict[str, Any]) -> dict[str, int]:
     return {key: status[key] for key in keys if key in status}
 
 
-class _Collector:
-    """The figures as Prometheus metric families, made when ``/metrics`` is read."""
+class Collector:
+    """The figures as Prometheus metric families, made when ``/metrics`` is read; ``telemetry`` may be any object
+    with ``Telemetry``'s counters and ``sources`` (worker_metrics.py gives one summed over an endpoint's workers)."""
 
-    def __init__(self, telemetry: Telemetry):
+    def __init__(self, telemetry: Telemetry | SnapshotView):
         self.telemetry = telemetry
 
     def collect(self):
@@ -224,7 +228,7 @@ def _served(served: dict[str, Any]):
 
 def _logs(logs: dict[str, dict[str, Any]]):
     """The inference and shadow logs' figures, by log."""
-    families = {
+    families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
         "pending_rows": GaugeMetricFamily("mlops_log_pending_rows", "Rows queued for the log", labels=["log"]),
         "rows_written": CounterMetricFamily("mlops_log_rows_written", "Rows written to the log", labels=["log"]),
         "dead_lettered_rows": CounterMetricFamily(
@@ -285,8 +289,8 @@ def summarise(snapshots: Iterable[dict[str, Any]], start: float, end: float) -> 
             counted[0] += n - earlier.get(key, (0, None))[0]
             counted[1] = example or counted[1]
         for figures in last["logs"].values():
-            for key in ("pending_rows", "dead_lettered_rows", "dropped_rows"):
-                logs[key] = logs.get(key, 0) + figures.get(key, 0)
+            for figure in ("pending_rows", "dead_lettered_rows", "dropped_rows"):
+                logs[figure] = logs.get(figure, 0) + figures.get(figure, 0)
     total = sum(requests.values())
     errors = sum(n for status, n in requests.items() if status.isdigit() and int(status) >= 400)
     return {

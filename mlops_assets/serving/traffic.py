@@ -52,6 +52,7 @@ def send_rows(url: str, frame, batch: int = 1, token: str | None = None) -> int:
     data = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     target = urlsplit(url)
+    assert target.hostname is not None, f"no host in {url!r}"  # the endpoint's URL: http://host:port
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
     try:
         for start in range(0, len(data), batch):
