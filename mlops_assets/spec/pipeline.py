@@ -11,13 +11,12 @@ import json
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from mlops_assets.evaluation.fairness import CLASSIFICATION_LIMITS, REGRESSION_LIMITS
-from mlops_assets.evaluation.metrics import METRICS, default_metrics
-from mlops_assets.model.expressions import Expression
+from mlops_assets import grammar
 from mlops_assets.spec.base import SpecModel, Task
 from mlops_assets.spec.data import Features, Schema, Source, Split
 from mlops_assets.spec.operations import Alert, Batch, Deployment, Monitoring, Retraining
 from mlops_assets.spec.training import Evaluation, Model, Training
+from mlops_assets.spec.vocabulary import CLASSIFICATION_LIMITS, METRIC_TASKS, REGRESSION_LIMITS, default_metrics
 
 
 class PipelineSpec(SpecModel):
@@ -73,7 +72,7 @@ class PipelineSpec(SpecModel):
         known = set(columns) - self.non_features
         for name, source in self.features.derived.items():
             try:
-                missing = Expression.parse(source).columns - known
+                missing = grammar.parse(source)[1] - known
             except ValueError as exc:
                 raise field_error(("features", "derived", name), str(exc), source) from None
             if missing:
@@ -162,7 +161,8 @@ class PipelineSpec(SpecModel):
 
     @property
     def non_features(self) -> set[str]:
-        return {self.target, *([self.id_column] if self.id_column else []), *self.features.exclude}
+        keys = [c for ref in self.features.views for c in (ref.entity_column, ref.time_column) if c is not None]
+        return {self.target, *([self.id_column] if self.id_column else []), *self.features.exclude, *keys}
 
     @property
     def feature_columns(self) -> list[str]:
@@ -196,7 +196,10 @@ class PipelineSpec(SpecModel):
 
     @property
     def spec_hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        """What the spec declares, not what this code's defaults add to it: a field a later release adds at its
+        default leaves every older version's hash, so `reproduce` still recognises its spec. A default that
+        changes is a code change, which the version's git sha records."""
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True, exclude_defaults=True), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -210,4 +213,4 @@ def field_error(loc: tuple[str | int, ...], message: str, value: object) -> Vali
     return ValidationError.from_exception_data("PipelineSpec", [error])
 
 
-METRICS_BY_TASK = {task: [m for m, info in METRICS.items() if task in info.tasks] for task in Task.__args__}
+METRICS_BY_TASK = {task: [m for m, tasks in METRIC_TASKS.items() if task in tasks] for task in Task.__args__}

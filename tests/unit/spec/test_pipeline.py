@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from mlops_assets.errors import SpecError
-from mlops_assets.model.estimators import ALLOWED_MODULES_ENV
 from mlops_assets.spec import load_spec, load_specs
+from mlops_assets.spec.estimators import ALLOWED_MODULES_ENV
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -111,3 +111,19 @@ def test_spec_hash_changes_with_the_spec(pipelines):
     changed = load_spec(write_variant(pipelines, lambda raw: raw["model"]["params"].update(C=2.0)))
     assert original.spec_hash != changed.spec_hash
     assert original.spec_hash == load_spec(pipelines / "breast_cancer.yaml").spec_hash
+
+
+def test_a_field_added_at_its_default_leaves_the_spec_hash(pipelines):
+    """A release that adds a spec field must not change the hash of every spec trained before it, or
+    `reproduce` refuses all of them (the features.views and deployment.workers fields did, when the
+    hash covered the defaults)."""
+    original = load_spec(pipelines / "breast_cancer.yaml")
+
+    class Later(type(original)):
+        added_later: int = 0
+
+    later = Later.model_validate(original.model_dump(by_alias=True))
+    assert later.spec_hash == original.spec_hash
+    assert (
+        Later.model_validate({**original.model_dump(by_alias=True), "added_later": 1}).spec_hash != original.spec_hash
+    )
