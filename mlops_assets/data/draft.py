@@ -35,9 +35,9 @@ from mlops_assets.errors import DataError, SpecError
 from mlops_assets.spec.base import Task
 from mlops_assets.spec.data import Schema
 from mlops_assets.spec.data_roots import DATA_FILES
-from mlops_assets.spec.loading import _describe_all
 from mlops_assets.spec.operations import Monitoring
 from mlops_assets.spec.pipeline import PipelineSpec
+from mlops_assets.spec.problems import describe_all
 
 if TYPE_CHECKING:  # pandas is imported where a file is read: the code location imports the component's scaffolder
     import pandas as pd
@@ -196,7 +196,7 @@ def draft_file(
     except ValidationError as exc:
         if copy_into:
             placed.unlink()
-        raise SpecError(str(spec_file), _describe_all(exc.errors())) from None
+        raise SpecError(str(spec_file), describe_all(exc.errors(), PipelineSpec)) from None
     return draft
 
 

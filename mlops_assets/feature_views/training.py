@@ -30,6 +30,20 @@ class JoinedView:
     snapshot: pd.DataFrame
     content_hash: str
 
+    def as_of(self, examples: pd.DataFrame, features: list[str], entity: str, time: str) -> pd.DataFrame:
+        """``examples`` with ``features`` of this view as of each row's ``time`` for its ``entity`` key."""
+        view = self.view
+        return as_of_join(
+            examples,
+            self.snapshot,
+            entity=view.entity,
+            timestamp=view.timestamp,
+            ttl=view.ttl,
+            columns=features,
+            example_entity=entity,
+            example_timestamp=time,
+        )
+
 
 @dataclass(frozen=True)
 class ViewJoin:
@@ -61,16 +75,7 @@ def join_views(examples: pd.DataFrame, views: tuple[JoinedView, ...] | list[Join
                 f"the examples already carry {clash}, features of view {view.name!r}: drop them from the source, "
                 "the view supplies them"
             )
-        examples = as_of_join(
-            examples,
-            joined.snapshot,
-            entity=view.entity,
-            timestamp=view.timestamp,
-            ttl=view.ttl,
-            columns=features,
-            example_entity=keys[0],
-            example_timestamp=keys[1],
-        )
+        examples = joined.as_of(examples, features, *keys)
     return examples
 
 

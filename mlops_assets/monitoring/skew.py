@@ -182,7 +182,6 @@ def compare_views(
     offline snapshot at the row's logged time (what the training would have joined for that entity then): one
     mismatch per feature, named ``<view>.<feature>``, with the rows that differ beyond ``tolerance`` (a missing
     value against a present one included), and the largest difference."""
-    from mlops_assets.feature_views.point_in_time import as_of_join
     from mlops_assets.spec.feature_view import entity_column, referenced_features
 
     mismatches, largest = [], 0.0
@@ -193,16 +192,7 @@ def compare_views(
         if key not in rows.column_names or not features:
             continue
         examples = rows.select([key, "timestamp"]).to_pandas()
-        offline = as_of_join(
-            examples,
-            joined.snapshot,
-            entity=view.entity,
-            timestamp=view.timestamp,
-            ttl=view.ttl,
-            columns=features,
-            example_entity=key,
-            example_timestamp="timestamp",
-        )
+        offline = joined.as_of(examples, features, key, "timestamp")
         for feature in features:
             served = column_floats(rows, feature)
             expected = pd.to_numeric(pd.Series(offline[feature]), errors="coerce").to_numpy(float)

@@ -19,7 +19,7 @@ Dtype = Literal["float", "int", "str", "bool"]
 
 class SpecModel(BaseModel):
     """Base of every spec section: unknown keys are errors (``extra="forbid"``), reported together with
-    every other problem of the spec and with the allowed keys (see ``_describe_all``)."""
+    every other problem of the spec and with the allowed keys (see ``problems.describe_all``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -10,11 +10,9 @@ at once, each naming the file and the field, as ``spec.loading`` does for specs.
 from __future__ import annotations
 
 import re
-import types
-from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -23,6 +21,7 @@ from mlops_assets.errors import SpecError
 from mlops_assets.spec.base import SpecModel, existing_files
 from mlops_assets.spec.data import ViewReference
 from mlops_assets.spec.pipeline import field_error
+from mlops_assets.spec.problems import describe_all, one_per_name
 from mlops_assets.spec.safe_yaml import load_yaml
 
 if TYPE_CHECKING:
@@ -234,7 +233,7 @@ def load_feature_view(path: str | Path) -> FeatureView:
     try:
         return FeatureView.model_validate(raw, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise FeatureViewError(str(path), _describe_all(exc.errors())) from None
+        raise FeatureViewError(str(path), describe_all(exc.errors(), FeatureView)) from None
 
 
 def read_feature_views(folder: str | Path) -> tuple[list[tuple[FeatureView, Path]], list[FeatureViewError]]:
@@ -246,17 +245,10 @@ def read_feature_views(folder: str | Path) -> tuple[list[tuple[FeatureView, Path
             loaded.append((load_feature_view(path), path.resolve()))
         except FeatureViewError as exc:
             problems.append(exc)
-    files_by_name = defaultdict(list)
-    for view, path in loaded:
-        files_by_name[view.name].append(path.name)
-    views = []
-    for view, path in loaded:
-        others = [name for name in files_by_name[view.name] if name != path.name]
-        if others:
-            problems.append(FeatureViewError(str(path), [f"name: view {view.name!r} is also declared by {others}"]))
-        else:
-            views.append((view, path))
-    return views, problems
+    views, refused = one_per_name(
+        loaded, lambda view: view.name, lambda path, why: FeatureViewError(str(path), [f"name: view {why}"])
+    )
+    return views, [*problems, *refused]
 
 
 def load_feature_views(folder: str | Path) -> dict[str, FeatureView]:
@@ -273,41 +265,3 @@ def _short(window: timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _describe_all(errors: list[dict[str, Any]]) -> list[str]:
-    """One line per problem; unknown keys of one section share a line listing the allowed keys."""
-    lines, unknown = [], defaultdict(list)
-    for error in errors:
-        if error["type"] == "extra_forbidden":
-            unknown[tuple(error["loc"][:-1])].append(error["loc"][-1])
-            continue
-        message = "required field is missing" if error["type"] == "missing" else error["msg"]
-        lines.append(f"{_path(error['loc'])}: {message.removeprefix('Value error, ')}")
-    for loc, keys in unknown.items():
-        allowed = ", ".join(_allowed_keys(loc))
-        lines.append(f"{_path(loc)}: unknown field(s) {', '.join(map(repr, keys))}; allowed: {allowed}")
-    return lines
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    node: Any = FeatureView
-    for part in loc:
-        node = _unwrap_optional(node)
-        if isinstance(node, type) and issubclass(node, SpecModel):
-            node = node.model_fields[part].annotation if part in node.model_fields else None
-        elif get_origin(node) in (list, dict):
-            node = get_args(node)[-1]
-    node = _unwrap_optional(node)
-    return list(node.model_fields) if isinstance(node, type) and issubclass(node, SpecModel) else []
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    if get_origin(annotation) in (Union, types.UnionType) and len(args) == 1:
-        return args[0]
-    return annotation
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    return ".".join(map(str, loc)) or "(top level)"

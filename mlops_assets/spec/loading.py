@@ -3,16 +3,12 @@ the file and the field."""
 
 from __future__ import annotations
 
-import types
-from collections import defaultdict
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
 from mlops_assets.errors import SpecError
 from mlops_assets.naming import COMPONENT_TYPE, FEATURE_VIEWS
-from mlops_assets.spec.base import SpecModel
 from mlops_assets.spec.feature_view import (
     FeatureView,
     FeatureViewError,
@@ -21,6 +17,7 @@ from mlops_assets.spec.feature_view import (
     spec_view_problems,
 )
 from mlops_assets.spec.pipeline import PipelineSpec
+from mlops_assets.spec.problems import describe_all, one_per_name
 from mlops_assets.spec.safe_yaml import load_yaml
 
 
@@ -39,7 +36,7 @@ def load_spec(path: str | Path, views: dict[str, FeatureView] | None = None) -> 
     try:
         spec = PipelineSpec.model_validate(raw, context={"base_dir": path.parent})
     except ValidationError as exc:
-        raise SpecError(str(path), _describe_all(exc.errors())) from None
+        raise SpecError(str(path), describe_all(exc.errors(), PipelineSpec)) from None
     if spec.features.views:
         if views is None:
             try:
@@ -72,17 +69,10 @@ def read_specs(folder: str | Path) -> tuple[list[tuple[PipelineSpec, Path]], lis
             loaded.append((load_spec(path, views), path.resolve()))
         except SpecError as exc:
             problems.append(exc)
-    files_by_name = defaultdict(list)
-    for spec, path in loaded:
-        files_by_name[spec.name].append(path.name)
-    specs = []
-    for spec, path in loaded:
-        others = [name for name in files_by_name[spec.name] if name != path.name]
-        if others:
-            problems.append(SpecError(str(path), [f"name: pipeline {spec.name!r} is also declared by {others}"]))
-        else:
-            specs.append((spec, path))
-    return specs, problems
+    specs, refused = one_per_name(
+        loaded, lambda spec: spec.name, lambda path, why: SpecError(str(path), [f"name: pipeline {why}"])
+    )
+    return specs, [*problems, *refused]
 
 
 def load_specs(folder: str | Path) -> list[tuple[PipelineSpec, Path]]:
@@ -91,51 +81,3 @@ def load_specs(folder: str | Path) -> list[tuple[PipelineSpec, Path]]:
     if problems:
         raise SpecError(str(folder), [str(p) for p in problems])
     return specs
-
-
-def _describe_all(errors: list[dict[str, Any]]) -> list[str]:
-    """One line per problem; the unknown keys of one section share a line that lists the allowed keys."""
-    lines, unknown = [], defaultdict(list)
-    for error in errors:
-        if error["type"] == "extra_forbidden":
-            unknown[tuple(error["loc"][:-1])].append(error["loc"][-1])
-        else:
-            lines.append(_describe(error))
-    for loc, keys in unknown.items():
-        allowed = ", ".join(_allowed_keys(loc))
-        lines.append(f"{_path(loc)}: unknown field(s) {', '.join(map(repr, keys))}; allowed: {allowed}")
-    return lines
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """Keys of the spec section at ``loc``, found by walking the models' annotations from the top."""
-    node: Any = PipelineSpec
-    for part in loc:
-        node = _unwrap_optional(node)
-        if isinstance(node, type) and issubclass(node, SpecModel):
-            fields = {field.alias or name: field for name, field in node.model_fields.items()}
-            node = fields[part].annotation if part in fields else None
-        elif get_origin(node) in (list, dict):
-            node = get_args(node)[-1]  # ``part`` is an index or a key: on to the item's type
-    node = _unwrap_optional(node)
-    if isinstance(node, type) and issubclass(node, SpecModel):
-        return [field.alias or name for name, field in node.model_fields.items()]
-    return []
-
-
-def _unwrap_optional(annotation: Any) -> Any:
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    if get_origin(annotation) in (Union, types.UnionType) and len(args) == 1:
-        return args[0]
-    return annotation
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    return ".".join("schema" if part == "schema_" else str(part) for part in loc) or "(top level)"
-
-
-def _describe(error: dict[str, Any]) -> str:
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "missing":
-        message = "required field is missing"
-    return f"{_path(error['loc'])}: {message}"
