@@ -121,7 +121,7 @@ class _Scratch:
     """The matrices one batch is scored in, reused by the next of as many rows: allocating them anew for every
     batch cost more in page faults than the arithmetic done in them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.inputs: np.ndarray | None = None
         self.features: np.ndarray | None = None
 
