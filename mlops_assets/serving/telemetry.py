@@ -31,13 +31,13 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from mlops_assets.local.private import open_private
@@ -162,7 +162,7 @@ class Collector:
     def __init__(self, telemetry: Telemetry | SnapshotView):
         self.telemetry = telemetry
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         t = self.telemetry
         sources = t.sources()
         requests = CounterMetricFamily(
